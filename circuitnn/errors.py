@@ -1,0 +1,41 @@
+"""The exception tree of circuitnn.
+
+Every error the library raises on purpose derives from :class:`CircuitnnError`, so callers (and the
+CLI) can tell a user error from a bug.
+"""
+
+from __future__ import annotations
+
+
+class CircuitnnError(Exception):
+    """Base class of every error circuitnn raises on purpose."""
+
+
+class ConfigError(CircuitnnError, ValueError):
+    """A spec, option or argument is invalid; the message names the offending field."""
+
+
+class NetlistError(CircuitnnError):
+    """ngspice rejected a netlist; the message quotes ngspice's message and the line."""
+
+
+class SimulationError(CircuitnnError):
+    """A simulation could not be run or its output not read (crash, timeout, bad output)."""
+
+
+class ConvergenceError(SimulationError):
+    """ngspice ran but did not converge (DC sweep aborted, timestep too small, singular matrix)."""
+
+
+class SimulationTimeout(SimulationError):
+    """ngspice did not finish within the time limit and was stopped."""
+
+
+class StoreError(CircuitnnError):
+    """The HDF5 store is unreadable, corrupt, locked or cannot be written; names the file."""
+
+
+def log_tail(text: str, lines: int = 12) -> str:
+    """Return the last ``lines`` non-empty lines of a simulator log, indented for error messages."""
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return "\n".join("    " + line for line in kept[-lines:])

@@ -1,0 +1,74 @@
+"""A family: every simulated instance of one neuron under one Monte Carlo run (plain numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from circuitnn.simulate import FAILED, OK
+
+
+@dataclass
+class Family:
+    """Curves and measurements of ``n`` instances of one neuron on one input grid.
+
+    Shapes: ``grid`` (K,) V; ``curves`` (N×K) in ``output_unit``; ``nominal_curve`` (K,);
+    ``supply_current`` (N×S×K) A drawn from each supply; ``power`` (N×K) W static supply power;
+    ``parameters`` (N×P) SI units, columns ``parameter_names``; ``chip`` (N,) die index;
+    ``status`` (N,) 1 = ok, 2 = failed; ``reasons`` failure text per instance ("" when ok);
+    ``descriptors`` name → (N,). ``attrs`` holds the provenance (spec, netlist, versions, seed).
+    """
+
+    key: str
+    neuron: str
+    grid: np.ndarray
+    curves: np.ndarray
+    nominal_curve: np.ndarray
+    supply_current: np.ndarray
+    supplies: tuple[str, ...]
+    power: np.ndarray
+    parameter_names: tuple[str, ...]
+    parameters: np.ndarray
+    chip: np.ndarray
+    status: np.ndarray
+    reasons: list[str]
+    descriptors: dict[str, np.ndarray]
+    output_unit: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of instances (ok and failed)."""
+        return len(self.status)
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of instances that simulated successfully."""
+        return self.status == OK
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Indices of failed instances."""
+        return np.flatnonzero(self.status == FAILED)
+
+    def parameter(self, name: str) -> np.ndarray:
+        """One column of the parameter table."""
+        return self.parameters[:, self.parameter_names.index(name)]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean, standard deviation, min and max of each descriptor over the ok instances."""
+        table = {}
+        for name, values in self.descriptors.items():
+            good = values[self.ok & np.isfinite(values)]
+            if len(good) == 0:
+                table[name] = {"mean": np.nan, "std": np.nan, "min": np.nan, "max": np.nan}
+                continue
+            table[name] = {
+                "mean": float(np.mean(good)),
+                "std": float(np.std(good, ddof=1)) if len(good) > 1 else 0.0,
+                "min": float(np.min(good)),
+                "max": float(np.max(good)),
+            }
+        return table

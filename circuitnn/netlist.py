@@ -1,0 +1,115 @@
+"""Read neuron netlists: find a ``.subckt`` and its ports and parameters, follow includes.
+
+Pure text handling; nothing here runs ngspice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from circuitnn.errors import ConfigError, NetlistError
+from circuitnn.units import parse_spice
+
+_INCLUDE = re.compile(r"^\s*\.(include|inc|lib)\s+(\"[^\"]+\"|'[^']+'|\S+)(.*)$", re.IGNORECASE)
+_FORBIDDEN = re.compile(r"^\s*(\.control\b|\.endc\b|shell\b|\.exec\b)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Subcircuit:
+    """A ``.subckt`` found in a netlist: its name, port order and ``params:`` defaults."""
+
+    name: str
+    ports: tuple[str, ...]
+    defaults: dict[str, float]
+
+
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """Join SPICE ``+`` continuation lines; return ``(first line number, text)`` pairs (1-based)."""
+    joined: list[tuple[int, str]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        if line.lstrip().startswith("+") and joined:
+            start, previous = joined[-1]
+            joined[-1] = (start, previous + " " + line.lstrip()[1:])
+        else:
+            joined.append((number, line))
+    return joined
+
+
+def find_subckt(text: str, name: str, source: str) -> Subcircuit:
+    """Find ``.subckt name`` in ``text``; :class:`NetlistError` naming ``source`` if absent."""
+    found = []
+    for _, line in logical_lines(text):
+        words = line.split()
+        if len(words) >= 2 and words[0].lower() == ".subckt":
+            found.append(words[1].lower())
+            if words[1].lower() == name.lower():
+                return _parse_subckt_line(line, source)
+    listed = ", ".join(found) or "none"
+    raise NetlistError(f"{source}: no .subckt named {name!r} (found: {listed})")
+
+
+def _parse_subckt_line(line: str, source: str) -> Subcircuit:
+    head, _, params_text = _split_params(line)
+    words = head.split()
+    ports = tuple(word.lower() for word in words[2:])
+    defaults: dict[str, float] = {}
+    for key, value in re.findall(r"(\w+)\s*=\s*(\S+)", params_text):
+        try:
+            defaults[key.lower()] = parse_spice(value, f"{source}: .subckt {words[1]} param {key}")
+        except ConfigError:
+            defaults[key.lower()] = float("nan")
+    return Subcircuit(name=words[1].lower(), ports=ports, defaults=defaults)
+
+
+def _split_params(line: str) -> tuple[str, str, str]:
+    match = re.search(r"\bparams\s*:", line, flags=re.IGNORECASE)
+    if match is None:
+        head, params = line, ""
+        # ngspice also accepts ``name=value`` pairs after the ports without ``params:``
+        first = re.search(r"\s\w+\s*=", line)
+        if first is not None:
+            head, params = line[: first.start()], line[first.start() :]
+        return head, "", params
+    return line[: match.start()], match.group(0), line[match.end() :]
+
+
+def check_safe(text: str, source: str) -> None:
+    """Refuse ``.control`` blocks and ``shell`` commands, which would run arbitrary commands."""
+    for number, line in logical_lines(text):
+        if _FORBIDDEN.match(line):
+            raise NetlistError(
+                f"{source}:{number}: {line.strip()!r} is not allowed in a neuron netlist "
+                "(.control blocks and shell commands can run arbitrary programs); "
+                "pass allow_control=True / --allow-control to accept it"
+            )
+
+
+def resolve_includes(text: str, directory: Path, source: str) -> tuple[str, list[tuple[str, str]]]:
+    """Make relative ``.include``/``.lib`` paths absolute; return the new text and included files.
+
+    The second value lists ``(absolute path, file text)`` of every included file, recursively, so
+    that the content hash of a family covers the model libraries it was simulated with.
+    """
+    out_lines = []
+    included: list[tuple[str, str]] = []
+    for raw in text.splitlines():
+        match = _INCLUDE.match(raw)
+        if match is None:
+            out_lines.append(raw)
+            continue
+        keyword, quoted, rest = match.groups()
+        target = Path(quoted.strip("\"'")).expanduser()
+        if not target.is_absolute():
+            target = (directory / target).resolve()
+        if not target.is_file():
+            raise NetlistError(f"{source}: .{keyword} file not found: {target}")
+        out_lines.append(f'.{keyword.lower()} "{target}"{rest}')
+        if str(target) not in {path for path, _ in included}:
+            body = target.read_text(errors="replace")
+            included.append((str(target), body))
+            _, nested = resolve_includes(body, target.parent, str(target))
+            included.extend(item for item in nested if item[0] not in {p for p, _ in included})
+    return "\n".join(out_lines) + "\n", included

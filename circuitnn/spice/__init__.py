@@ -1,0 +1,5 @@
+"""The only part of circuitnn that runs ngspice (a subprocess, or libngspice via PySpice)."""
+
+from circuitnn.spice.engines import Engine, available_engines, get_engine, ngspice_version
+
+__all__ = ["Engine", "available_engines", "get_engine", "ngspice_version"]

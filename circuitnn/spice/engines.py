@@ -1,0 +1,275 @@
+"""Run a rendered netlist in ngspice and return its saved vectors.
+
+Two engines, same contract (:meth:`Engine.run`):
+
+* ``subprocess`` — ``ngspice -b -r FILE`` in a temporary folder. A hang is killed at the timeout, a
+  crash costs only that child process, and no memory accumulates in the worker.
+* ``shared`` — libngspice loaded in-process through PySpice's ``NgSpiceShared`` (one instance per
+  process, as libngspice keeps global state). ngspice's messages are classified here, not by
+  PySpice.
+
+Errors: :class:`NetlistError` when ngspice rejects the netlist, :class:`ConvergenceError` when the
+analysis aborts, :class:`SimulationTimeout` on a hang, :class:`SimulationError` on a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitnn.errors import ConfigError, SimulationError, SimulationTimeout, log_tail
+from circuitnn.spice.messages import raise_for_log
+from circuitnn.spice.rawfile import read_raw
+
+DEFAULT_ENGINE = "subprocess"
+
+
+class Engine:
+    """Runs one netlist; subclasses implement :meth:`_execute`."""
+
+    name = "engine"
+
+    def run(
+        self, netlist: str, vectors: list[str], points: int, timeout: float, what: str = "netlist"
+    ) -> dict[str, np.ndarray]:
+        """Simulate ``netlist`` (one analysis) and return ``vectors`` with ``points`` points each.
+
+        ``vectors`` use ngspice's lower-case names (``v(node)``, ``i(vsource)``); ``timeout`` is in
+        seconds; ``what`` names the job in error messages.
+        """
+        results, log = self._execute(netlist, vectors, timeout, what)
+        complete = results is not None and all(
+            name in results and len(results[name]) == points for name in vectors
+        )
+        raise_for_log(log, what, complete)
+        assert results is not None
+        return {name: results[name] for name in vectors}
+
+    def _execute(
+        self, netlist: str, vectors: list[str], timeout: float, what: str
+    ) -> tuple[dict[str, np.ndarray] | None, str]:
+        raise NotImplementedError
+
+
+def ngspice_executable() -> str:
+    """Path of the ``ngspice`` program; :class:`SimulationError` with install advice if missing."""
+    path = os.environ.get("CIRCUITNN_NGSPICE") or shutil.which("ngspice")
+    if not path:
+        raise SimulationError(
+            "ngspice was not found on PATH: install it (Debian/Ubuntu: apt-get install ngspice "
+            "libngspice0) or set CIRCUITNN_NGSPICE to the executable"
+        )
+    return path
+
+
+class SubprocessEngine(Engine):
+    """``ngspice -b`` with a binary raw file, one process per netlist."""
+
+    name = "subprocess"
+
+    def _execute(
+        self, netlist: str, vectors: list[str], timeout: float, what: str
+    ) -> tuple[dict[str, np.ndarray] | None, str]:
+        executable = ngspice_executable()
+        with tempfile.TemporaryDirectory(prefix="circuitnn-") as folder:
+            circuit = Path(folder) / "bench.cir"
+            raw = Path(folder) / "bench.raw"
+            circuit.write_text(netlist)
+            env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
+            try:
+                done = subprocess.run(
+                    [executable, "-b", "-r", str(raw), str(circuit)],
+                    capture_output=True,
+                    timeout=timeout,
+                    cwd=folder,
+                    env=env,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired as expired:
+                log = _decode(expired.stdout) + _decode(expired.stderr)
+                raise SimulationTimeout(
+                    f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n"
+                    f"{log_tail(log)}"
+                ) from None
+            log = _decode(done.stdout) + "\n" + _decode(done.stderr)
+            if done.returncode < 0:
+                raise SimulationError(
+                    f"{what}: ngspice crashed (signal {-done.returncode})\n{log_tail(log)}"
+                )
+            if not raw.is_file():
+                return None, log
+            try:
+                plots = read_raw(raw.read_bytes(), f"{what}: raw file")
+            except SimulationError:
+                return None, log
+        return (plots[-1].vectors if plots else None), log
+
+
+class SharedEngine(Engine):
+    """libngspice in this process through PySpice (one per process)."""
+
+    name = "shared"
+
+    def __init__(self) -> None:
+        self._ngspice = _shared_ngspice()
+
+    def _execute(
+        self, netlist: str, vectors: list[str], timeout: float, what: str
+    ) -> tuple[dict[str, np.ndarray] | None, str]:
+        ng = self._ngspice
+        ng.messages.clear()
+        ng.clear_output()
+        try:
+            ng.load_circuit(netlist)
+            if not ng.messages_say_error():
+                ng.exec_command("bg_run")
+                _wait(ng, timeout, what)
+            results = None if ng.messages_say_error() else _read_vectors(ng, vectors)
+        finally:
+            log = "\n".join(ng.messages)
+            _release(ng)
+        return results, log
+
+
+def _wait(ng: Any, timeout: float, what: str) -> None:
+    time.sleep(0.001)
+    deadline = time.monotonic() + timeout
+    while ng._ngspice_shared.ngSpice_running():
+        if time.monotonic() > deadline:
+            ng.exec_command("bg_halt")
+            raise SimulationTimeout(
+                f"{what}: ngspice did not finish within {timeout:g} s and was halted"
+            )
+        time.sleep(0.0005)
+
+
+def _shared_name(vector: str) -> str:
+    match = re.fullmatch(r"([vi])\((.+)\)", vector)
+    if match is None:
+        return vector
+    kind, name = match.groups()
+    return name if kind == "v" else f"{name}#branch"
+
+
+def _read_vectors(ng: Any, vectors: list[str]) -> dict[str, np.ndarray] | None:
+    from PySpice.Spice.NgSpice.Shared import ffi
+
+    plot = ng.last_plot
+    if not plot.lower().startswith(("dc", "ac", "tran", "noise", "op")):
+        return None
+    results = {}
+    for vector in vectors:
+        info = ng._ngspice_shared.ngGet_Vec_Info(f"{plot}.{_shared_name(vector)}".encode())
+        if info == ffi.NULL:
+            continue
+        length = info.v_length
+        if info.v_realdata != ffi.NULL:
+            buffer = ffi.buffer(info.v_realdata, length * 8)
+            results[vector] = np.frombuffer(buffer, dtype=np.float64).copy()
+        elif info.v_compdata != ffi.NULL:
+            buffer = ffi.buffer(info.v_compdata, length * 16)
+            pairs = np.frombuffer(buffer, dtype=np.float64).reshape(length, 2)
+            results[vector] = pairs[:, 0] + 1j * pairs[:, 1]
+    return results
+
+
+def _release(ng: Any) -> None:
+    for command in ("destroy all", "remcirc"):
+        with contextlib.suppress(Exception):  # freeing memory must never mask the real result
+            ng.exec_command(command)
+
+
+@functools.cache
+def _shared_ngspice() -> Any:
+    import logging
+
+    try:
+        from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
+    except ImportError as error:  # pragma: no cover - PySpice is a dependency
+        raise SimulationError(f"the shared engine needs PySpice: {error}") from None
+    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+
+    class ClassifyingNgSpice(NgSpiceShared):  # type: ignore[misc]
+        """NgSpiceShared that records every message instead of judging stderr lines as errors."""
+
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+            super().__init__(ngspice_id=0, send_data=False)
+
+        @staticmethod
+        def _send_char(message_c: Any, ngspice_id: int, user_data: Any) -> int:
+            self = ffi.from_handle(user_data)
+            prefix, _, content = ffi_string_utf8(message_c).partition(" ")
+            (self._stderr if prefix == "stderr" else self._stdout).append(content)
+            self.messages.append(content)
+            return 0
+
+        @staticmethod
+        def _background_thread_running(is_running: bool, ngspice_id: int, user_data: Any) -> int:
+            return 0
+
+        def messages_say_error(self) -> bool:
+            from circuitnn.spice.messages import diagnose
+
+            return bool(diagnose("\n".join(self.messages)).netlist_errors)
+
+    NgSpiceShared.setup_platform()
+    if os.environ.get("NGSPICE_LIBRARY_PATH") is None:
+        for candidate in ("libngspice.so", "libngspice.so.0"):
+            try:
+                ffi.dlopen(candidate)
+                NgSpiceShared.LIBRARY_PATH = candidate
+                break
+            except OSError:
+                continue
+    try:
+        return ClassifyingNgSpice()
+    except OSError as error:
+        raise SimulationError(
+            f"libngspice could not be loaded ({error}); install libngspice0 "
+            "(Debian/Ubuntu) or set NGSPICE_LIBRARY_PATH"
+        ) from None
+
+
+_ENGINES = {"subprocess": SubprocessEngine, "shared": SharedEngine}
+
+
+def available_engines() -> tuple[str, ...]:
+    """Names accepted by :func:`get_engine`."""
+    return tuple(_ENGINES)
+
+
+@functools.cache
+def get_engine(name: str = DEFAULT_ENGINE) -> Engine:
+    """The engine called ``name`` for this process (created once per process)."""
+    if name not in _ENGINES:
+        raise ConfigError(f"engine {name!r} must be one of {', '.join(_ENGINES)}")
+    return _ENGINES[name]()
+
+
+@functools.cache
+def ngspice_version() -> str:
+    """ngspice's version string, e.g. ``"ngspice-39"`` (part of every family's identity)."""
+    done = subprocess.run(
+        [ngspice_executable(), "-v"], capture_output=True, timeout=30, check=False
+    )
+    match = re.search(r"ngspice-(\S+)", _decode(done.stdout) + _decode(done.stderr))
+    if match is None:
+        raise SimulationError("could not read the ngspice version from 'ngspice -v'")
+    return f"ngspice-{match.group(1)}"
+
+
+def _decode(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", errors="replace")

@@ -1,0 +1,71 @@
+"""Classify ngspice's messages here (PySpice 1.5 calls every non-"Warning:" stderr line an error).
+
+ngspice prints notes ("Note: Starting dynamic gmin stepping"), warnings, netlist errors and
+convergence failures on stdout and stderr alike; only the text tells them apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from circuitnn.errors import ConvergenceError, NetlistError, SimulationError, log_tail
+
+_CONVERGENCE = re.compile(
+    r"timestep too small|iteration limit|gmin stepping failed|source stepping failed|"
+    r"no convergence|doanalyses|trouble with|simulation\(s\) aborted|dc solution failed|"
+    r"op failed|singular matrix",
+    re.IGNORECASE,
+)
+_NETLIST = re.compile(
+    r"error on line|unknown subckt|unknown model|unknown parameter|could not find|"
+    r"no such|syntax error|undefined|unable to find|can't find model|not found|"
+    r"simulation interrupted due to error|fatal|mismatch|too (few|many) (nodes|parameters)|"
+    r"cannot open|error:",
+    re.IGNORECASE,
+)
+_BENIGN = re.compile(
+    r"^(note:|warning:|info:|\*\*|ngspice|using |circuit:|binary raw file|doing analysis|"
+    r"no\. of data|total |dram|maximum ngspice|current ngspice|shared ngspice|text \(code\)|"
+    r"stack =|library pages|reference value|$)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """ngspice's output sorted: lines that are errors, convergence failures, and the rest."""
+
+    netlist_errors: tuple[str, ...]
+    convergence_errors: tuple[str, ...]
+
+
+def diagnose(log: str) -> Diagnosis:
+    """Sort the lines of an ngspice log into netlist errors and convergence failures."""
+    netlist, convergence = [], []
+    lines = [line.strip() for line in log.splitlines()]
+    for number, line in enumerate(lines):
+        lowered = line.lower()
+        if _CONVERGENCE.search(line) and not lowered.startswith(("warning:", "note:")):
+            convergence.append(line)
+        elif lowered.startswith("error on line") or (
+            _NETLIST.search(line) and not _BENIGN.match(line)
+        ):
+            context = " | ".join(part for part in lines[number : number + 3] if part)
+            netlist.append(context if lowered.startswith("error on line") else line)
+    return Diagnosis(tuple(netlist), tuple(convergence))
+
+
+def raise_for_log(log: str, what: str, complete: bool) -> None:
+    """Raise the right error for a run whose log is ``log``; ``complete``: all points came back.
+
+    Netlist errors win over convergence failures (an unknown model also stops the analysis).
+    """
+    diagnosis = diagnose(log)
+    if diagnosis.netlist_errors:
+        first = diagnosis.netlist_errors[0]
+        raise NetlistError(f"{what}: ngspice rejected the netlist: {first}\n{log_tail(log)}")
+    if diagnosis.convergence_errors and not complete:
+        raise ConvergenceError(f"{what}: {diagnosis.convergence_errors[-1]}\n{log_tail(log)}")
+    if not complete:
+        raise SimulationError(f"{what}: ngspice returned incomplete results\n{log_tail(log)}")

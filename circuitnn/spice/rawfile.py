@@ -1,0 +1,66 @@
+"""Read ngspice binary raw files, as written by ``ngspice -b -r FILE``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitnn.errors import SimulationError
+
+
+@dataclass(frozen=True)
+class RawPlot:
+    """One plot of a raw file: its name and vectors (lower-case names → arrays)."""
+
+    name: str
+    vectors: dict[str, np.ndarray]
+
+
+def read_raw(data: bytes, source: str = "raw file") -> list[RawPlot]:
+    """Parse every plot in a raw file's bytes; complex data comes back as complex arrays."""
+    plots = []
+    position = 0
+    while position < len(data):
+        plot, position = _read_plot(data, position, source)
+        plots.append(plot)
+    return plots
+
+
+def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
+    header: dict[str, str] = {}
+    names: list[str] = []
+    while True:
+        end = data.find(b"\n", position)
+        if end < 0:
+            raise SimulationError(f"{source}: truncated header")
+        line = data[position:end].decode("latin-1")
+        position = end + 1
+        if line.startswith("\t") and "variables" in header:
+            names.append(line.split("\t")[2].lower())
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("binary", "values"):
+            break
+        header[key] = value.strip()
+    try:
+        count = int(header["no. variables"])
+        points = int(header["no. points"])
+    except (KeyError, ValueError):
+        raise SimulationError(f"{source}: malformed header {header}") from None
+    is_complex = "complex" in header.get("flags", "").lower()
+    width = 2 if is_complex else 1
+    if key != "binary":
+        raise SimulationError(
+            f"{source}: ASCII raw files are not supported (unset SPICE_ASCIIRAWFILE)"
+        )
+    size = points * count * width * 8
+    if len(data) - position < size:
+        raise SimulationError(f"{source}: expected {points} points, data is truncated")
+    values = np.frombuffer(data, dtype="<f8", count=points * count * width, offset=position)
+    position += size
+    table = values.reshape(points, count, width)
+    table = table[..., 0] + 1j * table[..., 1] if is_complex else table[..., 0]
+    vectors = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(names)}
+    return RawPlot(header.get("plotname", ""), vectors), position

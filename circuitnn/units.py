@@ -1,0 +1,64 @@
+"""SPICE numbers: parse and validate values with scale suffixes before they reach a netlist.
+
+Only plain numbers reach generated netlists: a value is parsed to ``float`` here and rendered back
+with :func:`format_spice`, so no user text is ever pasted into a netlist.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from circuitnn.errors import ConfigError
+
+_SCALE = {
+    "t": 1e12,
+    "g": 1e9,
+    "meg": 1e6,
+    "k": 1e3,
+    "mil": 25.4e-6,
+    "m": 1e-3,
+    "u": 1e-6,
+    "µ": 1e-6,
+    "n": 1e-9,
+    "p": 1e-12,
+    "f": 1e-15,
+    "a": 1e-18,
+}
+_NUMBER = re.compile(
+    r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmuµnpfa])?([a-z]*)\s*$",
+    re.IGNORECASE,
+)
+_UNIT_WORDS = {"", "v", "a", "ohm", "ohms", "f", "h", "s", "hz", "w", "m"}
+
+
+def parse_spice(value: object, field: str = "value") -> float:
+    """Parse a number or SPICE number string (``"4.7k"``, ``"10u"``, ``"1meg"``, ``2e-3``) to float.
+
+    A trailing unit word (``V``, ``A``, ``Ohm``, ``F``, ``Hz`` …) after the scale is accepted and
+    ignored, as SPICE does. Anything else — extra text, several lines, NaN or infinity — raises
+    :class:`ConfigError` naming ``field``.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{field}: expected a number, got a boolean {value!r}")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        match = _NUMBER.match(value)
+        if match is None or match.group(3).lower() not in _UNIT_WORDS:
+            raise ConfigError(
+                f"{field}: {value!r} is not a number (SPICE suffixes like 10u, 4.7k allowed)"
+            )
+        number = float(match.group(1)) * _SCALE.get((match.group(2) or "").lower(), 1.0)
+    else:
+        raise ConfigError(f"{field}: expected a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(number):
+        raise ConfigError(f"{field}: {value!r} is not a finite number")
+    return number
+
+
+def format_spice(value: float) -> str:
+    """Render a float for a netlist with full precision (``repr`` round-trips exactly)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"cannot write non-finite value {value!r} into a netlist")
+    return repr(float(value))
