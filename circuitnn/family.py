@@ -15,7 +15,9 @@ class Family:
     """Curves and measurements of ``n`` instances of one neuron on one input grid.
 
     Shapes: ``grid`` (K,) V; ``curves`` (N×K) in ``output_unit``; ``nominal_curve`` (K,);
-    ``supply_current`` (N×S×K) A drawn from each supply; ``power`` (N×K) W static supply power;
+    ``supply_current`` (N×S×K) A drawn from each supply; ``input_current`` (N×I×K) A flowing from
+    the input driver into each input port; ``power`` (N×K) W static power delivered by the supplies
+    and the input driver;
     ``parameters`` (N×P) SI units, columns ``parameter_names``; ``chip`` (N,) die index;
     ``status`` (N,) 1 = ok, 2 = failed; ``reasons`` failure text per instance ("" when ok);
     ``descriptors`` name → (N,). ``attrs`` holds the provenance (spec, netlist, versions, seed).
@@ -28,6 +30,7 @@ class Family:
     nominal_curve: np.ndarray
     supply_current: np.ndarray
     supplies: tuple[str, ...]
+    input_current: np.ndarray
     power: np.ndarray
     parameter_names: tuple[str, ...]
     parameters: np.ndarray

@@ -25,6 +25,7 @@ from circuitnn.simulate import ChunkResult, simulate_chunk
 from circuitnn.spec import NeuronSpec
 from circuitnn.spice.engines import DEFAULT_ENGINE, available_engines, ngspice_version
 from circuitnn.store import SCHEMA_VERSION, Journal, Store
+from circuitnn.testbench import input_voltages
 from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
 DEFAULT_CHUNK_SIZE = 500
@@ -178,8 +179,10 @@ def _assemble(
     table = sample_parameters(spec, mc)
     curves = np.concatenate([c.curves for c in chunks])
     supply_current = np.concatenate([c.supply_current for c in chunks])
+    input_current = np.concatenate([c.input_current for c in chunks])
     volts = np.array(list(spec.ports.supplies.values()), dtype=np.float64)
     power = np.einsum("nsk,s->nk", supply_current, volts)
+    power += np.einsum("nik,ik->nk", input_current, input_voltages(spec))
     grid = spec.sweep.grid()
     status = np.concatenate([c.status for c in chunks])
     reasons = [reason for c in chunks for reason in c.reasons]
@@ -214,6 +217,7 @@ def _assemble(
         nominal_curve=nominal.curves[0],
         supply_current=supply_current,
         supplies=tuple(spec.ports.supplies),
+        input_current=input_current,
         power=power,
         parameter_names=table.names,
         parameters=table.values,

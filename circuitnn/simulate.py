@@ -23,11 +23,15 @@ OK, FAILED = 1, 2
 
 @dataclass
 class ChunkResult:
-    """Curves (N×K, output unit), supply currents (N×S×K, A), status (1 ok, 2 failed), reasons."""
+    """Curves (N×K, output unit), supply and input currents (N×S×K, N×I×K, A), status, reasons.
+
+    Status is 1 (ok) or 2 (failed, with the reason in ``reasons``).
+    """
 
     start: int
     curves: np.ndarray
     supply_current: np.ndarray
+    input_current: np.ndarray
     status: np.ndarray
     reasons: list[str]
     runs: int = 0
@@ -57,6 +61,7 @@ def simulate_chunk(
         start=int(table.index[0]) if count else 0,
         curves=np.full((count, points), np.nan),
         supply_current=np.full((count, len(spec.ports.supplies), points), np.nan),
+        input_current=np.full((count, len(spec.ports.input), points), np.nan),
         status=np.zeros(count, dtype=np.int8),
         reasons=[""] * count,
     )
@@ -72,9 +77,12 @@ def simulate_chunk(
             try:
                 result.runs += 1
                 vectors = solver.run(bench.text, bench.vectors, points, timeout, what)
-                curves, supplies = assemble(spec, bench, vectors)
-                result.curves[rows], result.supply_current[rows] = curves, supplies
+                curves, supplies, inputs = assemble(spec, bench, vectors)
+                result.curves[rows] = curves
+                result.supply_current[rows] = supplies
+                result.input_current[rows] = inputs
                 finite = np.isfinite(curves).all(axis=1) & np.isfinite(supplies).all(axis=(1, 2))
+                finite &= np.isfinite(inputs).all(axis=(1, 2))
                 result.status[rows] = np.where(finite, OK, FAILED)
                 for row in rows[~finite]:
                     result.reasons[row] = "non-finite output"
@@ -100,6 +108,7 @@ def _fail(result: ChunkResult, rows: np.ndarray, reason: str) -> None:
     result.status[rows] = FAILED
     result.curves[rows] = np.nan
     result.supply_current[rows] = np.nan
+    result.input_current[rows] = np.nan
     for row in rows:
         result.reasons[row] = reason
 

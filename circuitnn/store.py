@@ -123,6 +123,7 @@ class Store:
                 nominal_curve=group["nominal_curve"][()],
                 supply_current=group["supply_current"][()],
                 supplies=tuple(json.loads(attrs["supplies"])),
+                input_current=group["input_current"][()],
                 power=group["power"][()],
                 parameter_names=tuple(json.loads(group["parameters"].attrs["columns"])),
                 parameters=group["parameters"][()],
@@ -200,6 +201,7 @@ class Journal:
                 start=np.int64(chunk.start),
                 curves=chunk.curves,
                 supply_current=chunk.supply_current,
+                input_current=chunk.input_current,
                 status=chunk.status,
                 reasons=np.array(chunk.reasons, dtype=np.str_),
             )
@@ -268,6 +270,13 @@ def _write_family(path: Path, family: Family) -> None:
             "A",
             chunks=(rows, supplies, points) if family.supplies else None,
             **(compress if family.supplies else {}),
+        )
+        put(
+            "input_current",
+            family.input_current,
+            "A",
+            chunks=(rows, family.input_current.shape[1], points),
+            **compress,
         )
         put("power", family.power, "W", chunks=(rows, points), **compress)
         parameters = put("parameters", family.parameters, "SI (see columns)")

@@ -1,8 +1,8 @@
 """Render a batched test bench: many instances of one neuron sharing one swept input source.
 
 Pure text generation: every number is formatted from a float, never pasted from user text.
-Each instance *k* gets its own output node(s) and supply sources, so its curve and supply current
-are its own; the input is one ideal source shared by all instances.
+Each instance *k* gets its own output node(s), supply sources and 0 V input sense sources, so its
+curve, supply current and input current are its own; the input is one ideal source shared by all.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ class Bench:
     instances: int
     output_vectors: tuple[tuple[str, ...], ...]
     supply_vectors: tuple[tuple[str, ...], ...]
+    input_vectors: tuple[tuple[str, ...], ...]
 
     @property
     def vectors(self) -> list[str]:
-        """Every vector to read back, outputs then supplies."""
-        names = [name for group in self.output_vectors for name in group]
-        return names + [name for group in self.supply_vectors for name in group]
+        """Every vector to read back: outputs, supplies, inputs."""
+        groups = (*self.output_vectors, *self.supply_vectors, *self.input_vectors)
+        return [name for group in groups for name in group]
 
 
 def _input_lines(spec: NeuronSpec) -> list[str]:
@@ -46,14 +47,17 @@ def _input_lines(spec: NeuronSpec) -> list[str]:
     ]
 
 
+def input_nodes(spec: NeuronSpec) -> tuple[str, ...]:
+    """The shared driven node of each input port (``x``, or ``inp`` and ``inn``)."""
+    return ("inp", "inn") if spec.ports.differential_input else ("x",)
+
+
 def _port_nodes(spec: NeuronSpec, k: int) -> list[str]:
     ports = spec.ports
     nodes = []
     for port in spec.subckt.ports:
         if port in ports.input:
-            nodes.append(
-                "x" if not ports.differential_input else ("inp", "inn")[ports.input.index(port)]
-            )
+            nodes.append(f"i{ports.input.index(port)}_{k}")
         elif port in ports.output:
             nodes.append(f"o{ports.output.index(port)}_{k}")
         elif port in ports.supplies:
@@ -79,6 +83,7 @@ def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
     ]
     output_vectors = []
     supply_vectors = []
+    input_vectors = []
     for k, row in enumerate(table.values):
         assignments = " ".join(
             f"{name}={format_spice(value)}" for name, value in zip(table.names, row, strict=True)
@@ -89,13 +94,18 @@ def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
             lines.append(f"vs_{port}_{k} s_{port}_{k} 0 DC {format_spice(volts)}")
             supplies.append(f"i(vs_{port}_{k})")
         supply_vectors.append(tuple(supplies))
+        senses = []
+        for j, node in enumerate(input_nodes(spec)):
+            lines.append(f"vi{j}_{k} {node} i{j}_{k} DC 0")
+            senses.append(f"i(vi{j}_{k})")
+        input_vectors.append(tuple(senses))
         if spec.output.quantity == "current":
             lines.append(f"vl_{k} o0_{k} 0 DC {format_spice(spec.output.load_voltage)}")
             output_vectors.append((f"i(vl_{k})",))
         else:
             output_vectors.append(tuple(f"v(o{j}_{k})" for j in range(len(ports.output))))
-    names = [name for group in output_vectors for name in group]
-    names += [name for group in supply_vectors for name in group]
+    groups = (*output_vectors, *supply_vectors, *input_vectors)
+    names = [name for group in groups for name in group]
     sweep = spec.sweep
     lines += [
         f".temp {format_spice(spec.temperature)}",
@@ -109,6 +119,7 @@ def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
         instances=len(table),
         output_vectors=tuple(output_vectors),
         supply_vectors=tuple(supply_vectors),
+        input_vectors=tuple(input_vectors),
     )
 
 
@@ -124,12 +135,21 @@ def _wrap(keyword: str, names: list[str], width: int = 200) -> list[str]:
     return lines
 
 
+def _currents(
+    groups: tuple[tuple[str, ...], ...], vectors: dict[str, np.ndarray], sign: float, points: int
+) -> np.ndarray:
+    width = len(groups[0]) if groups else 0
+    data = [[sign * vectors[name] for name in group] for group in groups]
+    return np.array(data, dtype=np.float64).reshape(len(groups), width, points)
+
+
 def assemble(
     spec: NeuronSpec, bench: Bench, vectors: dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-instance output curves (N×K) and supply currents drawn from each supply (N×S×K, A).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-instance output curves (N×K), supply currents (N×S×K, A), input currents (N×I×K, A).
 
-    Supply current is reported positive when the circuit draws current from the supply.
+    Supply current is positive when the circuit draws it from the supply; input current is positive
+    when it flows from the input driver into the input port.
     """
     outputs = []
     for group in bench.output_vectors:
@@ -143,7 +163,16 @@ def assemble(
         else:
             outputs.append(vectors[group[0]])
     points = spec.sweep.points
-    supplies = np.array(
-        [[-vectors[name] for name in group] for group in bench.supply_vectors], dtype=np.float64
-    ).reshape(bench.instances, len(spec.ports.supplies), points)
-    return np.asarray(outputs, dtype=np.float64).reshape(bench.instances, points), supplies
+    curves = np.asarray(outputs, dtype=np.float64).reshape(bench.instances, points)
+    supplies = _currents(bench.supply_vectors, vectors, -1.0, points)
+    inputs = _currents(bench.input_vectors, vectors, 1.0, points)
+    return curves, supplies, inputs
+
+
+def input_voltages(spec: NeuronSpec) -> np.ndarray:
+    """Voltage of each input port along the sweep (I×K, V)."""
+    grid = spec.sweep.grid()
+    if spec.ports.differential_input:
+        cm = spec.sweep.common_mode
+        return np.stack([cm + grid / 2, cm - grid / 2])
+    return grid[None, :]

@@ -132,6 +132,7 @@ class SharedEngine(Engine):
         try:
             ng.load_circuit(netlist)
             if not ng.messages_say_error():
+                ng.background_finished = False
                 ng.exec_command("bg_run")
                 _wait(ng, timeout, what)
             results = None if ng.messages_say_error() else _read_vectors(ng, vectors)
@@ -142,9 +143,10 @@ class SharedEngine(Engine):
 
 
 def _wait(ng: Any, timeout: float, what: str) -> None:
-    time.sleep(0.001)
+    # ngSpice_running() is false until the background thread has started, so polling it alone
+    # can return before the run even began; the thread reports its end through a callback.
     deadline = time.monotonic() + timeout
-    while ng._ngspice_shared.ngSpice_running():
+    while not ng.background_finished:
         if time.monotonic() > deadline:
             ng.exec_command("bg_halt")
             raise SimulationTimeout(
@@ -204,6 +206,7 @@ def _shared_ngspice() -> Any:
 
         def __init__(self) -> None:
             self.messages: list[str] = []
+            self.background_finished = True
             super().__init__(ngspice_id=0, send_data=False)
 
         @staticmethod
@@ -216,6 +219,9 @@ def _shared_ngspice() -> Any:
 
         @staticmethod
         def _background_thread_running(is_running: bool, ngspice_id: int, user_data: Any) -> int:
+            # ngspice passes its "thread exited" flag: False when bg_run starts, True at the end
+            self = ffi.from_handle(user_data)
+            self.background_finished = bool(is_running)
             return 0
 
         def messages_say_error(self) -> bool:

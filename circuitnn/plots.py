@@ -1,0 +1,109 @@
+"""Pictures of families and sweeps (matplotlib, written to PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitnn.family import Family
+
+FAN_CURVES = 200
+_HISTOGRAMS = ("swing", "midpoint", "gain", "mean_power")
+_LABELS = {
+    "swing": "output swing [{unit}]",
+    "midpoint": "midpoint / threshold [V]",
+    "gain": "small-signal gain at midpoint [{unit}/V]",
+    "max_slope": "max |slope| [{unit}/V]",
+    "mean_power": "mean static power [W]",
+}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_family(family: Family, path: str | Path) -> Path:
+    """Write a PNG: fan of curves (nominal highlighted) and descriptor histograms; return path."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(
+        1, 1 + len(_HISTOGRAMS), figsize=(4.2 * (1 + len(_HISTOGRAMS)), 3.8)
+    )
+    fan = axes[0]
+    ok = np.flatnonzero(family.ok)
+    shown = ok[:: max(1, len(ok) // FAN_CURVES)]
+    scale, unit = _scale(family.curves[ok] if len(ok) else family.nominal_curve, family.output_unit)
+    for row in shown:
+        fan.plot(family.grid, family.curves[row] * scale, color="tab:blue", alpha=0.12, lw=0.8)
+    fan.plot(family.grid, family.nominal_curve * scale, color="black", lw=2.0, label="nominal")
+    fan.set_xlabel("input [V]")
+    fan.set_ylabel(f"output [{unit}]")
+    fan.set_title(
+        f"{family.neuron}: {len(shown)} of {family.n} curves ({len(family.failed)} failed)"
+    )
+    fan.legend(loc="best", fontsize=8)
+    fan.grid(alpha=0.3)
+    for axis, name in zip(axes[1:], _HISTOGRAMS, strict=True):
+        values = family.descriptors.get(name, np.array([]))
+        values = values[family.ok & np.isfinite(values)] if len(values) else values
+        if len(values):
+            axis.hist(values, bins=min(60, max(10, len(values) // 20)), color="tab:orange")
+        axis.set_xlabel(_LABELS[name].format(unit=family.output_unit))
+        axis.set_ylabel("instances")
+        if len(values) > 1:
+            axis.set_title(f"mean {values.mean():.4g}, σ {values.std(ddof=1):.3g}", fontsize=9)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_sweep(
+    rows: list[dict[str, Any]],
+    parameter: str,
+    path: str | Path,
+    descriptors: tuple[str, ...] = ("swing", "midpoint", "gain", "mean_power"),
+) -> Path:
+    """Write a PNG of descriptor mean ± σ against swept ``parameter`` (a line per other point)."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(1, len(descriptors), figsize=(4.2 * len(descriptors), 3.6))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        others = ", ".join(f"{k}={v:g}" for k, v in row["point"].items() if k != parameter)
+        groups.setdefault(others, []).append(row)
+    for axis, name in zip(np.atleast_1d(axes), descriptors, strict=True):
+        for label, members in groups.items():
+            members = sorted(members, key=lambda r: r["point"][parameter])
+            x = [r["point"][parameter] for r in members]
+            mean = np.array([r["summary"][name]["mean"] for r in members])
+            std = np.array([r["summary"][name]["std"] for r in members])
+            axis.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label or None)
+        axis.set_xlabel(parameter)
+        axis.set_ylabel(_LABELS.get(name, name).format(unit=rows[0]["unit"]) if rows else name)
+        axis.grid(alpha=0.3)
+        if len(groups) > 1:
+            axis.legend(fontsize=7)
+    figure.suptitle("mean ± σ over Monte Carlo instances")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _scale(values: np.ndarray, unit: str) -> tuple[float, str]:
+    peak = float(np.nanmax(np.abs(values))) if np.size(values) else 1.0
+    for factor, prefix in ((1.0, ""), (1e3, "m"), (1e6, "µ"), (1e9, "n")):
+        if peak * factor >= 1.0:
+            return factor, prefix + unit
+    return 1e9, "n" + unit
