@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import tomllib
@@ -288,21 +289,14 @@ def _run(args: argparse.Namespace) -> int:
     from circuitnn.pipeline import extract_family
     from circuitnn.plots import plot_family
 
-    config = dict(DEFAULT_RUN)
-    if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            config.update(tomllib.loads(path.read_text()))
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    config = _run_config(Path(args.config)) if args.config else dict(DEFAULT_RUN)
     out = Path(args.out)
     store = out / "families.h5"
     options = _options(args)
+    jobs = (os.cpu_count() or 1) if options.jobs == -1 else options.jobs
     print(
         f"circuitnn run: {len(config['neurons'])} neuron families × {config['n']} Monte Carlo "
-        f"instances (seed {config['seed']}), {options.jobs} job(s) → {out}/",
+        f"instances (seed {config['seed']}), {jobs} job(s) → {out}/",
         flush=True,
     )
     began = time.perf_counter()
@@ -323,3 +317,30 @@ def _run(args: argparse.Namespace) -> int:
         )
     print(f"store: {store}\nplots: {out / 'plots'}\ndone in {time.perf_counter() - began:.1f} s")
     return 0
+
+
+def _run_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    unknown = set(data) - set(DEFAULT_RUN)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_RUN)}")
+    config = {**DEFAULT_RUN, **data}
+    neurons = config["neurons"]
+    if not isinstance(neurons, list) or not neurons or not all(isinstance(n, str) for n in neurons):
+        raise ConfigError(f"{path}: neurons must be a non-empty list of names or spec paths")
+    for key in ("n", "seed"):
+        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
+            raise ConfigError(f"{path}: {key} must be a non-negative integer, got {config[key]!r}")
+    config["neurons"] = [_relative_to(path.parent, name) for name in neurons]
+    return config
+
+
+def _relative_to(folder: Path, name: str) -> str:
+    """A spec path relative to the config's folder, or the name unchanged (built-in, absolute)."""
+    candidate = folder / name
+    return str(candidate) if not Path(name).is_absolute() and candidate.is_file() else name

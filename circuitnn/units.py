@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 from circuitnn.errors import ConfigError
 
-_SCALE = {
-    "t": 1e12,
-    "g": 1e9,
-    "meg": 1e6,
-    "k": 1e3,
-    "mil": 25.4e-6,
-    "m": 1e-3,
-    "u": 1e-6,
-    "µ": 1e-6,
-    "n": 1e-9,
-    "p": 1e-12,
-    "f": 1e-15,
-    "a": 1e-18,
+_EXPONENT = {
+    "t": 12,
+    "g": 9,
+    "meg": 6,
+    "k": 3,
+    "m": -3,
+    "u": -6,
+    "µ": -6,
+    "n": -9,
+    "p": -12,
+    "f": -15,
+    "a": -18,
 }
+_MIL = 25.4e-6
 _NUMBER = re.compile(
     r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmuµnpfa])?([a-z]*)\s*$",
     re.IGNORECASE,
@@ -49,7 +50,12 @@ def parse_spice(value: object, field: str = "value") -> float:
             raise ConfigError(
                 f"{field}: {value!r} is not a number (SPICE suffixes like 10u, 4.7k allowed)"
             )
-        number = float(match.group(1)) * _SCALE.get((match.group(2) or "").lower(), 1.0)
+        scale = (match.group(2) or "").lower()
+        if scale == "mil":
+            number = float(match.group(1)) * _MIL
+        else:
+            # decimal arithmetic, so "8u" is exactly the float nearest 8e-6
+            number = float(Decimal(match.group(1)).scaleb(_EXPONENT.get(scale, 0)))
     else:
         raise ConfigError(f"{field}: expected a number, got {type(value).__name__} {value!r}")
     if not math.isfinite(number):

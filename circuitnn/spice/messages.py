@@ -17,6 +17,7 @@ _CONVERGENCE = re.compile(
     r"op failed|singular matrix",
     re.IGNORECASE,
 )
+_GENERIC = re.compile(r"simulation\(s\) aborted", re.IGNORECASE)
 _NETLIST = re.compile(
     r"error on line|unknown subckt|unknown model|unknown parameter|could not find|"
     r"no such|syntax error|undefined|unable to find|can't find model|not found|"
@@ -66,6 +67,10 @@ def raise_for_log(log: str, what: str, complete: bool) -> None:
         first = diagnosis.netlist_errors[0]
         raise NetlistError(f"{what}: ngspice rejected the netlist: {first}\n{log_tail(log)}")
     if diagnosis.convergence_errors and not complete:
-        raise ConvergenceError(f"{what}: {diagnosis.convergence_errors[-1]}\n{log_tail(log)}")
+        # name the cause ("Timestep too small ... trouble with node"), not the closing
+        # "run simulation(s) aborted": the first line is what a failed instance keeps as reason
+        specific = [line for line in diagnosis.convergence_errors if not _GENERIC.search(line)]
+        cause = (specific or list(diagnosis.convergence_errors))[-1]
+        raise ConvergenceError(f"{what}: {cause}\n{log_tail(log)}")
     if not complete:
         raise SimulationError(f"{what}: ngspice returned incomplete results\n{log_tail(log)}")
