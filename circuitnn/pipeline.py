@@ -207,7 +207,7 @@ def _assemble(
         "ngspice_version": ngspice_version(),
         "circuitnn_version": __version__,
         "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds"),
     }
     return Family(
         key=key,

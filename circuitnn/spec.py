@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,7 @@ class NeuronSpec:
         return {
             "name": self.name,
             "subckt": self.subckt.name,
-            "netlist": self.netlist_text,
+            "netlist": _without_include_paths(self.netlist_text),
             "includes": [text for _, text in self.includes],
             "ports": dataclasses.asdict(self.ports),
             "sweep": dataclasses.asdict(self.sweep),
@@ -178,6 +179,17 @@ class NeuronSpec:
             "corners": self.corners,
             "temperature": self.temperature,
         }
+
+
+def _without_include_paths(text: str) -> str:
+    """Netlist text with include paths reduced to file names (their contents are hashed apart),
+    so that moving a project folder keeps its families' keys."""
+    return re.sub(
+        r"^(\s*\.(?:include|inc|lib)\s+)\"([^\"]*)\"",
+        lambda match: f'{match.group(1)}"{Path(match.group(2)).name}"',
+        text,
+        flags=re.IGNORECASE | re.MULTILINE,
+    )
 
 
 def load_spec(path: str | Path, allow_control: bool = False) -> NeuronSpec:

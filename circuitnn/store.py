@@ -220,6 +220,7 @@ class Journal:
                     start=int(data["start"]),
                     curves=data["curves"],
                     supply_current=data["supply_current"],
+                    input_current=data["input_current"],
                     status=data["status"],
                     reasons=[str(r) for r in data["reasons"]],
                 )

@@ -107,11 +107,14 @@ def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
     groups = (*output_vectors, *supply_vectors, *input_vectors)
     names = [name for group in groups for name in group]
     sweep = spec.sweep
+    # ngspice accumulates the sweep value (value += step) and ends once it passes stop by more
+    # than ~2e-13, so rounding can drop the last point; half a step of headroom keeps exactly
+    # sweep.points points
     lines += [
         f".temp {format_spice(spec.temperature)}",
         *(_wrap(".save", names)),
-        f".dc {SWEEP_SOURCE} {format_spice(sweep.start)} {format_spice(sweep.stop)} "
-        f"{format_spice(sweep.step)}",
+        f".dc {SWEEP_SOURCE} {format_spice(sweep.start)} "
+        f"{format_spice(sweep.stop + sweep.step / 2)} {format_spice(sweep.step)}",
         ".end",
     ]
     return Bench(

@@ -64,7 +64,9 @@ def raise_for_log(log: str, what: str, complete: bool) -> None:
     """
     diagnosis = diagnose(log)
     if diagnosis.netlist_errors:
-        first = diagnosis.netlist_errors[0]
+        # ngspice's own "Error on line N" names the line; prefer it over an earlier warning
+        located = [line for line in diagnosis.netlist_errors if line.lower().startswith("error")]
+        first = (located or list(diagnosis.netlist_errors))[0]
         raise NetlistError(f"{what}: ngspice rejected the netlist: {first}\n{log_tail(log)}")
     if diagnosis.convergence_errors and not complete:
         # name the cause ("Timestep too small ... trouble with node"), not the closing

@@ -1,0 +1,30 @@
+"""Shared fixtures. Every simulation in this suite runs the real ngspice; the fake programs
+below stand in for it only where a fault of ngspice itself (a hang, a crash) is under test."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _real_ngspice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test inherits a CIRCUITNN_NGSPICE override from the environment."""
+    monkeypatch.delenv("CIRCUITNN_NGSPICE", raising=False)
+
+
+@pytest.fixture
+def fake_ngspice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Install a shell script as the ngspice program (CIRCUITNN_NGSPICE) for one test."""
+
+    def install(body: str) -> Path:
+        script = tmp_path / "fake-ngspice"
+        script.write_text("#!/bin/sh\n" + body + "\n")
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+        monkeypatch.setenv("CIRCUITNN_NGSPICE", str(script))
+        return script
+
+    return install

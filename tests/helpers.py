@@ -1,0 +1,70 @@
+"""Helpers shared by the tests (plain functions; the fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitnn.circuits import builtin_folder
+from circuitnn.family import Family
+from circuitnn.pipeline import RunOptions
+from circuitnn.spec import NeuronSpec, load_spec, spec_from_dict
+
+DATA = Path(__file__).parent / "data"
+NETLISTS = builtin_folder()
+
+# Physical constants compiled into ngspice 39 (CONSTboltz and CHARGE, CODATA 2014 values;
+# older ngspice releases had 1.3806226e-23 and 1.6021918e-19). The simulator's thermal voltage
+# uses them, so a check at the 1e-9 level must too: with scipy.constants (CODATA 2018) the
+# diode test's curves differ by 3e-7 V, with these by 3e-11 V.
+NGSPICE_BOLTZMANN = 1.38064852e-23  # J/K
+NGSPICE_CHARGE = 1.6021766208e-19  # C
+NGSPICE_GMIN = 1e-12  # S: ngspice's default GMIN, placed across every pn junction
+
+
+def options(**overrides: Any) -> RunOptions:
+    """RunOptions without a progress bar and with small chunks (unless overridden)."""
+    settings: dict[str, Any] = {"progress": False, "chunk_size": 4}
+    settings.update(overrides)
+    return RunOptions(**settings)
+
+
+def data_spec(name: str) -> NeuronSpec:
+    """The spec of a test circuit in tests/data."""
+    return load_spec(DATA / f"{name}.toml")
+
+
+def spec_data(name: str, folder: Path = DATA) -> dict[str, Any]:
+    """The TOML table of a spec (a fresh copy, free to modify)."""
+    return tomllib.loads((folder / f"{name}.toml").read_text())
+
+
+def build_spec(data: dict[str, Any], folder: Path = DATA, **kwargs: Any) -> NeuronSpec:
+    """A spec from TOML-shaped data whose netlist path is relative to ``folder``."""
+    return spec_from_dict(data, folder, source="<test spec>", **kwargs)
+
+
+def assert_same_family(a: Family, b: Family) -> None:
+    """Two families hold bit-identical results (provenance such as creation time may differ)."""
+    assert a.key == b.key
+    assert a.neuron == b.neuron
+    for name in (
+        "grid",
+        "curves",
+        "nominal_curve",
+        "supply_current",
+        "input_current",
+        "power",
+        "parameters",
+        "chip",
+        "status",
+    ):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.parameter_names == b.parameter_names
+    assert a.reasons == b.reasons
+    assert sorted(a.descriptors) == sorted(b.descriptors)
+    for name in a.descriptors:
+        np.testing.assert_array_equal(a.descriptors[name], b.descriptors[name], err_msg=name)

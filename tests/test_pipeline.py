@@ -1,0 +1,130 @@
+"""Extraction: results independent of workers and chunking; the store is a cache by content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import assert_same_family, data_spec, options
+
+import circuitnn.pipeline
+from circuitnn import extract_family
+from circuitnn.circuits import get_neuron
+from circuitnn.pipeline import family_key
+from circuitnn.store import Store
+from circuitnn.variation import MonteCarlo, sample_parameters
+
+
+class SimulationForbidden(AssertionError):
+    pass
+
+
+def _forbid_simulation(*args: Any, **kwargs: Any) -> Any:
+    raise SimulationForbidden("simulate_chunk was called")
+
+
+@pytest.fixture(scope="module")
+def bjt_runs() -> dict[str, Any]:
+    """One bjt_diffpair family (n=30) extracted three ways."""
+    return {
+        "jobs1": extract_family("bjt_diffpair", n=30, seed=9, options=options(chunk_size=7)),
+        "jobs2": extract_family(
+            "bjt_diffpair", n=30, seed=9, options=options(chunk_size=7, jobs=2)
+        ),
+        "chunk30": extract_family("bjt_diffpair", n=30, seed=9, options=options(chunk_size=30)),
+    }
+
+
+def test_same_chunk_size_is_bit_identical_for_any_number_of_jobs(bjt_runs: dict[str, Any]) -> None:
+    one, two = bjt_runs["jobs1"], bjt_runs["jobs2"]
+    assert one.ok.all()
+    assert_same_family(one, two)  # np.array_equal on every array
+
+
+def test_other_chunk_size_agrees_within_simulator_tolerance(bjt_runs: dict[str, Any]) -> None:
+    small, large = bjt_runs["jobs1"], bjt_runs["chunk30"]
+    assert small.key == large.key  # chunking is not part of a family's identity
+    np.testing.assert_array_equal(small.parameters, large.parameters)
+    np.testing.assert_array_equal(small.chip, large.chip)
+    # ngspice converges each batch to reltol = 1e-3 of the step; agreement is far better in fact
+    np.testing.assert_allclose(small.curves, large.curves, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(small.supply_current, large.supply_current, rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(
+        small.descriptors["midpoint"], large.descriptors["midpoint"], rtol=0, atol=1e-9
+    )
+
+
+def test_parameter_table_matches_the_sampler(bjt_runs: dict[str, Any]) -> None:
+    family = bjt_runs["jobs2"]
+    table = sample_parameters(get_neuron("bjt_diffpair"), MonteCarlo(n=30, seed=9))
+    np.testing.assert_array_equal(family.parameters, table.values)
+    assert family.parameter_names == table.names
+    # the instances really differ (mismatch reached the simulator)
+    assert len({tuple(np.round(curve, 12)) for curve in family.curves}) == 30
+
+
+def test_second_identical_request_is_a_cache_hit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "families.h5"
+    first = extract_family("diode_relu", n=9, seed=4, store=store, options=options())
+    assert Store(store).keys() == [first.key]
+    assert not (tmp_path / "families.h5.partial").exists()  # journal removed after the commit
+
+    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", _forbid_simulation)
+    again = extract_family("diode_relu", n=9, seed=4, store=store, options=options())
+    assert_same_family(first, again)
+    assert again.attrs["created"] == first.attrs["created"]
+    # run options are not part of the identity either: still a hit
+    other = extract_family(
+        "diode_relu", n=9, seed=4, store=Store(store), options=options(chunk_size=2, jobs=2)
+    )
+    assert_same_family(first, other)
+
+    # anything that changes the numbers is a miss: it has to simulate
+    for changed in (
+        {"seed": 5},
+        {"n": 10},
+        {"temperature": 60.0},
+        {"corner": "slow"},
+        {"chip_size": 3},
+    ):
+        arguments = {"n": 9, "seed": 4, **changed}
+        with pytest.raises(SimulationForbidden):
+            extract_family("diode_relu", store=store, options=options(), **arguments)
+    spec = get_neuron("diode_relu").with_parameters(r="12k")
+    with pytest.raises(SimulationForbidden):
+        extract_family(spec, n=9, seed=4, store=store, options=options())
+    assert Store(store).keys() == [first.key]  # nothing was added by the failed attempts
+
+
+def test_key_depends_on_everything_that_determines_the_numbers() -> None:
+    spec = get_neuron("mos_diffpair")
+    base = family_key(spec, MonteCarlo(n=100, seed=1))
+    assert base == family_key(get_neuron("mos_diffpair"), MonteCarlo(n=100, seed=1))
+    variants = {
+        "seed": family_key(spec, MonteCarlo(n=100, seed=2)),
+        "n": family_key(spec, MonteCarlo(n=101, seed=1)),
+        "chip_size": family_key(spec, MonteCarlo(n=100, seed=1, chip_size=10)),
+        "corner": family_key(spec, MonteCarlo(n=100, seed=1, corner="ss")),
+        "parameter": family_key(spec.with_parameters(w="8u"), MonteCarlo(n=100, seed=1)),
+        "temperature": family_key(spec.with_temperature(85), MonteCarlo(n=100, seed=1)),
+        "analyses": family_key(spec, MonteCarlo(n=100, seed=1), analyses=("dc", "noise")),
+        "neuron": family_key(get_neuron("bjt_diffpair"), MonteCarlo(n=100, seed=1)),
+    }
+    assert base not in variants.values()
+    assert len(set(variants.values())) == len(variants)
+    # a parameter set back to its old value gives the old key again
+    assert family_key(spec.with_parameters(w="4u"), MonteCarlo(n=100, seed=1)) == base
+
+
+def test_family_without_store_and_family_from_store_agree(tmp_path: Path) -> None:
+    spec = data_spec("divider")
+    loose = extract_family(spec, n=5, seed=1, options=options(chunk_size=2))
+    stored = extract_family(
+        spec, n=5, seed=1, store=tmp_path / "s.h5", options=options(chunk_size=2)
+    )
+    assert_same_family(loose, stored)
+    assert_same_family(loose, Store(tmp_path / "s.h5").load(loose.key))

@@ -1,0 +1,182 @@
+"""The HDF5 store: readable with plain h5py, units recorded, damage reported, families found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from helpers import DATA, assert_same_family, options
+
+from circuitnn import extract_family
+from circuitnn.errors import StoreError
+from circuitnn.extract import DESCRIPTOR_UNITS
+from circuitnn.family import Family
+from circuitnn.spice import ngspice_version
+from circuitnn.store import SCHEMA_VERSION, Store
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Family, Family]:
+    """A store holding a divider family (with a supply) and a diode family (without one)."""
+    path = tmp_path_factory.mktemp("store") / "families.h5"
+    divider = extract_family(
+        DATA / "divider.toml", n=5, seed=1, chip_size=2, store=path, options=options()
+    )
+    diode = extract_family(DATA / "diode_r.toml", n=3, seed=2, store=path, options=options())
+    return path, divider, diode
+
+
+def test_family_reads_back_with_plain_h5py(stored: tuple[Path, Family, Family]) -> None:
+    path, divider, _ = stored
+    with h5py.File(path, "r") as handle:
+        assert handle.attrs["format"] == "circuitnn-store"
+        assert handle.attrs["schema_version"] == SCHEMA_VERSION
+        group = handle["families"][divider.key]
+        expected = {
+            "input": (divider.grid, "V"),
+            "curves": (divider.curves, "V"),
+            "nominal_curve": (divider.nominal_curve, "V"),
+            "supply_current": (divider.supply_current, "A"),
+            "input_current": (divider.input_current, "A"),
+            "power": (divider.power, "W"),
+        }
+        for name, (values, unit) in expected.items():
+            np.testing.assert_array_equal(group[name][()], values, err_msg=name)
+            assert group[name].attrs["units"] == unit, name
+        assert group["curves"].shape == (5, 41)
+        assert group["supply_current"].shape == (5, 1, 41)
+
+        parameters = group["parameters"]
+        assert json.loads(parameters.attrs["columns"]) == ["r1", "r2", "rs"]
+        np.testing.assert_array_equal(parameters[()], divider.parameters)
+        np.testing.assert_array_equal(group["chip"][()], [0, 0, 1, 1, 2])
+        np.testing.assert_array_equal(group["status"][()], np.ones(5))
+        assert "1 = ok" in group["status"].attrs["meaning"]
+        reasons = [r.decode() if isinstance(r, bytes) else r for r in group["failure_reason"][()]]
+        assert reasons == [""] * 5
+
+        descriptors = group["descriptors"]
+        assert set(descriptors) == set(DESCRIPTOR_UNITS)
+        assert descriptors["midpoint"].attrs["units"] == "V"
+        assert descriptors["gain"].attrs["units"] == "V / V"
+        assert descriptors["mean_power"].attrs["units"] == "W"
+        for name in descriptors:
+            np.testing.assert_array_equal(descriptors[name][()], divider.descriptors[name])
+        # the divider's gain is r2/(r1+r2) exactly, its mean power known in closed form
+        r1, r2, _ = divider.parameters.T
+        np.testing.assert_allclose(descriptors["gain"][()], r2 / (r1 + r2), rtol=1e-9)
+
+        attrs = group.attrs
+        assert attrs["neuron"] == "divider"
+        assert attrs["n"] == 5 and attrs["seed"] == 1 and attrs["chip_size"] == 2
+        assert attrs["temperature"] == 27.0
+        assert attrs["output_unit"] == "V"
+        assert attrs["ngspice_version"] == ngspice_version()
+        assert attrs["ngspice_version"].startswith("ngspice-")
+        assert attrs["circuitnn_version"]
+        assert ".subckt divider" in attrs["netlist"]
+        assert json.loads(attrs["supplies"]) == ["vdd"]
+        assert json.loads(attrs["nominal_parameters"]) == {"r1": 1e3, "r2": 3e3, "rs": 1e4}
+        assert attrs["created"]
+
+
+def test_store_load_returns_the_same_family(stored: tuple[Path, Family, Family]) -> None:
+    path, divider, diode = stored
+    store = Store(path)
+    assert_same_family(store.load(divider.key), divider)
+    loaded = store.load(diode.key)
+    assert_same_family(loaded, diode)
+    assert loaded.supplies == ()
+    assert loaded.supply_current.shape == (3, 0, 61)
+    assert loaded.output_unit == "V"
+
+
+def test_describe_and_resolve(stored: tuple[Path, Family, Family]) -> None:
+    path, divider, diode = stored
+    store = Store(path)
+    rows = {row["neuron"]: row for row in store.describe()}
+    assert set(rows) == {"divider", "diode_r"}
+    assert rows["divider"]["key"] == divider.key
+    assert rows["divider"]["n"] == 5 and rows["divider"]["seed"] == 1
+    assert rows["divider"]["failed"] == 0
+    assert rows["diode_r"]["parameters"] == {"is": 1e-14, "n": 1.5, "r": 1e3}
+    assert sorted(store.keys()) == sorted([divider.key, diode.key])
+    assert divider.key in store
+
+    assert store.resolve("divider") == divider.key
+    assert store.resolve("diode_r") == diode.key
+    assert store.resolve(divider.key) == divider.key
+    prefix = next(
+        divider.key[:length]
+        for length in range(1, 24)
+        if not diode.key.startswith(divider.key[:length])
+    )
+    assert store.resolve(prefix) == divider.key
+    assert store.resolve(None) in {divider.key, diode.key}
+    with pytest.raises(StoreError, match=r"no family 'cmos_inverter' in .*families.h5"):
+        store.resolve("cmos_inverter")
+    with pytest.raises(StoreError, match="no family"):
+        store.load("zzzz")
+
+
+def test_commit_is_idempotent(stored: tuple[Path, Family, Family], tmp_path: Path) -> None:
+    path, divider, _ = stored
+    copy = tmp_path / "copy.h5"
+    shutil.copy(path, copy)
+    store = Store(copy)
+    store.commit(divider)
+    assert sorted(store.keys()) == sorted(Store(path).keys())
+    assert_same_family(store.load(divider.key), divider)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_damaged_store_gives_store_error_naming_the_file(
+    stored: tuple[Path, Family, Family], tmp_path: Path, damage: str
+) -> None:
+    path, divider, _ = stored
+    bad = tmp_path / "damaged.h5"
+    if damage == "garbage":
+        bad.write_bytes(b"this is not an HDF5 file\n" * 100)
+    elif damage == "truncated":
+        data = path.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    else:
+        bad.write_bytes(b"")
+    store = Store(bad)
+    for action in (store.keys, store.describe, lambda: store.load(divider.key)):
+        with pytest.raises(StoreError, match=r"damaged\.h5"):
+            action()
+    # an extraction aimed at it refuses before simulating anything, and leaves it as it was
+    before = bad.read_bytes()
+    with pytest.raises(StoreError, match=r"damaged\.h5"):
+        extract_family(DATA / "divider.toml", n=5, seed=1, store=bad, options=options())
+    assert bad.read_bytes() == before
+
+
+def test_foreign_hdf5_file_is_not_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as handle:
+        handle["x"] = np.arange(3)
+    with pytest.raises(StoreError, match=r"other\.h5.*not a circuitnn store"):
+        Store(path).keys()
+
+
+def test_missing_store_is_empty_until_written(tmp_path: Path) -> None:
+    store = Store(tmp_path / "new" / "families.h5")
+    assert store.keys() == []
+    assert store.describe() == []
+    with pytest.raises(StoreError, match="holds no families"):
+        store.load()
+
+
+def test_held_lock_times_out_with_store_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "families.h5")
+    other = Store(tmp_path / "families.h5")  # e.g. another process writing the same file
+    with store.lock(timeout=1), pytest.raises(StoreError, match="locked"), other.lock(timeout=0.2):
+        pass
+    with store.lock(timeout=0.2):  # released again
+        pass

@@ -1,0 +1,280 @@
+"""Monte Carlo sampling: distributions, Pelgrom scaling, chips, corners and reproducibility.
+
+Statistical checks use n = 20000 draws (sampling is cheap): a sample mean must lie within
+3σ/√n of the specified mean and a sample standard deviation within 3σ/√(2n) of the specified σ
+(the standard error of a normal sample's σ estimate is σ/√(2n)).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import build_spec, spec_data
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from circuitnn.spec import NeuronSpec
+from circuitnn.variation import (
+    MonteCarlo,
+    nominal_table,
+    sample_parameters,
+    standard_normals,
+    uniforms,
+)
+
+N = 20000
+
+
+def stat_spec(
+    variation: dict[str, Any],
+    corners: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> NeuronSpec:
+    data = spec_data("stat")
+    data["variation"] = variation
+    data["corners"] = corners or {}
+    data["parameters"] = parameters or {}
+    return build_spec(data)
+
+
+def assert_mean(values: np.ndarray, mean: float, sigma: float) -> None:
+    tolerance = 3 * sigma / np.sqrt(len(values))
+    assert abs(np.mean(values) - mean) <= tolerance, (np.mean(values), mean, tolerance)
+
+
+def assert_sigma(values: np.ndarray, sigma: float) -> None:
+    tolerance = 3 * sigma / np.sqrt(2 * len(values))
+    assert abs(np.std(values, ddof=1) - sigma) <= tolerance, (np.std(values), sigma, tolerance)
+
+
+def assert_uncorrelated(x: np.ndarray, y: np.ndarray) -> None:
+    r = np.corrcoef(x, y)[0, 1]
+    assert abs(r) <= 3 / np.sqrt(len(x)), r
+
+
+def test_local_normal_absolute_and_relative() -> None:
+    spec = stat_spec(
+        {
+            "a": {"local": {"distribution": "normal", "sigma": 0.1}},
+            "b": {"local": {"distribution": "normal", "relative": 0.05}},
+        }
+    )
+    table = sample_parameters(spec, MonteCarlo(n=N, seed=1))
+    a, b = table.column("a"), table.column("b")
+    assert_mean(a, 1.0, 0.1)
+    assert_sigma(a, 0.1)
+    assert_mean(b, 2.0, 0.05 * 2.0)  # relative: σ = 0.05 × nominal 2
+    assert_sigma(b, 0.05 * 2.0)
+    assert_uncorrelated(a, b)  # every parameter has its own stream of draws
+    # a normal distribution: about 68.27 % within ±1σ (binomial standard error √(p(1-p)/n))
+    inside = np.mean(np.abs(a - 1.0) < 0.1)
+    assert abs(inside - 0.682689) <= 3 * np.sqrt(0.682689 * 0.317311 / N)
+    # the parameters without variation keep their nominal values exactly
+    assert np.all(table.column("c") == 3.0)
+    assert np.all(table.column("w") == 2e-6)
+
+
+def test_lognormal_has_relative_sigma_of_log_and_nominal_median() -> None:
+    spec = stat_spec({"c": {"local": {"distribution": "lognormal", "relative": 0.2}}})
+    c = sample_parameters(spec, MonteCarlo(n=N, seed=2)).column("c")
+    assert np.all(c > 0)
+    log_ratio = np.log(c / 3.0)
+    assert_mean(log_ratio, 0.0, 0.2)
+    assert_sigma(log_ratio, 0.2)
+    below = np.mean(c < 3.0)  # median = nominal: half the draws below it
+    assert abs(below - 0.5) <= 3 * 0.5 / np.sqrt(N)
+    # the mean of a lognormal is nominal × exp(σ²/2), above the median
+    mean_ratio = np.mean(c / 3.0)
+    expected = np.exp(0.2**2 / 2)
+    sd = np.sqrt((np.exp(0.2**2) - 1) * np.exp(0.2**2))
+    assert abs(mean_ratio - expected) <= 3 * sd / np.sqrt(N)
+
+
+@pytest.mark.parametrize(
+    ("amount", "sigma"),
+    [({"sigma": 0.1}, 0.1), ({"relative": 0.05}, 0.05)],
+    ids=["absolute", "relative"],
+)
+def test_uniform_sigma_and_bounds(amount: dict[str, float], sigma: float) -> None:
+    spec = stat_spec({"a": {"local": {"distribution": "uniform", **amount}}})
+    a = sample_parameters(spec, MonteCarlo(n=N, seed=3)).column("a")  # nominal a = 1
+    half_width = np.sqrt(3) * sigma
+    assert a.min() >= 1 - half_width
+    assert a.max() <= 1 + half_width
+    # the draws fill the interval: the gaps at both ends are O(width / n)
+    assert a.min() < 1 - half_width * (1 - 20 / N)
+    assert a.max() > 1 + half_width * (1 - 20 / N)
+    assert_mean(a, 1.0, sigma)
+    assert_sigma(a, sigma)
+    # flat: each quarter of the interval holds a quarter of the draws
+    counts, _ = np.histogram(a, bins=4, range=(1 - half_width, 1 + half_width))
+    assert np.all(np.abs(counts / N - 0.25) <= 3 * np.sqrt(0.25 * 0.75 / N))
+
+
+def test_pelgrom_sigma_scales_with_area() -> None:
+    spec = stat_spec(
+        {"d": {"local": {"distribution": "normal", "pelgrom": "5n", "area": ["w", "l"]}}}
+    )
+    for w in (2e-6, 8e-6, 0.5e-6):
+        sized = spec.with_parameters(w=w)
+        expected = 5e-9 / np.sqrt(w * 0.5e-6)  # σ = A/√(W·L), L = 0.5 µm
+        d = sample_parameters(sized, MonteCarlo(n=N, seed=4)).column("d")
+        assert_mean(d, 0.0, expected)
+        assert_sigma(d, expected)
+
+
+def test_global_variation_is_shared_within_a_chip_and_independent_across_chips() -> None:
+    chip_size = 10
+    spec = stat_spec(
+        {
+            "e": {"global": {"distribution": "normal", "sigma": 0.3}},
+            "a": {
+                "global": {"distribution": "normal", "sigma": 0.3},
+                "local": {"distribution": "normal", "sigma": 0.1},
+            },
+            "c": {
+                "global": {"distribution": "lognormal", "relative": 0.2},
+                "local": {"distribution": "lognormal", "relative": 0.1},
+            },
+        }
+    )
+    table = sample_parameters(spec, MonteCarlo(n=N, seed=5, chip_size=chip_size))
+    chips = N // chip_size
+    np.testing.assert_array_equal(table.chip, np.arange(N) // chip_size)
+    np.testing.assert_array_equal(table.index, np.arange(N))
+
+    e = table.column("e").reshape(chips, chip_size)
+    assert np.all(e == e[:, :1])  # identical for every neuron of a chip
+    per_chip = e[:, 0]
+    assert len(np.unique(per_chip)) == chips  # a new draw for every chip
+    assert_mean(per_chip, 0.0, 0.3)
+    assert_sigma(per_chip, 0.3)
+    assert_uncorrelated(per_chip[:-1], per_chip[1:])  # neighbouring chips are independent
+
+    # a = 1 + global + local: the spread inside a chip is the local σ alone, the total is both
+    a = table.column("a").reshape(chips, chip_size)
+    within = a - a.mean(axis=1, keepdims=True)
+    pooled = np.sqrt(np.sum(within**2) / (N - chips))
+    assert abs(pooled - 0.1) <= 3 * 0.1 / np.sqrt(2 * (N - chips))
+    chip_means = a.mean(axis=1)  # global + mean of chip_size local draws
+    assert_sigma(chip_means, np.sqrt(0.3**2 + 0.1**2 / chip_size))
+    assert_uncorrelated(chip_means, per_chip)  # a's global draw is not e's
+
+    # global and local lognormal factors multiply: ln(c/3) has σ² = 0.2² + 0.1²
+    log_c = np.log(table.column("c") / 3.0)
+    chip_log = log_c.reshape(chips, chip_size).mean(axis=1)
+    assert_sigma(chip_log, np.sqrt(0.2**2 + 0.1**2 / chip_size))
+    assert_mean(chip_log, 0.0, np.sqrt(0.2**2 + 0.1**2 / chip_size))
+
+
+def test_chip_size_one_makes_every_instance_its_own_die() -> None:
+    spec = stat_spec({"e": {"global": {"distribution": "normal", "sigma": 0.3}}})
+    e = sample_parameters(spec, MonteCarlo(n=N, seed=6)).column("e")
+    assert len(np.unique(e)) == N
+    assert_sigma(e, 0.3)
+
+
+def test_corner_shifts_the_nominal_values() -> None:
+    spec = stat_spec(
+        {
+            "a": {"local": {"distribution": "normal", "sigma": 0.1}},
+            "d": {"local": {"distribution": "normal", "pelgrom": "5n", "area": ["w", "l"]}},
+        },
+        corners={"slow": {"a": 0.5, "d": "10m"}, "fast": {"a": -0.5}},
+    )
+    mc = MonteCarlo(n=N, seed=7)
+    plain = sample_parameters(spec, mc)
+    slow = sample_parameters(spec, MonteCarlo(n=N, seed=7, corner="slow"))
+    fast = sample_parameters(spec, MonteCarlo(n=N, seed=7, corner="fast"))
+    # the same draws, shifted by the corner's offsets
+    np.testing.assert_allclose(slow.column("a") - plain.column("a"), 0.5, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(slow.column("d") - plain.column("d"), 0.01, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fast.column("a") - plain.column("a"), -0.5, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(fast.column("d"), plain.column("d"))
+    assert_mean(slow.column("a"), 1.5, 0.1)
+    assert_sigma(slow.column("a"), 0.1)
+
+    nominal = nominal_table(spec, "slow")
+    assert nominal.values.shape == (1, len(spec.parameter_names))
+    assert nominal.column("a")[0] == 1.5
+    assert nominal.column("d")[0] == 0.01
+    assert nominal.column("b")[0] == 2.0
+    assert nominal_table(spec).column("a")[0] == 1.0
+
+
+# --- reproducibility: sample i depends only on (seed, i) -------------------------------------
+
+MIXED = {
+    "a": {
+        "global": {"distribution": "uniform", "sigma": 0.3},
+        "local": {"distribution": "normal", "sigma": 0.1},
+    },
+    "c": {"local": {"distribution": "lognormal", "relative": 0.2}},
+    "d": {"local": {"distribution": "normal", "pelgrom": "5n", "area": ["w", "l"]}},
+}
+
+
+def _equal_tables(parts: list[Any], whole: Any) -> None:
+    np.testing.assert_array_equal(np.concatenate([p.values for p in parts]), whole.values)
+    np.testing.assert_array_equal(np.concatenate([p.index for p in parts]), whole.index)
+    np.testing.assert_array_equal(np.concatenate([p.chip for p in parts]), whole.chip)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=0, max_value=97), max_size=6),
+    chip_size=st.integers(min_value=1, max_value=13),
+)
+def test_any_chunking_gives_the_identical_table(cuts: list[int], chip_size: int) -> None:
+    spec = stat_spec(MIXED)
+    mc = MonteCarlo(n=97, seed=11, chip_size=chip_size)
+    whole = sample_parameters(spec, mc)
+    bounds = [0, *sorted(cuts), 97]
+    parts = [sample_parameters(spec, mc, start, stop) for start, stop in itertools.pairwise(bounds)]
+    _equal_tables(parts, whole)
+
+
+def test_sample_i_does_not_depend_on_n() -> None:
+    spec = stat_spec(MIXED)
+    small = sample_parameters(spec, MonteCarlo(n=40, seed=3, chip_size=7))
+    large = sample_parameters(spec, MonteCarlo(n=400, seed=3, chip_size=7))
+    np.testing.assert_array_equal(small.values, large.values[:40])
+    middle = sample_parameters(spec, MonteCarlo(n=400, seed=3, chip_size=7), 123, 200)
+    np.testing.assert_array_equal(middle.values, large.values[123:200])
+    np.testing.assert_array_equal(middle.chip, np.arange(123, 200) // 7)
+
+
+def test_seed_changes_every_draw() -> None:
+    spec = stat_spec(MIXED)
+    one = sample_parameters(spec, MonteCarlo(n=200, seed=1)).values
+    two = sample_parameters(spec, MonteCarlo(n=200, seed=2)).values
+    again = sample_parameters(spec, MonteCarlo(n=200, seed=1)).values
+    np.testing.assert_array_equal(one, again)
+    varied = [spec.parameter_names.index(name) for name in ("a", "c", "d")]
+    assert np.all(one[:, varied] != two[:, varied])
+
+
+def test_counter_based_draws_are_pure_functions_of_seed_stream_and_row() -> None:
+    rows = np.arange(5000, dtype=np.int64)
+    u = uniforms(9, "local/a", rows)
+    assert np.all((u > 0) & (u < 1))
+    assert_mean(u, 0.5, np.sqrt(1 / 12))
+    shuffled = np.random.default_rng(0).permutation(rows)
+    np.testing.assert_array_equal(uniforms(9, "local/a", shuffled), u[shuffled])
+    assert not np.any(uniforms(9, "local/b", rows) == u)
+    assert not np.any(uniforms(10, "local/a", rows) == u)
+    z = standard_normals(9, "local/a", rows)
+    assert_mean(z, 0.0, 1.0)
+    assert_sigma(z, 1.0)
+
+
+def test_range_outside_the_run_is_refused() -> None:
+    spec = stat_spec(MIXED)
+    mc = MonteCarlo(n=10)
+    with pytest.raises(ValueError, match="outside"):
+        sample_parameters(spec, mc, 5, 11)
+    with pytest.raises(ValueError, match="outside"):
+        sample_parameters(spec, mc, 6, 5)
