@@ -11,6 +11,33 @@ from circuitnn.simulate import FAILED, OK
 
 
 @dataclass
+class NoiseData:
+    """Output noise of every instance at ``B`` bias points of the input sweep.
+
+    ``bias`` (B,) V; ``frequency`` (F,) Hz; ``psd`` (N×B×F) output noise power spectral density
+    in output unit²/Hz; ``input_psd`` (N×B×F) input-referred, V²/Hz; ``sigma`` (N×B) RMS output
+    noise integrated over ``bandwidth`` (Hz), in the output unit; ``white`` (N×B), ``flicker``
+    (N×B) and ``alpha`` (N×B): the fit S(f) = white + flicker/f^alpha. Failed instances hold NaN.
+    """
+
+    bias: np.ndarray
+    frequency: np.ndarray
+    psd: np.ndarray
+    input_psd: np.ndarray
+    sigma: np.ndarray
+    bandwidth: float
+    white: np.ndarray
+    flicker: np.ndarray
+    alpha: np.ndarray
+
+    def sigma_at(self, x: np.ndarray) -> np.ndarray:
+        """σ_out of every instance at inputs ``x`` (V), linearly interpolated between bias points
+        (held constant outside them); shape (N, len(x))."""
+        x = np.asarray(x, dtype=np.float64)
+        return np.stack([np.interp(x, self.bias, row) for row in self.sigma])
+
+
+@dataclass
 class Family:
     """Curves and measurements of ``n`` instances of one neuron on one input grid.
 
@@ -21,6 +48,7 @@ class Family:
     ``parameters`` (N×P) SI units, columns ``parameter_names``; ``chip`` (N,) die index;
     ``status`` (N,) 1 = ok, 2 = failed; ``reasons`` failure text per instance ("" when ok);
     ``descriptors`` name → (N,). ``attrs`` holds the provenance (spec, netlist, versions, seed).
+    ``noise`` holds the noise analysis when it was run (see :class:`NoiseData`).
     """
 
     key: str
@@ -40,6 +68,7 @@ class Family:
     descriptors: dict[str, np.ndarray]
     output_unit: str
     attrs: dict[str, Any] = field(default_factory=dict)
+    noise: NoiseData | None = None
 
     @property
     def n(self) -> int:
