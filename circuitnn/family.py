@@ -17,7 +17,10 @@ class NoiseData:
     ``bias`` (B,) V; ``frequency`` (F,) Hz; ``psd`` (N×B×F) output noise power spectral density
     in output unit²/Hz; ``input_psd`` (N×B×F) input-referred, V²/Hz; ``sigma`` (N×B) RMS output
     noise integrated over ``bandwidth`` (Hz), in the output unit; ``white`` (N×B), ``flicker``
-    (N×B) and ``alpha`` (N×B): the fit S(f) = white + flicker/f^alpha. Failed instances hold NaN.
+    (N×B) and ``alpha`` (N×B): the fit S(f) = white + flicker/f^alpha over the signal band
+    (``frequency`` ≤ ``bandwidth``). ``status`` (N,) 1 ok,
+    2 failed (reason in ``reasons``; instances whose DC run failed are not simulated again);
+    failed instances hold NaN. ``key`` names the analysis settings in the store.
     """
 
     bias: np.ndarray
@@ -29,12 +32,40 @@ class NoiseData:
     white: np.ndarray
     flicker: np.ndarray
     alpha: np.ndarray
+    status: np.ndarray
+    reasons: list[str]
+    key: str = ""
 
     def sigma_at(self, x: np.ndarray) -> np.ndarray:
         """σ_out of every instance at inputs ``x`` (V), linearly interpolated between bias points
         (held constant outside them); shape (N, len(x))."""
         x = np.asarray(x, dtype=np.float64)
         return np.stack([np.interp(x, self.bias, row) for row in self.sigma])
+
+
+@dataclass
+class SpeedData:
+    """Small-signal bandwidth and large-signal settling of every instance.
+
+    ``bias`` V where the AC analysis linearized; ``frequency`` (F,) Hz; ``response`` (N×F)
+    complex small-signal gain (output unit per V); ``bandwidth`` (N,) −3 dB frequency in Hz (NaN
+    if beyond ``frequency[-1]``); ``settling_time`` (N,) s after the input step (from the sweep's
+    start to its stop at ``step_time``) until the output stays within ``tolerance`` of its own step;
+    ``energy`` (N,) J = mean static power × settling time; ``status``/``reasons`` as in a family.
+    """
+
+    bias: float
+    frequency: np.ndarray
+    response: np.ndarray
+    bandwidth: np.ndarray
+    settling_time: np.ndarray
+    energy: np.ndarray
+    step_time: float
+    stop_time: float
+    tolerance: float
+    status: np.ndarray
+    reasons: list[str]
+    key: str = ""
 
 
 @dataclass
@@ -48,7 +79,8 @@ class Family:
     ``parameters`` (N×P) SI units, columns ``parameter_names``; ``chip`` (N,) die index;
     ``status`` (N,) 1 = ok, 2 = failed; ``reasons`` failure text per instance ("" when ok);
     ``descriptors`` name → (N,). ``attrs`` holds the provenance (spec, netlist, versions, seed).
-    ``noise`` holds the noise analysis when it was run (see :class:`NoiseData`).
+    ``noise`` and ``speed`` hold those analyses when they were run (:class:`NoiseData`,
+    :class:`SpeedData`).
     """
 
     key: str
@@ -69,6 +101,7 @@ class Family:
     output_unit: str
     attrs: dict[str, Any] = field(default_factory=dict)
     noise: NoiseData | None = None
+    speed: SpeedData | None = None
 
     @property
     def n(self) -> int:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from circuitnn import __version__
+from circuitnn.analyses import NoiseAnalysis, SpeedAnalysis
+from circuitnn.analysis_pipeline import add_noise, add_speed
 from circuitnn.circuits import get_neuron
 from circuitnn.errors import ConfigError
 from circuitnn.extract import describe
@@ -88,12 +90,16 @@ def extract_family(
     corner: str | None = None,
     temperature: float | None = None,
     options: RunOptions | None = None,
+    noise: NoiseAnalysis | bool | None = None,
+    speed: SpeedAnalysis | bool | None = None,
 ) -> Family:
     """Simulate ``n`` Monte Carlo instances of ``neuron`` and return (and store) the family.
 
     ``neuron``: a built-in name, a spec/netlist path or a :class:`NeuronSpec`. ``temperature`` in
     °C overrides the spec's. With a ``store`` the family is cached there (a second identical call
-    runs nothing) and a killed run resumes; without one it is only returned.
+    runs nothing) and a killed run resumes; without one it is only returned. ``noise`` and
+    ``speed`` (settings, or True for the defaults) add those analyses; on a stored family they run
+    alone, without repeating the DC sweep.
     """
     spec = get_neuron(neuron)
     if temperature is not None:
@@ -103,16 +109,25 @@ def extract_family(
     spec.nominal(corner)
     key = family_key(spec, mc)
     target = store if isinstance(store, Store) or store is None else Store(store)
+    noise = NoiseAnalysis() if noise is True else (noise or None)
+    speed = SpeedAnalysis() if speed is True else (speed or None)
+    if noise is not None:
+        noise.biases(spec)
     if target is not None and key in target:
-        return target.load(key)
-    journal = target.journal(key, options.chunk_size) if target is not None else None
-    chunks = _run_chunks(spec, mc, options, journal)
-    nominal = _nominal(spec, mc, options, journal)
-    family = _assemble(spec, mc, key, chunks, nominal, options)
-    if target is not None:
-        target.commit(family)
-        assert journal is not None
-        journal.clear()
+        family = target.load(key)
+    else:
+        journal = target.journal(key, options.chunk_size) if target is not None else None
+        chunks = _run_chunks(spec, mc, options, journal)
+        nominal = _nominal(spec, mc, options, journal)
+        family = _assemble(spec, mc, key, chunks, nominal, options)
+        if target is not None:
+            target.commit(family)
+            assert journal is not None
+            journal.clear()
+    if noise is not None:
+        family.noise = add_noise(family, spec, noise, target, options)
+    if speed is not None:
+        family.speed = add_speed(family, spec, speed, target, options)
     return family
 
 
@@ -136,7 +151,7 @@ def _run_chunks(
         )
         for start in todo
     ]
-    bar = _progress(mc.n, sum(len(c.status) for c in done.values()), spec.name, options.progress)
+    bar = progress_bar(mc.n, sum(len(c.status) for c in done.values()), spec.name, options.progress)
     try:
         for _, chunk in run_tasks(
             simulate_chunk,
@@ -234,7 +249,8 @@ def _span(index: np.ndarray) -> str:
     return f"{int(index[0])}-{int(index[-1])}" if len(index) else "empty"
 
 
-def _progress(total: int, initial: int, name: str, enabled: bool):
+def progress_bar(total: int, initial: int, name: str, enabled: bool):
+    """A tqdm progress bar over instances (disabled when ``enabled`` is false)."""
     from tqdm.auto import tqdm
 
     return tqdm(

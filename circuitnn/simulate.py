@@ -8,6 +8,7 @@ instance of the chunk is kept. A netlist error stops everything: it would fail f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,60 +58,106 @@ def simulate_chunk(
     instances are marked failed. Raises :class:`NetlistError` if ngspice rejects the netlist.
     """
     count, points = len(table), spec.sweep.points
-    result = ChunkResult(
-        start=int(table.index[0]) if count else 0,
-        curves=np.full((count, points), np.nan),
-        supply_current=np.full((count, len(spec.ports.supplies), points), np.nan),
-        input_current=np.full((count, len(spec.ports.input), points), np.nan),
-        status=np.zeros(count, dtype=np.int8),
-        reasons=[""] * count,
-    )
-    began = time.perf_counter()
     solver = get_engine(engine)
+
+    def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
+        bench = render_dc_bench(spec, table.rows(rows))
+        vectors = solver.run(bench.text, bench.vectors, points, timeout, what)
+        curves, supplies, inputs = assemble(spec, bench, vectors)
+        return {"curves": curves, "supply_current": supplies, "input_current": inputs}
+
+    shapes = {
+        "curves": (points,),
+        "supply_current": (len(spec.ports.supplies), points),
+        "input_current": (len(spec.ports.input), points),
+    }
+    isolated = run_isolated(spec.name, table.index, shapes, run, retries)
+    return ChunkResult(
+        start=int(table.index[0]) if count else 0,
+        status=isolated.status,
+        reasons=isolated.reasons,
+        runs=isolated.runs,
+        seconds=isolated.seconds,
+        **isolated.arrays,
+    )
+
+
+@dataclass
+class Isolated:
+    """Arrays (instance-major, NaN where failed), status, reasons and cost of an isolated run."""
+
+    arrays: dict[str, np.ndarray]
+    status: np.ndarray
+    reasons: list[str]
+    runs: int
+    seconds: float
+
+
+def run_isolated(
+    name: str,
+    index: np.ndarray,
+    shapes: dict[str, tuple[int, ...]],
+    run: Callable[[np.ndarray, str], dict[str, np.ndarray]],
+    retries: int = 1,
+    dtype: type = np.float64,
+) -> Isolated:
+    """Call ``run(rows, what)`` on all rows, bisecting failures down to single instances.
+
+    ``run`` returns arrays whose first axis follows ``rows``; ``shapes`` gives each array's
+    per-instance shape (used where every instance failed). A run that does not converge or crashes
+    ngspice is split in halves; a timed-out run is retried ``retries`` times and then its rows are
+    marked failed; :class:`NetlistError` propagates. Rows with non-finite values are failed too.
+    """
+    count = len(index)
+    arrays = {key: np.full((count, *shape), np.nan, dtype=dtype) for key, shape in shapes.items()}
+    status = np.zeros(count, dtype=np.int8)
+    reasons = [""] * count
+    runs = 0
+    began = time.perf_counter()
+
+    def fail(rows: np.ndarray, reason: str) -> None:
+        status[rows] = FAILED
+        for values in arrays.values():
+            values[rows] = np.nan
+        for row in rows:
+            reasons[row] = reason
+
     pending = [np.arange(count)]
     while pending:
         rows = pending.pop()
-        sub = table.rows(rows)
-        what = f"{spec.name} instances {_describe(sub.index)}"
-        bench = render_dc_bench(spec, sub)
+        what = f"{name} instances {_describe(index[rows])}"
         for attempt in range(retries + 1):
             try:
-                result.runs += 1
-                vectors = solver.run(bench.text, bench.vectors, points, timeout, what)
-                curves, supplies, inputs = assemble(spec, bench, vectors)
-                result.curves[rows] = curves
-                result.supply_current[rows] = supplies
-                result.input_current[rows] = inputs
-                finite = np.isfinite(curves).all(axis=1) & np.isfinite(supplies).all(axis=(1, 2))
-                finite &= np.isfinite(inputs).all(axis=(1, 2))
-                result.status[rows] = np.where(finite, OK, FAILED)
-                for row in rows[~finite]:
-                    result.reasons[row] = "non-finite output"
-                break
+                runs += 1
+                produced = run(rows, what)
             except NetlistError:
                 raise
             except SimulationTimeout as error:
                 if attempt < retries:
                     continue
-                _fail(result, rows, _first_line(error))
+                fail(rows, _first_line(error))
             except SimulationError as error:
                 if len(rows) == 1:
-                    _fail(result, rows, _first_line(error))
+                    fail(rows, _first_line(error))
                 else:
                     half = len(rows) // 2
                     pending += [rows[half:], rows[:half]]
-                break
-    result.seconds = time.perf_counter() - began
-    return result
+            else:
+                finite = np.ones(len(rows), dtype=bool)
+                for key, values in produced.items():
+                    if values.shape[1:] != arrays[key].shape[1:]:
+                        arrays[key] = _resized(arrays[key], values.shape[1:])
+                    arrays[key][rows] = values
+                    finite &= np.isfinite(values.reshape(len(rows), -1)).all(axis=1)
+                status[rows] = np.where(finite, OK, FAILED)
+                for row in rows[~finite]:
+                    reasons[row] = "non-finite output"
+            break
+    return Isolated(arrays, status, reasons, runs, time.perf_counter() - began)
 
 
-def _fail(result: ChunkResult, rows: np.ndarray, reason: str) -> None:
-    result.status[rows] = FAILED
-    result.curves[rows] = np.nan
-    result.supply_current[rows] = np.nan
-    result.input_current[rows] = np.nan
-    for row in rows:
-        result.reasons[row] = reason
+def _resized(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.full((len(values), *shape), np.nan, dtype=values.dtype)
 
 
 def _first_line(error: Exception) -> str:

@@ -100,12 +100,15 @@ class Output:
     """What is measured: a node voltage (V), a differential voltage (V) or a port current (A).
 
     For ``current`` the output port is held at ``load_voltage`` volts and the current flowing out of
-    the port into that load is reported (``invert`` flips the sign).
+    the port into that load is reported (``invert`` flips the sign). Voltage outputs are loaded by
+    ``load_capacitance`` farads to ground (each node of a differential output), the input of the
+    next stage, which sets the neuron's speed.
     """
 
     quantity: str = "voltage"
     load_voltage: float = 0.0
     invert: bool = False
+    load_capacitance: float = 0.0
 
     @property
     def unit(self) -> str:
@@ -252,6 +255,9 @@ def spec_from_dict(
             output_data.get("load_voltage", 0.0), f"{source}: output.load_voltage"
         ),
         invert=bool(output_data.get("invert", False)),
+        load_capacitance=parse_spice(
+            output_data.get("load_capacitance", 0.0), f"{source}: output.load_capacitance"
+        ),
     )
     parameters = dict(subckt.defaults)
     for key, value in reader.table("parameters", required=False).items():
@@ -309,6 +315,8 @@ def _validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
     wanted = 2 if quantity == "differential_voltage" else 1
     if len(ports.output) != wanted:
         raise ConfigError(f"{where}: ports.output needs {wanted} port(s) for quantity {quantity!r}")
+    if spec.output.load_capacitance < 0:
+        raise ConfigError(f"{where}: output.load_capacitance must be non-negative (F)")
     if spec.sweep.points < 2:
         raise ConfigError(f"{where}: sweep.points must be at least 2 (got {spec.sweep.points})")
     if not spec.sweep.stop > spec.sweep.start:

@@ -11,19 +11,21 @@ the new file — never a half-written one. This is the only module that imports 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
 import fcntl
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from circuitnn.errors import StoreError
-from circuitnn.family import Family
+from circuitnn.family import Family, NoiseData, SpeedData
 from circuitnn.simulate import ChunkResult
 
 SCHEMA_VERSION = 1
@@ -108,8 +110,14 @@ class Store:
             raise StoreError(f"{selector!r} matches several families in {self.path}: {by_key}")
         raise StoreError(f"no family {selector!r} in {self.path}")
 
-    def load(self, selector: str | None = None) -> Family:
-        """Read a family (by key, key prefix or neuron name; default the newest) into memory."""
+    def load(
+        self, selector: str | None = None, noise: str | None = None, speed: str | None = None
+    ) -> Family:
+        """Read a family (by key, key prefix or neuron name; default the newest) into memory.
+
+        ``noise``/``speed`` name the analysis to attach (its key); by default the newest one
+        stored with the family, if any.
+        """
         key = self.resolve(selector)
         with self._open() as handle:
             group = handle["families"][key]
@@ -133,26 +141,59 @@ class Store:
                 descriptors=descriptors,
                 output_unit=str(attrs["output_unit"]),
                 attrs=attrs,
+                noise=_read_analysis(group, "noise", noise, NoiseData),
+                speed=_read_analysis(group, "speed", speed, SpeedData),
             )
+
+    def analyses(self, key: str) -> list[str]:
+        """Keys of the analyses (``noise-…``, ``speed-…``) stored with family ``key``."""
+        with self._open() as handle:
+            group = handle["families"].get(key)
+            if group is None:
+                raise StoreError(f"no family {key} in {self.path}")
+            return sorted(name for name in group if name.startswith(("noise-", "speed-")))
 
     def commit(self, family: Family, lock_timeout: float = 600.0) -> None:
         """Add ``family`` atomically (copy, write, rename) under the store's lock file."""
+        self._replace(
+            family.key,
+            lambda path: _write_family(path, family),
+            lock_timeout,
+            skip=lambda: family.key in self.keys(),
+        )
+
+    def commit_analysis(
+        self, key: str, data: NoiseData | SpeedData, lock_timeout: float = 600.0
+    ) -> None:
+        """Add a noise or speed analysis to the stored family ``key``, atomically."""
+        if not self.path.exists() or key not in self.keys():
+            raise StoreError(f"cannot add {data.key} to {self.path}: no family {key} there")
+        self._replace(
+            key,
+            lambda path: _write_analysis(path, key, data),
+            lock_timeout,
+            skip=lambda: data.key in self.analyses(key),
+        )
+
+    def _replace(
+        self, key: str, write: Callable[[Path], None], lock_timeout: float, skip: Callable[[], bool]
+    ) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock(lock_timeout):
-            if self.path.exists() and family.key in self.keys():
+            if self.path.exists() and skip():
                 return
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             try:
                 if self.path.exists():
                     shutil.copyfile(self.path, temporary)
-                _write_family(temporary, family)
+                write(temporary)
                 with open(temporary, "rb") as handle:
                     os.fsync(handle.fileno())
                 os.replace(temporary, self.path)
                 _fsync_folder(self.path.parent)
             except OSError as error:
                 raise StoreError(
-                    f"could not write family {family.key[:12]} to {self.path}: {error} "
+                    f"could not write family {key[:12]} to {self.path}: {error} "
                     "(the store was left as it was)"
                 ) from None
             finally:
@@ -190,42 +231,59 @@ class Journal:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def save(self, chunk: ChunkResult, name: str | None = None) -> None:
-        """Record a finished chunk (atomic: a killed write leaves no partial file)."""
+    def save_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Record named arrays as ``name.npz`` (atomic: a killed write leaves no partial file)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / f"{name or f'chunk-{chunk.start:09d}'}.npz"
+        final = self.folder / f"{name}.npz"
         temporary = final.with_suffix(".tmp")
         with open(temporary, "wb") as handle:
-            np.savez(
-                handle,
-                start=np.int64(chunk.start),
-                curves=chunk.curves,
-                supply_current=chunk.supply_current,
-                input_current=chunk.input_current,
-                status=chunk.status,
-                reasons=np.array(chunk.reasons, dtype=np.str_),
-            )
+            np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, final)
 
-    def load(self, name: str) -> ChunkResult | None:
-        """A saved chunk by file stem, or None if absent or unreadable (it will be recomputed)."""
+    def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:
+        """Arrays saved as ``name``, or None if absent or unreadable (then recomputed)."""
         path = self.folder / f"{name}.npz"
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return ChunkResult(
-                    start=int(data["start"]),
-                    curves=data["curves"],
-                    supply_current=data["supply_current"],
-                    input_current=data["input_current"],
-                    status=data["status"],
-                    reasons=[str(r) for r in data["reasons"]],
-                )
+                return {key: data[key] for key in data.files}
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)
+            return None
+
+    def save(self, chunk: ChunkResult, name: str | None = None) -> None:
+        """Record a finished DC chunk."""
+        self.save_arrays(
+            name or f"chunk-{chunk.start:09d}",
+            {
+                "start": np.int64(chunk.start),
+                "curves": chunk.curves,
+                "supply_current": chunk.supply_current,
+                "input_current": chunk.input_current,
+                "status": chunk.status,
+                "reasons": np.array(chunk.reasons, dtype=np.str_),
+            },
+        )
+
+    def load(self, name: str) -> ChunkResult | None:
+        """A saved DC chunk by file stem, or None if absent or unreadable."""
+        data = self.load_arrays(name)
+        if data is None:
+            return None
+        try:
+            return ChunkResult(
+                start=int(data["start"]),
+                curves=data["curves"],
+                supply_current=data["supply_current"],
+                input_current=data["input_current"],
+                status=data["status"],
+                reasons=[str(r) for r in data["reasons"]],
+            )
+        except KeyError:
+            (self.folder / f"{name}.npz").unlink(missing_ok=True)
             return None
 
     def finished_starts(self) -> set[int]:
@@ -317,3 +375,72 @@ def _plain(value: Any) -> Any:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
+    import h5py
+
+    units = {
+        "bias": "V",
+        "frequency": "Hz",
+        "psd": "output unit^2/Hz",
+        "input_psd": "V^2/Hz",
+        "sigma": "output unit (RMS)",
+        "bandwidth": "Hz",
+        "white": "output unit^2/Hz",
+        "flicker": "output unit^2/Hz * Hz^alpha",
+        "alpha": "1",
+        "response": "output unit/V",
+        "settling_time": "s",
+        "energy": "J",
+        "step_time": "s",
+        "stop_time": "s",
+        "tolerance": "fraction of the step",
+    }
+    with h5py.File(path, "a") as handle:
+        group = handle["families"][key].create_group(data.key)
+        group.attrs["kind"] = type(data).__name__
+        group.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat()
+        for field in dataclasses.fields(data):
+            value = getattr(data, field.name)
+            if field.name == "key":
+                continue
+            if field.name == "reasons":
+                group.create_dataset(
+                    "failure_reason", data=np.array(value, dtype=object), dtype=h5py.string_dtype()
+                )
+            elif isinstance(value, np.ndarray) and value.ndim > 0:
+                options = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+                dataset = group.create_dataset(
+                    field.name, data=value, **(options if value.size > 4096 else {})
+                )
+                if field.name in units:
+                    dataset.attrs["units"] = units[field.name]
+            else:
+                group.attrs[field.name] = float(value)
+                if field.name in units:
+                    group.attrs[f"{field.name}_units"] = units[field.name]
+
+
+def _read_analysis(group: Any, kind: str, wanted: str | None, cls: type) -> Any:
+    names = [name for name in group if name.startswith(f"{kind}-")]
+    if wanted is not None:
+        if wanted not in names:
+            return None
+        chosen = wanted
+    elif not names:
+        return None
+    else:
+        chosen = max(names, key=lambda name: group[name].attrs.get("created", ""))
+    data = group[chosen]
+    values: dict[str, Any] = {"key": chosen}
+    for field in dataclasses.fields(cls):
+        if field.name == "key":
+            continue
+        if field.name == "reasons":
+            values["reasons"] = [_text(r) for r in data["failure_reason"][()]]
+        elif field.name in data:
+            values[field.name] = data[field.name][()]
+        else:
+            values[field.name] = float(data.attrs[field.name])
+    return cls(**values)

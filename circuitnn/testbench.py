@@ -7,10 +7,12 @@ curve, supply current and input current are its own; the input is one ideal sour
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from circuitnn.analyses import NoiseAnalysis, SpeedAnalysis
 from circuitnn.spec import NeuronSpec
 from circuitnn.units import format_spice
 from circuitnn.variation import ParameterTable
@@ -29,19 +31,23 @@ class Bench:
     input_vectors: tuple[tuple[str, ...], ...]
 
     @property
+    def output_names(self) -> list[str]:
+        """The output vectors only."""
+        return [name for group in self.output_vectors for name in group]
+
+    @property
     def vectors(self) -> list[str]:
         """Every vector to read back: outputs, supplies, inputs."""
         groups = (*self.output_vectors, *self.supply_vectors, *self.input_vectors)
         return [name for group in groups for name in group]
 
 
-def _input_lines(spec: NeuronSpec) -> list[str]:
-    sweep = spec.sweep
+def _differential_drive(spec: NeuronSpec) -> list[str]:
+    """E sources driving inp/inn at common mode ± x/2 from the swept node ``x``."""
     if not spec.ports.differential_input:
-        return [f"{SWEEP_SOURCE} x 0 DC {format_spice(sweep.start)}"]
+        return []
     return [
-        f"{SWEEP_SOURCE} x 0 DC {format_spice(sweep.start)}",
-        f"vcm cm 0 DC {format_spice(sweep.common_mode)}",
+        f"vcm cm 0 DC {format_spice(spec.sweep.common_mode)}",
         "einp inp cm x 0 0.5",
         "einn inn cm x 0 -0.5",
     ]
@@ -69,18 +75,20 @@ def _port_nodes(spec: NeuronSpec, k: int) -> list[str]:
     return nodes
 
 
-def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
-    """The batched DC-sweep netlist for every row of ``table``."""
+def _circuit(spec: NeuronSpec, table: ParameterTable, input_source: str) -> tuple[list[str], Bench]:
+    """Netlist lines of the instances around the shared input, and the vectors they expose."""
     ports = spec.ports
     lines = [
         f"* circuitnn batch: {spec.name}, {len(table)} instances",
         spec.netlist_text.rstrip(),
         "",
+        input_source,
+        *_differential_drive(spec),
     ]
-    lines += _input_lines(spec)
     lines += [
         f"vb_{port} b_{port} 0 DC {format_spice(volts)}" for port, volts in ports.bias.items()
     ]
+    load = spec.output.load_capacitance
     output_vectors = []
     supply_vectors = []
     input_vectors = []
@@ -103,27 +111,129 @@ def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
             lines.append(f"vl_{k} o0_{k} 0 DC {format_spice(spec.output.load_voltage)}")
             output_vectors.append((f"i(vl_{k})",))
         else:
-            output_vectors.append(tuple(f"v(o{j}_{k})" for j in range(len(ports.output))))
-    groups = (*output_vectors, *supply_vectors, *input_vectors)
-    names = [name for group in groups for name in group]
-    sweep = spec.sweep
-    # ngspice accumulates the sweep value (value += step) and ends once it passes stop by more
-    # than ~2e-13, so rounding can drop the last point; half a step of headroom keeps exactly
-    # sweep.points points
-    lines += [
-        f".temp {format_spice(spec.temperature)}",
-        *(_wrap(".save", names)),
-        f".dc {SWEEP_SOURCE} {format_spice(sweep.start)} "
-        f"{format_spice(sweep.stop + sweep.step / 2)} {format_spice(sweep.step)}",
-        ".end",
-    ]
-    return Bench(
-        text="\n".join(lines) + "\n",
+            outputs = range(len(ports.output))
+            lines += [f"cl{j}_{k} o{j}_{k} 0 {format_spice(load)}" for j in outputs if load > 0]
+            output_vectors.append(tuple(f"v(o{j}_{k})" for j in outputs))
+    lines.append(f".temp {format_spice(spec.temperature)}")
+    bench = Bench(
+        text="",
         instances=len(table),
         output_vectors=tuple(output_vectors),
         supply_vectors=tuple(supply_vectors),
         input_vectors=tuple(input_vectors),
     )
+    return lines, bench
+
+
+def _finish(lines: list[str], bench: Bench) -> Bench:
+    return dataclasses.replace(bench, text="\n".join([*lines, ".end"]) + "\n")
+
+
+def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
+    """The batched DC-sweep netlist for every row of ``table``."""
+    sweep = spec.sweep
+    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC {format_spice(sweep.start)}")
+    # ngspice accumulates the sweep value (value += step) and ends once it passes stop by more
+    # than ~2e-13, so rounding can drop the last point; half a step of headroom keeps exactly
+    # sweep.points points
+    lines += [
+        *(_wrap(".save", bench.vectors)),
+        f".dc {SWEEP_SOURCE} {format_spice(sweep.start)} "
+        f"{format_spice(sweep.stop + sweep.step / 2)} {format_spice(sweep.step)}",
+    ]
+    return _finish(lines, bench)
+
+
+def _sum_chain(spec: NeuronSpec, instances: int) -> list[str]:
+    """Sources making node ``sum`` equal Σ outputs (V, or A × 1 Ω for current outputs)."""
+    lines = []
+    for k in range(instances):
+        low = f"sum{k - 1}" if k else "0"
+        high = "sum" if k == instances - 1 else f"sum{k}"
+        if spec.output.quantity == "current":
+            lines.append(f"hsum{k} {high} {low} vl_{k} 1")
+        elif spec.output.quantity == "differential_voltage":
+            lines.append(f"esum{k} {high} {low} o0_{k} o1_{k} 1")
+        else:
+            lines.append(f"esum{k} {high} {low} o0_{k} 0 1")
+    return lines
+
+
+def _decade(analysis: NoiseAnalysis | SpeedAnalysis) -> str:
+    return (
+        f"dec {analysis.points_per_decade} {format_spice(analysis.fmin)} "
+        f"{format_spice(analysis.fmax)}"
+    )
+
+
+def render_noise_bench(
+    spec: NeuronSpec, table: ParameterTable, analysis: NoiseAnalysis, biases: np.ndarray
+) -> tuple[Bench, list[tuple[str, str]]]:
+    """Noise and AC at every bias in one ngspice run; returns the bench and, per bias, the raw
+    file names of its noise spectra and its AC response (written into ngspice's working folder)."""
+    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC 0 AC 1")
+    lines += _sum_chain(spec, len(table))
+    files = [(f"noise{j}.raw", f"ac{j}.raw") for j in range(len(biases))]
+    lines += [".control", "set filetype=binary"]
+    for bias, (noise_file, ac_file) in zip(biases, files, strict=True):
+        lines += [
+            f"alter {SWEEP_SOURCE} dc = {format_spice(float(bias))}",
+            f"noise v(sum) {SWEEP_SOURCE} {_decade(analysis)} 1",
+            "setplot previous",
+            f"write {noise_file} all",
+            "destroy all",
+            f"ac {_decade(analysis)}",
+            f"write {ac_file} all",
+            "destroy all",
+        ]
+    lines += ["quit", ".endc"]
+    return _finish(lines, bench), files
+
+
+def render_ac_bench(
+    spec: NeuronSpec, table: ParameterTable, analysis: SpeedAnalysis, bias: float
+) -> Bench:
+    """Small-signal AC response of every output at input ``bias`` (V)."""
+    source = f"{SWEEP_SOURCE} x 0 DC {format_spice(bias)} AC 1"
+    lines, bench = _circuit(spec, table, source)
+    lines += [
+        *_wrap(".save", bench.output_names),
+        f".ac {_decade(analysis)}",
+    ]
+    return _finish(lines, bench)
+
+
+def render_step_bench(
+    spec: NeuronSpec, table: ParameterTable, step_time: float, rise_time: float, stop_time: float
+) -> Bench:
+    """Transient of an input step from the sweep's start to its stop at ``step_time`` (s)."""
+    sweep = spec.sweep
+    low, high = format_spice(sweep.start), format_spice(sweep.stop)
+    source = (
+        f"{SWEEP_SOURCE} x 0 DC {low} PWL(0 {low} {format_spice(step_time)} {low} "
+        f"{format_spice(step_time + rise_time)} {high})"
+    )
+    lines, bench = _circuit(spec, table, source)
+    step = stop_time / 4000
+    lines += [
+        *_wrap(".save", bench.output_names),
+        f".tran {format_spice(step)} {format_spice(stop_time)} 0 {format_spice(step)}",
+    ]
+    return _finish(lines, bench)
+
+
+def output_signals(spec: NeuronSpec, bench: Bench, vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Each instance's output quantity from raw vectors (N×points; complex for AC)."""
+    rows = []
+    sign = -1.0 if spec.output.invert else 1.0
+    for group in bench.output_vectors:
+        if spec.output.quantity == "differential_voltage":
+            rows.append(vectors[group[0]] - vectors[group[1]])
+        elif spec.output.quantity == "current":
+            rows.append(sign * vectors[group[0]])
+        else:
+            rows.append(vectors[group[0]])
+    return np.asarray(rows)
 
 
 def _wrap(keyword: str, names: list[str], width: int = 200) -> list[str]:
@@ -154,17 +264,9 @@ def assemble(
     Supply current is positive when the circuit draws it from the supply; input current is positive
     when it flows from the input driver into the input port.
     """
-    outputs = []
-    for group in bench.output_vectors:
-        if spec.output.quantity == "differential_voltage":
-            outputs.append(vectors[group[0]] - vectors[group[1]])
-        elif spec.output.quantity == "current":
-            # ngspice's source current flows + to − through the source: current leaving the neuron's
-            # output port enters the load source's + terminal, which ngspice reports as positive.
-            sign = -1.0 if spec.output.invert else 1.0
-            outputs.append(sign * vectors[group[0]])
-        else:
-            outputs.append(vectors[group[0]])
+    # ngspice's source current flows + to − through the source: current leaving the neuron's
+    # output port enters the load source's + terminal, which ngspice reports as positive.
+    outputs = output_signals(spec, bench, vectors)
     points = spec.sweep.points
     curves = np.asarray(outputs, dtype=np.float64).reshape(bench.instances, points)
     supplies = _currents(bench.supply_vectors, vectors, -1.0, points)

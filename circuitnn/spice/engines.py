@@ -29,7 +29,7 @@ import numpy as np
 
 from circuitnn.errors import ConfigError, SimulationError, SimulationTimeout, log_tail
 from circuitnn.spice.messages import raise_for_log
-from circuitnn.spice.rawfile import read_raw
+from circuitnn.spice.rawfile import RawPlot, read_raw
 
 DEFAULT_ENGINE = "subprocess"
 
@@ -40,16 +40,22 @@ class Engine:
     name = "engine"
 
     def run(
-        self, netlist: str, vectors: list[str], points: int, timeout: float, what: str = "netlist"
+        self,
+        netlist: str,
+        vectors: list[str],
+        points: int | None,
+        timeout: float,
+        what: str = "netlist",
     ) -> dict[str, np.ndarray]:
-        """Simulate ``netlist`` (one analysis) and return ``vectors`` with ``points`` points each.
+        """Simulate ``netlist`` (one analysis) and return ``vectors`` with ``points`` points each
+        (any number of points, the same for all, when ``points`` is None: transients).
 
         ``vectors`` use ngspice's lower-case names (``v(node)``, ``i(vsource)``); ``timeout`` is in
         seconds; ``what`` names the job in error messages.
         """
         results, log = self._execute(netlist, vectors, timeout, what)
         complete = results is not None and all(
-            name in results and len(results[name]) == points for name in vectors
+            name in results and (points is None or len(results[name]) == points) for name in vectors
         )
         raise_for_log(log, what, complete)
         assert results is not None
@@ -72,6 +78,56 @@ def ngspice_executable() -> str:
     return path
 
 
+def _spawn(netlist: str, folder: Path, raw: Path | None, timeout: float, what: str) -> str:
+    """Run ``ngspice -b`` on ``netlist`` in ``folder``; return its log (stdout + stderr)."""
+    circuit = folder / "bench.cir"
+    circuit.write_text(netlist)
+    command = [ngspice_executable(), "-b", *(["-r", str(raw)] if raw else []), str(circuit)]
+    env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
+    try:
+        done = subprocess.run(
+            command, capture_output=True, timeout=timeout, cwd=folder, env=env, check=False
+        )
+    except subprocess.TimeoutExpired as expired:
+        log = _decode(expired.stdout) + _decode(expired.stderr)
+        raise SimulationTimeout(
+            f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n{log_tail(log)}"
+        ) from None
+    log = _decode(done.stdout) + "\n" + _decode(done.stderr)
+    if done.returncode < 0:
+        raise SimulationError(
+            f"{what}: ngspice crashed (signal {-done.returncode})\n{log_tail(log)}"
+        )
+    return log
+
+
+def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
+    if not path.is_file():
+        return None
+    try:
+        return read_raw(path.read_bytes(), f"{what}: {path.name}")
+    except SimulationError:
+        return None
+
+
+def run_script(
+    netlist: str, files: list[str], timeout: float, what: str = "netlist"
+) -> dict[str, list[RawPlot]]:
+    """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder.
+
+    Used for analyses driven by a control script (noise and AC at several bias points); always an
+    ngspice subprocess, whatever the engine. Raises like :meth:`Engine.run` when ngspice rejects
+    the netlist, does not converge or any file is missing.
+    """
+    with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
+        folder = Path(name)
+        log = _spawn(netlist, folder, None, timeout, what)
+        plots = {file: _read_plots(folder / file, what) for file in files}
+    complete = all(plots.values())
+    raise_for_log(log, what, complete)
+    return {file: found for file, found in plots.items() if found}
+
+
 class SubprocessEngine(Engine):
     """``ngspice -b`` with a binary raw file, one process per netlist."""
 
@@ -80,38 +136,10 @@ class SubprocessEngine(Engine):
     def _execute(
         self, netlist: str, vectors: list[str], timeout: float, what: str
     ) -> tuple[dict[str, np.ndarray] | None, str]:
-        executable = ngspice_executable()
-        with tempfile.TemporaryDirectory(prefix="circuitnn-") as folder:
-            circuit = Path(folder) / "bench.cir"
-            raw = Path(folder) / "bench.raw"
-            circuit.write_text(netlist)
-            env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
-            try:
-                done = subprocess.run(
-                    [executable, "-b", "-r", str(raw), str(circuit)],
-                    capture_output=True,
-                    timeout=timeout,
-                    cwd=folder,
-                    env=env,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as expired:
-                log = _decode(expired.stdout) + _decode(expired.stderr)
-                raise SimulationTimeout(
-                    f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n"
-                    f"{log_tail(log)}"
-                ) from None
-            log = _decode(done.stdout) + "\n" + _decode(done.stderr)
-            if done.returncode < 0:
-                raise SimulationError(
-                    f"{what}: ngspice crashed (signal {-done.returncode})\n{log_tail(log)}"
-                )
-            if not raw.is_file():
-                return None, log
-            try:
-                plots = read_raw(raw.read_bytes(), f"{what}: raw file")
-            except SimulationError:
-                return None, log
+        with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
+            folder = Path(name)
+            log = _spawn(netlist, folder, folder / "bench.raw", timeout, what)
+            plots = _read_plots(folder / "bench.raw", what)
         return (plots[-1].vectors if plots else None), log
 
 

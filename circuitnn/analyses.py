@@ -1,0 +1,138 @@
+"""Settings of the small-signal and transient analyses run on a family beyond its DC sweep.
+
+Frozen dataclasses, validated against a spec; their ``identity()`` is hashed into the key under
+which the results are stored beside the family, so asking again is a cache hit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitnn.errors import ConfigError
+from circuitnn.spec import NeuronSpec
+
+
+def _positive_int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{field} must be a finite number, got {value!r}")
+    if value <= 0:
+        raise ConfigError(f"{field} must be positive, got {value!r}")
+    return float(value)
+
+
+def _frequency_grid(fmin: float, fmax: float, points_per_decade: int) -> None:
+    _positive(fmin, "fmin (Hz)")
+    _positive(fmax, "fmax (Hz)")
+    _positive_int(points_per_decade, "points_per_decade")
+    if not fmax > fmin:
+        raise ConfigError(f"fmax ({fmax:g} Hz) must exceed fmin ({fmin:g} Hz)")
+
+
+def analysis_key(kind: str, identity: dict[str, object]) -> str:
+    """Short content hash naming one analysis of a family (``noise-…`` or ``speed-…``)."""
+    text = json.dumps(identity, sort_keys=True, default=float)
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class NoiseAnalysis:
+    """Output noise spectra of every instance at several bias points of the input sweep.
+
+    ``bias_points`` evenly spaced inputs across the sweep (inclusive), or explicit ``bias`` volts;
+    frequencies ``fmin``…``fmax`` Hz with ``points_per_decade``; ``bandwidth`` (Hz) is the signal
+    bandwidth over which σ_out is integrated (from ``fmin``).
+    """
+
+    bias_points: int = 9
+    bias: tuple[float, ...] | None = None
+    fmin: float = 1.0
+    fmax: float = 1e9
+    points_per_decade: int = 10
+    bandwidth: float = 1e6
+
+    def __post_init__(self) -> None:
+        _positive_int(self.bias_points, "bias_points")
+        _frequency_grid(self.fmin, self.fmax, self.points_per_decade)
+        _positive(self.bandwidth, "bandwidth (Hz)")
+        if self.bandwidth <= self.fmin:
+            raise ConfigError(
+                f"bandwidth ({self.bandwidth:g} Hz) must exceed fmin ({self.fmin:g} Hz): "
+                "the integration band would be empty"
+            )
+        if self.bias is not None:
+            if len(self.bias) == 0:
+                raise ConfigError("bias: give at least one bias point (V)")
+            for value in self.bias:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"bias: {value!r} is not a number")
+                if not math.isfinite(value):
+                    raise ConfigError(f"bias: {value!r} is not a finite number")
+
+    def biases(self, spec: NeuronSpec) -> np.ndarray:
+        """The bias inputs (V); :class:`ConfigError` if one lies outside the spec's sweep."""
+        sweep = spec.sweep
+        if self.bias is None:
+            return np.linspace(sweep.start, sweep.stop, self.bias_points)
+        values = np.asarray(self.bias, dtype=np.float64)
+        outside = values[(values < sweep.start) | (values > sweep.stop)]
+        if len(outside):
+            raise ConfigError(
+                f"bias {outside[0]:g} V lies outside the input sweep of {spec.name} "
+                f"({sweep.start:g}…{sweep.stop:g} V)"
+            )
+        return values
+
+    def identity(self, spec: NeuronSpec) -> dict[str, object]:
+        """What determines the results (the resolved bias points included)."""
+        data = dataclasses.asdict(self)
+        data["bias"] = [float(b) for b in self.biases(spec)]
+        data.pop("bias_points")
+        return data
+
+
+@dataclass(frozen=True)
+class SpeedAnalysis:
+    """Small-signal bandwidth and large-signal settling of every instance.
+
+    ``bias`` (V) is where the ``.ac`` analysis linearizes (default: the nominal curve's midpoint);
+    frequencies ``fmin``…``fmax`` Hz with ``points_per_decade``. The transient steps the input from
+    the sweep's start to its stop in ``rise_time`` seconds (default 1/1000 of the simulated time)
+    and the settling time is when the output stays within ``tolerance`` (fraction of the instance's
+    own step) of its final value. ``stop_time`` (s) defaults to 20 time constants of the slowest
+    instance, from the ``.ac`` result.
+    """
+
+    bias: float | None = None
+    fmin: float = 1.0
+    fmax: float = 1e12
+    points_per_decade: int = 10
+    tolerance: float = 0.02
+    rise_time: float | None = None
+    stop_time: float | None = None
+
+    def __post_init__(self) -> None:
+        _frequency_grid(self.fmin, self.fmax, self.points_per_decade)
+        if not 0 < self.tolerance < 0.5:
+            raise ConfigError(f"tolerance must be in (0, 0.5), got {self.tolerance!r}")
+        for name in ("rise_time", "stop_time"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(value, f"{name} (s)")
+        if self.bias is not None and not math.isfinite(self.bias):
+            raise ConfigError(f"bias must be a finite number of volts, got {self.bias!r}")
+
+    def identity(self) -> dict[str, object]:
+        """What determines the results."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,134 @@
+"""Noise spectra → per-instance PSD, integrated σ and a white + flicker fit (pure numpy).
+
+ngspice's ``.noise`` with a summary interval reports every device's contribution to the chosen
+output as an amplitude density (V/√Hz). The batched bench observes the *sum* of all instances'
+outputs, and instances share nothing but ideal sources, so each device's contribution to that sum
+is its contribution to its own instance's output: grouping the devices by instance gives every
+instance's own output PSD from one analysis (O(N) for the family, not O(N²)).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+_INSTANCE = re.compile(r"\.xn(\d+)\.")
+
+
+def device_totals(names: list[str]) -> list[str]:
+    """Names of per-device total vectors among ``onoise_*`` vectors (components dropped).
+
+    A device's components are named ``<total>_<part>`` (``_thermal``, ``_1overf``, ``_id`` …).
+    """
+    candidates = {n for n in names if n.startswith("onoise_") and n != "onoise_spectrum"}
+    totals = []
+    for name in candidates:
+        cuts = [i for i, char in enumerate(name) if char == "_" and i > len("onoise")]
+        if not any(name[:cut] in candidates for cut in cuts):
+            totals.append(name)
+    return sorted(totals)
+
+
+def instance_psd(vectors: dict[str, np.ndarray], instances: int) -> np.ndarray:
+    """Output PSD of each instance (instances×F, output unit²/Hz) from ngspice's noise vectors."""
+    frequencies = len(vectors["frequency"])
+    psd = np.zeros((instances, frequencies))
+    for name in device_totals(list(vectors)):
+        match = _INSTANCE.search(name)
+        if match is None:
+            continue
+        k = int(match.group(1))
+        if k < instances:
+            psd[k] += np.abs(vectors[name]) ** 2
+    return psd
+
+
+def integrated_sigma(frequency: np.ndarray, psd: np.ndarray, bandwidth: float) -> np.ndarray:
+    """RMS noise over ``frequency[0]``…``bandwidth`` Hz: √∫S df (trapezoid in log f, S in log).
+
+    ``psd`` (…×F); the band edge is interpolated log-log between grid points.
+    """
+    f = np.asarray(frequency, dtype=np.float64)
+    edge = min(bandwidth, f[-1])
+    inside = f < edge
+    grid = np.append(f[inside], edge)
+    log_s = np.log(np.maximum(psd, 1e-300))
+    at_edge = np.array(
+        [np.interp(np.log(edge), np.log(f), row) for row in log_s.reshape(-1, len(f))]
+    )
+    values = np.concatenate([log_s.reshape(-1, len(f))[:, inside], at_edge[:, None]], axis=1)
+    power = _loglog_trapezoid(grid, np.exp(values))
+    return np.sqrt(power).reshape(psd.shape[:-1])
+
+
+def _loglog_trapezoid(f: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """∫ S df assuming S is a power law between neighbouring points (exact for 1/f^α and white)."""
+    f0, f1 = f[:-1], f[1:]
+    s0, s1 = s[:, :-1], s[:, 1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.log(s1 / s0) / np.log(f1 / f0)
+        exponent = slope + 1.0
+        power_law = s0 * f0 * ((f1 / f0) ** exponent - 1.0) / exponent
+        log_case = s0 * f0 * np.log(f1 / f0)
+        pieces = np.where(np.abs(exponent) < 1e-9, log_case, power_law)
+        pieces = np.where(np.isfinite(pieces), pieces, 0.5 * (s0 + s1) * (f1 - f0))
+    return pieces.sum(axis=1)
+
+
+def fit_white_flicker(
+    frequency: np.ndarray, psd: np.ndarray, alphas: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit S(f) = white + flicker/f^alpha to every spectrum in ``psd`` (…×F).
+
+    Relative least squares (errors weighted by 1/S), linear in (white, flicker) for fixed alpha,
+    searched over ``alphas`` (default 0.5…2.5) and refined by a parabola through the best three;
+    both coefficients are constrained non-negative. Returns (white, flicker, alpha) arrays of
+    shape ``psd.shape[:-1]``; flicker is in S·Hz^alpha; alpha is NaN where the fit finds no
+    flicker at all.
+    """
+    f = np.asarray(frequency, dtype=np.float64)
+    s = np.asarray(psd, dtype=np.float64).reshape(-1, len(f))
+    alphas = np.linspace(0.5, 2.5, 81) if alphas is None else np.asarray(alphas, dtype=np.float64)
+    costs = np.empty((len(alphas), len(s)))
+    solutions = np.empty((len(alphas), len(s), 2))
+    for i, alpha in enumerate(alphas):
+        solutions[i], costs[i] = _solve(f, s, alpha)
+    best = np.argmin(costs, axis=0)
+    rows = np.arange(len(s))
+    inner = np.clip(best, 1, len(alphas) - 2)
+    c0, c1, c2 = costs[inner - 1, rows], costs[inner, rows], costs[inner + 1, rows]
+    curvature = c0 - 2 * c1 + c2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(curvature > 0, 0.5 * (c0 - c2) / curvature, 0.0)
+    step = alphas[1] - alphas[0]
+    alpha = np.where(best == inner, alphas[inner] + np.clip(shift, -1, 1) * step, alphas[best])
+    refined, _ = _solve_each(f, s, alpha)
+    alpha = np.where(refined[:, 1] > 0, alpha, np.nan)  # no flicker: its exponent is undefined
+    shape = np.shape(psd)[:-1]
+    return refined[:, 0].reshape(shape), refined[:, 1].reshape(shape), alpha.reshape(shape)
+
+
+def _solve(f: np.ndarray, s: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    return _solve_each(f, s, np.full(len(s), alpha))
+
+
+def _solve_each(f: np.ndarray, s: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = 1.0 / np.where(s > 0, s, np.nan)
+        a = weight  # coefficient of white, relative
+        b = weight * f[None, :] ** -alpha[:, None]  # coefficient of flicker, relative
+        aa, ab, bb = (np.nansum(x, axis=1) for x in (a * a, a * b, b * b))
+        ay, by = np.nansum(a, axis=1), np.nansum(b, axis=1)  # target: 1 (relative)
+        det = aa * bb - ab * ab
+        white = (ay * bb - by * ab) / det
+        flicker = (aa * by - ab * ay) / det
+        only_white = ay / aa
+        only_flicker = by / bb
+    white_cost = np.nansum((a * only_white[:, None] - 1) ** 2, axis=1)
+    flicker_cost = np.nansum((b * only_flicker[:, None] - 1) ** 2, axis=1)
+    both = (white >= 0) & (flicker >= 0) & np.isfinite(det) & (det > 0)
+    white = np.where(both, white, np.where(white_cost <= flicker_cost, only_white, 0.0))
+    flicker = np.where(both, flicker, np.where(white_cost <= flicker_cost, 0.0, only_flicker))
+    cost = np.nansum((a * white[:, None] + b * flicker[:, None] - 1) ** 2, axis=1)
+    return np.stack([white, flicker], axis=1), cost
