@@ -110,6 +110,25 @@ def _add_monte_carlo(parser: argparse.ArgumentParser, n_default: int = 1000) -> 
         action="store_true",
         help="accept netlists with .control blocks or shell commands",
     )
+    analyses = parser.add_argument_group("noise and speed analyses")
+    analyses.add_argument("--noise", action="store_true", help="add output noise spectra")
+    analyses.add_argument(
+        "--bandwidth",
+        type=float,
+        default=1e6,
+        help="signal bandwidth in Hz for the RMS noise σ_out (default 1e6)",
+    )
+    analyses.add_argument(
+        "--bias-points", type=int, default=9, help="noise bias points across the sweep (default 9)"
+    )
+    analyses.add_argument("--fmin", type=float, default=1.0, help="lowest frequency, Hz")
+    analyses.add_argument("--fmax", type=float, default=1e9, help="highest noise frequency, Hz")
+    analyses.add_argument("--ppd", type=int, default=10, help="frequency points per decade")
+    analyses.add_argument(
+        "--speed",
+        action="store_true",
+        help="add −3 dB bandwidth, settling time and energy per activation",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser, jobs_default: int = 1) -> None:
@@ -145,7 +164,26 @@ def _spec(args: argparse.Namespace) -> Any:
 
 
 def _monte_carlo(args: argparse.Namespace) -> dict[str, Any]:
-    return {"chip_size": args.chip_size, "corner": args.corner, "temperature": args.temp}
+    from circuitnn.analyses import NoiseAnalysis, SpeedAnalysis
+
+    noise = speed = None
+    if args.noise:
+        noise = NoiseAnalysis(
+            bias_points=args.bias_points,
+            fmin=args.fmin,
+            fmax=args.fmax,
+            points_per_decade=args.ppd,
+            bandwidth=args.bandwidth,
+        )
+    if args.speed:
+        speed = SpeedAnalysis(fmin=args.fmin, points_per_decade=args.ppd)
+    return {
+        "chip_size": args.chip_size,
+        "corner": args.corner,
+        "temperature": args.temp,
+        "noise": noise,
+        "speed": speed,
+    }
 
 
 def _neurons(args: argparse.Namespace) -> int:
@@ -184,7 +222,7 @@ def _distribution_text(dist: Any) -> str:
 
 def _extract(args: argparse.Namespace) -> int:
     from circuitnn.pipeline import extract_family
-    from circuitnn.plots import plot_family
+    from circuitnn.plots import plot_all
 
     began = time.perf_counter()
     family = extract_family(
@@ -202,7 +240,8 @@ def _extract(args: argparse.Namespace) -> int:
     )
     _print_summary(family)
     if args.plot:
-        print(f"picture: {plot_family(family, args.plot)}")
+        for picture in plot_all(family, args.plot):
+            print(f"picture: {picture}")
     return 0
 
 
@@ -245,7 +284,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from circuitnn.plots import plot_family
+    from circuitnn.plots import plot_all
     from circuitnn.store import Store
 
     store = Store(args.store)
@@ -265,7 +304,9 @@ def _show(args: argparse.Namespace) -> int:
         _print_summary(family)
         for index in family.failed[:5]:
             print(f"  failed instance {index}: {family.reasons[index]}")
-        print(f"  picture: {plot_family(family, out / f'{family.neuron}-{key[:12]}.png')}\n")
+        for picture in plot_all(family, out / f"{family.neuron}-{key[:12]}.png"):
+            print(f"  picture: {picture}")
+        print()
     return 0
 
 
@@ -276,6 +317,35 @@ def _cell(stats: dict[str, float]) -> str:
     return f"{stats['mean']:>11.4g} ± {stats['std']:<8.3g}"
 
 
+def _print_analyses(family: Any) -> None:
+    import numpy as np
+
+    if family.noise is not None:
+        noise = family.noise
+        ok = noise.status == 1
+        print(
+            f"  noise ({noise.key}): {int(ok.sum())} ok, σ_out over {noise.bandwidth:g} Hz "
+            f"[{family.output_unit} RMS]:"
+        )
+        for bias, column in zip(noise.bias, noise.sigma.T, strict=True):
+            values = column[ok]
+            print(
+                f"    x = {bias:+8.4g} V   mean {np.mean(values):10.4g}   "
+                f"std {np.std(values):10.4g}"
+            )
+    if family.speed is not None:
+        speed = family.speed
+        ok = speed.status == 1
+        for name, unit in (("bandwidth", "Hz"), ("settling_time", "s"), ("energy", "J")):
+            values = getattr(speed, name)[ok]
+            values = values[np.isfinite(values)]
+            if len(values):
+                print(
+                    f"  {name:14s} mean {np.mean(values):10.4g} {unit:2s}  "
+                    f"std {np.std(values):10.4g}  ({len(values)} instances)"
+                )
+
+
 def _print_summary(family: Any) -> None:
     print(f"  {'descriptor':12s} {'mean':>12s} {'std':>11s} {'min':>11s} {'max':>11s}")
     for name, stats in family.summary().items():
@@ -283,6 +353,7 @@ def _print_summary(family: Any) -> None:
             f"  {name:12s} {stats['mean']:12.5g} {stats['std']:11.4g} "
             f"{stats['min']:11.4g} {stats['max']:11.4g}"
         )
+    _print_analyses(family)
 
 
 def _run(args: argparse.Namespace) -> int:

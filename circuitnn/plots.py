@@ -107,3 +107,96 @@ def _scale(values: np.ndarray, unit: str) -> tuple[float, str]:
         if peak * factor >= 1.0:
             return factor, prefix + unit
     return 1e9, "n" + unit
+
+
+def plot_noise(family: Family, path: str | Path) -> Path:
+    """PNG: PSD fan at the bias nearest the midpoint, σ_out versus bias with spread band."""
+    plt = _pyplot()
+    noise = family.noise
+    if noise is None:
+        raise ValueError("family has no noise analysis")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, (fan, band) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ok = np.flatnonzero(noise.status == 1)
+    middle = np.nanmedian(family.descriptors["midpoint"][family.ok]) if family.ok.any() else 0.0
+    column = int(np.argmin(np.abs(noise.bias - middle))) if np.isfinite(middle) else 0
+    for row in ok[:: max(1, len(ok) // FAN_CURVES)]:
+        fan.loglog(noise.frequency, noise.psd[row, column], color="tab:purple", alpha=0.15, lw=0.8)
+    if len(ok):
+        median = np.median(noise.psd[ok, column], axis=0)
+        fan.loglog(noise.frequency, median, color="black", lw=2, label="median")
+        fan.legend(fontsize=8)
+    fan.axvline(noise.bandwidth, color="gray", ls="--", lw=1)
+    fan.set_xlabel("frequency [Hz]")
+    fan.set_ylabel(f"output noise PSD [{family.output_unit}²/Hz]")
+    fan.set_title(f"{family.neuron}: PSD at x = {noise.bias[column]:+.3g} V", fontsize=10)
+    fan.grid(alpha=0.3, which="both")
+    if len(ok):
+        sigma = noise.sigma[ok]
+        mean, spread = sigma.mean(axis=0), sigma.std(axis=0)
+        band.plot(noise.bias, mean, marker="o", color="tab:purple", label="mean")
+        band.fill_between(
+            noise.bias,
+            mean - spread,
+            mean + spread,
+            alpha=0.3,
+            color="tab:purple",
+            label="± σ over instances",
+        )
+        band.legend(fontsize=8)
+    band.set_xlabel("input bias [V]")
+    band.set_ylabel(f"σ_out over {noise.bandwidth:g} Hz [{family.output_unit}]")
+    band.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_speed(family: Family, path: str | Path) -> Path:
+    """PNG: histograms of −3 dB bandwidth, settling time and energy per activation."""
+    plt = _pyplot()
+    speed = family.speed
+    if speed is None:
+        raise ValueError("family has no speed analysis")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(1, 3, figsize=(12.6, 3.6))
+    ok = speed.status == 1
+    for axis, name, label in zip(
+        axes,
+        ("bandwidth", "settling_time", "energy"),
+        (
+            "−3 dB bandwidth [Hz]",
+            f"settling time to {speed.tolerance:.0%} [s]",
+            "energy per activation [J]",
+        ),
+        strict=True,
+    ):
+        values = getattr(speed, name)[ok]
+        values = values[np.isfinite(values)]
+        if len(values):
+            axis.hist(values, bins=min(60, max(10, len(values) // 20)), color="tab:green")
+            axis.set_title(f"mean {values.mean():.4g}, σ {values.std():.3g}", fontsize=9)
+        else:
+            axis.text(0.5, 0.5, "beyond the simulated range", ha="center", transform=axis.transAxes)
+        axis.set_xlabel(label)
+        axis.set_ylabel("instances")
+        axis.grid(alpha=0.3)
+    figure.suptitle(f"{family.neuron}: speed (AC at x = {speed.bias:+.3g} V)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_all(family: Family, path: str | Path) -> list[Path]:
+    """The family picture at ``path``, plus ``…-noise.png``/``…-speed.png`` when analysed."""
+    path = Path(path)
+    pictures = [plot_family(family, path)]
+    if family.noise is not None:
+        pictures.append(plot_noise(family, path.with_name(f"{path.stem}-noise.png")))
+    if family.speed is not None:
+        pictures.append(plot_speed(family, path.with_name(f"{path.stem}-speed.png")))
+    return pictures
