@@ -133,6 +133,15 @@ class SpeedAnalysis:
         if self.bias is not None and not math.isfinite(self.bias):
             raise ConfigError(f"bias must be a finite number of volts, got {self.bias!r}")
 
+    def check(self, spec: NeuronSpec) -> None:
+        """:class:`ConfigError` if ``bias`` lies outside the spec's input sweep."""
+        sweep = spec.sweep
+        if self.bias is not None and not sweep.start <= self.bias <= sweep.stop:
+            raise ConfigError(
+                f"bias {self.bias:g} V lies outside the input sweep of {spec.name} "
+                f"({sweep.start:g}…{sweep.stop:g} V)"
+            )
+
     def identity(self) -> dict[str, object]:
         """What determines the results."""
         return dataclasses.asdict(self)

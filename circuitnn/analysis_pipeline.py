@@ -94,6 +94,7 @@ def add_speed(
     family: Family, spec: NeuronSpec, analysis: SpeedAnalysis, store: Store | None, options: Any
 ) -> SpeedData:
     """Bandwidth, settling time and energy per activation of every ok instance of ``family``."""
+    analysis.check(spec)
     bias = analysis.bias
     if bias is None:
         middle = midpoints(family.grid, family.nominal_curve[None, :])[0]

@@ -113,6 +113,8 @@ def extract_family(
     speed = SpeedAnalysis() if speed is True else (speed or None)
     if noise is not None:
         noise.biases(spec)
+    if speed is not None:
+        speed.check(spec)
     if target is not None and key in target:
         family = target.load(key)
     else:

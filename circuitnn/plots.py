@@ -55,7 +55,7 @@ def plot_family(family: Family, path: str | Path) -> Path:
         values = family.descriptors.get(name, np.array([]))
         values = values[family.ok & np.isfinite(values)] if len(values) else values
         if len(values):
-            axis.hist(values, bins=min(60, max(10, len(values) // 20)), color="tab:orange")
+            _histogram(axis, values, "tab:orange")
         axis.set_xlabel(_LABELS[name].format(unit=family.output_unit))
         axis.set_ylabel("instances")
         if len(values) > 1:
@@ -177,7 +177,7 @@ def plot_speed(family: Family, path: str | Path) -> Path:
         values = getattr(speed, name)[ok]
         values = values[np.isfinite(values)]
         if len(values):
-            axis.hist(values, bins=min(60, max(10, len(values) // 20)), color="tab:green")
+            _histogram(axis, values, "tab:green")
             axis.set_title(f"mean {values.mean():.4g}, σ {values.std():.3g}", fontsize=9)
         else:
             axis.text(0.5, 0.5, "beyond the simulated range", ha="center", transform=axis.transAxes)
@@ -189,6 +189,19 @@ def plot_speed(family: Family, path: str | Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _histogram(axis: Any, values: np.ndarray, color: str) -> None:
+    """A histogram that also copes with values equal to within a few ulps (numpy cannot split
+    such a range into bins: e.g. the gain of an ideal linear stage, 1 ± 1e-16)."""
+    bins = min(60, max(10, len(values) // 20))
+    low, high = float(values.min()), float(values.max())
+    span = 1e-9 * max(abs(low), abs(high))
+    if high - low <= span:
+        middle, pad = 0.5 * (low + high), span or 1.0
+        axis.hist(values, bins=bins, range=(middle - pad, middle + pad), color=color)
+    else:
+        axis.hist(values, bins=bins, color=color)
 
 
 def plot_all(family: Family, path: str | Path) -> list[Path]:

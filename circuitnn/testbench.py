@@ -145,17 +145,22 @@ def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
 
 
 def _sum_chain(spec: NeuronSpec, instances: int) -> list[str]:
-    """Sources making node ``sum`` equal Σ outputs (V, or A × 1 Ω for current outputs)."""
+    """Sources making node ``sum`` equal Σ outputs (V, or A × 1 Ω for current outputs).
+
+    Every instance injects a current equal to its output into one 1 Ω resistor (a star, not a
+    chain of series E sources: a chain's N series nodes make ngspice's per-frequency solves grow
+    faster than N; the star keeps the bench O(N)). The resistor's own noise belongs to no
+    instance (it is not inside an ``xn…`` subcircuit).
+    """
     lines = []
     for k in range(instances):
-        low = f"sum{k - 1}" if k else "0"
-        high = "sum" if k == instances - 1 else f"sum{k}"
         if spec.output.quantity == "current":
-            lines.append(f"hsum{k} {high} {low} vl_{k} 1")
+            lines.append(f"fsum{k} 0 sum vl_{k} 1")
         elif spec.output.quantity == "differential_voltage":
-            lines.append(f"esum{k} {high} {low} o0_{k} o1_{k} 1")
+            lines.append(f"gsum{k} 0 sum o0_{k} o1_{k} 1")
         else:
-            lines.append(f"esum{k} {high} {low} o0_{k} 0 1")
+            lines.append(f"gsum{k} 0 sum o0_{k} 0 1")
+    lines.append("rsum sum 0 1")
     return lines
 
 

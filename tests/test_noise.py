@@ -1,0 +1,412 @@
+"""Noise spectra against physics, with the real ngspice, and the noise analysis's plumbing.
+
+* a resistive divider's output noise is 4kT·(r1 || r2) at every frequency, at two temperatures;
+* a forward-biased diode's shot noise 2qI, with the feed resistor's 4kT/r, through r || r_d;
+* a level-1 NMOS in saturation: 8/3·kT·gm channel noise plus ngspice-39's level-1 flicker term;
+* the white + flicker fit and the integrated σ on synthetic spectra;
+* each instance's noise in a batch is its own (equal to the instance simulated alone);
+* bad requests are clear errors; the store adds noise to a family without rerunning DC.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from helpers import NGSPICE_BOLTZMANN, NGSPICE_CHARGE, NGSPICE_GMIN, data_spec, options
+from scipy.optimize import brentq
+
+import circuitnn.analysis_pipeline
+import circuitnn.pipeline
+import circuitnn.simulate_analyses
+from circuitnn import extract_family
+from circuitnn.analyses import NoiseAnalysis
+from circuitnn.circuits import get_neuron
+from circuitnn.cli import main
+from circuitnn.errors import ConfigError, SimulationError
+from circuitnn.noise import fit_white_flicker, integrated_sigma
+from circuitnn.simulate_analyses import simulate_noise_chunk
+from circuitnn.spice.engines import run_script
+from circuitnn.store import Store
+from circuitnn.units import format_spice
+from circuitnn.variation import ParameterTable
+
+KELVIN = 273.15  # ngspice's CONSTCtoK
+EPS_OX = 3.9 * 8.854214871e-12  # F/m, ngspice level 1: Cox = 3.9·ε0/TOX
+
+# few points: the circuits below are flat (or power laws) in frequency
+SMALL = {"fmin": 1.0, "fmax": 1e6, "points_per_decade": 2, "bandwidth": 1e5}
+
+
+def kT(celsius: float) -> float:
+    """Boltzmann's constant × absolute temperature, with ngspice's constant (J)."""
+    return NGSPICE_BOLTZMANN * (celsius + KELVIN)
+
+
+def parallel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two resistances in parallel."""
+    return a * b / (a + b)
+
+
+# ---------------------------------------------------------------- physics
+
+
+def test_resistor_thermal_noise_is_4kTR_and_scales_with_temperature(tmp_path: Path) -> None:
+    spec = data_spec("divider")
+    store = Store(tmp_path / "s.h5")
+    analysis = NoiseAnalysis(bias_points=2, **SMALL)
+    cold = extract_family(spec, n=4, seed=1, store=store, options=options(), noise=analysis)
+    hot = extract_family(
+        spec, n=4, seed=1, store=store, temperature=80.0, options=options(), noise=analysis
+    )
+    assert cold.key != hot.key  # temperature makes a separate family ...
+    assert sorted(Store(store.path).keys()) == sorted([cold.key, hot.key])
+    np.testing.assert_array_equal(cold.parameters, hot.parameters)  # ... of the same instances
+    for family, celsius in ((cold, spec.temperature), (hot, 80.0)):
+        noise = family.noise
+        assert noise is not None and (noise.status == 1).all()
+        r_out = parallel(family.parameter("r1"), family.parameter("r2"))  # rs sits on the supply
+        expected = 4 * kT(celsius) * r_out
+        assert noise.psd.shape == (4, 2, len(noise.frequency))
+        np.testing.assert_allclose(
+            noise.psd, np.broadcast_to(expected[:, None, None], noise.psd.shape), rtol=0.01
+        )
+        # white: the fit finds all of it in the white term, and σ² = S·(bandwidth − fmin)
+        np.testing.assert_allclose(
+            noise.white, np.broadcast_to(expected[:, None], noise.white.shape), rtol=0.01
+        )
+        band = noise.bandwidth - noise.frequency[0]
+        np.testing.assert_allclose(noise.sigma, np.sqrt(noise.white * band), rtol=1e-6)
+    # 4kTR ∝ T (the resistors have no temperature coefficient)
+    ratio = (80.0 + KELVIN) / (spec.temperature + KELVIN)
+    np.testing.assert_allclose(hot.noise.psd / cold.noise.psd, ratio, rtol=1e-6)
+
+
+def shockley_operating_point(
+    x: float, i_s: float, n: float, r: float, v_t: float
+) -> tuple[float, float]:
+    """Diode voltage (V) and junction current (A, GMIN excluded) of x → r → diode → ground."""
+
+    def residual(v: float) -> float:
+        return i_s * np.expm1(v / (n * v_t)) + NGSPICE_GMIN * v - (x - v) / r
+
+    v = brentq(residual, 0.0, x, xtol=1e-16, rtol=4 * np.finfo(float).eps, maxiter=500)
+    return v, i_s * np.expm1(v / (n * v_t))
+
+
+def test_forward_diode_shot_noise_is_2qI_through_small_signal_impedance() -> None:
+    spec = data_spec("diode_shot")
+    biases = (0.8, 1.5, 3.0)  # from feed-resistor dominated to shot-noise dominated
+    family = extract_family(
+        spec, n=5, seed=2, options=options(), noise=NoiseAnalysis(bias=biases, **SMALL)
+    )
+    noise = family.noise
+    assert noise is not None and (noise.status == 1).all()
+    celsius = spec.temperature
+    v_t = kT(celsius) / NGSPICE_CHARGE
+    for k, values in enumerate(family.parameters):
+        p = dict(zip(family.parameter_names, values, strict=True))
+        for b, x in enumerate(biases):
+            _, current = shockley_operating_point(x, p["is"], p["n"], p["r"], v_t)
+            g_d = (current + p["is"]) / (p["n"] * v_t) + NGSPICE_GMIN  # dI/dV of the junction
+            z = 1.0 / (1.0 / p["r"] + g_d)  # r || r_d
+            shot = 2 * NGSPICE_CHARGE * current
+            thermal = 4 * kT(celsius) / p["r"]
+            if x == biases[-1]:
+                assert shot > 5 * thermal  # well forward biased: the shot noise dominates
+            expected = (shot + thermal) * z**2
+            np.testing.assert_allclose(noise.psd[k, b], expected, rtol=0.02, err_msg=f"{k} {x}")
+
+
+def test_level1_mosfet_channel_and_flicker_noise() -> None:
+    """ngspice-39's level-1 MOSFET (mos1noi.c; NLEV is not a level-1 parameter in 39, it warns
+    "unrecognized parameter (nlev) - ignored") has channel noise 4kT·(2/3)·gm and the SPICE3
+    flicker current noise KF·Id^AF / (f·W·Leff·Cox²), Leff = L − 2·LD, Cox = 3.9·ε0/TOX; both
+    flow drain→source, so with an infinite output resistance (LAMBDA=0) the output sees them
+    through R_L, plus R_L's own 4kT·R_L."""
+    spec = data_spec("mos_cs")
+    biases = (0.7, 0.8)
+    analysis = NoiseAnalysis(bias=biases, fmin=1.0, fmax=1e8, points_per_decade=2, bandwidth=1e6)
+    family = extract_family(spec, n=4, seed=5, options=options(), noise=analysis)
+    noise = family.noise
+    assert noise is not None and (noise.status == 1).all()
+    vto, kp, ld, tox, kf, af, vdd = 0.45, 200e-6, 0.1e-6, 10e-9, 1e-30, 1.2, 1.8
+    cox = EPS_OX / tox
+    f = noise.frequency
+    kt = kT(spec.temperature)
+    for k in range(family.n):
+        w, l_drawn, rl = (family.parameter(name)[k] for name in ("w", "l", "rl"))
+        l_eff = l_drawn - 2 * ld
+        beta = kp * w / l_eff
+        for b, x in enumerate(biases):
+            overdrive = x - vto
+            drain_current = beta * overdrive**2 / 2
+            gm = beta * overdrive
+            assert vdd - drain_current * rl > overdrive  # saturation
+            channel = 8 / 3 * kt * gm
+            flicker = kf * drain_current**af / (f * w * l_eff * cox**2)
+            expected = (channel + flicker) * rl**2 + 4 * kt * rl
+            np.testing.assert_allclose(noise.psd[k, b], expected, rtol=0.01, err_msg=f"{k} {x}")
+            # the flicker term dominates at 1 Hz, the white one at the top: both are checked
+            assert flicker[0] > 100 * channel and flicker[-1] < channel / 100
+    # the fit separates them: white = 8/3·kT·gm·R_L² + 4kT·R_L, flicker ∝ Id^AF, α = 1
+    assert np.allclose(noise.alpha, 1.0, atol=0.02)
+
+
+def test_input_referred_noise_uses_the_small_signal_gain(tmp_path: Path) -> None:
+    spec = data_spec("divider")
+    family = extract_family(
+        spec, n=3, seed=4, options=options(), noise=NoiseAnalysis(bias_points=3, **SMALL)
+    )
+    noise = family.noise
+    assert noise is not None
+    slope = np.gradient(family.curves, family.grid, axis=1).mean(axis=1)  # exact: linear
+    np.testing.assert_allclose(
+        noise.input_psd[:, :, 0] * slope[:, None] ** 2, noise.psd[:, :, 0], rtol=1e-6
+    )
+
+
+# ---------------------------------------------------------------- fit and integral (pure numpy)
+
+
+def test_integrated_sigma_is_exact_for_white_and_one_over_f() -> None:
+    f = np.logspace(0, 9, 91)
+    white, k = 3e-17, 2e-12
+    spectra = np.stack([np.full_like(f, white), k / f, white + k / f])
+    for bandwidth in (1e6, 3.7e4):  # on the grid and between grid points
+        expected = np.array(
+            [
+                white * (bandwidth - 1.0),
+                k * np.log(bandwidth / 1.0),
+                white * (bandwidth - 1.0) + k * np.log(bandwidth),
+            ]
+        )
+        sigma = integrated_sigma(f, spectra, bandwidth)
+        np.testing.assert_allclose(sigma[:2], np.sqrt(expected[:2]), rtol=1e-9)
+        # the sum is piecewise power-law only approximately: 10 points per decade suffice for 1 %
+        np.testing.assert_allclose(sigma[2], np.sqrt(expected[2]), rtol=0.01)
+    # N×B×F in, N×B out
+    assert integrated_sigma(f, np.broadcast_to(spectra, (2, 3, len(f))), 1e6).shape == (2, 3)
+
+
+@pytest.mark.parametrize("alpha", [0.8, 1.0, 1.3, 2.0])
+def test_fit_recovers_white_flicker_and_alpha(alpha: float) -> None:
+    f = np.logspace(0, 6, 61)
+    white = np.array([1e-16, 4e-18, 2e-15])
+    corner = np.array([1e2, 3e3, 10.0])  # where flicker = white
+    flicker = white * corner**alpha
+    spectra = white[:, None] + flicker[:, None] / f[None, :] ** alpha
+    fitted_white, fitted_flicker, fitted_alpha = fit_white_flicker(f, spectra)
+    # exact data: limited by the parabolic refinement of the α grid (step 0.025)
+    np.testing.assert_allclose(fitted_alpha, alpha, atol=0.01)
+    np.testing.assert_allclose(fitted_white, white, rtol=0.02)
+    np.testing.assert_allclose(fitted_flicker, flicker, rtol=0.1)
+    # 5 % multiplicative noise on every point (as a finite-run PSD estimate would have): the
+    # least-squares errors fall as 1/√F; over 61 points α within 0.05, white within 5 %
+    rng = np.random.default_rng(0)
+    noisy = spectra * (1 + 0.05 * rng.standard_normal(spectra.shape))
+    fitted_white, fitted_flicker, fitted_alpha = fit_white_flicker(f, noisy)
+    np.testing.assert_allclose(fitted_alpha, alpha, atol=0.05)
+    np.testing.assert_allclose(fitted_white, white, rtol=0.05)
+    # K·f^-α at the corner (where both terms matter) is pinned more tightly than K alone
+    np.testing.assert_allclose(
+        fitted_flicker / corner**fitted_alpha, flicker / corner**alpha, rtol=0.1
+    )
+
+
+def test_fit_of_pure_white_or_pure_flicker() -> None:
+    f = np.logspace(0, 6, 31)
+    white, _, _ = fit_white_flicker(f, np.full((1, len(f)), 5e-17))
+    np.testing.assert_allclose(white, 5e-17, rtol=1e-6)
+    w, k, a = fit_white_flicker(f, (1e-12 / f**1.0)[None, :])
+    np.testing.assert_allclose(k, 1e-12, rtol=0.02)
+    np.testing.assert_allclose(a, 1.0, atol=0.01)
+    # the α refinement is a parabola through three grid costs, so a little of the top decade
+    # can land in the white term: under 5 % of the spectrum's lowest value
+    assert w[0] < 0.05 * 1e-12 / f[-1]
+
+
+# ---------------------------------------------------------------- batching
+
+
+def test_instance_noise_in_batch_equals_instance_alone() -> None:
+    """Each instance's noise in a batch of 12 is its own: the same instance alone gives the
+    same spectrum (to the solver's precision), so no other instance's devices leak in."""
+    spec = get_neuron("mos_diffpair")
+    analysis = NoiseAnalysis(bias_points=3, fmin=10.0, fmax=1e8, points_per_decade=2, bandwidth=1e6)
+    family = extract_family(spec, n=12, seed=7, options=options(chunk_size=12), noise=analysis)
+    noise = family.noise
+    assert noise is not None and (noise.status == 1).all()
+    table = ParameterTable(
+        family.parameter_names, family.parameters, np.arange(family.n), family.chip
+    )
+    # the instances differ from one another (else equality would prove nothing)
+    assert np.ptp(noise.sigma[:, 1]) > 1e-3 * noise.sigma[:, 1].mean()
+    for k in (0, 5, 11):
+        alone = simulate_noise_chunk(spec, table.rows(np.array([k])), analysis)
+        assert alone["status"][0] == 1
+        np.testing.assert_allclose(alone["psd"][0], noise.psd[k], rtol=1e-6)
+        sigma = integrated_sigma(noise.frequency, alone["psd"][0], analysis.bandwidth)
+        np.testing.assert_allclose(sigma, noise.sigma[k], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- bad requests
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"bandwidth": 1.0}, "integration band would be empty"),
+        ({"bandwidth": 0.5, "fmin": 1.0}, "integration band would be empty"),
+        ({"bandwidth": 0.0}, "bandwidth"),
+        ({"bandwidth": -1e6}, "bandwidth"),
+        ({"bandwidth": float("nan")}, "bandwidth"),
+        ({"fmax": 1.0, "fmin": 1.0}, "fmax"),
+        ({"fmax": 10.0, "fmin": 100.0, "bandwidth": 1e3}, "fmax"),
+        ({"fmin": 0.0}, "fmin"),
+        ({"bias_points": 0}, "bias_points"),
+        ({"points_per_decade": 0}, "points_per_decade"),
+        ({"bias": ()}, "bias"),
+        ({"bias": (float("inf"),)}, "bias"),
+    ],
+)
+def test_bad_noise_settings_are_config_errors(settings: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        NoiseAnalysis(**settings)
+
+
+def test_bias_outside_the_sweep_is_a_config_error_before_any_simulation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("simulated although the request is invalid")
+
+    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", forbidden)
+    spec = data_spec("divider")  # sweep −1…3 V
+    with pytest.raises(ConfigError, match=r"bias 3\.5 V lies outside the input sweep"):
+        extract_family(spec, n=2, options=options(), noise=NoiseAnalysis(bias=(0.0, 3.5)))
+
+
+def test_cli_rejects_negative_bandwidth(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = tmp_path / "s.h5"
+    spec = str(Path(__file__).parent / "data" / "divider.toml")
+    args = ["extract", spec, "--n", "2", "--store", str(store), "--noise", "--bandwidth", "-1"]
+    assert main([*args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bandwidth" in err and "Traceback" not in err
+    assert not store.exists()
+
+
+# ---------------------------------------------------------------- store
+
+
+def test_noise_is_added_to_a_stored_family_without_rerunning_dc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = data_spec("divider")
+    store = Store(tmp_path / "s.h5")
+    family = extract_family(spec, n=5, seed=3, store=store, options=options())
+    assert store.analyses(family.key) == []
+
+    def no_dc(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the DC sweep ran again")
+
+    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", no_dc)
+    analysis = NoiseAnalysis(bias_points=3, **SMALL)
+    with_noise = extract_family(spec, n=5, seed=3, store=store, options=options(), noise=analysis)
+    assert with_noise.key == family.key
+    (key,) = store.analyses(family.key)
+    assert key.startswith("noise-") and key == with_noise.noise.key
+    points = len(with_noise.noise.frequency)
+    with h5py.File(store.path, "r") as handle:
+        group = handle["families"][family.key][key]
+        shapes = {name: group[name].shape for name in group}
+        assert shapes["frequency"] == (points,)
+        assert shapes["bias"] == (3,)
+        assert shapes["psd"] == (5, 3, points)
+        assert shapes["input_psd"] == (5, 3, points)
+        for name in ("sigma", "white", "flicker", "alpha"):
+            assert shapes[name] == (5, 3), name
+        assert shapes["status"] == (5,) and shapes["failure_reason"] == (5,)
+        np.testing.assert_array_equal(group["bias"][()], [-1.0, 1.0, 3.0])
+        np.testing.assert_array_equal(group["psd"][()], with_noise.noise.psd)
+        assert group["frequency"].attrs["units"] == "Hz"
+        assert group.attrs["bandwidth"] == analysis.bandwidth
+        # the DC datasets are untouched
+        np.testing.assert_array_equal(handle["families"][family.key]["curves"][()], family.curves)
+
+    # asking again runs nothing at all, and loading returns the same numbers
+    def no_noise(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the noise analysis ran again")
+
+    monkeypatch.setattr(circuitnn.analysis_pipeline, "simulate_noise_chunk", no_noise)
+    again = extract_family(spec, n=5, seed=3, store=store, options=options(), noise=analysis)
+    np.testing.assert_array_equal(again.noise.psd, with_noise.noise.psd)
+    np.testing.assert_array_equal(again.noise.sigma, with_noise.noise.sigma)
+    loaded = Store(store.path).load(family.key, noise=key)
+    np.testing.assert_array_equal(loaded.noise.sigma, with_noise.noise.sigma)
+    assert loaded.noise.reasons == [""] * 5
+    # other settings are another analysis beside it
+    monkeypatch.undo()
+    other = NoiseAnalysis(bias_points=2, **SMALL)
+    extract_family(spec, n=5, seed=3, store=store, options=options(), noise=other)
+    assert len(store.analyses(family.key)) == 2
+
+
+def test_instance_failing_in_noise_run_is_recorded_and_others_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ngspice failing on one instance's noise run (whatever the cause) fails that instance only;
+    the batch is bisected and every other instance keeps its real-ngspice spectrum."""
+    spec = data_spec("divider")
+    analysis = NoiseAnalysis(bias_points=2, **SMALL)
+    reference = extract_family(spec, n=6, seed=8, options=options(chunk_size=6), noise=analysis)
+    # instance 2's own parameter assignment marks the benches that contain it
+    bad = f"r1={format_spice(float(reference.parameter('r1')[2]))} "
+
+    def flaky(text: str, *args: object, **kwargs: object) -> object:
+        if bad in text:
+            raise SimulationError("noise analysis failed: timestep too small (injected)")
+        return run_script(text, *args, **kwargs)
+
+    monkeypatch.setattr(circuitnn.simulate_analyses, "run_script", flaky)
+    family = extract_family(spec, n=6, seed=8, options=options(chunk_size=6), noise=analysis)
+    noise = family.noise
+    assert noise is not None
+    assert noise.status.tolist() == [1, 1, 2, 1, 1, 1]
+    assert "timestep too small" in noise.reasons[2]
+    assert np.isnan(noise.psd[2]).all() and np.isnan(noise.sigma[2]).all()
+    keep = np.arange(6) != 2
+    # instances renumber inside a smaller bench, yet each keeps exactly its own noise
+    np.testing.assert_allclose(noise.psd[keep], reference.noise.psd[keep], rtol=1e-9)
+
+
+def test_cli_extract_with_noise_speed_and_temp_then_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`extract --noise --speed --temp` stores both analyses of a family at that temperature;
+    the RC stage's output noise is the resistor's 4kT·r, low-pass filtered by its own r·C."""
+    store = tmp_path / "s.h5"
+    spec_path = Path(__file__).parent / "data" / "resistor_rc.toml"
+    args = ["extract", str(spec_path), "--n", "3", "--store", str(store), "--temp", "80"]
+    noise_args = ["--noise", "--bias-points", "2", "--fmax", "1e6", "--ppd", "10"]
+    speed_args = ["--speed", "--bandwidth", "1e5", "--quiet"]
+    assert main([*args, *noise_args, *speed_args]) == 0
+    capsys.readouterr()
+    (key,) = Store(store).keys()
+    family = Store(store).load(key)
+    assert family.attrs["temperature"] == 80.0
+    noise, speed = family.noise, family.speed
+    assert noise is not None and speed is not None
+    r = family.parameter("r")
+    f0 = 1 / (2 * np.pi * r * 1e-9)
+    expected = 4 * kT(80.0) * r[:, None] / (1 + (noise.frequency[None, :] / f0[:, None]) ** 2)
+    for b in range(2):
+        np.testing.assert_allclose(noise.psd[:, b], expected, rtol=0.01)
+    np.testing.assert_allclose(speed.bandwidth, f0, rtol=0.02)
+    assert main(["show", str(store), "--out", str(tmp_path / "plots")]) == 0
+    pictures = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert any(name.endswith("-noise.png") for name in pictures), pictures
+    assert any(name.endswith("-speed.png") for name in pictures), pictures
