@@ -58,16 +58,17 @@ def input_nodes(spec: NeuronSpec) -> tuple[str, ...]:
     return ("inp", "inn") if spec.ports.differential_input else ("x",)
 
 
-def _port_nodes(spec: NeuronSpec, k: int) -> list[str]:
+def _port_nodes(spec: NeuronSpec, k: int, measured: bool = True) -> list[str]:
     ports = spec.ports
     nodes = []
     for port in spec.subckt.ports:
         if port in ports.input:
-            nodes.append(f"i{ports.input.index(port)}_{k}")
+            index = ports.input.index(port)
+            nodes.append(f"i{index}_{k}" if measured else input_nodes(spec)[index])
         elif port in ports.output:
             nodes.append(f"o{ports.output.index(port)}_{k}")
         elif port in ports.supplies:
-            nodes.append(f"s_{port}_{k}")
+            nodes.append(f"s_{port}_{k}" if measured else f"s_{port}")
         elif port in ports.ground:
             nodes.append("0")
         else:
@@ -75,8 +76,16 @@ def _port_nodes(spec: NeuronSpec, k: int) -> list[str]:
     return nodes
 
 
-def _circuit(spec: NeuronSpec, table: ParameterTable, input_source: str) -> tuple[list[str], Bench]:
-    """Netlist lines of the instances around the shared input, and the vectors they expose."""
+def _circuit(
+    spec: NeuronSpec, table: ParameterTable, input_source: str, measured: bool = True
+) -> tuple[list[str], Bench]:
+    """Netlist lines of the instances around the shared input, and the vectors they expose.
+
+    ``measured``: every instance gets its own supply sources and 0 V input-sense sources, so its
+    supply and input currents can be read. Without it (small-signal and transient benches, which
+    read only outputs) instances share one ideal source per supply and connect to the input
+    directly: the same circuit for every instance, with fewer unknowns for ngspice.
+    """
     ports = spec.ports
     lines = [
         f"* circuitnn batch: {spec.name}, {len(table)} instances",
@@ -88,7 +97,6 @@ def _circuit(spec: NeuronSpec, table: ParameterTable, input_source: str) -> tupl
     lines += [
         f"vb_{port} b_{port} 0 DC {format_spice(volts)}" for port, volts in ports.bias.items()
     ]
-    load = spec.output.load_capacitance
     output_vectors = []
     supply_vectors = []
     input_vectors = []
@@ -96,7 +104,12 @@ def _circuit(spec: NeuronSpec, table: ParameterTable, input_source: str) -> tupl
         assignments = " ".join(
             f"{name}={format_spice(value)}" for name, value in zip(table.names, row, strict=True)
         )
-        lines.append(f"xn{k} {' '.join(_port_nodes(spec, k))} {spec.subckt.name} {assignments}")
+        lines.append(
+            f"xn{k} {' '.join(_port_nodes(spec, k, measured))} {spec.subckt.name} {assignments}"
+        )
+        if not measured:
+            output_vectors.append(_outputs(spec, k, lines))
+            continue
         supplies = []
         for port, volts in ports.supplies.items():
             lines.append(f"vs_{port}_{k} s_{port}_{k} 0 DC {format_spice(volts)}")
@@ -107,13 +120,11 @@ def _circuit(spec: NeuronSpec, table: ParameterTable, input_source: str) -> tupl
             lines.append(f"vi{j}_{k} {node} i{j}_{k} DC 0")
             senses.append(f"i(vi{j}_{k})")
         input_vectors.append(tuple(senses))
-        if spec.output.quantity == "current":
-            lines.append(f"vl_{k} o0_{k} 0 DC {format_spice(spec.output.load_voltage)}")
-            output_vectors.append((f"i(vl_{k})",))
-        else:
-            outputs = range(len(ports.output))
-            lines += [f"cl{j}_{k} o{j}_{k} 0 {format_spice(load)}" for j in outputs if load > 0]
-            output_vectors.append(tuple(f"v(o{j}_{k})" for j in outputs))
+        output_vectors.append(_outputs(spec, k, lines))
+    if not measured:
+        lines += [
+            f"vs_{port} s_{port} 0 DC {format_spice(v)}" for port, v in ports.supplies.items()
+        ]
     lines.append(f".temp {format_spice(spec.temperature)}")
     bench = Bench(
         text="",
@@ -123,6 +134,17 @@ def _circuit(spec: NeuronSpec, table: ParameterTable, input_source: str) -> tupl
         input_vectors=tuple(input_vectors),
     )
     return lines, bench
+
+
+def _outputs(spec: NeuronSpec, k: int, lines: list[str]) -> tuple[str, ...]:
+    """Add instance ``k``'s output load to ``lines``; return the vectors of its output."""
+    if spec.output.quantity == "current":
+        lines.append(f"vl_{k} o0_{k} 0 DC {format_spice(spec.output.load_voltage)}")
+        return (f"i(vl_{k})",)
+    load = spec.output.load_capacitance
+    outputs = range(len(spec.ports.output))
+    lines += [f"cl{j}_{k} o{j}_{k} 0 {format_spice(load)}" for j in outputs if load > 0]
+    return tuple(f"v(o{j}_{k})" for j in outputs)
 
 
 def _finish(lines: list[str], bench: Bench) -> Bench:
@@ -176,7 +198,7 @@ def render_noise_bench(
 ) -> tuple[Bench, list[tuple[str, str]]]:
     """Noise and AC at every bias in one ngspice run; returns the bench and, per bias, the raw
     file names of its noise spectra and its AC response (written into ngspice's working folder)."""
-    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC 0 AC 1")
+    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC 0 AC 1", measured=False)
     lines += _sum_chain(spec, len(table))
     files = [(f"noise{j}.raw", f"ac{j}.raw") for j in range(len(biases))]
     lines += [".control", "set filetype=binary"]
@@ -200,7 +222,7 @@ def render_ac_bench(
 ) -> Bench:
     """Small-signal AC response of every output at input ``bias`` (V)."""
     source = f"{SWEEP_SOURCE} x 0 DC {format_spice(bias)} AC 1"
-    lines, bench = _circuit(spec, table, source)
+    lines, bench = _circuit(spec, table, source, measured=False)
     lines += [
         *_wrap(".save", bench.output_names),
         f".ac {_decade(analysis)}",
@@ -218,7 +240,7 @@ def render_step_bench(
         f"{SWEEP_SOURCE} x 0 DC {low} PWL(0 {low} {format_spice(step_time)} {low} "
         f"{format_spice(step_time + rise_time)} {high})"
     )
-    lines, bench = _circuit(spec, table, source)
+    lines, bench = _circuit(spec, table, source, measured=False)
     step = stop_time / 4000
     lines += [
         *_wrap(".save", bench.output_names),
