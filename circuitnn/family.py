@@ -73,9 +73,10 @@ class Family:
     """Curves and measurements of ``n`` instances of one neuron on one input grid.
 
     Shapes: ``grid`` (K,) V; ``curves`` (N×K) in ``output_unit``; ``nominal_curve`` (K,);
-    ``supply_current`` (N×S×K) A drawn from each supply; ``input_current`` (N×I×K) A flowing from
-    the input driver into each input port; ``power`` (N×K) W static power delivered by the supplies
-    and the input driver;
+    ``supply_current`` (N×S×K) A drawn from each supply; ``input_current`` (N×I×K) A flowing
+    from the input driver into each input port (I = 0 unless ``ports.measure_input_current``, by
+    default on only for neurons without supplies); ``power`` (N×K) W static power delivered by
+    the supplies and the measured inputs;
     ``parameters`` (N×P) SI units, columns ``parameter_names``; ``chip`` (N,) die index;
     ``status`` (N,) 1 = ok, 2 = failed; ``reasons`` failure text per instance ("" when ok);
     ``descriptors`` name → (N,). ``attrs`` holds the provenance (spec, netlist, versions, seed).

@@ -30,7 +30,7 @@ from circuitnn.store import SCHEMA_VERSION, Journal, Store
 from circuitnn.testbench import input_voltages
 from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
-DEFAULT_CHUNK_SIZE = 500
+DEFAULT_CHUNK_SIZE = 250
 
 
 @dataclass(frozen=True)

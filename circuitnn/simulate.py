@@ -69,7 +69,7 @@ def simulate_chunk(
     shapes = {
         "curves": (points,),
         "supply_current": (len(spec.ports.supplies), points),
-        "input_current": (len(spec.ports.input), points),
+        "input_current": (len(spec.ports.input) if spec.ports.input_measured else 0, points),
     }
     isolated = run_isolated(spec.name, table.index, shapes, run, retries)
     return ChunkResult(

@@ -62,13 +62,27 @@ class Variation:
 
 @dataclass(frozen=True)
 class Ports:
-    """How each port of the subckt is connected by the test bench (voltages in V)."""
+    """How each port of the subckt is connected by the test bench (voltages in V).
+
+    ``measure_input_current``: give every instance a 0 V sense source at each input so the
+    current (and power) it draws from the input driver is measured. Default: only when the neuron
+    has no supplies, i.e. when the input is what powers it (a MOSFET gate draws nothing, and the
+    senses cost ngspice about a third more time).
+    """
 
     input: tuple[str, ...]
     output: tuple[str, ...]
     supplies: dict[str, float] = field(default_factory=dict)
     ground: tuple[str, ...] = ()
     bias: dict[str, float] = field(default_factory=dict)
+    measure_input_current: bool | None = None
+
+    @property
+    def input_measured(self) -> bool:
+        """Whether input currents are measured (the resolved default, see the class doc)."""
+        if self.measure_input_current is None:
+            return not self.supplies
+        return self.measure_input_current
 
     @property
     def differential_input(self) -> bool:
@@ -174,7 +188,10 @@ class NeuronSpec:
             "subckt": self.subckt.name,
             "netlist": _without_include_paths(self.netlist_text),
             "includes": [text for _, text in self.includes],
-            "ports": dataclasses.asdict(self.ports),
+            "ports": {
+                **dataclasses.asdict(self.ports),
+                "measure_input_current": self.ports.input_measured,
+            },
             "sweep": dataclasses.asdict(self.sweep),
             "output": dataclasses.asdict(self.output),
             "parameters": self.parameters,
@@ -240,6 +257,9 @@ def spec_from_dict(
         supplies=_volts(ports_data.get("supplies", {}), f"{source}: ports.supplies"),
         ground=_names(ports_data, "ground", f"{source}: ports.ground", None),
         bias=_volts(ports_data.get("bias", {}), f"{source}: ports.bias"),
+        measure_input_current=_flag(
+            ports_data.get("measure_input_current"), f"{source}: ports.measure_input_current"
+        ),
     )
     sweep_data = reader.table("sweep")
     sweep = Sweep(
@@ -450,6 +470,12 @@ def _names(
     if sizes is not None and len(names) not in sizes:
         raise ConfigError(f"{where}: expected {' or '.join(map(str, sizes))} port name(s)")
     return tuple(n.strip().lower() for n in names)
+
+
+def _flag(value: object, where: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
 
 
 def _volts(value: object, where: str) -> dict[str, float]:

@@ -238,8 +238,8 @@ class Journal:
         temporary = final.with_suffix(".tmp")
         with open(temporary, "wb") as handle:
             np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # no fsync: a killed process loses nothing in the page cache, and a chunk left unreadable
+        # by a power cut is discarded by load_arrays and recomputed
         os.replace(temporary, final)
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:
@@ -310,7 +310,7 @@ def _write_family(path: Path, family: Family) -> None:
         for name, value in family.attrs.items():
             group.attrs[name] = value
         n, points = family.curves.shape
-        compress = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+        compress = {"compression": "lzf", "shuffle": True}
         rows = max(1, min(n, 256))
 
         def put(name: str, data: np.ndarray, unit: str | None = None, **options: Any) -> Any:
@@ -322,21 +322,18 @@ def _write_family(path: Path, family: Family) -> None:
         put("input", family.grid, "V")
         put("curves", family.curves, family.output_unit, chunks=(rows, points), **compress)
         put("nominal_curve", family.nominal_curve, family.output_unit)
-        supplies = max(1, len(family.supplies))
-        put(
-            "supply_current",
-            family.supply_current,
-            "A",
-            chunks=(rows, supplies, points) if family.supplies else None,
-            **(compress if family.supplies else {}),
-        )
-        put(
-            "input_current",
-            family.input_current,
-            "A",
-            chunks=(rows, family.input_current.shape[1], points),
-            **compress,
-        )
+        for name, currents in (
+            ("supply_current", family.supply_current),
+            ("input_current", family.input_current),
+        ):
+            width = currents.shape[1]
+            put(
+                name,
+                currents,
+                "A",
+                chunks=(rows, width, points) if width else None,
+                **(compress if width else {}),
+            )
         put("power", family.power, "W", chunks=(rows, points), **compress)
         parameters = put("parameters", family.parameters, "SI (see columns)")
         parameters.attrs["columns"] = json.dumps(list(family.parameter_names))
@@ -410,7 +407,7 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
                     "failure_reason", data=np.array(value, dtype=object), dtype=h5py.string_dtype()
                 )
             elif isinstance(value, np.ndarray) and value.ndim > 0:
-                options = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+                options = {"compression": "lzf", "shuffle": True}
                 dataset = group.create_dataset(
                     field.name, data=value, **(options if value.size > 4096 else {})
                 )

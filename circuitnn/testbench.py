@@ -64,7 +64,8 @@ def _port_nodes(spec: NeuronSpec, k: int, measured: bool = True) -> list[str]:
     for port in spec.subckt.ports:
         if port in ports.input:
             index = ports.input.index(port)
-            nodes.append(f"i{index}_{k}" if measured else input_nodes(spec)[index])
+            sensed = measured and ports.input_measured
+            nodes.append(f"i{index}_{k}" if sensed else input_nodes(spec)[index])
         elif port in ports.output:
             nodes.append(f"o{ports.output.index(port)}_{k}")
         elif port in ports.supplies:
@@ -116,7 +117,7 @@ def _circuit(
             supplies.append(f"i(vs_{port}_{k})")
         supply_vectors.append(tuple(supplies))
         senses = []
-        for j, node in enumerate(input_nodes(spec)):
+        for j, node in enumerate(input_nodes(spec) if ports.input_measured else ()):
             lines.append(f"vi{j}_{k} {node} i{j}_{k} DC 0")
             senses.append(f"i(vi{j}_{k})")
         input_vectors.append(tuple(senses))
@@ -302,8 +303,10 @@ def assemble(
 
 
 def input_voltages(spec: NeuronSpec) -> np.ndarray:
-    """Voltage of each input port along the sweep (I×K, V)."""
+    """Voltage of each measured input port along the sweep (I×K, V; I = 0 when not measured)."""
     grid = spec.sweep.grid()
+    if not spec.ports.input_measured:
+        return np.zeros((0, len(grid)))
     if spec.ports.differential_input:
         cm = spec.sweep.common_mode
         return np.stack([cm + grid / 2, cm - grid / 2])

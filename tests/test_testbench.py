@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import build_spec, data_spec, spec_data
 
+from circuitnn.circuits import get_neuron
 from circuitnn.simulate import simulate_chunk
 from circuitnn.testbench import render_dc_bench
 from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
@@ -52,3 +53,16 @@ def test_every_sweep_point_comes_back(start: float, stop: float, points: int) ->
     grid = spec.sweep.grid()
     assert len(grid) == points
     np.testing.assert_allclose(result.curves[0], 0.75 * grid, rtol=1e-9, atol=1e-12)
+
+
+def test_input_currents_are_measured_only_where_the_input_powers_the_neuron() -> None:
+    for name, measured in (("diode_relu", True), ("mirror_relu", True), ("mos_diffpair", False)):
+        spec = get_neuron(name)
+        assert spec.ports.input_measured is measured
+        bench = render_dc_bench(spec, sample_parameters(spec, MonteCarlo(3)))
+        senses = [line for line in bench.text.splitlines() if line.startswith("vi")]
+        assert len(senses) == (3 * len(spec.ports.input) if measured else 0)
+        assert all(
+            len(group) == (len(spec.ports.input) if measured else 0)
+            for group in bench.input_vectors
+        )
