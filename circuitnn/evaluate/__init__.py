@@ -1,0 +1,34 @@
+"""Robustness evaluation of analog networks (imports torch).
+
+- :func:`monte_carlo`: chips × noise draws, vectorized over draws → :class:`MonteCarloResult`;
+- :func:`robustness_curve`, :func:`midpoint`, :func:`layer_sweep` (Walking Noise);
+- :func:`worst_case`: the projected weight attack at a relative bound ζ;
+- :func:`layer_snr`: per-layer signal-to-noise ratio from activations.
+"""
+
+from circuitnn.evaluate.montecarlo import MonteCarloResult, monte_carlo
+from circuitnn.evaluate.perturb import as_perturbation
+from circuitnn.evaluate.robustness import (
+    Midpoint,
+    RobustnessCurve,
+    layer_sweep,
+    midpoint,
+    robustness_curve,
+)
+from circuitnn.evaluate.snr import LayerSNR, layer_snr
+from circuitnn.evaluate.worst_case import WorstCase, worst_case
+
+__all__ = [
+    "LayerSNR",
+    "Midpoint",
+    "MonteCarloResult",
+    "RobustnessCurve",
+    "WorstCase",
+    "as_perturbation",
+    "layer_snr",
+    "layer_sweep",
+    "midpoint",
+    "monte_carlo",
+    "robustness_curve",
+    "worst_case",
+]

@@ -1,0 +1,233 @@
+"""Evaluation: Monte Carlo over chips × draws, robustness curves, midpoints, worst case, SNR."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+from torch import nn
+
+from circuitnn.errors import ConfigError
+from circuitnn.evaluate import (
+    layer_snr,
+    layer_sweep,
+    midpoint,
+    monte_carlo,
+    robustness_curve,
+    worst_case,
+)
+from circuitnn.nn import (
+    AnalogLinear,
+    CircuitSpec,
+    NoiseSpec,
+    WeightNoiseSpec,
+    build_mlp,
+    mlp_spec,
+    synthetic_family,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def two_class_data(margin: float = 1.0, n: int = 400):
+    """Inputs that are already logits: class c has logit ``margin`` at c and 0 elsewhere."""
+    labels = torch.arange(n) % 2
+    x = torch.zeros(n, 2, dtype=torch.float64)
+    x[torch.arange(n), labels] = margin
+    return x, labels
+
+
+class Logits(nn.Module):
+    """A parameter-free 'network' whose only layer (an activation) passes logits through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x)
+
+
+@pytest.fixture(scope="module")
+def family():
+    return synthetic_family("tanh", n=200, seed=0, gain_spread=0.3, offset_spread=0.1)
+
+
+@pytest.fixture(scope="module")
+def trained(family):
+    pytest.importorskip("sklearn")
+    from circuitnn.train import TrainConfig, load_digits, train
+
+    train_data, test_data = load_digits(seed=0)
+    model = build_mlp(mlp_spec(64, (32, 16), 10, activation=CircuitSpec(family)), seed=0)
+    train(model, train_data, config=TrainConfig(epochs=15, lr=3e-3))
+    return model, test_data
+
+
+def test_monte_carlo_without_noise_is_exact_and_draws_agree(trained):
+    model, test_data = trained
+    result = monte_carlo(model, test_data, draws=4)
+    with torch.no_grad():
+        logits = model(torch.as_tensor(test_data[0]))
+    accuracy = float((logits.argmax(1) == torch.as_tensor(test_data[1])).double().mean())
+    assert result.metrics["accuracy"].shape == (1, 4)
+    assert np.all(result.metrics["accuracy"] == accuracy)
+    assert result.std() == 0
+    ce = nn.functional.cross_entropy(logits.double(), torch.as_tensor(test_data[1]))
+    assert result.mean("cross_entropy") == pytest.approx(float(ce))
+
+
+def test_monte_carlo_vectorized_draws_match_separate_evaluations(trained):
+    model, test_data = trained
+    noise = NoiseSpec("additive", 0.8)
+    vectorized = monte_carlo(model, test_data, draws=48, noise=noise, seed=1)
+    separate = np.array(
+        [
+            monte_carlo(model, test_data, draws=1, noise=noise, seed=100 + k).mean()
+            for k in range(48)
+        ]
+    )
+    assert vectorized.std() > 0
+    assert len(set(vectorized.metrics["accuracy"][0])) > 1, "every draw has its own noise"
+    standard_error = math.hypot(vectorized.sem(), separate.std(ddof=1) / math.sqrt(48))
+    assert abs(vectorized.mean() - separate.mean()) < 4 * standard_error
+    assert vectorized.std() == pytest.approx(separate.std(ddof=1), rel=0.5)
+    again = monte_carlo(model, test_data, draws=48, noise=noise, seed=1)
+    assert np.array_equal(again.metrics["accuracy"], vectorized.metrics["accuracy"])
+    small_batches = monte_carlo(model, test_data, draws=48, noise=noise, seed=1, max_rows=48 * 50)
+    assert small_batches.mean() == pytest.approx(vectorized.mean(), abs=0.02)
+
+
+def test_monte_carlo_over_chips_restores_the_model(trained):
+    model, test_data = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = monte_carlo(model, test_data, chips=4, draws=2)
+    assert result.metrics["accuracy"].shape == (4, 2)
+    summary = result.summary()["accuracy"]
+    assert summary["between_chips"] > 0 and summary["within_chip"] == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert np.array_equal(
+        monte_carlo(model, test_data, chips=4, draws=2).metrics["accuracy"],
+        result.metrics["accuracy"],
+    )
+
+
+def test_weight_noise_evaluation(trained):
+    model, test_data = trained
+    clean = monte_carlo(model, test_data).mean()
+    noisy = monte_carlo(model, test_data, draws=8, noise=WeightNoiseSpec("multiplicative", 0.3))
+    assert noisy.mean() < clean and noisy.std() > 0
+    assert all(
+        layer.weight_noise is None for layer in model.modules() if isinstance(layer, AnalogLinear)
+    ), "the evaluation noise is removed afterwards"
+    with pytest.raises(ConfigError, match="AnalogLinear"):
+        monte_carlo(Logits(), two_class_data(), noise="weight_additive")
+
+
+def test_regression_metrics():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 3, generator=generator, dtype=torch.float64)
+    weights = torch.tensor([[0.5, -1.0, 2.0]], dtype=torch.float64)
+    y = x @ weights.T
+    model = AnalogLinear(3, 1).double()
+    with torch.no_grad():
+        model.weight.copy_(weights)
+        model.bias.zero_()
+    exact = monte_carlo(model, (x, y[:, 0]), task="regression")
+    assert exact.mean("rmse") < 1e-12 and exact.mean("r2") == pytest.approx(1.0)
+    sigma = 0.1
+    model.weight_noise = WeightNoiseSpec("additive", sigma, biases=False)
+    noisy = monte_carlo(model, (x, y), task="regression", draws=64)
+    # y' - y = σ·z·x for one weight draw: RMSE ≈ σ·sqrt(mean |x|²) = σ·√3
+    assert noisy.mean("rmse") == pytest.approx(sigma * math.sqrt(3), rel=0.15)
+    assert noisy.mean("mae") < noisy.mean("rmse")
+
+
+def test_midpoint_of_a_known_curve():
+    """Two classes, logits (m, 0) or (0, m), additive noise σ on both: accuracy Φ(m/(σ√2)),
+    halfway between 1 and chance 0.5 at σ* = m / (√2·Φ⁻¹(0.75))."""
+    data = two_class_data(margin=1.0, n=1000)
+    expected = 1.0 / (math.sqrt(2) * norm.ppf(0.75))
+    result = midpoint(Logits(), data, noise="additive", layers=("act",), draws=64, tolerance=0.01)
+    assert result.clean == 1.0 and result.chance == 0.5 and result.target == 0.75
+    assert result.low <= result.level <= result.high
+    assert abs(result.level - expected) < max(4 * result.uncertainty, 0.02 * expected)
+    assert result.uncertainty < 0.05 * expected
+    curve = robustness_curve(
+        Logits(), data, [0.0, 0.5, expected, 3.0], noise="additive", layers=("act",), draws=32
+    )
+    assert curve.mean[0] == 1.0
+    assert np.all(np.diff(curve.mean) < 0)
+    assert curve.mean[2] == pytest.approx(0.75, abs=4 * curve.sem[2] + 0.005)
+
+
+def test_layer_sweep_finds_each_layers_midpoint(trained):
+    model, test_data = trained
+    sweep = layer_sweep(model, test_data, noise="additive", draws=8, tolerance=0.1)
+    assert list(sweep) == ["act1", "act2"]
+    for name, result in sweep.items():
+        assert 0.01 < result.level < 100, name
+        assert result.uncertainty < result.level
+    weights = layer_sweep(
+        model,
+        test_data,
+        noise="weight_multiplicative",
+        draws=8,
+        tolerance=0.2,
+        layers=("linear1", "output"),
+    )
+    assert set(weights) == {"linear1", "output"}
+
+
+def test_midpoint_errors(trained):
+    model, test_data = trained
+    shared = NoiseSpec("additive", correlation=1.0)  # shifts both logits alike: harmless
+    with pytest.raises(ConfigError, match="does not fall halfway"):
+        midpoint(Logits(), two_class_data(), noise=shared, layers=("act",), draws=2)
+    with pytest.raises(ConfigError, match="metric"):
+        midpoint(model, test_data, metric="rmse")
+    with pytest.raises(ConfigError, match="noise"):
+        robustness_curve(model, test_data, [0.1], noise="pink")
+    with pytest.raises(ConfigError, match="layer"):
+        monte_carlo(model, test_data, noise="additive", layers=("nope",))
+
+
+def test_worst_case_weight_perturbation(trained):
+    model, test_data = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    zero = worst_case(model, test_data, 0.0)
+    assert zero.attacked.mean() == zero.clean.mean() and zero.drop == 0
+    result = worst_case(model, test_data, 0.1, steps=5)
+    assert result.attacked.mean() < result.clean.mean() - 0.05
+    assert 0 < result.relative_change <= 0.1 + 1e-9
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    random = monte_carlo(
+        model, test_data, draws=8, noise=WeightNoiseSpec("multiplicative", 0.1 / math.sqrt(3))
+    )
+    assert result.attacked.mean() < random.mean(), "the attack beats random noise of equal RMS"
+
+
+def test_layer_snr(trained):
+    model, test_data = trained
+    x = torch.as_tensor(test_data[0])
+    quiet = layer_snr(model, x, draws=4)
+    assert all(math.isinf(value.snr) for value in quiet.values())
+    sigma = 0.2
+    result = layer_snr(
+        model, x, draws=32, noise=NoiseSpec("additive", sigma), noise_layers=("act1",)
+    )
+    assert list(result) == ["act1", "act2", "output"]
+    assert result["act1"].noise == pytest.approx(sigma**2, rel=0.05)
+    assert result["act1"].snr == pytest.approx(result["act1"].signal / sigma**2, rel=0.05)
+    assert result["act2"].noise > 0 and math.isfinite(result["output"].snr_db)

@@ -1,0 +1,278 @@
+"""CircuitActivation: interpolation, extrapolation, scaling, modes, chips, dtypes, devices."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from circuitnn.errors import ConfigError
+from circuitnn.nn import CircuitActivation, Scaling, synthetic_family
+from circuitnn.nn.interp import lookup, neuron_offsets, segment_table
+from circuitnn.store import Store
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(scope="module")
+def tanh_family():
+    return synthetic_family("tanh", n=120, seed=3, points=101, gain_spread=0.2, failed=4)
+
+
+def knots(activation: CircuitActivation) -> torch.Tensor:
+    """The family grid in network units, (K,) float64."""
+    return torch.as_tensor(activation.tables.network_grid)
+
+
+def test_exact_at_grid_points_and_linear_between(tanh_family):
+    act = CircuitActivation(tanh_family, 8, generator=1).double()
+    grid = knots(act)
+    u = grid[:, None].expand(-1, 8)
+    y = act(u)
+    expected = act.scaling.to_network_output(tanh_family.curves[act.chip.numpy()]).T
+    np.testing.assert_allclose(y.numpy(), expected, rtol=0, atol=1e-12)
+    # Between grid points the layer is the straight line between the neighbouring values.
+    fraction = torch.rand(
+        len(grid) - 1, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    between = grid[:-1, None] + fraction * (grid[1:] - grid[:-1])[:, None]
+    line = y[:-1] + fraction * (y[1:] - y[:-1])
+    torch.testing.assert_close(act(between), line, rtol=0, atol=1e-12)
+
+
+def test_chip_curves_are_family_instances(tanh_family):
+    act = CircuitActivation(tanh_family, 16, generator=2).double()
+    np.testing.assert_allclose(act.chip_curves(), tanh_family.curves[act.chip.numpy()], atol=1e-12)
+    assert len(set(act.chip.tolist())) == 16, "drawn without replacement"
+    assert np.all(tanh_family.status[act.chip.numpy()] == 1), "failed instances never drawn"
+
+
+def test_large_layer_draws_with_replacement_from_ok_instances(tanh_family):
+    act = CircuitActivation(tanh_family, 500, generator=0)
+    assert np.all(tanh_family.status[act.chip.numpy()] == 1)
+    assert len(set(act.chip.tolist())) <= tanh_family.ok.sum()
+
+
+@pytest.mark.parametrize("extrapolation", ["linear", "clamp"])
+def test_extrapolation(tanh_family, extrapolation):
+    act = CircuitActivation(tanh_family, 4, generator=0, extrapolation=extrapolation).double()
+    grid = knots(act)
+    step = float(grid[1] - grid[0])
+    values = act(grid[:, None].expand(-1, 4))
+    far = torch.tensor([grid[0] - 7.3 * step, grid[-1] + 5.1 * step], dtype=torch.float64)
+    x = far[:, None].expand(-1, 4).clone().requires_grad_(True)
+    y = act(x)
+    y.sum().backward()
+    if extrapolation == "clamp":
+        torch.testing.assert_close(y[0], values[0], rtol=0, atol=1e-12)
+        torch.testing.assert_close(y[1], values[-1], rtol=0, atol=1e-12)
+        assert torch.all(x.grad == 0)
+    else:
+        first = (values[1] - values[0]) / step
+        last = (values[-1] - values[-2]) / step
+        torch.testing.assert_close(y[0], values[0] - 7.3 * step * first, rtol=0, atol=1e-10)
+        torch.testing.assert_close(y[1], values[-1] + 5.1 * step * last, rtol=0, atol=1e-10)
+        torch.testing.assert_close(x.grad[0], first, rtol=0, atol=1e-10)
+        torch.testing.assert_close(x.grad[1], last, rtol=0, atol=1e-10)
+
+
+def test_extrapolation_is_settable(tanh_family):
+    act = CircuitActivation(tanh_family, 4, generator=0).double()
+    x = torch.full((1, 4), 1e3, dtype=torch.float64)
+    linear = act(x)
+    act.extrapolation = "clamp"
+    assert not torch.equal(act(x), linear)
+    with pytest.raises(ConfigError, match="extrapolation"):
+        act.extrapolation = "cubic"
+
+
+def off_knot_inputs(activation: CircuitActivation, shape: tuple[int, ...]) -> torch.Tensor:
+    """Inputs inside segments (never within 20 % of a step of a grid point), some off the grid."""
+    grid = knots(activation)
+    generator = torch.Generator().manual_seed(1)
+    segment = torch.randint(-3, len(grid) + 2, shape, generator=generator)
+    fraction = 0.2 + 0.6 * torch.rand(shape, generator=generator, dtype=torch.float64)
+    step = grid[1] - grid[0]
+    return (grid[0] + (segment + fraction) * step).requires_grad_(True)
+
+
+@pytest.mark.parametrize("mode", ["sampled", "nominal", "fitted"])
+@pytest.mark.parametrize("extrapolation", ["linear", "clamp"])
+def test_gradcheck(tanh_family, mode, extrapolation):
+    act = CircuitActivation(
+        tanh_family, 6, generator=0, mode=mode, extrapolation=extrapolation
+    ).double()
+    x = off_knot_inputs(act, (5, 6))
+    assert torch.autograd.gradcheck(act, (x,), eps=1e-7, atol=1e-6)
+    assert torch.autograd.gradgradcheck(act, (x,), eps=1e-7, atol=1e-6)
+
+
+def test_conv_shape_broadcasts_per_channel(tanh_family):
+    act = CircuitActivation(tanh_family, (3, 1, 1), generator=0).double()
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    y = act(x)
+    for channel in range(3):
+        single = CircuitActivation(tanh_family, 1, generator=0).double()
+        single.set_chip(torch.as_tensor([_pool_position(act, channel)]))
+        torch.testing.assert_close(y[:, channel], single(x[:, channel, :, :, None])[..., 0])
+    with pytest.raises(ConfigError, match="shape"):
+        act(torch.randn(2, 4, 4, 5, dtype=torch.float64))
+
+
+def _pool_position(act: CircuitActivation, neuron: int) -> int:
+    return int(np.flatnonzero(act.tables.instances == int(act.chip[neuron]))[0])
+
+
+def test_nominal_mode_is_homogeneous_and_scaled(tanh_family):
+    act = CircuitActivation(tanh_family, 5, generator=0, mode="nominal").double()
+    u = torch.linspace(-2, 2, 41, dtype=torch.float64)
+    y = act(u[:, None].expand(-1, 5))
+    assert torch.all(y == y[:, :1])
+    # midpoint scaling turns the nominal A·tanh(g·x) into ≈ tanh(u): slope 1 and range ±1.
+    np.testing.assert_allclose(y[:, 0].numpy(), np.tanh(u.numpy()), atol=2e-3)
+
+
+def test_fitted_mode_matches_the_sampled_curves(tanh_family):
+    act = CircuitActivation(tanh_family, 32, generator=0).double()
+    u = torch.linspace(-2.5, 2.5, 101, dtype=torch.float64)[:, None].expand(-1, 32)
+    sampled = act(u)
+    act.mode = "fitted"
+    assert act.fit_form == "tanh"
+    assert (act(u) - sampled).abs().max() < 2e-3
+    soft = synthetic_family("softplus", n=50, seed=1)
+    relu = CircuitActivation(soft, 8, scaling="knee", mode="fitted", generator=0).double()
+    assert relu.fit_form == "softplus"
+    x = torch.linspace(-1, 2, 31, dtype=torch.float64)[:, None].expand(-1, 8)
+    relu_sampled = relu(x)
+    relu.mode = "sampled"
+    assert (relu(x) - relu_sampled).abs().max() < 5e-3
+
+
+def test_scaling_is_shared_and_preserves_inhomogeneity():
+    family = synthetic_family(
+        "tanh", n=400, seed=0, amplitude_spread=0.1, gain_spread=0.0, offset_spread=0.0
+    )
+    a = CircuitActivation(family, 50, generator=0, extrapolation="clamp")
+    b = CircuitActivation(family, 50, generator=1)
+    assert a.scaling == b.scaling
+    # Saturated outputs in network units are the instances' amplitudes over the nominal's.
+    top = a(torch.full((1, 50), 50.0))[0].double().numpy()
+    amplitudes = family.parameter("amplitude")[a.chip.numpy()] / 0.5
+    np.testing.assert_allclose(top, amplitudes, rtol=1e-6)
+    assert np.std(top) > 0.05
+
+
+def test_scaling_anchors_and_falling_curves():
+    grid = np.linspace(0, 1.8, 181)
+    inverter = 1.8 / (1 + np.exp(20 * (grid - 0.9)))
+    scaling = Scaling.from_nominal(grid, inverter)
+    assert scaling.output_scale < 0
+    assert scaling.input_offset == pytest.approx(0.9, abs=1e-9)
+    rising = scaling.to_network_output(inverter)
+    assert rising[-1] > rising[0]
+    assert np.max(np.gradient(rising, scaling.to_network_input(grid))) == pytest.approx(1, rel=1e-9)
+    relu = np.maximum(grid - 0.6, 0)
+    knee = Scaling.from_nominal(grid, relu, anchor="knee")
+    assert knee.input_offset == pytest.approx(0.6, abs=1e-9)
+    assert knee.to_network_output(0.0) == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match="anchor"):
+        Scaling.from_nominal(grid, relu, anchor="middle")
+    with pytest.raises(ConfigError, match="flat"):
+        Scaling.from_nominal(grid, np.zeros_like(grid))
+    with pytest.raises(ConfigError, match="input_scale"):
+        Scaling(0.0, -1.0, 0.0, 1.0)
+
+
+def test_state_dict_round_trip_keeps_the_chip_and_resample_changes_it(tanh_family, tmp_path):
+    act = CircuitActivation(tanh_family, 10, generator=5)
+    x = torch.randn(7, 10)
+    before = act(x)
+    torch.save(act.state_dict(), tmp_path / "act.pt")
+    other = CircuitActivation(tanh_family, 10, generator=6)
+    assert not torch.equal(other.chip, act.chip)
+    other.load_state_dict(torch.load(tmp_path / "act.pt"))
+    assert torch.equal(other.chip, act.chip)
+    torch.testing.assert_close(other(x), before, rtol=0, atol=0)
+    assert set(act.state_dict()) == {"chip", "table", "sigma_table"}
+    chip = act.chip.clone()
+    act.resample(torch.Generator().manual_seed(99))
+    assert not torch.equal(act.chip, chip)
+    assert not torch.equal(act(x), before)
+    act.resample(5)
+    assert torch.equal(act.chip, chip), "the same seed draws the same chip"
+    torch.testing.assert_close(act(x), before, rtol=0, atol=0)
+
+
+def test_state_dict_round_trip_in_fitted_mode(tanh_family):
+    act = CircuitActivation(tanh_family, 6, generator=1, mode="fitted").double()
+    other = CircuitActivation(tanh_family, 6, generator=2, mode="fitted").double()
+    other.load_state_dict(act.state_dict())
+    x = torch.randn(3, 6, dtype=torch.float64)
+    torch.testing.assert_close(other(x), act(x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_devices_and_dtypes(tanh_family, device, dtype):
+    act = CircuitActivation(tanh_family, 12, generator=0).to(device=device, dtype=dtype)
+    reference = CircuitActivation(tanh_family, 12, generator=0).double()
+    x = torch.randn(9, 12, dtype=torch.float64)
+    y = act(x.to(device=device, dtype=dtype))
+    assert y.dtype == dtype and y.device.type == device
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(y.double().cpu(), reference(x), rtol=0, atol=tolerance)
+    act.resample(3)
+    assert act.table.device.type == device
+
+
+def test_lookup_matches_numpy_interp_for_random_tables():
+    rng = np.random.default_rng(0)
+    values = torch.as_tensor(rng.standard_normal((7, 33)).cumsum(axis=1))
+    scale, shift = 4.0, 16.0
+    table = segment_table(values, scale, shift)
+    x = torch.as_tensor(rng.uniform(-3.9, 3.9, (50, 7)))
+    y = lookup(x, table, neuron_offsets((7,), 33), 33, scale, shift)
+    grid = (np.arange(33) - shift) / scale
+    for j in range(7):
+        np.testing.assert_allclose(y[:, j], np.interp(x[:, j], grid, values[j]), atol=1e-12)
+    assert torch.isnan(
+        lookup(
+            torch.tensor([[float("nan")] * 7]), table, neuron_offsets((7,), 33), 33, scale, shift
+        )
+    ).all()
+
+
+def test_store_round_trip(tmp_path, tanh_family):
+    family = dataclasses.replace(tanh_family, noise=None)
+    store = Store(tmp_path / "families.h5")
+    store.commit(family)
+    by_name = CircuitActivation("synthetic_tanh", 5, store=store.path, generator=0).double()
+    in_memory = CircuitActivation(family, 5, generator=0).double()
+    assert by_name.family_key == family.key
+    assert torch.equal(by_name.chip, in_memory.chip)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    torch.testing.assert_close(by_name(x), in_memory(x))
+
+
+def test_configuration_errors(tanh_family):
+    with pytest.raises(ConfigError, match="store"):
+        CircuitActivation("synthetic_tanh", 4)
+    with pytest.raises(ConfigError, match="mode"):
+        CircuitActivation(tanh_family, 4, mode="average")
+    with pytest.raises(ConfigError, match="shape"):
+        CircuitActivation(tanh_family, 0)
+    with pytest.raises(ConfigError, match="fit"):
+        CircuitActivation(tanh_family, 4, fit="cubic")
+    bent = dataclasses.replace(tanh_family, grid=tanh_family.grid**3)
+    with pytest.raises(ConfigError, match="uniform"):
+        CircuitActivation(bent, 4)
+    dead = dataclasses.replace(tanh_family, status=np.full(tanh_family.n, 2, dtype=np.int8))
+    with pytest.raises(ConfigError, match="usable"):
+        CircuitActivation(dead, 4)
+    with pytest.raises(ConfigError, match="generator"):
+        CircuitActivation(tanh_family, 4, generator="seed")
+    act = CircuitActivation(tanh_family, 4, generator=0)
+    with pytest.raises(ConfigError, match="shape"):
+        act(torch.zeros(3, 5))

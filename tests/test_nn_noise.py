@@ -1,0 +1,337 @@
+"""Noise modules and weight noise: statistics, switches, seeds, gradients, vectorized draws."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from circuitnn.errors import ConfigError
+from circuitnn.nn import (
+    AdditiveNoise,
+    AnalogConv2d,
+    AnalogLinear,
+    CircuitActivation,
+    CircuitNoise,
+    MixedNoise,
+    MultiplicativeNoise,
+    NoiseSpec,
+    WeightNoiseSpec,
+    draws,
+    synthetic_family,
+)
+
+SAMPLES = 20000  # draws per statistic; tolerances are 3 standard errors
+
+
+@pytest.fixture(scope="module")
+def family():
+    return synthetic_family("tanh", n=80, seed=2, noise=2e-3, noise_bias_points=11)
+
+
+def correlation(noise: torch.Tensor) -> float:
+    """Mean pairwise correlation across neurons (columns) of samples (rows)."""
+    centred = noise - noise.mean(dim=0)
+    covariance = centred.T @ centred / (len(noise) - 1)
+    std = covariance.diagonal().sqrt()
+    matrix = covariance / std[:, None] / std[None, :]
+    n = matrix.shape[0]
+    return float((matrix.sum() - n) / (n * (n - 1)))
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.8, 1.0])
+def test_additive_statistics(rho):
+    sigma, neurons = 0.25, 6
+    module = AdditiveNoise(sigma, correlation=rho, seed=1).double()
+    x = torch.full((SAMPLES, neurons), 0.7, dtype=torch.float64)
+    noise = module(x) - x
+    n = noise.numel()
+    assert abs(float(noise.mean())) < 3 * sigma / math.sqrt(SAMPLES)
+    assert abs(float(noise.std()) - sigma) < 3 * sigma / math.sqrt(SAMPLES)
+    tolerance = 3 * max(1 - rho**2, 1e-3) / math.sqrt(SAMPLES)
+    assert abs(correlation(noise) - rho) < tolerance + 1e-9
+    assert n == SAMPLES * neurons
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5])
+def test_multiplicative_statistics(rho):
+    sigma = 0.1
+    module = MultiplicativeNoise(sigma, correlation=rho, seed=2).double()
+    x = torch.linspace(-2, 2, 5, dtype=torch.float64).repeat(SAMPLES, 1)
+    x[:, 2] = 1.0  # avoid the zero column
+    relative = module(x) / x - 1
+    assert torch.all(relative.mean(dim=0).abs() < 3 * sigma / math.sqrt(SAMPLES))
+    assert torch.all((relative.std(dim=0) - sigma).abs() < 3 * sigma / math.sqrt(SAMPLES))
+    assert abs(correlation(relative) - rho) < 3 * (1 - rho**2) / math.sqrt(SAMPLES)
+
+
+@pytest.mark.parametrize("order", ["additive_first", "multiplicative_first"])
+def test_mixed_statistics(order):
+    a, m, value = 0.2, 0.3, 1.5
+    module = MixedNoise(a, m, order=order, seed=3).double()
+    x = torch.full((SAMPLES, 4), value, dtype=torch.float64)
+    y = module(x)
+    variance = value**2 * m**2 + a**2 + (a**2 * m**2 if order == "additive_first" else 0.0)
+    sigma = math.sqrt(variance)
+    assert abs(float(y.mean()) - value) < 3 * sigma / math.sqrt(y.numel())
+    # the sample std of n normals has standard error σ/√(2n); 3σ/√n is looser still
+    assert abs(float(y.std()) - sigma) < 3 * sigma / math.sqrt(SAMPLES)
+
+
+def test_zero_sigma_and_switches_give_exactly_clean_output(family):
+    x = torch.randn(64, 5)
+    for module in (
+        AdditiveNoise(0.0),
+        MultiplicativeNoise(0.0),
+        MixedNoise(0.0, 0.0),
+        AdditiveNoise(1.0, in_training=False),
+    ):
+        module.train()
+        assert torch.equal(module(x), x)
+    for module in (AdditiveNoise(1.0, in_eval=False), MultiplicativeNoise(1.0, in_eval=False)):
+        module.eval()
+        assert torch.equal(module(x), x)
+        module.train()
+        assert not torch.equal(module(x), x)
+    silenced = AdditiveNoise(1.0)
+    silenced.enabled = False
+    assert torch.equal(silenced(x), x)
+    activation = CircuitActivation(family, 5, generator=0)
+    circuit = CircuitNoise(activation, scale=0.0)
+    assert torch.equal(circuit(x), activation(x))
+
+
+def test_seeds_reproduce_draws():
+    x = torch.zeros(100, 8)
+    a, b, c = AdditiveNoise(1.0, seed=7), AdditiveNoise(1.0, seed=7), AdditiveNoise(1.0, seed=8)
+    first = a(x)
+    assert torch.equal(first, b(x))
+    assert not torch.equal(first, c(x))
+    assert not torch.equal(a(x), first), "successive draws differ"
+    a.reseed(7)
+    assert torch.equal(a(x), first), "reseeding restarts the sequence"
+    torch.manual_seed(0)
+    unseeded = AdditiveNoise(1.0)(x)
+    torch.manual_seed(0)
+    assert torch.equal(AdditiveNoise(1.0)(x), unseeded), "seed=None follows torch.manual_seed"
+
+
+def _reseeded(module: torch.nn.Module, seed: int = 11):
+    def call(x: torch.Tensor) -> torch.Tensor:
+        module.reseed(seed)
+        return module(x)
+
+    return call
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: AdditiveNoise(0.3, correlation=0.4),
+        lambda: MultiplicativeNoise(0.3, correlation=0.4),
+        lambda: MixedNoise(0.2, 0.3, order="additive_first", correlation=0.2),
+        lambda: MixedNoise(0.2, 0.3, order="multiplicative_first"),
+    ],
+    ids=["additive", "multiplicative", "mixed-additive-first", "mixed-multiplicative-first"],
+)
+def test_gradcheck_noise_modules(make):
+    module = make().double()
+    x = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_reseeded(module), (x,))
+
+
+def test_gradcheck_circuit_noise(family):
+    activation = CircuitActivation(family, 5, generator=0).double()
+    module = CircuitNoise(activation, scale=3.0, correlation=0.5).double()
+    grid = torch.as_tensor(activation.tables.network_grid)
+    step = float(grid[1] - grid[0])
+    segment = torch.randint(0, len(grid) - 1, (4, 5), generator=torch.Generator().manual_seed(0))
+    x = (grid[0] + (segment.double() + 0.5) * step).requires_grad_(True)
+    assert torch.autograd.gradcheck(_reseeded(module), (x,), eps=1e-7, atol=1e-6)
+
+
+def test_circuit_noise_follows_each_neurons_simulated_sigma(family):
+    activation = CircuitActivation(family, 4, generator=1).double()
+    module = CircuitNoise(activation, seed=5).double()
+    volts = np.array([-0.4, -0.05, 0.0, 0.3])
+    u = torch.as_tensor(activation.scaling.to_network_input(volts))
+    x = u[:, None, None].expand(-1, SAMPLES, 4).reshape(-1, 4)
+    noise = (module(x) - activation(x)).reshape(len(volts), SAMPLES, 4)
+    measured = noise.std(dim=1).numpy()
+    chip = activation.chip.numpy()
+    expected = family.noise.sigma_at(volts)[chip].T / abs(activation.scaling.output_scale)
+    assert np.all(np.abs(measured - expected) < 3 * expected / math.sqrt(SAMPLES))
+    assert np.all(np.abs(noise.mean(dim=1).numpy()) < 3 * expected / math.sqrt(SAMPLES))
+    # bias dependence: noise is largest at the steep middle
+    assert expected[2].min() > expected[0].max()
+
+
+def test_circuit_noise_needs_noise_data(family):
+    quiet_family = dataclasses.replace(family, noise=None)
+    activation = CircuitActivation(quiet_family, 3, generator=0)
+    with pytest.raises(ConfigError, match="no noise data"):
+        CircuitNoise(activation)
+    with pytest.raises(ConfigError, match="no noise data"):
+        activation.sigma(torch.zeros(1, 3))
+    with pytest.raises(ConfigError, match="wraps"):
+        NoiseSpec("circuit", 1.0).build()
+
+
+def test_noise_spec_builds_and_validates():
+    assert isinstance(NoiseSpec("multiplicative", 0.1).build(seed=1), MultiplicativeNoise)
+    assert NoiseSpec("circuit").sigma == 1.0 and NoiseSpec("additive").sigma == 0.0
+    mixed = NoiseSpec("mixed", 0.1, multiplicative=0.2).with_level(0.3)
+    assert mixed.sigma == 0.3 and mixed.multiplicative == pytest.approx(0.6)
+    module = mixed.build()
+    assert (module.additive, module.multiplicative) == (0.3, pytest.approx(0.6))
+    with pytest.raises(ConfigError, match="correlation"):
+        NoiseSpec("additive", 0.1, correlation=1.5)
+    with pytest.raises(ConfigError, match="kind"):
+        NoiseSpec("pink", 0.1)
+    with pytest.raises(ConfigError, match="sigma"):
+        AdditiveNoise(-1.0)
+    with pytest.raises(ConfigError, match="order"):
+        MixedNoise(0.1, 0.1, order="sideways")
+
+
+# --------------------------------------------------------------------------- weight noise
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_weight_noise_statistics(kind):
+    sigma = 0.05
+    layer = AnalogLinear(
+        1, 4, weight_noise=WeightNoiseSpec(kind, sigma, per="forward"), seed=3
+    ).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0], [-2.0], [0.5], [3.0]]))
+        layer.bias.zero_()
+        layer.bias.add_(torch.tensor([0.1, 0.2, -0.3, 1.0]))
+    x = torch.ones(SAMPLES, 1, dtype=torch.float64)
+    with draws(SAMPLES):
+        y = layer(x)  # one weight draw per row
+    clean = (layer.weight[:, 0] + layer.bias).detach()
+    if kind == "additive":
+        expected = torch.full((4,), math.sqrt(2) * sigma, dtype=torch.float64)
+    else:
+        expected = sigma * torch.sqrt(layer.weight[:, 0] ** 2 + layer.bias**2).detach()
+    assert torch.all((y.mean(dim=0) - clean).abs() < 3 * expected / math.sqrt(SAMPLES))
+    assert torch.all((y.std(dim=0) - expected).abs() < 3 * expected / math.sqrt(SAMPLES))
+
+
+def test_weight_noise_per_chip_is_fixed_until_resampled(tmp_path):
+    spec = WeightNoiseSpec("multiplicative", 0.1, per="chip")
+    layer = AnalogLinear(5, 3, weight_noise=spec, generator=1)
+    x = torch.randn(8, 5)
+    first = layer(x)
+    assert torch.equal(layer(x), first)
+    clean = torch.nn.functional.linear(x, layer.weight, layer.bias)
+    assert not torch.allclose(first, clean)
+    torch.save(layer.state_dict(), tmp_path / "layer.pt")
+    layer.resample(2)
+    assert not torch.equal(layer(x), first)
+    layer.load_state_dict(torch.load(tmp_path / "layer.pt"))
+    assert torch.equal(layer(x), first)
+    layer.weight_noise = WeightNoiseSpec("multiplicative", 0.1, biases=False, in_eval=False)
+    layer.eval()
+    assert torch.equal(layer(x), clean)
+
+
+def test_weight_noise_biases_switch_and_zero_sigma():
+    layer = AnalogLinear(3, 2, weight_noise=WeightNoiseSpec("additive", 0.0))
+    x = torch.randn(4, 3)
+    assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+    layer.weight_noise = WeightNoiseSpec("additive", 1.0, biases=False)
+    zeros = torch.zeros(4, 3)
+    assert torch.equal(layer(zeros), layer.bias.expand(4, 2))
+
+
+def test_vectorized_draws_match_a_loop_over_draws():
+    spec = WeightNoiseSpec("additive", 0.2)
+    d, batch = 3, 5
+    linear = AnalogLinear(4, 6, weight_noise=spec, seed=9).double()
+    conv = AnalogConv2d(2, 3, 3, padding=1, weight_noise=spec, seed=9).double()
+    for layer, x in ((linear, torch.randn(batch, 4)), (conv, torch.randn(batch, 2, 5, 5))):
+        x = x.double()
+        with draws(d):
+            y = layer(x.repeat(d, *([1] * (x.dim() - 1))))
+        generator = torch.Generator().manual_seed(9)
+        z_weight = torch.randn((d, *layer.weight.shape), generator=generator, dtype=torch.float64)
+        z_bias = torch.randn((d, *layer.bias.shape), generator=generator, dtype=torch.float64)
+        for k in range(d):
+            weight = layer.weight + 0.2 * z_weight[k]
+            bias = layer.bias + 0.2 * z_bias[k]
+            if isinstance(layer, AnalogConv2d):
+                expected = torch.nn.functional.conv2d(x, weight, bias, padding=1)
+            else:
+                expected = torch.nn.functional.linear(x, weight, bias)
+            torch.testing.assert_close(y[k * batch : (k + 1) * batch], expected)
+    with draws(4), pytest.raises(ConfigError, match="multiple"):
+        linear(torch.randn(6, 4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("per", ["forward", "chip"])
+def test_gradcheck_weight_noise(per):
+    spec = WeightNoiseSpec("multiplicative", 0.2, per=per)
+    for layer, shape in (
+        (AnalogLinear(3, 2, weight_noise=spec), (4, 3)),
+        (AnalogConv2d(2, 2, 3, padding=1, weight_noise=spec), (2, 2, 4, 4)),
+    ):
+        layer = layer.double()
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+
+        def call(x, weight, bias, layer=layer):
+            layer.reseed(4)
+            return torch.func.functional_call(layer, {"weight": weight, "bias": bias}, (x,))
+
+        weight = layer.weight.detach().clone().requires_grad_(True)
+        bias = layer.bias.detach().clone().requires_grad_(True)
+        assert torch.autograd.gradcheck(call, (x, weight, bias))
+
+
+def test_unrepeated_inputs_give_the_same_draws_as_repeated_ones(family):
+    """Inside draws(D, batch=B) the noiseless front runs once and the first noise source expands;
+    the random numbers, and so the outputs, are those of the pre-repeated input."""
+    from circuitnn.nn import CircuitSpec, LayerSpec, MLPSpec, build_mlp
+
+    spec = MLPSpec(
+        4,
+        (
+            LayerSpec(6, CircuitSpec(family)),
+            LayerSpec(
+                5,
+                "tanh",
+                NoiseSpec("additive", 0.3, correlation=0.3),
+                WeightNoiseSpec("multiplicative", 0.2),
+            ),
+            LayerSpec(5, CircuitSpec(family), NoiseSpec("circuit", 10.0)),
+        ),
+        3,
+        WeightNoiseSpec("additive", 0.1),
+    )
+    d, batch = 7, 9
+    x = torch.randn(batch, 4, dtype=torch.float64)
+    outputs = []
+    for unrepeated in (False, True):
+        model = build_mlp(spec, seed=2).double().eval()
+        if unrepeated:
+            with draws(d, batch=batch):
+                outputs.append(model(x))
+        else:
+            with draws(d):
+                outputs.append(model(x.repeat(d, 1)))
+    assert outputs[0].shape == outputs[1].shape == (d * batch, 3)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-12, atol=1e-12)
+    rows = outputs[0].reshape(d, batch, 3)
+    assert not torch.allclose(rows[0], rows[1]), "draws differ"
+    conv = AnalogConv2d(2, 3, 3, padding=1, weight_noise=WeightNoiseSpec("additive", 0.2), seed=1)
+    image = torch.randn(batch, 2, 5, 5)
+    with draws(d, batch=batch):
+        lazy = conv(image)
+    conv.reseed(1)
+    with draws(d):
+        eager = conv(image.repeat(d, 1, 1, 1))
+    torch.testing.assert_close(lazy, eager)
