@@ -312,14 +312,14 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
     timer.patch(pipeline, "family_key", "family key + ngspice -v")
     timer.patch(store.Store, "__contains__", "store lookup (cache check)")
     timer.patch(pipeline, "sample_parameters", "sample parameters")
-    timer.patch(store.Journal, "save", "journal write (npz + fsync)")
+    timer.patch(store.Journal, "save", "journal write (npz)")
     timer.patch(store.Journal, "load", "journal read (resume check)")
     timer.patch(store.Journal, "clear", "journal clear")
     timer.patch(pipeline, "_nominal", "nominal run (glue)")
     timer.patch(pipeline, "_assemble", "assemble family (concat, power, attrs)")
     timer.patch(pipeline, "describe", "descriptors (describe)")
     timer.patch(store.Store, "commit", "HDF5 commit: lock, fsync, rename")
-    timer.patch(store, "_write_family", "HDF5 write (h5py + gzip)")
+    timer.patch(store, "_write_family", "HDF5 write (h5py + lzf)")
     timer.patch(pipeline, "_progress", "progress bar setup")
     if hasattr(pipeline, "run_tasks"):
         timer.patch_value(pipeline, "run_tasks", chunks.wrap(pipeline.run_tasks))
@@ -749,12 +749,12 @@ def hdf5_experiment(family: Any, workdir: Path) -> list[dict[str, Any]]:
         if getattr(family, name, None) is not None
     }
     settings = {
-        "gzip 1 + shuffle (store default)": {
+        "gzip 1 + shuffle": {
             "compression": "gzip",
             "compression_opts": 1,
             "shuffle": True,
         },
-        "lzf + shuffle": {"compression": "lzf", "shuffle": True},
+        "lzf + shuffle (store default)": {"compression": "lzf", "shuffle": True},
         "no compression (chunked)": {},
         "no compression, contiguous": None,
     }
@@ -766,7 +766,7 @@ def hdf5_experiment(family: Any, workdir: Path) -> list[dict[str, Any]]:
             began = time.perf_counter()
             with h5py.File(path, "w") as handle:
                 for name, data in arrays.items():
-                    if options is None:
+                    if options is None or data.size == 0:
                         handle.create_dataset(name, data=data)
                     else:
                         rows = max(1, min(len(data), 256))
@@ -851,7 +851,7 @@ def journal_experiment(family: Any, chunk_size: int, workdir: Path) -> dict[str,
     }
     n = len(family.status)
     results = {}
-    for label, sync in (("savez + fsync (store)", True), ("savez, no fsync", False)):
+    for label, sync in (("savez + fsync", True), ("savez, no fsync (store)", False)):
         began = time.perf_counter()
         for start in range(0, n, chunk_size):
             path = workdir / f"journal-{start}.npz"

@@ -30,17 +30,29 @@ def device_totals(names: list[str]) -> list[str]:
     return sorted(totals)
 
 
-def instance_psd(vectors: dict[str, np.ndarray], instances: int) -> np.ndarray:
-    """Output PSD of each instance (instances×F, output unit²/Hz) from ngspice's noise vectors."""
-    frequencies = len(vectors["frequency"])
-    psd = np.zeros((instances, frequencies))
-    for name in device_totals(list(vectors)):
+def device_instances(names: list[str], instances: int) -> list[tuple[str, int]]:
+    """``(device total vector, instance index)`` for every device inside an instance ``xnK``."""
+    pairs = []
+    for name in device_totals(names):
         match = _INSTANCE.search(name)
-        if match is None:
-            continue
-        k = int(match.group(1))
-        if k < instances:
-            psd[k] += np.abs(vectors[name]) ** 2
+        if match is not None and int(match.group(1)) < instances:
+            pairs.append((name, int(match.group(1))))
+    return pairs
+
+
+def instance_psd(
+    vectors: dict[str, np.ndarray], instances: int, devices: list[tuple[str, int]] | None = None
+) -> np.ndarray:
+    """Output PSD of each instance (instances×F, output unit²/Hz) from ngspice's noise vectors.
+
+    ``devices`` (from :func:`device_instances`) can be passed to reuse the grouping across runs.
+    """
+    devices = device_instances(list(vectors), instances) if devices is None else devices
+    psd = np.zeros((instances, len(vectors["frequency"])))
+    if devices:
+        names, owners = zip(*devices, strict=True)
+        amplitudes = np.abs(np.stack([vectors[name] for name in names])) ** 2
+        np.add.at(psd, np.asarray(owners), amplitudes)
     return psd
 
 
@@ -82,27 +94,28 @@ def fit_white_flicker(
     """Fit S(f) = white + flicker/f^alpha to every spectrum in ``psd`` (…×F).
 
     Relative least squares (errors weighted by 1/S), linear in (white, flicker) for fixed alpha,
-    searched over ``alphas`` (default 0.5…2.5) and refined by a parabola through the best three;
+    searched over ``alphas`` (default 0.5…2.5 in steps of 0.1), then on a grid five times finer
+    around each spectrum's best value, refined by a parabola through the best three;
     both coefficients are constrained non-negative. Returns (white, flicker, alpha) arrays of
     shape ``psd.shape[:-1]``; flicker is in S·Hz^alpha; alpha is NaN where the fit finds no
     flicker at all.
     """
     f = np.asarray(frequency, dtype=np.float64)
     s = np.asarray(psd, dtype=np.float64).reshape(-1, len(f))
-    alphas = np.linspace(0.5, 2.5, 81) if alphas is None else np.asarray(alphas, dtype=np.float64)
-    costs = np.empty((len(alphas), len(s)))
-    solutions = np.empty((len(alphas), len(s), 2))
-    for i, alpha in enumerate(alphas):
-        solutions[i], costs[i] = _solve(f, s, alpha)
-    best = np.argmin(costs, axis=0)
+    alphas = np.linspace(0.5, 2.5, 21) if alphas is None else np.asarray(alphas, dtype=np.float64)
+    coarse = np.stack([_solve(f, s, alpha)[1] for alpha in alphas])
+    centre = alphas[np.argmin(coarse, axis=0)]
+    step = (alphas[1] - alphas[0]) / 5 if len(alphas) > 1 else 0.0
+    offsets = np.arange(-5, 6) * step  # a fine grid around each row's coarse optimum
+    fine = np.stack([_solve_each(f, s, centre + offset)[1] for offset in offsets])
+    best = np.argmin(fine, axis=0)
     rows = np.arange(len(s))
-    inner = np.clip(best, 1, len(alphas) - 2)
-    c0, c1, c2 = costs[inner - 1, rows], costs[inner, rows], costs[inner + 1, rows]
+    inner = np.clip(best, 1, len(offsets) - 2)
+    c0, c1, c2 = fine[inner - 1, rows], fine[inner, rows], fine[inner + 1, rows]
     curvature = c0 - 2 * c1 + c2
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = np.where(curvature > 0, 0.5 * (c0 - c2) / curvature, 0.0)
-    step = alphas[1] - alphas[0]
-    alpha = np.where(best == inner, alphas[inner] + np.clip(shift, -1, 1) * step, alphas[best])
+    alpha = centre + offsets[inner] + np.where(best == inner, np.clip(shift, -1, 1), 0.0) * step
     refined, _ = _solve_each(f, s, alpha)
     alpha = np.where(refined[:, 1] > 0, alpha, np.nan)  # no flicker: its exponent is undefined
     shape = np.shape(psd)[:-1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from circuitnn.analyses import NoiseAnalysis, SpeedAnalysis
-from circuitnn.noise import instance_psd
+from circuitnn.noise import device_instances, instance_psd
 from circuitnn.simulate import Isolated, run_isolated
 from circuitnn.spec import NeuronSpec
 from circuitnn.spice import get_engine
@@ -55,9 +55,10 @@ def simulate_noise_chunk(
         bench, files = render_noise_bench(spec, table.rows(rows), analysis, biases)
         plots = run_script(bench.text, [f for pair in files for f in pair], timeout, what)
         psd, gain = [], []
+        devices = device_instances(list(plots[files[0][0]][0].vectors), len(rows))
         for noise_file, ac_file in files:
             noise_vectors = plots[noise_file][0].vectors
-            psd.append(instance_psd(noise_vectors, len(rows)))
+            psd.append(instance_psd(noise_vectors, len(rows), devices))
             gain.append(output_signals(spec, bench, plots[ac_file][0].vectors))
         frequency = np.real(noise_vectors["frequency"])
         return {

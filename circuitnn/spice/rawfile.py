@@ -62,5 +62,6 @@ def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
     position += size
     table = values.reshape(points, count, width)
     table = table[..., 0] + 1j * table[..., 1] if is_complex else table[..., 0]
-    vectors = {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(names)}
+    columns = np.ascontiguousarray(table.T)  # one copy; each vector is a contiguous row view
+    vectors = dict(zip(names, columns, strict=True))
     return RawPlot(header.get("plotname", ""), vectors), position
