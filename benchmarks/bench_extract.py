@@ -279,12 +279,13 @@ class ChunkLog:
             self.began = time.perf_counter()
             try:
                 for number, chunk in run_tasks(*args, **kwargs):
+                    fields = chunk if isinstance(chunk, dict) else vars(chunk)
                     self.arrivals.append(
                         (
                             time.perf_counter() - self.began,
-                            int(getattr(chunk, "start", -1)),
-                            float(getattr(chunk, "seconds", float("nan"))),
-                            int(getattr(chunk, "runs", 0)),
+                            int(fields.get("start", -1)),
+                            float(fields.get("seconds", float("nan"))),
+                            int(fields.get("runs", 0)),
                         )
                     )
                     yield number, chunk
@@ -304,6 +305,7 @@ class ChunkLog:
 
 def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benches: list[str]):
     """Patch timers into the library for one run; returns nothing, undo with ``timer.restore()``."""
+    import circuitnn.journaled as journaled
     import circuitnn.pipeline as pipeline
     import circuitnn.simulate as simulate
     import circuitnn.spice.engines as engines
@@ -312,17 +314,16 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
     timer.patch(pipeline, "family_key", "family key + ngspice -v")
     timer.patch(store.Store, "__contains__", "store lookup (cache check)")
     timer.patch(pipeline, "sample_parameters", "sample parameters")
-    timer.patch(store.Journal, "save", "journal write (npz)")
-    timer.patch(store.Journal, "load", "journal read (resume check)")
+    timer.patch(store.Journal, "save_arrays", "journal write (npz)")
+    timer.patch(store.Journal, "load_arrays", "journal read (resume check)")
     timer.patch(store.Journal, "clear", "journal clear")
     timer.patch(pipeline, "_nominal", "nominal run (glue)")
     timer.patch(pipeline, "_assemble", "assemble family (concat, power, attrs)")
     timer.patch(pipeline, "describe", "descriptors (describe)")
     timer.patch(store.Store, "commit", "HDF5 commit: lock, fsync, rename")
     timer.patch(store, "_write_family", "HDF5 write (h5py + lzf)")
-    timer.patch(pipeline, "_progress", "progress bar setup")
-    if hasattr(pipeline, "run_tasks"):
-        timer.patch_value(pipeline, "run_tasks", chunks.wrap(pipeline.run_tasks))
+    timer.patch(journaled, "progress_bar", "progress bar setup")
+    timer.patch_value(journaled, "run_tasks", chunks.wrap(journaled.run_tasks))
     if jobs != 1:
         return  # everything below runs inside the workers, out of reach of these timers
     timer.patch(pipeline, "simulate_chunk", "simulate_chunk (glue)")

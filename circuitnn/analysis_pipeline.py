@@ -6,7 +6,6 @@ only the noise analysis and adds it to the family's group in the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,8 +13,8 @@ import numpy as np
 from circuitnn.analyses import NoiseAnalysis, SpeedAnalysis, analysis_key
 from circuitnn.extract import midpoints
 from circuitnn.family import Family, NoiseData, SpeedData
+from circuitnn.journaled import run_journaled
 from circuitnn.noise import fit_white_flicker, integrated_sigma
-from circuitnn.parallel import run_tasks
 from circuitnn.simulate import FAILED, OK
 from circuitnn.simulate_analyses import (
     simulate_ac_chunk,
@@ -169,47 +168,6 @@ def add_speed(
     )
     _commit(store, family.key, data, journal)
     return data
-
-
-def run_journaled(
-    function: Callable[..., dict[str, np.ndarray]],
-    tasks: list[tuple[str, tuple[Any, ...]]],
-    sizes: list[int],
-    journal: Journal | None,
-    options: Any,
-    label: str,
-) -> list[dict[str, np.ndarray]]:
-    """Run named tasks in parallel, journaling each result; reuse results already journaled."""
-    results: dict[str, dict[str, np.ndarray]] = {}
-    if journal is not None:
-        for name, _ in tasks:
-            saved = journal.load_arrays(name)
-            if saved is not None:
-                results[name] = saved
-    todo = [
-        (name, arguments, size)
-        for (name, arguments), size in zip(tasks, sizes, strict=True)
-        if name not in results
-    ]
-    from circuitnn.pipeline import progress_bar
-
-    bar = progress_bar(sum(sizes), sum(sizes) - sum(t[2] for t in todo), label, options.progress)
-    try:
-        for number, arrays in run_tasks(
-            function,
-            [t[1] for t in todo],
-            options.jobs,
-            options.backend,
-            label=lambda t: f"{label} chunk",
-        ):
-            name = todo[number][0]
-            if journal is not None:
-                journal.save_arrays(name, arrays)
-            results[name] = arrays
-            bar.update(todo[number][2])
-    finally:
-        bar.close()
-    return [results[name] for name, _ in tasks]
 
 
 def _cached(store: Store | None, family_key: str, key: str, kind: str) -> Any:

@@ -22,7 +22,7 @@ from circuitnn.circuits import get_neuron
 from circuitnn.errors import ConfigError
 from circuitnn.extract import describe
 from circuitnn.family import Family
-from circuitnn.parallel import run_tasks
+from circuitnn.journaled import run_journaled
 from circuitnn.simulate import ChunkResult, simulate_chunk
 from circuitnn.spec import NeuronSpec
 from circuitnn.spice.engines import DEFAULT_ENGINE, available_engines, ngspice_version
@@ -136,53 +136,36 @@ def extract_family(
 def _run_chunks(
     spec: NeuronSpec, mc: MonteCarlo, options: RunOptions, journal: Journal | None
 ) -> list[ChunkResult]:
-    starts = list(range(0, mc.n, options.chunk_size))
-    done: dict[int, ChunkResult] = {}
-    if journal is not None:
-        for start in journal.finished_starts() & set(starts):
-            chunk = journal.load(f"chunk-{start:09d}")
-            if chunk is not None:
-                done[start] = chunk
-    todo = [start for start in starts if start not in done]
+    starts = range(0, mc.n, options.chunk_size)
+    tables = [sample_parameters(spec, mc, s, min(s + options.chunk_size, mc.n)) for s in starts]
     tasks = [
-        (
-            spec,
-            sample_parameters(spec, mc, start, min(start + options.chunk_size, mc.n)),
-            options.engine,
-            options.timeout,
-        )
-        for start in todo
+        (f"chunk-{table.index[0]:09d}", (spec, table, options.engine, options.timeout))
+        for table in tables
     ]
-    bar = progress_bar(mc.n, sum(len(c.status) for c in done.values()), spec.name, options.progress)
-    try:
-        for _, chunk in run_tasks(
-            simulate_chunk,
-            tasks,
-            options.jobs,
-            options.backend,
-            label=lambda task: f"{spec.name} chunk {_span(task[1].index)}",
-        ):
-            if journal is not None:
-                journal.save(chunk)
-            done[chunk.start] = chunk
-            bar.update(len(chunk.status))
-            failed = sum(int(np.count_nonzero(c.status != 1)) for c in done.values())
-            bar.set_postfix(failed=failed)
-    finally:
-        bar.close()
-    return [done[start] for start in starts]
+    results = run_journaled(
+        simulate_chunk,
+        tasks,
+        [len(t) for t in tables],
+        journal,
+        options,
+        f"simulating {spec.name}",
+        describe=lambda task: f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}",
+    )
+    return [ChunkResult.from_arrays(arrays) for arrays in results]
 
 
 def _nominal(
     spec: NeuronSpec, mc: MonteCarlo, options: RunOptions, journal: Journal | None
 ) -> ChunkResult:
-    saved = journal.load("nominal") if journal is not None else None
+    saved = journal.load_arrays("nominal") if journal is not None else None
     if saved is not None:
-        return saved
-    chunk = simulate_chunk(spec, nominal_table(spec, mc.corner), options.engine, options.timeout)
+        return ChunkResult.from_arrays(saved)
+    arrays = simulate_chunk(
+        spec, nominal_table(spec, mc.corner), options.engine, options.timeout
+    ).to_arrays()
     if journal is not None:
-        journal.save(chunk, name="nominal")
-    return chunk
+        journal.save_arrays("nominal", arrays)
+    return ChunkResult.from_arrays(arrays)
 
 
 def _assemble(
@@ -244,23 +227,4 @@ def _assemble(
         descriptors=describe(grid, curves, power),
         output_unit=spec.output.unit,
         attrs=attrs,
-    )
-
-
-def _span(index: np.ndarray) -> str:
-    return f"{int(index[0])}-{int(index[-1])}" if len(index) else "empty"
-
-
-def progress_bar(total: int, initial: int, name: str, enabled: bool):
-    """A tqdm progress bar over instances (disabled when ``enabled`` is false)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=f"simulating {name}",
-        unit="inst",
-        disable=not enabled,
-        leave=False,
-        dynamic_ncols=True,
     )

@@ -44,6 +44,33 @@ class ChunkResult:
         """One past the last instance index."""
         return self.start + len(self.status)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (for the journal and for crossing process boundaries)."""
+        return {
+            "start": np.int64(self.start),
+            "curves": self.curves,
+            "supply_current": self.supply_current,
+            "input_current": self.input_current,
+            "status": self.status,
+            "reasons": np.array(self.reasons, dtype=np.str_),
+            "runs": np.int64(self.runs),
+            "seconds": np.float64(self.seconds),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ChunkResult:
+        """The inverse of :meth:`to_arrays`."""
+        return cls(
+            start=int(arrays["start"]),
+            curves=arrays["curves"],
+            supply_current=arrays["supply_current"],
+            input_current=arrays["input_current"],
+            status=arrays["status"],
+            reasons=[str(reason) for reason in arrays["reasons"]],
+            runs=int(arrays.get("runs", 0)),
+            seconds=float(arrays.get("seconds", 0.0)),
+        )
+
 
 def simulate_chunk(
     spec: NeuronSpec,

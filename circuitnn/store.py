@@ -26,7 +26,6 @@ import numpy as np
 
 from circuitnn.errors import StoreError
 from circuitnn.family import Family, NoiseData, SpeedData
-from circuitnn.simulate import ChunkResult
 
 SCHEMA_VERSION = 1
 
@@ -253,44 +252,6 @@ class Journal:
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)
             return None
-
-    def save(self, chunk: ChunkResult, name: str | None = None) -> None:
-        """Record a finished DC chunk."""
-        self.save_arrays(
-            name or f"chunk-{chunk.start:09d}",
-            {
-                "start": np.int64(chunk.start),
-                "curves": chunk.curves,
-                "supply_current": chunk.supply_current,
-                "input_current": chunk.input_current,
-                "status": chunk.status,
-                "reasons": np.array(chunk.reasons, dtype=np.str_),
-            },
-        )
-
-    def load(self, name: str) -> ChunkResult | None:
-        """A saved DC chunk by file stem, or None if absent or unreadable."""
-        data = self.load_arrays(name)
-        if data is None:
-            return None
-        try:
-            return ChunkResult(
-                start=int(data["start"]),
-                curves=data["curves"],
-                supply_current=data["supply_current"],
-                input_current=data["input_current"],
-                status=data["status"],
-                reasons=[str(r) for r in data["reasons"]],
-            )
-        except KeyError:
-            (self.folder / f"{name}.npz").unlink(missing_ok=True)
-            return None
-
-    def finished_starts(self) -> set[int]:
-        """Start indices of the chunks already recorded."""
-        if not self.folder.is_dir():
-            return set()
-        return {int(p.stem.split("-")[1]) for p in self.folder.glob("chunk-*.npz")}
 
     def clear(self) -> None:
         """Delete the journal (after its family was committed)."""
