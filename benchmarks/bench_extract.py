@@ -549,6 +549,7 @@ def naive_child(mode: str, samples: int, n: int, seed: int) -> None:
     from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
 
     from circuitnn.circuits import get_neuron
+    from circuitnn.spice.engines import configure_pyspice_library
     from circuitnn.testbench import render_dc_bench
     from circuitnn.variation import MonteCarlo, sample_parameters
 
@@ -574,14 +575,7 @@ def naive_child(mode: str, samples: int, n: int, seed: int) -> None:
                     self._error_in_stdout = True
             return 0
 
-    NgSpiceShared.setup_platform()
-    for candidate in ("libngspice.so", "libngspice.so.0"):
-        try:
-            ffi.dlopen(candidate)
-            NgSpiceShared.LIBRARY_PATH = candidate
-            break
-        except OSError:
-            continue
+    configure_pyspice_library()
 
     spec = get_neuron(NEURON)
     table = sample_parameters(spec, MonteCarlo(n=n, seed=seed), 0, min(samples, n))

@@ -211,6 +211,7 @@ def naive_child(mode: str, samples: int, n: int) -> None:
     from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
 
     from circuitnn.circuits import get_neuron
+    from circuitnn.spice.engines import configure_pyspice_library
     from circuitnn.variation import MonteCarlo, sample_parameters
 
     logging.getLogger("PySpice").setLevel(logging.CRITICAL)
@@ -232,14 +233,7 @@ def naive_child(mode: str, samples: int, n: int) -> None:
                 self._stdout.append(content)
             return 0
 
-    NgSpiceShared.setup_platform()
-    for candidate in ("libngspice.so", "libngspice.so.0"):
-        try:
-            ffi.dlopen(candidate)
-            NgSpiceShared.LIBRARY_PATH = candidate
-            break
-        except OSError:
-            continue
+    configure_pyspice_library()
     spec = get_neuron(NEURON)
     table = sample_parameters(spec, MonteCarlo(n=n, seed=SEED), 0, min(samples, n))
     biases = analysis().biases(spec)

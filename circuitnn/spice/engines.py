@@ -257,15 +257,7 @@ def _shared_ngspice() -> Any:
 
             return bool(diagnose("\n".join(self.messages)).netlist_errors)
 
-    NgSpiceShared.setup_platform()
-    if os.environ.get("NGSPICE_LIBRARY_PATH") is None:
-        for candidate in ("libngspice.so", "libngspice.so.0"):
-            try:
-                ffi.dlopen(candidate)
-                NgSpiceShared.LIBRARY_PATH = candidate
-                break
-            except OSError:
-                continue
+    configure_pyspice_library()
     try:
         return ClassifyingNgSpice()
     except OSError as error:
@@ -273,6 +265,23 @@ def _shared_ngspice() -> Any:
             f"libngspice could not be loaded ({error}); install libngspice0 "
             "(Debian/Ubuntu) or set NGSPICE_LIBRARY_PATH"
         ) from None
+
+
+def configure_pyspice_library() -> None:
+    """Point PySpice at this system's libngspice (Debian ships ``libngspice.so.0``; PySpice looks
+    for ``libngspice.so``), unless ``NGSPICE_LIBRARY_PATH`` is set."""
+    from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi
+
+    NgSpiceShared.setup_platform()
+    if os.environ.get("NGSPICE_LIBRARY_PATH") is not None:
+        return
+    for candidate in ("libngspice.so", "libngspice.so.0"):
+        try:
+            ffi.dlopen(candidate)
+        except OSError:
+            continue
+        NgSpiceShared.LIBRARY_PATH = candidate
+        return
 
 
 _ENGINES = {"subprocess": SubprocessEngine, "shared": SharedEngine}
