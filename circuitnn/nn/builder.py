@@ -12,6 +12,7 @@ for layer-wise noise sweeps). ``seed`` fixes the initial weights, the chips and 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,25 +241,39 @@ def build_mlp(spec: MLPSpec, seed: int = 0) -> nn.Sequential:
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "weights"))
-        features = spec.inputs
-        for index, layer in enumerate(spec.layers, 1):
-            modules[f"linear{index}"] = AnalogLinear(
-                features,
-                layer.width,
-                weight_noise=layer.weight_noise,
-                seed=derive_seed(seed, "weight-noise", index),
-                generator=derive_seed(seed, "mismatch", index),
-            )
-            _add_activation(modules, index, layer.activation, layer.noise, layer.width, seed)
-            features = layer.width
-        modules["output"] = AnalogLinear(
-            features,
-            spec.outputs,
-            weight_noise=spec.output_weight_noise,
-            seed=derive_seed(seed, "weight-noise", "output"),
-            generator=derive_seed(seed, "mismatch", "output"),
+        _add_dense(
+            modules, spec.inputs, spec.layers, 0, spec.outputs, spec.output_weight_noise, seed
         )
     return nn.Sequential(modules)
+
+
+def _add_dense(
+    modules: OrderedDict[str, nn.Module],
+    features: int,
+    layers: Sequence[LayerSpec],
+    first: int,
+    outputs: int,
+    output_weight_noise: WeightNoiseSpec | None,
+    seed: int,
+) -> None:
+    """Append the hidden dense layers (numbered from ``first + 1``) and the output layer."""
+    for number, layer in enumerate(layers, first + 1):
+        modules[f"linear{number}"] = AnalogLinear(
+            features,
+            layer.width,
+            weight_noise=layer.weight_noise,
+            seed=derive_seed(seed, "weight-noise", number),
+            generator=derive_seed(seed, "mismatch", number),
+        )
+        _add_activation(modules, number, layer.activation, layer.noise, layer.width, seed)
+        features = layer.width
+    modules["output"] = AnalogLinear(
+        features,
+        outputs,
+        weight_noise=output_weight_noise,
+        seed=derive_seed(seed, "weight-noise", "output"),
+        generator=derive_seed(seed, "mismatch", "output"),
+    )
 
 
 def build_cnn(spec: CNNSpec, seed: int = 0) -> nn.Sequential:
@@ -287,24 +302,14 @@ def build_cnn(spec: CNNSpec, seed: int = 0) -> nn.Sequential:
                 height, width = height // conv.pool, width // conv.pool
             channels = conv.channels
         modules["flatten"] = nn.Flatten()
-        features = channels * height * width
-        for offset, layer in enumerate(spec.layers, 1):
-            number = index + offset
-            modules[f"linear{number}"] = AnalogLinear(
-                features,
-                layer.width,
-                weight_noise=layer.weight_noise,
-                seed=derive_seed(seed, "weight-noise", number),
-                generator=derive_seed(seed, "mismatch", number),
-            )
-            _add_activation(modules, number, layer.activation, layer.noise, layer.width, seed)
-            features = layer.width
-        modules["output"] = AnalogLinear(
-            features,
+        _add_dense(
+            modules,
+            channels * height * width,
+            spec.layers,
+            index,
             spec.outputs,
-            weight_noise=spec.output_weight_noise,
-            seed=derive_seed(seed, "weight-noise", "output"),
-            generator=derive_seed(seed, "mismatch", "output"),
+            spec.output_weight_noise,
+            seed,
         )
     return nn.Sequential(modules)
 
