@@ -6,6 +6,11 @@
 - :func:`layer_snr`: per-layer signal-to-noise ratio from activations.
 """
 
+from circuitnn._torch import require_torch
+
+require_torch("circuitnn.evaluate")
+
+
 from circuitnn.evaluate.montecarlo import MonteCarloResult, monte_carlo
 from circuitnn.evaluate.perturb import as_perturbation
 from circuitnn.evaluate.robustness import (

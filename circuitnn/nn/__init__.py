@@ -8,6 +8,11 @@
 - model-wide helpers (chips, seeds, layer names, hooks).
 """
 
+from circuitnn._torch import require_torch
+
+require_torch("circuitnn.nn")
+
+
 from circuitnn.nn.activation import MODES, CircuitActivation
 from circuitnn.nn.builder import (
     CircuitSpec,

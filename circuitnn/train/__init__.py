@@ -6,6 +6,11 @@ returns a :class:`History`; regimes are small frozen dataclasses (:class:`Clean`
 :class:`AdversarialWeights`, :class:`ChipRetrain`).
 """
 
+from circuitnn._torch import require_torch
+
+require_torch("circuitnn.train")
+
+
 from circuitnn.train.attack import perturbable, projected_attack
 from circuitnn.train.data import as_tensors, batches, load_digits
 from circuitnn.train.history import History
