@@ -52,7 +52,9 @@ class NoiseAnalysis:
 
     ``bias_points`` evenly spaced inputs across the sweep (inclusive), or explicit ``bias`` volts;
     frequencies ``fmin``…``fmax`` Hz with ``points_per_decade``; ``bandwidth`` (Hz) is the signal
-    bandwidth over which σ_out is integrated (from ``fmin``).
+    bandwidth over which σ_out is integrated (from ``fmin``). ``input_referred`` adds an ``.ac`` at
+    each bias to refer the noise to the input (about half of ngspice's time; without it
+    ``input_psd`` is NaN).
     """
 
     bias_points: int = 9
@@ -61,9 +63,12 @@ class NoiseAnalysis:
     fmax: float = 1e9
     points_per_decade: int = 10
     bandwidth: float = 1e6
+    input_referred: bool = True
 
     def __post_init__(self) -> None:
         _positive_int(self.bias_points, "bias_points")
+        if not isinstance(self.input_referred, bool):
+            raise ConfigError(f"input_referred must be true or false, got {self.input_referred!r}")
         _frequency_grid(self.fmin, self.fmax, self.points_per_decade)
         _positive(self.bandwidth, "bandwidth (Hz)")
         if self.bandwidth <= self.fmin:

@@ -58,7 +58,8 @@ def add_noise(
     for rows, result in zip(chunks, results, strict=True):
         psd[rows] = result["psd"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            input_psd[rows] = result["psd"] / result["gain"]  # inf where the gain is zero
+            if "gain" in result:
+                input_psd[rows] = result["psd"] / result["gain"]  # inf where the gain is zero
         status[rows] = result["status"]
         for row, reason in zip(rows, result["reasons"], strict=True):
             reasons[row] = str(reason)

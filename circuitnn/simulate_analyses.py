@@ -43,7 +43,8 @@ def simulate_noise_chunk(
     timeout: float = 300.0,
     retries: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Output noise PSD and squared small-signal gain |H|² (N×B×F) of every row at every bias.
+    """Output noise PSD and squared small-signal gain |H|² (N×B×F; the gain only when the analysis
+    is input-referred) of every row at every bias.
 
     One ngspice run per chunk does a ``.noise`` and an ``.ac`` at each bias (the AC response
     refers the output noise to the input: S_in = S_out/|H|²). Also returns ``frequency`` (N×F).
@@ -53,25 +54,26 @@ def simulate_noise_chunk(
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
         bench, files = render_noise_bench(spec, table.rows(rows), analysis, biases)
-        plots = run_script(bench.text, [f for pair in files for f in pair], timeout, what)
+        plots = run_script(bench.text, [f for pair in files for f in pair if f], timeout, what)
         psd, gain = [], []
         devices = device_instances(list(plots[files[0][0]][0].vectors), len(rows))
         for noise_file, ac_file in files:
             noise_vectors = plots[noise_file][0].vectors
             psd.append(instance_psd(noise_vectors, len(rows), devices))
-            gain.append(output_signals(spec, bench, plots[ac_file][0].vectors))
+            if ac_file:
+                gain.append(np.abs(output_signals(spec, bench, plots[ac_file][0].vectors)) ** 2)
         frequency = np.real(noise_vectors["frequency"])
-        return {
+        produced = {
             "psd": np.stack(psd, axis=1),
-            "gain": np.abs(np.stack(gain, axis=1)) ** 2,
             "frequency": np.broadcast_to(frequency, (len(rows), len(frequency))),
         }
+        if gain:
+            produced["gain"] = np.stack(gain, axis=1)
+        return produced
 
-    shapes = {
-        "psd": (len(biases), points),
-        "gain": (len(biases), points),
-        "frequency": (points,),
-    }
+    shapes = {"psd": (len(biases), points), "frequency": (points,)}
+    if analysis.input_referred:
+        shapes["gain"] = (len(biases), points)
     return _packed(run_isolated(spec.name, table.index, shapes, run, retries))
 
 

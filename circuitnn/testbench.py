@@ -198,10 +198,14 @@ def render_noise_bench(
     spec: NeuronSpec, table: ParameterTable, analysis: NoiseAnalysis, biases: np.ndarray
 ) -> tuple[Bench, list[tuple[str, str]]]:
     """Noise and AC at every bias in one ngspice run; returns the bench and, per bias, the raw
-    file names of its noise spectra and its AC response (written into ngspice's working folder)."""
+    file names of its noise spectra and its AC response (written into ngspice's working folder;
+    "" when the analysis is not input-referred)."""
     lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC 0 AC 1", measured=False)
     lines += _sum_chain(spec, len(table))
-    files = [(f"noise{j}.raw", f"ac{j}.raw") for j in range(len(biases))]
+    files = [
+        (f"noise{j}.raw", f"ac{j}.raw" if analysis.input_referred else "")
+        for j in range(len(biases))
+    ]
     lines += [".control", "set filetype=binary"]
     for bias, (noise_file, ac_file) in zip(biases, files, strict=True):
         lines += [
@@ -210,10 +214,9 @@ def render_noise_bench(
             "setplot previous",
             f"write {noise_file} all",
             "destroy all",
-            f"ac {_decade(analysis)}",
-            f"write {ac_file} all",
-            "destroy all",
         ]
+        if analysis.input_referred:
+            lines += [f"ac {_decade(analysis)}", f"write {ac_file} all", "destroy all"]
     lines += ["quit", ".endc"]
     return _finish(lines, bench), files
 

@@ -30,8 +30,9 @@ from circuitnn.noise import fit_white_flicker, integrated_sigma
 from circuitnn.simulate_analyses import simulate_noise_chunk
 from circuitnn.spice.engines import run_script
 from circuitnn.store import Store
+from circuitnn.testbench import render_noise_bench
 from circuitnn.units import format_spice
-from circuitnn.variation import ParameterTable
+from circuitnn.variation import ParameterTable, nominal_table
 
 KELVIN = 273.15  # ngspice's CONSTCtoK
 EPS_OX = 3.9 * 8.854214871e-12  # F/m, ngspice level 1: Cox = 3.9·ε0/TOX
@@ -166,6 +167,30 @@ def test_input_referred_noise_uses_the_small_signal_gain(tmp_path: Path) -> None
     np.testing.assert_allclose(
         noise.input_psd[:, :, 0] * slope[:, None] ** 2, noise.psd[:, :, 0], rtol=1e-6
     )
+
+
+def test_output_noise_alone_skips_the_ac_and_matches_the_full_analysis() -> None:
+    spec = data_spec("divider")
+    full = extract_family(
+        spec, n=3, seed=4, options=options(), noise=NoiseAnalysis(bias_points=2, **SMALL)
+    ).noise
+    alone = extract_family(
+        spec,
+        n=3,
+        seed=4,
+        options=options(),
+        noise=NoiseAnalysis(bias_points=2, input_referred=False, **SMALL),
+    ).noise
+    assert full is not None and alone is not None
+    assert np.all(alone.status == 1) and np.isnan(alone.input_psd).all()
+    assert np.isfinite(full.input_psd).all()
+    np.testing.assert_array_equal(alone.psd, full.psd)
+    np.testing.assert_array_equal(alone.sigma, full.sigma)
+    assert alone.key != full.key
+    bench, files = render_noise_bench(
+        spec, nominal_table(spec), NoiseAnalysis(input_referred=False), np.array([0.1])
+    )
+    assert files == [("noise0.raw", "")] and "\nac " not in bench.text
 
 
 # ---------------------------------------------------------------- fit and integral (pure numpy)
