@@ -544,44 +544,17 @@ def extract_child(spec: str, n: int, seed: int, chunk_size: int) -> None:
 
 def naive_child(mode: str, samples: int, n: int, seed: int) -> None:
     """Body of the child process: one PySpice simulation per sample, each timed."""
-    import logging
-
-    from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
+    from naive_pyspice import tolerant_ngspice
 
     from circuitnn.circuits import get_neuron
-    from circuitnn.spice.engines import configure_pyspice_library
     from circuitnn.testbench import render_dc_bench
     from circuitnn.variation import MonteCarlo, sample_parameters
-
-    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
-
-    class TolerantNgSpice(NgSpiceShared):
-        """PySpice 1.5 calls every stderr line that is not "Warning:" an error, and ngspice 39
-        prints "Note: Starting dynamic gmin stepping" for this circuit, so plain PySpice raises
-        NgSpiceCommandError on a good run. The usual user work-around: accept notes."""
-
-        @staticmethod
-        def _send_char(message_c: Any, ngspice_id: int, user_data: Any) -> int:
-            self = ffi.from_handle(user_data)
-            prefix, _, content = ffi_string_utf8(message_c).partition(" ")
-            if prefix == "stderr":
-                self._stderr.append(content)
-                benign = ("note:", "warning:", "trying gmin", "using ", "circuit:")
-                if content.strip() and not content.strip().lower().startswith(benign):
-                    self._error_in_stderr = True
-            else:
-                self._stdout.append(content)
-                if "error" in content.lower():
-                    self._error_in_stdout = True
-            return 0
-
-    configure_pyspice_library()
 
     spec = get_neuron(NEURON)
     table = sample_parameters(spec, MonteCarlo(n=n, seed=seed), 0, min(samples, n))
     sweep = spec.sweep
     init_began = time.perf_counter()
-    ng = TolerantNgSpice(ngspice_id=0, send_data=False)
+    ng = tolerant_ngspice()
     init_seconds = time.perf_counter() - init_began
     curves, times = [], []
 

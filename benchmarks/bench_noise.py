@@ -206,38 +206,15 @@ def circuit_api_noise(
 
 def naive_child(mode: str, samples: int, n: int) -> None:
     """Child process: for each of ``samples`` instances, one PySpice noise run per bias."""
-    import logging
-
-    from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
+    from naive_pyspice import tolerant_ngspice
 
     from circuitnn.circuits import get_neuron
-    from circuitnn.spice.engines import configure_pyspice_library
     from circuitnn.variation import MonteCarlo, sample_parameters
 
-    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
-
-    class TolerantNgSpice(NgSpiceShared):
-        """PySpice 1.5 takes every stderr line but "Warning:" for an error; ngspice 39 prints
-        notes (gmin stepping) on good runs. The usual work-around: accept notes."""
-
-        @staticmethod
-        def _send_char(message_c: Any, ngspice_id: int, user_data: Any) -> int:
-            self = ffi.from_handle(user_data)
-            prefix, _, content = ffi_string_utf8(message_c).partition(" ")
-            if prefix == "stderr":
-                self._stderr.append(content)
-                benign = ("note:", "warning:", "trying gmin", "using ", "circuit:")
-                if content.strip() and not content.strip().lower().startswith(benign):
-                    self._error_in_stderr = True
-            else:
-                self._stdout.append(content)
-            return 0
-
-    configure_pyspice_library()
     spec = get_neuron(NEURON)
     table = sample_parameters(spec, MonteCarlo(n=n, seed=SEED), 0, min(samples, n))
     biases = analysis().biases(spec)
-    ng = TolerantNgSpice(ngspice_id=0, send_data=False)
+    ng = tolerant_ngspice(stdout_errors=False)
     times, spectra = [], []
 
     def spectrum() -> np.ndarray:

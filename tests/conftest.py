@@ -4,7 +4,7 @@ below stand in for it only where a fault of ngspice itself (a hang, a crash) is 
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +28,14 @@ def fake_ngspice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[s
         return script
 
     return install
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run a module's torch tests on one thread (steady timings on a shared 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

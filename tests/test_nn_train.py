@@ -37,12 +37,7 @@ pytest.importorskip("sklearn")
 CONFIG = TrainConfig(epochs=15, lr=3e-3, batch_size=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
