@@ -39,3 +39,14 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def quick_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the quick-size families (with noise) of mos_diffpair and cmos_inverter,
+    simulated once per test session by real ngspice; experiments' tests read it."""
+    from circuitnn.experiments.families import circuit_families
+
+    store = tmp_path_factory.mktemp("families") / "families.h5"
+    circuit_families(("mos_diffpair", "cmos_inverter"), store, quick=True, seed=0)
+    return store

@@ -1,0 +1,1 @@
+"""Datasets for training analog networks (being built)."""
