@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import CircuitnnError, ConfigError
 
 DEFAULT_STORE = "output/families.h5"
-DEFAULT_RUN = {
-    "neurons": ["diode_relu", "cmos_inverter", "mos_diffpair", "mirror_relu", "bjt_diffpair"],
-    "n": 1000,
-    "seed": 0,
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,12 +41,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="the main job: extract the built-in families, store, plots"
+        "run",
+        help="the main job: families → analog MLP → robustness → report (or a campaign file)",
     )
     run.add_argument(
-        "config", nargs="?", help="TOML with neurons = [...], n, seed (default: built-in)"
+        "config",
+        nargs="?",
+        help="main-job TOML (default: built-in, as examples/run_default.toml) or a campaign file",
     )
     run.add_argument("--out", default="output", help="output folder (default: output)")
+    run.add_argument("--quick", action="store_true", help="reduced size (smoke run of every stage)")
     _add_run_options(run, jobs_default=-1)
     run.set_defaults(handler=_run)
 
@@ -94,6 +92,31 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("family", nargs="?", help="key, key prefix or neuron name (default: all)")
     show.add_argument("--out", help="folder for PNGs (default: beside the store)")
     show.set_defaults(handler=_show)
+
+    experiment = commands.add_parser(
+        "experiment", help="one of the studies' experiments: tables, plots, findings"
+    )
+    experiment.add_argument("name", nargs="?", help="experiment name (see --list)")
+    experiment.add_argument("--list", action="store_true", help="list the experiments and exit")
+    experiment.add_argument("--out", help="output folder (default results/NAME)")
+    experiment.add_argument("--quick", action="store_true", help="reduced size (as in the tests)")
+    experiment.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    experiment.add_argument(
+        "--store", help="HDF5 store of the circuit families (default OUT/families.h5)"
+    )
+    experiment.add_argument(
+        "--jobs", type=int, default=1, help="ngspice workers for missing families, -1 = all cores"
+    )
+    experiment.set_defaults(handler=_experiment)
+
+    campaign = commands.add_parser(
+        "campaign", help="a campaign file: design grid × Monte Carlo × analyses, resumable"
+    )
+    campaign.add_argument("file", help="campaign TOML with a [campaign] table")
+    campaign.add_argument("--out", default="output", help="folder for campaign.json (and store)")
+    campaign.add_argument("--store", help="HDF5 store (default: the file's, else OUT/families.h5)")
+    _add_run_options(campaign, jobs_default=None)
+    campaign.set_defaults(handler=_campaign)
     return parser
 
 
@@ -148,19 +171,50 @@ def _add_run_options(parser: argparse.ArgumentParser, jobs_default: int = 1) -> 
     parser.add_argument("--engine", default=None, help="subprocess or shared (PySpice)")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per ngspice run")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--backend",
+        choices=("loky", "dask", "ray"),
+        default=None,
+        help="where the workers run: loky (local processes, default), dask or ray",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="existing dask scheduler (tcp://host:8786) or Ray cluster; default: a local cluster",
+    )
 
 
-def _options(args: argparse.Namespace) -> Any:
-    from circuitnn.pipeline import RunOptions
-
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
     given = {
         "jobs": args.jobs,
         "chunk_size": args.chunk_size,
         "engine": args.engine,
         "timeout": args.timeout,
+        "backend": args.backend,
+        "scheduler": args.scheduler,
         "progress": not args.quiet,
     }
-    return RunOptions(**{key: value for key, value in given.items() if value is not None})
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from circuitnn.pipeline import RunOptions
+
+    return RunOptions(**_given_options(args))
+
+
+def _campaign(args: argparse.Namespace, jobs_default: int | None = None) -> int:
+    from circuitnn.campaign import run_campaign, summary_table, write_json
+
+    overrides = _given_options(args)
+    if jobs_default is not None and overrides.get("jobs") == jobs_default:
+        overrides.pop("jobs")  # `circuitnn run FILE`: its default (-1) is not the user's choice
+    result = run_campaign(
+        args.file, store=getattr(args, "store", None), overrides=overrides, out=args.out
+    )
+    print(summary_table(result))
+    print(f"summary: {write_json(result, Path(args.out) / 'campaign.json')}")
+    return 0
 
 
 def _spec(args: argparse.Namespace) -> Any:
@@ -264,6 +318,7 @@ def _sweep(args: argparse.Namespace) -> int:
         args.seed,
         store=args.store,
         options=_options(args),
+        arrays=False,  # the table needs the descriptors only: memory flat in the points
         **_monte_carlo(args),
     )
     out = Path(args.out)
@@ -317,6 +372,29 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from circuitnn.experiments import EXPERIMENTS, run_experiment
+
+    if args.list:
+        print("\n".join(EXPERIMENTS))
+        return 0
+    if not args.name or args.name not in EXPERIMENTS:
+        given = f"unknown experiment {args.name!r}" if args.name else "give an experiment NAME"
+        raise ConfigError(f"{given}; known: {', '.join(EXPERIMENTS)}")
+    out = Path(args.out) if args.out else Path("results") / args.name
+    began = time.perf_counter()
+    result = run_experiment(
+        args.name, out, quick=args.quick, seed=args.seed, store=args.store, jobs=args.jobs
+    )
+    result.print_summary()
+    print(
+        f"tables: {', '.join(f'{name}.csv' for name in result.tables)}, result.json\n"
+        f"figures: {', '.join(str(path) for path in result.figures.values())}\n"
+        f"report: {out / 'summary.md'}\ndone in {time.perf_counter() - began:.1f} s"
+    )
+    return 0
+
+
 _COLUMNS = ("swing", "midpoint", "gain", "mean_power")
 
 
@@ -364,61 +442,24 @@ def _print_summary(family: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from circuitnn.pipeline import extract_family
-    from circuitnn.plots import plot_family
+    from circuitnn.campaign import is_campaign
 
-    config = _run_config(Path(args.config)) if args.config else dict(DEFAULT_RUN)
-    out = Path(args.out)
-    store = out / "families.h5"
-    options = _options(args)
-    jobs = (os.cpu_count() or 1) if options.jobs == -1 else options.jobs
-    print(
-        f"circuitnn run: {len(config['neurons'])} neuron families × {config['n']} Monte Carlo "
-        f"instances (seed {config['seed']}), {jobs} job(s) → {out}/",
-        flush=True,
+    if args.config and is_campaign(args.config):
+        args.file = args.config
+        return _campaign(args, jobs_default=-1)
+    from circuitnn.main_job import MainJobConfig, load_config, run_main_job
+
+    config = load_config(args.config) if args.config else MainJobConfig()
+    if args.quick:
+        config = config.quick()
+    options = dataclasses.replace(_options(args), progress=False)  # one line per stage instead
+    report = run_main_job(
+        config, args.out, options=options, say=(lambda line: None) if args.quiet else _say
     )
-    began = time.perf_counter()
-    for neuron in config["neurons"]:
-        start = time.perf_counter()
-        family = extract_family(
-            neuron, int(config["n"]), int(config["seed"]), store=store, options=options
-        )
-        picture = plot_family(family, out / "plots" / f"{family.neuron}.png")
-        summary = family.summary()
-        print(
-            f"  {family.neuron:14s} {family.n} instances, {len(family.failed)} failed, "
-            f"swing {summary['swing']['mean']:.4g} ± {summary['swing']['std']:.2g} "
-            f"{family.output_unit}, midpoint {summary['midpoint']['mean']:.4g} ± "
-            f"{summary['midpoint']['std']:.2g} V  ({time.perf_counter() - start:.1f} s) "
-            f"→ {picture}",
-            flush=True,
-        )
-    print(f"store: {store}\nplots: {out / 'plots'}\ndone in {time.perf_counter() - began:.1f} s")
+    if args.quiet:
+        print(f"report: {report}")
     return 0
 
 
-def _run_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
-    unknown = set(data) - set(DEFAULT_RUN)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULT_RUN)}")
-    config = {**DEFAULT_RUN, **data}
-    neurons = config["neurons"]
-    if not isinstance(neurons, list) or not neurons or not all(isinstance(n, str) for n in neurons):
-        raise ConfigError(f"{path}: neurons must be a non-empty list of names or spec paths")
-    for key in ("n", "seed"):
-        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 0:
-            raise ConfigError(f"{path}: {key} must be a non-negative integer, got {config[key]!r}")
-    config["neurons"] = [_relative_to(path.parent, name) for name in neurons]
-    return config
-
-
-def _relative_to(folder: Path, name: str) -> str:
-    """A spec path relative to the config's folder, or the name unchanged (built-in, absolute)."""
-    candidate = folder / name
-    return str(candidate) if not Path(name).is_absolute() and candidate.is_file() else name
+def _say(line: str) -> None:
+    print(line, flush=True)

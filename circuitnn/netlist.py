@@ -87,29 +87,38 @@ def check_safe(text: str, source: str) -> None:
             )
 
 
-def resolve_includes(text: str, directory: Path, source: str) -> tuple[str, list[tuple[str, str]]]:
+def resolve_includes(
+    text: str, directory: Path, source: str, _seen: frozenset[str] = frozenset()
+) -> tuple[str, list[tuple[str, str]]]:
     """Make relative ``.include``/``.lib`` paths absolute; return the new text and included files.
 
     The second value lists ``(absolute path, file text)`` of every included file, recursively, so
-    that the content hash of a family covers the model libraries it was simulated with.
+    that the content hash of a family covers the model libraries it was simulated with. A file
+    that includes itself (directly or through others) is a :class:`NetlistError`; ``.lib NAME``
+    alone is a section header of a library file, not an include.
     """
     out_lines = []
     included: list[tuple[str, str]] = []
     for raw in text.splitlines():
         match = _INCLUDE.match(raw)
-        if match is None:
+        if match is None or (match.group(1).lower() == "lib" and not match.group(3).strip()):
             out_lines.append(raw)
             continue
         keyword, quoted, rest = match.groups()
-        target = Path(quoted.strip("\"'")).expanduser()
-        if not target.is_absolute():
-            target = (directory / target).resolve()
-        if not target.is_file():
-            raise NetlistError(f"{source}: .{keyword} file not found: {target}")
+        try:
+            target = Path(quoted.strip("\"'")).expanduser()
+            if not target.is_absolute():
+                target = (directory / target).resolve()
+            body = target.read_text(errors="replace")
+        except FileNotFoundError:
+            raise NetlistError(f"{source}: .{keyword} file not found: {target}") from None
+        except (OSError, ValueError, RuntimeError) as error:  # a folder, unreadable, a NUL, a loop
+            raise NetlistError(f"{source}: .{keyword} {quoted} cannot be read: {error}") from None
+        if str(target) in _seen:
+            raise NetlistError(f"{source}: .{keyword} {target} includes itself (an include loop)")
         out_lines.append(f'.{keyword.lower()} "{target}"{rest}')
         if str(target) not in {path for path, _ in included}:
-            body = target.read_text(errors="replace")
             included.append((str(target), body))
-            _, nested = resolve_includes(body, target.parent, str(target))
+            _, nested = resolve_includes(body, target.parent, str(target), _seen | {str(target)})
             included.extend(item for item in nested if item[0] not in {p for p, _ in included})
     return "\n".join(out_lines) + "\n", included

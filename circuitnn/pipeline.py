@@ -2,7 +2,9 @@
 
 A family is identified by a content hash of everything that determines its numbers; asking for a
 family already in the store is a cache hit that runs no simulation, and an interrupted extraction
-resumes from the chunks its journal holds.
+resumes from the chunks its journal holds. Chunks stream from the workers to the one writer as
+they finish: each is journaled, described and written into the family's rows at once, so the
+writer holds one chunk (plus the N-long bookkeeping arrays) however large the family.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,7 +25,8 @@ from circuitnn.circuits import get_neuron
 from circuitnn.errors import ConfigError
 from circuitnn.extract import describe
 from circuitnn.family import Family
-from circuitnn.journaled import run_journaled
+from circuitnn.journaled import stream_journaled
+from circuitnn.parallel import check_backend
 from circuitnn.simulate import ChunkResult, simulate_chunk
 from circuitnn.spec import NeuronSpec
 from circuitnn.spice.engines import DEFAULT_ENGINE, available_engines, ngspice_version
@@ -39,7 +43,9 @@ class RunOptions:
 
     ``jobs`` worker processes (-1 = all cores); ``chunk_size`` instances per ngspice run (fixed, so
     results do not depend on ``jobs``); ``engine`` "subprocess" or "shared"; ``timeout`` seconds per
-    ngspice run; ``backend`` a joblib backend name; ``progress`` shows a progress bar.
+    ngspice run; ``backend`` "loky" (local processes), "dask" or "ray" (bit-identical results on
+    each); ``scheduler`` the address of an existing dask scheduler or Ray cluster (default: a
+    local cluster of ``jobs`` worker processes); ``progress`` shows a progress bar.
     """
 
     jobs: int = 1
@@ -48,6 +54,7 @@ class RunOptions:
     timeout: float = 300.0
     backend: str = "loky"
     progress: bool = True
+    scheduler: str | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -62,6 +69,10 @@ class RunOptions:
             )
         if not self.timeout > 0:
             raise ConfigError(f"timeout must be positive seconds, got {self.timeout!r}")
+        jobs = self.jobs
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
+            raise ConfigError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")
+        check_backend(self.backend, self.scheduler)
 
 
 def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("dc",)) -> str:
@@ -92,14 +103,17 @@ def extract_family(
     options: RunOptions | None = None,
     noise: NoiseAnalysis | bool | None = None,
     speed: SpeedAnalysis | bool | None = None,
+    arrays: bool = True,
 ) -> Family:
     """Simulate ``n`` Monte Carlo instances of ``neuron`` and return (and store) the family.
 
     ``neuron``: a built-in name, a spec/netlist path or a :class:`NeuronSpec`. ``temperature`` in
-    °C overrides the spec's. With a ``store`` the family is cached there (a second identical call
-    runs nothing) and a killed run resumes; without one it is only returned. ``noise`` and
-    ``speed`` (settings, or True for the defaults) add those analyses; on a stored family they run
-    alone, without repeating the DC sweep.
+    °C overrides the spec's. With a ``store`` the family is streamed into it chunk by chunk and
+    cached there (a second identical call runs nothing) and a killed run resumes; without one it
+    is only returned. ``noise`` and ``speed`` (settings, or True for the defaults) add those
+    analyses; on a stored family they run alone, without repeating the DC sweep.
+    ``arrays=False`` (with a store) returns the family without its N×K arrays (see
+    :meth:`Store.load`), for campaigns whose families are read from the store later.
     """
     spec = get_neuron(neuron)
     if temperature is not None:
@@ -115,17 +129,16 @@ def extract_family(
         noise.biases(spec)
     if speed is not None:
         speed.check(spec)
-    if target is not None and key in target:
-        family = target.load(key)
+    if target is None:
+        memory = MemoryFamily(key, spec, mc.n)
+        _extract_into(memory, spec, mc, options, None)
+        family = memory.family()
     else:
-        journal = target.journal(key, options.chunk_size) if target is not None else None
-        chunks = _run_chunks(spec, mc, options, journal)
-        nominal = _nominal(spec, mc, options, journal)
-        family = _assemble(spec, mc, key, chunks, nominal, options)
-        if target is not None:
-            target.commit(family)
-            assert journal is not None
-            journal.clear()
+        if key not in target:
+            _extract_to_store(target, spec, mc, key, options)
+        else:  # a journal left by a run killed between its commit and the clean-up
+            target.journal(key, options.chunk_size).clear()
+        family = target.load(key, arrays=arrays)
     if noise is not None:
         family.noise = add_noise(family, spec, noise, target, options)
     if speed is not None:
@@ -133,16 +146,69 @@ def extract_family(
     return family
 
 
-def _run_chunks(
-    spec: NeuronSpec, mc: MonteCarlo, options: RunOptions, journal: Journal | None
-) -> list[ChunkResult]:
+class FamilySink(Protocol):
+    """Where a family's pieces go as they are made: a :class:`~circuitnn.store.FamilyWriter`
+    (HDF5, bounded memory) or a :class:`MemoryFamily`."""
+
+    def write_header(
+        self,
+        attrs: dict[str, Any],
+        grid: np.ndarray,
+        output_unit: str,
+        parameter_names: tuple[str, ...],
+        parameters: np.ndarray,
+        chip: np.ndarray,
+    ) -> None: ...
+
+    def write_rows(
+        self,
+        start: int,
+        curves: np.ndarray,
+        supply_current: np.ndarray,
+        input_current: np.ndarray,
+        power: np.ndarray,
+        status: np.ndarray,
+        reasons: list[str],
+        descriptors: dict[str, np.ndarray],
+    ) -> None: ...
+
+    def finish(self, nominal_curve: np.ndarray, attrs: dict[str, Any] | None = None) -> None: ...
+
+
+def _extract_to_store(
+    store: Store, spec: NeuronSpec, mc: MonteCarlo, key: str, options: RunOptions
+) -> None:
+    """Stream the family into a scratch file beside ``store`` and commit it (crash-safe)."""
+    journal = store.journal(key, options.chunk_size)
+    try:
+        with store.family_writer(journal, key, mc.n, options.chunk_size) as writer:
+            _extract_into(writer, spec, mc, options, journal)
+        store.commit_written(writer)
+    finally:
+        journal.tidy()
+    journal.clear()
+
+
+def _extract_into(
+    sink: FamilySink,
+    spec: NeuronSpec,
+    mc: MonteCarlo,
+    options: RunOptions,
+    journal: Journal | None,
+) -> None:
+    """Simulate every chunk (journaled, in parallel) and hand each to ``sink`` as it arrives."""
+    table = sample_parameters(spec, mc)
+    grid = spec.sweep.grid()
+    sink.write_header(
+        _attrs(spec, mc, options), grid, spec.output.unit, table.names, table.values, table.chip
+    )
     starts = range(0, mc.n, options.chunk_size)
     tables = [sample_parameters(spec, mc, s, min(s + options.chunk_size, mc.n)) for s in starts]
     tasks = [
         (f"chunk-{table.index[0]:09d}", (spec, table, options.engine, options.timeout))
         for table in tables
     ]
-    results = run_journaled(
+    for _, arrays in stream_journaled(
         simulate_chunk,
         tasks,
         [len(t) for t in tables],
@@ -150,8 +216,22 @@ def _run_chunks(
         options,
         f"simulating {spec.name}",
         describe=lambda task: f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}",
-    )
-    return [ChunkResult.from_arrays(arrays) for arrays in results]
+    ):
+        chunk = ChunkResult.from_arrays(arrays)
+        power = _power(spec, chunk.supply_current, chunk.input_current)
+        sink.write_rows(
+            chunk.start,
+            chunk.curves,
+            chunk.supply_current,
+            chunk.input_current,
+            power,
+            chunk.status,
+            chunk.reasons,
+            describe(grid, chunk.curves, power),
+        )
+        del chunk, arrays, power
+    nominal = _nominal(spec, mc, options, journal)
+    sink.finish(nominal.curves[0], {"created": _now()})
 
 
 def _nominal(
@@ -168,25 +248,21 @@ def _nominal(
     return ChunkResult.from_arrays(arrays)
 
 
-def _assemble(
-    spec: NeuronSpec,
-    mc: MonteCarlo,
-    key: str,
-    chunks: list[ChunkResult],
-    nominal: ChunkResult,
-    options: RunOptions,
-) -> Family:
-    table = sample_parameters(spec, mc)
-    curves = np.concatenate([c.curves for c in chunks])
-    supply_current = np.concatenate([c.supply_current for c in chunks])
-    input_current = np.concatenate([c.input_current for c in chunks])
+def _power(spec: NeuronSpec, supply_current: np.ndarray, input_current: np.ndarray) -> np.ndarray:
+    """Static power (N×K, W) delivered by the supplies and the measured inputs."""
     volts = np.array(list(spec.ports.supplies.values()), dtype=np.float64)
     power = np.einsum("nsk,s->nk", supply_current, volts)
     power += np.einsum("nik,ik->nk", input_current, input_voltages(spec))
-    grid = spec.sweep.grid()
-    status = np.concatenate([c.status for c in chunks])
-    reasons = [reason for c in chunks for reason in c.reasons]
-    attrs = {
+    return power
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+
+
+def _attrs(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> dict[str, Any]:
+    """The family's provenance (HDF5 attributes; ``created`` is added when it is finished)."""
+    return {
         "neuron": spec.name,
         "description": spec.description,
         "n": mc.n,
@@ -207,24 +283,88 @@ def _assemble(
         "ngspice_version": ngspice_version(),
         "circuitnn_version": __version__,
         "schema_version": SCHEMA_VERSION,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds"),
     }
-    return Family(
-        key=key,
-        neuron=spec.name,
-        grid=grid,
-        curves=curves,
-        nominal_curve=nominal.curves[0],
-        supply_current=supply_current,
-        supplies=tuple(spec.ports.supplies),
-        input_current=input_current,
-        power=power,
-        parameter_names=table.names,
-        parameters=table.values,
-        chip=table.chip,
-        status=status,
-        reasons=reasons,
-        descriptors=describe(grid, curves, power),
-        output_unit=spec.output.unit,
-        attrs=attrs,
-    )
+
+
+class MemoryFamily:
+    """A :class:`FamilySink` that fills in-memory arrays and returns them as a :class:`Family`."""
+
+    def __init__(self, key: str, spec: NeuronSpec, n: int) -> None:
+        self.key, self.spec, self.n = key, spec, n
+        self._arrays: dict[str, np.ndarray] = {}
+        self._descriptors: dict[str, np.ndarray] = {}
+        self._reasons = [""] * n
+        self._header: dict[str, Any] = {}
+
+    def write_header(
+        self,
+        attrs: dict[str, Any],
+        grid: np.ndarray,
+        output_unit: str,
+        parameter_names: tuple[str, ...],
+        parameters: np.ndarray,
+        chip: np.ndarray,
+    ) -> None:
+        """Keep the provenance, grid and parameter table."""
+        self._header = {
+            "attrs": dict(attrs),
+            "grid": grid,
+            "output_unit": output_unit,
+            "parameter_names": parameter_names,
+            "parameters": parameters,
+            "chip": chip,
+        }
+
+    def write_rows(
+        self,
+        start: int,
+        curves: np.ndarray,
+        supply_current: np.ndarray,
+        input_current: np.ndarray,
+        power: np.ndarray,
+        status: np.ndarray,
+        reasons: list[str],
+        descriptors: dict[str, np.ndarray],
+    ) -> None:
+        """Copy one chunk's rows into the family's arrays."""
+        stop = start + len(status)
+        for name, values, target in (
+            ("curves", curves, self._arrays),
+            ("supply_current", supply_current, self._arrays),
+            ("input_current", input_current, self._arrays),
+            ("power", power, self._arrays),
+            ("status", status, self._arrays),
+            *((name, values, self._descriptors) for name, values in descriptors.items()),
+        ):
+            if name not in target:
+                target[name] = np.empty((self.n, *values.shape[1:]), dtype=values.dtype)
+            target[name][start:stop] = values
+        self._reasons[start:stop] = list(reasons)
+
+    def finish(self, nominal_curve: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
+        """Keep the nominal curve and the last attributes."""
+        self._header["nominal_curve"] = nominal_curve
+        self._header["attrs"].update(attrs or {})
+
+    def family(self) -> Family:
+        """The finished family."""
+        header, arrays = self._header, self._arrays
+        return Family(
+            key=self.key,
+            neuron=self.spec.name,
+            grid=header["grid"],
+            curves=arrays["curves"],
+            nominal_curve=header["nominal_curve"],
+            supply_current=arrays["supply_current"],
+            supplies=tuple(self.spec.ports.supplies),
+            input_current=arrays["input_current"],
+            power=arrays["power"],
+            parameter_names=header["parameter_names"],
+            parameters=header["parameters"],
+            chip=header["chip"],
+            status=arrays["status"],
+            reasons=self._reasons,
+            descriptors=self._descriptors,
+            output_unit=header["output_unit"],
+            attrs=header["attrs"],
+        )

@@ -22,6 +22,9 @@ from circuitnn.units import parse_spice
 
 DISTRIBUTIONS = ("normal", "lognormal", "uniform")
 QUANTITIES = ("voltage", "differential_voltage", "current")
+# a neuron's name is written into netlist comments, file names and the store: one word only
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+MAX_POINTS = 1_000_000  # largest DC sweep (points per curve)
 
 
 @dataclass(frozen=True)
@@ -239,9 +242,12 @@ def spec_from_dict(
     netlist_path = Path(reader.text("netlist"))
     if not netlist_path.is_absolute():
         netlist_path = directory / netlist_path
-    if not netlist_path.is_file():
-        raise ConfigError(f"{source}: netlist: file not found: {netlist_path}")
-    raw_text = netlist_path.read_text(errors="replace")
+    try:
+        raw_text = netlist_path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: netlist: file not found: {netlist_path}") from None
+    except (OSError, ValueError) as error:  # a folder, unreadable, a name too long, a NUL
+        raise ConfigError(f"{source}: netlist: cannot read {netlist_path}: {error}") from None
     if not allow_control:
         check_safe(raw_text, str(netlist_path))
     text, includes = resolve_includes(raw_text, netlist_path.parent, str(netlist_path))
@@ -274,7 +280,7 @@ def spec_from_dict(
         load_voltage=parse_spice(
             output_data.get("load_voltage", 0.0), f"{source}: output.load_voltage"
         ),
-        invert=bool(output_data.get("invert", False)),
+        invert=bool(_flag(output_data.get("invert", False), f"{source}: output.invert")),
         load_capacitance=parse_spice(
             output_data.get("load_capacitance", 0.0), f"{source}: output.load_capacitance"
         ),
@@ -312,7 +318,12 @@ def spec_from_dict(
 
 
 def _validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
-    where = source or spec.name
+    where = source or repr(spec.name)
+    if not isinstance(spec.name, str) or not _NAME.fullmatch(spec.name):
+        raise ConfigError(
+            f"{where}: name {spec.name!r} must be one word of at most 100 letters, digits and "
+            "_ . + - (it is written into netlists, file names and the store)"
+        )
     ports = spec.ports
     assigned = [*ports.input, *ports.output, *ports.supplies, *ports.ground, *ports.bias]
     for port in assigned:
@@ -337,8 +348,10 @@ def _validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
         raise ConfigError(f"{where}: ports.output needs {wanted} port(s) for quantity {quantity!r}")
     if spec.output.load_capacitance < 0:
         raise ConfigError(f"{where}: output.load_capacitance must be non-negative (F)")
-    if spec.sweep.points < 2:
-        raise ConfigError(f"{where}: sweep.points must be at least 2 (got {spec.sweep.points})")
+    if not 2 <= spec.sweep.points <= MAX_POINTS:
+        raise ConfigError(
+            f"{where}: sweep.points must be from 2 to {MAX_POINTS} (got {spec.sweep.points})"
+        )
     if not spec.sweep.stop > spec.sweep.start:
         raise ConfigError(f"{where}: sweep.stop ({spec.sweep.stop}) must exceed sweep.start")
     if spec.temperature < -273.15:
@@ -443,6 +456,9 @@ class _Reader:
 def _as_table(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}: keys must be names (strings), got {key!r}")
     return value
 
 

@@ -2,10 +2,13 @@
 
 Crash safety: finished chunks of a running extraction go to a journal folder beside the store
 (``STORE.partial/KEY/``, one ``.npz`` per chunk, each written to a temporary name and renamed), so
-a killed run loses at most the chunks in flight and a rerun resumes. A complete family is committed
-by copying the store to a temporary file, adding the group there and atomically renaming it over
-the store, under an exclusive lock file, so readers and a killed writer only ever see the old or
-the new file — never a half-written one. This is the only module that imports h5py.
+a killed run loses at most the chunks in flight and a rerun resumes. The family is written slice by
+slice, as chunks arrive, into a scratch HDF5 file in that folder (:class:`FamilyWriter`; a scratch
+file is never trusted after a crash: a rerun writes a new one from the journal). A complete family
+is committed by copying the store to a temporary file (a reflink clone where the file system has
+them), copying the family's group into it and atomically renaming it over the store, under an
+exclusive lock file, so readers and a killed writer only ever see the old or the new file — never
+a half-written one. This is the only module that imports h5py.
 """
 
 from __future__ import annotations
@@ -24,10 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from circuitnn.errors import StoreError
+from circuitnn.errors import CircuitnnError, StoreError
 from circuitnn.family import Family, NoiseData, SpeedData
 
 SCHEMA_VERSION = 1
+# HDF5 1.10 file format or later: its superblock, object headers and chunk indexes carry
+# checksums, and every numeric dataset a Fletcher-32 checksum per HDF5 chunk, so a damaged file
+# is refused with a StoreError when read instead of returning wrong numbers (readable by HDF5 >=
+# 1.10). Variable-length strings (text attributes, failure reasons) live in HDF5's global heap,
+# which has no checksum.
+LIBVER = ("v110", "latest")
 
 
 class Store:
@@ -47,7 +56,7 @@ class Store:
             raise StoreError(f"store {self.path} does not exist")
         try:
             handle = h5py.File(self.path, "r")
-        except OSError as error:
+        except Exception as error:  # OSError mostly; whatever a damaged file makes HDF5 say
             raise StoreError(
                 f"store {self.path} cannot be read as HDF5 (corrupt or truncated?): {error}"
             ) from None
@@ -55,17 +64,25 @@ class Store:
             if handle.attrs.get("format") != "circuitnn-store":
                 raise StoreError(f"{self.path} is an HDF5 file but not a circuitnn store")
             yield handle
-        except (OSError, KeyError, ValueError, RuntimeError) as error:
-            raise StoreError(f"store {self.path} is damaged: {error}") from None
+        except CircuitnnError:
+            raise
+        except Exception as error:
+            # a damaged file fails in many ways (OSError from HDF5, a checksum or filter error, a
+            # group where a dataset belongs, an attribute of the wrong type or bad JSON): the
+            # caller gets one clear StoreError naming the file
+            raise StoreError(
+                f"store {self.path} is damaged: {type(error).__name__}: {error}"
+            ) from None
         finally:
-            handle.close()
+            with contextlib.suppress(Exception):
+                handle.close()
 
     def keys(self) -> list[str]:
         """Keys of the families in the store (empty if the file does not exist yet)."""
         if not self.path.exists():
             return []
         with self._open() as handle:
-            return sorted(handle.get("families", {}).keys())
+            return sorted(_families(handle).keys())
 
     def __contains__(self, key: str) -> bool:
         return key in self.keys()
@@ -76,7 +93,7 @@ class Store:
             return []
         rows = []
         with self._open() as handle:
-            for key, group in handle.get("families", {}).items():
+            for key, group in _families(handle).items():
                 rows.append(
                     {
                         "key": key,
@@ -110,28 +127,42 @@ class Store:
         raise StoreError(f"no family {selector!r} in {self.path}")
 
     def load(
-        self, selector: str | None = None, noise: str | None = None, speed: str | None = None
+        self,
+        selector: str | None = None,
+        noise: str | None = None,
+        speed: str | None = None,
+        arrays: bool = True,
     ) -> Family:
         """Read a family (by key, key prefix or neuron name; default the newest) into memory.
 
         ``noise``/``speed`` name the analysis to attach (its key); by default the newest one
-        stored with the family, if any.
+        stored with the family, if any. ``arrays=False`` skips the N×K arrays (``curves``,
+        ``supply_current``, ``input_current``, ``power`` then have 0 rows, and no analysis is
+        attached): the bookkeeping of a large family (status, parameters, descriptors, nominal
+        curve) in little memory.
         """
         key = self.resolve(selector)
         with self._open() as handle:
             group = handle["families"][key]
             attrs = {name: _plain(value) for name, value in group.attrs.items()}
             descriptors = {name: group["descriptors"][name][()] for name in group["descriptors"]}
+
+            def big(name: str) -> np.ndarray:
+                dataset = group[name]
+                if arrays:
+                    return dataset[()]
+                return np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
+
             return Family(
                 key=key,
                 neuron=str(attrs["neuron"]),
                 grid=group["input"][()],
-                curves=group["curves"][()],
+                curves=big("curves"),
                 nominal_curve=group["nominal_curve"][()],
-                supply_current=group["supply_current"][()],
+                supply_current=big("supply_current"),
                 supplies=tuple(json.loads(attrs["supplies"])),
-                input_current=group["input_current"][()],
-                power=group["power"][()],
+                input_current=big("input_current"),
+                power=big("power"),
                 parameter_names=tuple(json.loads(group["parameters"].attrs["columns"])),
                 parameters=group["parameters"][()],
                 chip=group["chip"][()],
@@ -140,26 +171,41 @@ class Store:
                 descriptors=descriptors,
                 output_unit=str(attrs["output_unit"]),
                 attrs=attrs,
-                noise=_read_analysis(group, "noise", noise, NoiseData),
-                speed=_read_analysis(group, "speed", speed, SpeedData),
+                noise=_read_analysis(group, "noise", noise, NoiseData) if arrays else None,
+                speed=_read_analysis(group, "speed", speed, SpeedData) if arrays else None,
             )
 
     def analyses(self, key: str) -> list[str]:
         """Keys of the analyses (``noise-…``, ``speed-…``) stored with family ``key``."""
         with self._open() as handle:
-            group = handle["families"].get(key)
-            if group is None:
+            if key not in _families(handle):
                 raise StoreError(f"no family {key} in {self.path}")
+            group = handle["families"][key]
             return sorted(name for name in group if name.startswith(("noise-", "speed-")))
 
     def commit(self, family: Family, lock_timeout: float = 600.0) -> None:
-        """Add ``family`` atomically (copy, write, rename) under the store's lock file."""
+        """Add ``family`` (held in memory) atomically (copy, write, rename) under the lock file."""
         self._replace(
             family.key,
             lambda path: _write_family(path, family),
             lock_timeout,
             skip=lambda: family.key in self.keys(),
         )
+
+    def commit_written(self, writer: FamilyWriter, lock_timeout: float = 600.0) -> None:
+        """Add the family that ``writer`` finished writing (slice by slice, in its scratch file)
+        atomically: under the lock file, the store is copied, the family's group copied in from
+        the scratch file (chunk by chunk, so memory stays small) and the copy renamed over the
+        store. The scratch file is deleted afterwards."""
+        if not writer.finished:
+            raise StoreError(f"family {writer.key[:12]} is not completely written; not committed")
+        self._replace(
+            writer.key,
+            lambda path: _copy_group(writer.path, path, f"families/{writer.key}"),
+            lock_timeout,
+            skip=lambda: writer.key in self.keys(),
+        )
+        writer.discard()
 
     def commit_analysis(
         self, key: str, data: NoiseData | SpeedData, lock_timeout: float = 600.0
@@ -181,10 +227,13 @@ class Store:
         with self.lock(lock_timeout):
             if self.path.exists() and skip():
                 return
+            # temporaries exist only while their writer holds the lock: these are a dead one's
+            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                stale.unlink(missing_ok=True)
             temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             try:
                 if self.path.exists():
-                    shutil.copyfile(self.path, temporary)
+                    _clone_or_copy(self.path, temporary)
                 write(temporary)
                 with open(temporary, "rb") as handle:
                     os.fsync(handle.fileno())
@@ -219,6 +268,13 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def family_writer(
+        self, journal: Journal, key: str, n: int, chunk_rows: int = 256
+    ) -> FamilyWriter:
+        """A :class:`FamilyWriter` for family ``key`` (``n`` instances) into a new scratch file
+        of ``journal``'s folder; HDF5 chunks of at most ``chunk_rows`` instances."""
+        return FamilyWriter(journal.scratch_path("family"), key, n, chunk_rows)
+
     def journal(self, key: str, chunk_size: int) -> Journal:
         """The journal of unfinished family ``key`` extracted in chunks of ``chunk_size``."""
         return Journal(self.path.with_name(self.path.name + ".partial") / f"{key}-c{chunk_size}")
@@ -231,27 +287,58 @@ class Journal:
         self.folder = folder
 
     def save_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
-        """Record named arrays as ``name.npz`` (atomic: a killed write leaves no partial file)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Record named arrays as ``name.npz`` (atomic: a killed write leaves no partial file).
+
+        :class:`StoreError` naming the file when it cannot be written (disk full, no permission);
+        the temporary file is removed and the journal's other chunks are kept.
+        """
         final = self.folder / f"{name}.npz"
-        temporary = final.with_suffix(".tmp")
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
-        # no fsync: a killed process loses nothing in the page cache, and a chunk left unreadable
-        # by a power cut is discarded by load_arrays and recomputed
-        os.replace(temporary, final)
+        # one temporary per process: two runs of the same family may journal the same chunk
+        temporary = self.folder / f"{name}.{os.getpid()}.tmp"
+        for attempt in range(2):
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with open(temporary, "wb") as handle:
+                    np.savez(handle, **arrays)
+                # no fsync: a killed process loses nothing in the page cache, and a chunk left
+                # unreadable by a power cut is discarded by load_arrays and recomputed
+                os.replace(temporary, final)
+                return
+            except FileNotFoundError:
+                if attempt:  # the folder vanished twice: not another run's clear() racing us
+                    raise StoreError(f"cannot journal {final}: its folder vanished") from None
+            except OSError as error:
+                temporary.unlink(missing_ok=True)
+                raise StoreError(
+                    f"cannot journal {name} to {final}: {error} (the chunks journaled before "
+                    "are kept; free space and rerun to resume)"
+                ) from None
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:
-        """Arrays saved as ``name``, or None if absent or unreadable (then recomputed)."""
+        """Arrays saved as ``name``, or None if absent or unreadable (then recomputed).
+
+        Never unpickles: an entry holding Python objects is refused like a damaged one.
+        """
         path = self.folder / f"{name}.npz"
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {key: data[key] for key in data.files}
-        except (OSError, ValueError, KeyError):
+        except Exception:  # truncated, bad CRC (zipfile.BadZipFile), bad header, pickled objects
             path.unlink(missing_ok=True)
             return None
+
+    def scratch_path(self, kind: str) -> Path:
+        """A scratch HDF5 file of this process in the journal's folder (``KIND-PID.h5``)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / f"{kind}-{os.getpid()}.h5"
+
+    def tidy(self) -> None:
+        """Remove the journal's folder if nothing is in it (after a run that failed early)."""
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
+            self.folder.parent.rmdir()
 
     def clear(self) -> None:
         """Delete the journal (after its family was committed)."""
@@ -260,58 +347,213 @@ class Journal:
             self.folder.parent.rmdir()
 
 
-def _write_family(path: Path, family: Family) -> None:
-    import h5py
+class FamilyWriter:
+    """Writes one family into a group of an HDF5 file, slice by slice, in bounded memory.
 
-    with h5py.File(path, "a") as handle:
-        handle.attrs["format"] = "circuitnn-store"
-        handle.attrs["schema_version"] = SCHEMA_VERSION
-        families = handle.require_group("families")
-        group = families.create_group(family.key)
-        for name, value in family.attrs.items():
-            group.attrs[name] = value
-        n, points = family.curves.shape
-        compress = {"compression": "lzf", "shuffle": True}
-        rows = max(1, min(n, 256))
+    Per-instance arrays arrive in row slices in any order (:meth:`write_rows`, one call per
+    chunk); each dataset is created, chunked and compressed, at its full size (``n`` rows) on its
+    first slice, so the writer holds one chunk at a time plus HDF5's chunk cache (a few MiB).
+    :meth:`write_header` writes what is known before any chunk (grid, parameter table,
+    provenance), :meth:`finish` the nominal curve; then :meth:`Store.commit_written` commits it.
+    A scratch file is written in mode ``w`` and never reused after a crash.
+    """
 
-        def put(name: str, data: np.ndarray, unit: str | None = None, **options: Any) -> Any:
-            dataset = group.create_dataset(name, data=data, **options)
-            if unit is not None:
-                dataset.attrs["units"] = unit
-            return dataset
+    CACHE_BYTES = 4 * 2**20  # HDF5 chunk cache per dataset, bytes
+    CHUNK_BYTES = 2**20  # largest HDF5 chunk, bytes
 
-        put("input", family.grid, "V")
-        put("curves", family.curves, family.output_unit, chunks=(rows, points), **compress)
-        put("nominal_curve", family.nominal_curve, family.output_unit)
-        for name, currents in (
-            ("supply_current", family.supply_current),
-            ("input_current", family.input_current),
-        ):
-            width = currents.shape[1]
-            put(
-                name,
-                currents,
-                "A",
-                chunks=(rows, width, points) if width else None,
-                **(compress if width else {}),
+    def __init__(
+        self, path: Path, key: str, n: int, chunk_rows: int = 256, mode: str = "w"
+    ) -> None:
+        import h5py
+
+        self.path, self.key, self.n = Path(path), key, n
+        self.chunk_rows = max(1, chunk_rows)
+        self.finished = False
+        try:
+            self._file = h5py.File(
+                self.path, mode, libver=LIBVER, rdcc_nbytes=self.CACHE_BYTES, rdcc_nslots=1021
             )
-        put("power", family.power, "W", chunks=(rows, points), **compress)
-        parameters = put("parameters", family.parameters, "SI (see columns)")
-        parameters.attrs["columns"] = json.dumps(list(family.parameter_names))
-        put("chip", family.chip)
-        status = put("status", family.status)
-        status.attrs["meaning"] = "1 = ok, 2 = failed (see failure_reason)"
-        group.create_dataset(
-            "failure_reason", data=np.array(family.reasons, dtype=object), dtype=h5py.string_dtype()
-        )
-        descriptors = group.create_group("descriptors")
+            self._file.attrs["format"] = "circuitnn-store"
+            self._file.attrs["schema_version"] = SCHEMA_VERSION
+            self._group = self._file.require_group("families").create_group(key)
+        except (OSError, ValueError) as error:
+            raise StoreError(f"cannot write family {key[:12]} to {self.path}: {error}") from None
+        self._unit = ""
+
+    def __enter__(self) -> FamilyWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is not None:
+            self.discard()
+
+    def write_header(
+        self,
+        attrs: dict[str, Any],
+        grid: np.ndarray,
+        output_unit: str,
+        parameter_names: tuple[str, ...],
+        parameters: np.ndarray,
+        chip: np.ndarray,
+    ) -> None:
+        """Provenance attributes, the input grid (V), the parameter table (N×P, SI) and dies."""
+        self._unit = output_unit
+        for name, value in attrs.items():
+            self._group.attrs[name] = value
+        self._put("input", grid, "V")
+        table = self._put("parameters", parameters, "SI (see columns)")
+        table.attrs["columns"] = json.dumps(list(parameter_names))
+        self._put("chip", chip)
+
+    def write_rows(
+        self,
+        start: int,
+        curves: np.ndarray,
+        supply_current: np.ndarray,
+        input_current: np.ndarray,
+        power: np.ndarray,
+        status: np.ndarray,
+        reasons: list[str],
+        descriptors: dict[str, np.ndarray],
+    ) -> None:
+        """Instances ``start``…: curves (output unit), currents (A), power (W), status, failure
+        reasons and descriptors (each with its unit)."""
         from circuitnn.extract import DESCRIPTOR_UNITS
 
-        for name, values in family.descriptors.items():
-            dataset = descriptors.create_dataset(name, data=values)
-            dataset.attrs["units"] = DESCRIPTOR_UNITS.get(name, "").replace(
-                "output unit", family.output_unit
-            )
+        unit = self._unit
+        try:
+            for name, values, dataset_unit, compress in (
+                ("curves", curves, unit, True),
+                ("supply_current", supply_current, "A", supply_current.shape[1] > 0),
+                ("input_current", input_current, "A", input_current.shape[1] > 0),
+                ("power", power, "W", True),
+            ):
+                self._rows(name, start, values, dataset_unit, compress)
+            if "status" not in self._group:
+                self._create("status", status, None, False).attrs["meaning"] = (
+                    "1 = ok, 2 = failed (see failure_reason)"
+                )
+            self._rows("status", start, status)
+            self._rows("failure_reason", start, np.array(list(reasons), dtype=object))
+            for name, values in descriptors.items():
+                units = DESCRIPTOR_UNITS.get(name, "").replace("output unit", unit)
+                self._rows(f"descriptors/{name}", start, values, units)
+        except (OSError, ValueError, TypeError) as error:
+            raise StoreError(
+                f"cannot write instances {start}… of family {self.key[:12]} to {self.path}: {error}"
+            ) from None
+
+    def finish(self, nominal_curve: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
+        """Write the nominal instance's curve (and last attributes, e.g. the creation time) and
+        close the file (ready to commit)."""
+        try:
+            self._put("nominal_curve", nominal_curve, self._unit)
+            for name, value in (attrs or {}).items():
+                self._group.attrs[name] = value
+            missing = [name for name in ("curves", "status") if name not in self._group]
+            if missing:
+                raise StoreError(f"family {self.key[:12]}: no instances written ({missing})")
+            self._file.flush()
+            self._file.close()
+        except OSError as error:
+            raise StoreError(
+                f"cannot finish family {self.key[:12]} in {self.path}: {error}"
+            ) from None
+        self.finished = True
+
+    def discard(self) -> None:
+        """Close and delete the scratch file (after a failure, or once committed)."""
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def _put(self, name: str, data: np.ndarray, unit: str | None = None) -> Any:
+        dataset = self._group.create_dataset(name, data=data, **_checksummed(data))
+        if unit is not None:
+            dataset.attrs["units"] = unit
+        return dataset
+
+    def _rows(
+        self,
+        name: str,
+        start: int,
+        values: np.ndarray,
+        unit: str | None = None,
+        compress: bool = False,
+    ) -> Any:
+        """Write ``values`` into rows ``start``… of dataset ``name`` (created on first use)."""
+        dataset = self._group.get(name)
+        if dataset is None:
+            dataset = self._create(name, values, unit, compress)
+        dataset[start : start + len(values)] = values
+        return dataset
+
+    def _create(self, name: str, values: np.ndarray, unit: str | None, compress: bool) -> Any:
+        import h5py
+
+        shape = (self.n, *values.shape[1:])
+        options: dict[str, Any] = {}
+        if values.dtype == object:
+            options["dtype"] = h5py.string_dtype()
+        else:
+            options["dtype"] = values.dtype
+        if compress:
+            row_bytes = max(1, int(np.prod(values.shape[1:])) * values.dtype.itemsize)
+            rows = max(1, min(self.n, self.chunk_rows, self.CHUNK_BYTES // row_bytes))
+            options.update(chunks=(rows, *values.shape[1:]), compression="lzf", shuffle=True)
+        options.update(_checksummed(values))
+        dataset = self._group.create_dataset(name, shape=shape, **options)
+        if unit is not None:
+            dataset.attrs["units"] = unit
+        return dataset
+
+
+def _write_family(path: Path, family: Family) -> None:
+    """Write an in-memory family into the (temporary copy of the) store at ``path``."""
+    with FamilyWriter(path, family.key, family.n, mode="a") as writer:
+        writer.write_header(
+            family.attrs,
+            family.grid,
+            family.output_unit,
+            family.parameter_names,
+            family.parameters,
+            family.chip,
+        )
+        writer.write_rows(
+            0,
+            family.curves,
+            family.supply_current,
+            family.input_current,
+            family.power,
+            family.status,
+            family.reasons,
+            family.descriptors,
+        )
+        writer.finish(family.nominal_curve)
+
+
+def _copy_group(scratch: Path, path: Path, group: str) -> None:
+    """Copy ``group`` of the finished scratch file into the (temporary copy of the) store."""
+    import h5py
+
+    with h5py.File(scratch, "r") as source, h5py.File(path, "a", libver=LIBVER) as target:
+        target.attrs["format"] = "circuitnn-store"
+        target.attrs["schema_version"] = SCHEMA_VERSION
+        parent, _, name = group.rpartition("/")
+        source.copy(source[group], target.require_group(parent), name=name)
+
+
+def _clone_or_copy(source: Path, target: Path) -> None:
+    """Copy a file: a copy-on-write clone (FICLONE: btrfs, XFS, ...) where the file system has
+    them (instant, whatever the size), else an in-kernel copy."""
+    ficlone = 0x40049409
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), ficlone, src.fileno())
+            return
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -355,7 +597,7 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
         "stop_time": "s",
         "tolerance": "fraction of the step",
     }
-    with h5py.File(path, "a") as handle:
+    with h5py.File(path, "a", libver=LIBVER) as handle:
         group = handle["families"][key].create_group(data.key)
         group.attrs["kind"] = type(data).__name__
         group.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat()
@@ -370,7 +612,10 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
             elif isinstance(value, np.ndarray) and value.ndim > 0:
                 options = {"compression": "lzf", "shuffle": True}
                 dataset = group.create_dataset(
-                    field.name, data=value, **(options if value.size > 4096 else {})
+                    field.name,
+                    data=value,
+                    **(options if value.size > 4096 else {}),
+                    **_checksummed(value),
                 )
                 if field.name in units:
                     dataset.attrs["units"] = units[field.name]
@@ -378,6 +623,21 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
                 group.attrs[field.name] = float(value)
                 if field.name in units:
                     group.attrs[f"{field.name}_units"] = units[field.name]
+
+
+def _families(handle: Any) -> Any:
+    """The group of families (empty before the first). Not ``handle.get``: h5py turns a damaged
+    object header (a checksum error) into KeyError, which ``get`` would hide as "no families"."""
+    if "families" not in handle:
+        return {}
+    return handle["families"]
+
+
+def _checksummed(data: np.ndarray) -> dict[str, Any]:
+    """Dataset options adding a Fletcher-32 checksum (numeric and fixed-size arrays; HDF5 cannot
+    filter scalars or variable-length strings)."""
+    array = np.asarray(data)
+    return {"fletcher32": True} if array.ndim > 0 and array.dtype != object else {}
 
 
 def _read_analysis(group: Any, kind: str, wanted: str | None, cls: type) -> Any:

@@ -89,7 +89,8 @@ def _circuit(
     """
     ports = spec.ports
     lines = [
-        f"* circuitnn batch: {spec.name}, {len(table)} instances",
+        # (one comment line, whatever the name holds: a spec built in Python is not validated)
+        f"* circuitnn batch: {' '.join(str(spec.name).split())}, {len(table)} instances",
         spec.netlist_text.rstrip(),
         "",
         input_source,

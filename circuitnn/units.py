@@ -26,8 +26,10 @@ _EXPONENT = {
     "a": -18,
 }
 _MIL = 25.4e-6
+# ASCII digits only, and no two quantifiers that can share a character (linear time: the former
+# ``\d+\.?\d*`` took seconds to reject a few thousand digits)
 _NUMBER = re.compile(
-    r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)(meg|mil|[tgkmuµnpfa])?([a-z]*)\s*$",
+    r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?)(meg|mil|[tgkmuµnpfa])?([a-z]*)\s*",
     re.IGNORECASE,
 )
 _UNIT_WORDS = {"", "v", "a", "ohm", "ohms", "f", "h", "s", "hz", "w", "m"}
@@ -42,25 +44,40 @@ def parse_spice(value: object, field: str = "value") -> float:
     """
     if isinstance(value, bool):
         raise ConfigError(f"{field}: expected a number, got a boolean {value!r}")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        match = _NUMBER.match(value)
-        if match is None or match.group(3).lower() not in _UNIT_WORDS:
-            raise ConfigError(
-                f"{field}: {value!r} is not a number (SPICE suffixes like 10u, 4.7k allowed)"
-            )
-        scale = (match.group(2) or "").lower()
-        if scale == "mil":
-            number = float(match.group(1)) * _MIL
+    try:
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
+            match = _NUMBER.fullmatch(value)
+            if match is None or match.group(3).lower() not in _UNIT_WORDS:
+                raise ConfigError(
+                    f"{field}: {_shown(value)} is not a number "
+                    "(SPICE suffixes like 10u, 4.7k allowed)"
+                )
+            scale = (match.group(2) or "").lower()
+            if scale == "mil":
+                number = float(match.group(1)) * _MIL
+            else:
+                # decimal arithmetic, so "8u" is exactly the float nearest 8e-6
+                number = float(Decimal(match.group(1)).scaleb(_EXPONENT.get(scale, 0)))
         else:
-            # decimal arithmetic, so "8u" is exactly the float nearest 8e-6
-            number = float(Decimal(match.group(1)).scaleb(_EXPONENT.get(scale, 0)))
-    else:
-        raise ConfigError(f"{field}: expected a number, got {type(value).__name__} {value!r}")
+            raise ConfigError(
+                f"{field}: expected a number, got {type(value).__name__} {_shown(value)}"
+            )
+    except ArithmeticError:  # OverflowError, decimal.InvalidOperation: beyond any float
+        raise ConfigError(f"{field}: {_shown(value)} is out of the range of numbers") from None
     if not math.isfinite(number):
-        raise ConfigError(f"{field}: {value!r} is not a finite number")
+        raise ConfigError(f"{field}: {_shown(value)} is not a finite number")
     return number
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters for an error message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more than 4300 digits
+        return "an integer too long to show"
+    return text if len(text) <= limit else f"{text[: limit - 5]}…{text[-4:]} ({len(text)} chars)"
 
 
 def format_spice(value: float) -> str:

@@ -11,7 +11,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.mark.parametrize("script", ["bench_extract.py", "bench_noise.py"])
+@pytest.mark.parametrize("script", ["bench_extract.py", "bench_noise.py", "bench_campaign.py"])
 def test_benchmark_quick_run(script: str) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--quick"],

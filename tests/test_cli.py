@@ -18,20 +18,34 @@ from circuitnn.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_run_main_job_writes_store_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_run_dispatches_to_the_main_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`circuitnn run` parses the config and options and hands them to run_main_job (the job
+    itself runs end to end in tests/test_main_job.py)."""
+    import circuitnn.main_job
+
+    calls = []
+
+    def fake(config, out, *, options, say):
+        calls.append((config, Path(out), options))
+        say("[1/7] families    (stage line)")
+        return Path(out) / "report.md"
+
+    monkeypatch.setattr(circuitnn.main_job, "run_main_job", fake)
     config = tmp_path / "small.toml"
-    config.write_text('neurons = ["diode_relu", "bjt_diffpair"]\nn = 40\nseed = 3\n')
+    config.write_text('families = ["diode_relu"]\nn = 40\nseed = 3\n')
     out = tmp_path / "out"
-    assert main(["run", str(config), "--out", str(out), "--jobs", "2", "--quiet"]) == 0
-    printed = capsys.readouterr().out
-    store = out / "families.h5"
-    assert f"store: {store}" in printed
-    rows = Store(store).describe()
-    assert sorted(row["neuron"] for row in rows) == ["bjt_diffpair", "diode_relu"]
-    assert all(row["n"] == 40 and row["seed"] == 3 for row in rows)
-    for name in ("diode_relu", "bjt_diffpair"):
-        picture = out / "plots" / f"{name}.png"
-        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["run", str(config), "--out", str(out), "--jobs", "2", "--chunk-size", "8"]) == 0
+    ((job, folder, options),) = calls
+    assert (job.families, job.n, job.seed, job.epochs) == (("diode_relu",), 40, 3, 15)
+    assert folder == out and options.jobs == 2 and options.chunk_size == 8
+    assert not options.progress, "one console line per stage, no progress bars"
+    assert "[1/7] families" in capsys.readouterr().out
+    assert main(["run", "--quick", "--quiet", "--out", str(out)]) == 0
+    job = calls[-1][0]
+    assert job.families == ("cmos_inverter", "mos_diffpair") and job.n == 120
+    assert capsys.readouterr().out == f"report: {out / 'report.md'}\n"
 
 
 def test_extract_then_show(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -143,7 +157,7 @@ def test_user_errors_exit_2_with_one_line(
 
 def test_bad_run_config_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('neurons = ["diode_relu"]\nn = 10\nsamples = 3\n')
+    config.write_text('families = ["diode_relu"]\nn = 10\nsamples = 3\n')
     assert main(["run", str(config), "--out", str(tmp_path)]) == 2
     assert "unknown key(s) ['samples']" in capsys.readouterr().err
 

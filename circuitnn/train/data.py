@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from circuitnn.data.builtin import load_digits
 from circuitnn.errors import ConfigError
 
 Data = tuple[Any, Any]
+
+__all__ = ["Data", "as_tensors", "batches", "load_digits", "model_dtype"]
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
@@ -64,29 +66,3 @@ def batches(
         else:
             index = order[start : start + batch_size]
             yield x[index], y[index]
-
-
-def load_digits(
-    test_fraction: float = 0.3, seed: int = 0, *, images: bool = False
-) -> tuple[Data, Data]:
-    """scikit-learn's bundled 8×8 digits (1797 images, 10 classes; needs scikit-learn), scaled to
-    [0, 1], split into ``((x_train, y_train), (x_test, y_test))`` stratified by class with
-    ``seed``; ``images=True`` gives (N, 1, 8, 8) inputs instead of (N, 64)."""
-    try:
-        from sklearn.datasets import load_digits as sklearn_digits
-    except ImportError:
-        raise ConfigError(
-            "load_digits needs scikit-learn: pip install 'scikit-learn>=1.3'"
-        ) from None
-    bunch = sklearn_digits()
-    x = (bunch.data / 16.0).astype(np.float32)
-    y = bunch.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    test = np.zeros(len(y), dtype=bool)
-    for label in np.unique(y):
-        members = np.flatnonzero(y == label)
-        chosen = rng.choice(members, size=round(test_fraction * len(members)), replace=False)
-        test[chosen] = True
-    if images:
-        x = x.reshape(-1, 1, 8, 8)
-    return (x[~test], y[~test]), (x[test], y[test])

@@ -1,0 +1,468 @@
+"""Campaigns: a design grid × Monte Carlo × analyses, run from one TOML file, resumable.
+
+A campaign file holds one ``[campaign]`` table::
+
+    [campaign]
+    name = "diode sizing"          # optional label
+    neuron = "diode_relu"          # built-in name, or a spec path relative to this file
+    n = 2000                       # Monte Carlo instances per point
+    seed = 0                       # same seed at every point (common random numbers)
+    chip_size = 1                  # optional: neurons sharing one die-to-die draw
+    corner = "slow"                # optional: a corner named in the spec
+    temperature = 27.0             # optional °C (or sweep "temperature" in the grid)
+    store = "families.h5"          # optional, relative to this file (default OUT/families.h5)
+
+    [campaign.grid]                # one family per combination (the last varies fastest)
+    r = ["1k", "2k", "4k"]         # numbers or SPICE strings
+    temperature = [27, 85]         # °C
+
+    [campaign.noise]               # optional: output noise (fields of NoiseAnalysis)
+    bias_points = 5
+    points_per_decade = 5
+
+    [campaign.speed]               # optional: bandwidth and settling (fields of SpeedAnalysis)
+
+    [campaign.run]                 # how to run; never changes the numbers
+    backend = "dask"               # loky | dask | ray
+    scheduler = "tcp://host:8786"  # optional: an existing cluster (default: a local one)
+    jobs = 2
+    chunk_size = 250
+    engine = "subprocess"
+    timeout = 300
+
+Every point's family streams into the store and is committed atomically; a killed campaign
+rerun skips the finished points (store cache) and resumes the unfinished one (journal). One
+progress bar runs over the whole campaign; :func:`summary_table` gives the per-point summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitnn.errors import ConfigError
+
+KEYS = {
+    "name",
+    "neuron",
+    "n",
+    "seed",
+    "chip_size",
+    "corner",
+    "temperature",
+    "store",
+    "allow_control",
+}
+TABLES = {"grid", "noise", "speed", "run"}
+RUN_KEYS = {"backend", "scheduler", "jobs", "chunk_size", "engine", "timeout"}
+SUMMARY = ("swing", "midpoint", "gain", "mean_power")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A parsed campaign file: what to simulate (neuron, grid, n, seed, chips, corner,
+    temperature °C, analyses), where to store it and how to run it (``run``: RunOptions fields)."""
+
+    source: Path
+    neuron: str
+    grid: dict[str, list[float]]
+    n: int
+    seed: int = 0
+    name: str = ""
+    chip_size: int = 1
+    corner: str | None = None
+    temperature: float | None = None
+    store: Path | None = None
+    allow_control: bool = False
+    noise: Any = None
+    speed: Any = None
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points(self) -> int:
+        """Number of grid points (families)."""
+        return int(np.prod([len(values) for values in self.grid.values()]))
+
+    @property
+    def analyses(self) -> list[str]:
+        """The analyses run at every point (``dc`` always)."""
+        return ["dc"] + ["noise"] * (self.noise is not None) + ["speed"] * (self.speed is not None)
+
+
+@dataclass(frozen=True)
+class PointSummary:
+    """One point of a finished campaign: its grid values, family key, instances, failed
+    instances, wall seconds, descriptor statistics over the ok instances (name → mean, std) and,
+    with noise, the mean σ_out at the middle bias point (output unit, RMS)."""
+
+    point: dict[str, float]
+    key: str
+    instances: int
+    failed: int
+    seconds: float
+    descriptors: dict[str, tuple[float, float]]
+    output_unit: str
+    sigma: float | None = None
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """Every point's summary, the store, and the campaign's wall seconds."""
+
+    campaign: Campaign
+    store: Path
+    points: list[PointSummary]
+    seconds: float
+
+    @property
+    def instances(self) -> int:
+        """Monte Carlo instances over all points."""
+        return sum(point.instances for point in self.points)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data (for ``campaign.json``)."""
+        return {
+            "name": self.campaign.name,
+            "neuron": self.campaign.neuron,
+            "store": str(self.store),
+            "seconds": self.seconds,
+            "points": [dataclasses.asdict(point) for point in self.points],
+        }
+
+
+def is_campaign(path: str | Path) -> bool:
+    """Whether ``path`` is a TOML file with a ``[campaign]`` table (False if unreadable)."""
+    try:
+        return isinstance(tomllib.loads(Path(path).read_text()).get("campaign"), dict)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Parse and check a campaign file; :class:`ConfigError` names the file and the bad field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"campaign file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    try:
+        return _parse(path, data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _parse(path: Path, data: dict[str, Any]) -> Campaign:
+    from circuitnn.units import parse_spice
+
+    if set(data) != {"campaign"} or not isinstance(data["campaign"], dict):
+        others = sorted(set(data) - {"campaign"})
+        raise ConfigError(
+            "a campaign file holds one [campaign] table"
+            + (f"; unknown top-level key(s) {others}" if others else "")
+        )
+    table = data["campaign"]
+    unknown = set(table) - KEYS - TABLES
+    if unknown:
+        raise ConfigError(
+            f"[campaign] unknown key(s) {sorted(unknown)}; known: {sorted(KEYS | TABLES)}"
+        )
+    for key in ("neuron", "n", "grid"):
+        if key not in table:
+            raise ConfigError(f"[campaign] {key} is missing")
+    neuron = table["neuron"]
+    if not isinstance(neuron, str) or not neuron:
+        raise ConfigError(f"[campaign] neuron must be a name or a spec path, got {neuron!r}")
+    n = _integer(table["n"], "n", 1)
+    seed = _integer(table.get("seed", 0), "seed", 0)
+    chip_size = _integer(table.get("chip_size", 1), "chip_size", 1)
+    corner = table.get("corner")
+    if corner is not None and (not isinstance(corner, str) or not corner):
+        raise ConfigError(f"[campaign] corner must be a corner name, got {corner!r}")
+    temperature = table.get("temperature")
+    if temperature is not None:
+        temperature = parse_spice(temperature, "[campaign] temperature (°C)")
+    name = table.get("name", path.stem)
+    if not isinstance(name, str):
+        raise ConfigError(f"[campaign] name must be text, got {name!r}")
+    allow_control = table.get("allow_control", False)
+    if not isinstance(allow_control, bool):
+        raise ConfigError(f"[campaign] allow_control must be true or false, got {allow_control!r}")
+    store = table.get("store")
+    if store is not None:
+        if not isinstance(store, str) or not store:
+            raise ConfigError(f"[campaign] store must be a file path, got {store!r}")
+        store = Path(store) if Path(store).is_absolute() else path.parent / store
+
+    grid_table = table["grid"]
+    if not isinstance(grid_table, dict) or not grid_table:
+        raise ConfigError("[campaign.grid] must be a table of parameter = [values]")
+    grid: dict[str, list[float]] = {}
+    for key, values in grid_table.items():
+        label = f"[campaign.grid] {key}"
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{label} must be a non-empty list of values, got {values!r}")
+        grid[key.lower()] = [parse_spice(value, label) for value in values]
+    if temperature is not None and "temperature" in grid:
+        raise ConfigError("[campaign] temperature is both fixed and swept in [campaign.grid]")
+
+    noise = _analysis(table, "noise")
+    speed = _analysis(table, "speed")
+    run = table.get("run", {})
+    if not isinstance(run, dict):
+        raise ConfigError("[campaign.run] must be a table")
+    unknown = set(run) - RUN_KEYS
+    if unknown:
+        raise ConfigError(
+            f"[campaign.run] unknown key(s) {sorted(unknown)}; known: {sorted(RUN_KEYS)}"
+        )
+    campaign = Campaign(
+        source=path,
+        neuron=_neuron(path.parent, neuron),
+        grid=grid,
+        n=n,
+        seed=seed,
+        name=name,
+        chip_size=chip_size,
+        corner=corner,
+        temperature=temperature,
+        store=store,
+        allow_control=allow_control,
+        noise=noise,
+        speed=speed,
+        run=dict(run),
+    )
+    _check(campaign)
+    return campaign
+
+
+def _check(campaign: Campaign) -> None:
+    """Everything that can be checked before simulating: neuron, grid names, analyses, options."""
+    from circuitnn.circuits import get_neuron
+    from circuitnn.sweep import apply_point, check_grid
+
+    try:
+        options(campaign)
+    except ConfigError as error:
+        raise ConfigError(f"[campaign.run] {error}") from None
+    except TypeError as error:
+        raise ConfigError(f"[campaign.run] {error}") from None
+    try:
+        spec = get_neuron(campaign.neuron, allow_control=campaign.allow_control)
+    except ConfigError as error:
+        raise ConfigError(f"[campaign] neuron: {error}") from None
+    try:
+        points = check_grid(spec, campaign.grid)
+    except ConfigError as error:
+        raise ConfigError(f"[campaign.grid] {error}") from None
+    try:
+        spec.nominal(campaign.corner)
+    except ConfigError as error:
+        raise ConfigError(f"[campaign] corner: {error}") from None
+    for point in points:
+        try:
+            varied = apply_point(spec, point)
+        except ConfigError as error:
+            raise ConfigError(f"[campaign.grid] {error}") from None
+        if campaign.noise is not None:
+            try:
+                campaign.noise.biases(varied)
+            except ConfigError as error:
+                raise ConfigError(f"[campaign.noise] {error}") from None
+        if campaign.speed is not None:
+            try:
+                campaign.speed.check(varied)
+            except ConfigError as error:
+                raise ConfigError(f"[campaign.speed] {error}") from None
+
+
+def _analysis(table: dict[str, Any], kind: str) -> Any:
+    from circuitnn.analyses import NoiseAnalysis, SpeedAnalysis
+
+    settings = table.get(kind)
+    if settings is None or settings is False:
+        return None
+    if settings is True:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"[campaign.{kind}] must be a table (or true for the defaults)")
+    cls = NoiseAnalysis if kind == "noise" else SpeedAnalysis
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(settings) - known
+    if unknown:
+        raise ConfigError(
+            f"[campaign.{kind}] unknown key(s) {sorted(unknown)}; known: {sorted(known)}"
+        )
+    values = dict(settings)
+    if isinstance(values.get("bias"), list):
+        values["bias"] = tuple(values["bias"])
+    try:
+        return cls(**values)
+    except (ConfigError, TypeError) as error:
+        raise ConfigError(f"[campaign.{kind}] {error}") from None
+
+
+def _integer(value: Any, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        kind = "a positive" if least == 1 else "a non-negative"
+        raise ConfigError(f"[campaign] {name} must be {kind} integer, got {value!r}")
+    return value
+
+
+def _neuron(folder: Path, name: str) -> str:
+    """A spec path relative to the campaign file's folder, or the name unchanged (built-in)."""
+    candidate = folder / name
+    return str(candidate) if not Path(name).is_absolute() and candidate.is_file() else name
+
+
+def options(campaign: Campaign, overrides: dict[str, Any] | None = None) -> Any:
+    """The campaign's RunOptions (``[campaign.run]``), with ``overrides`` (e.g. from the CLI)."""
+    from circuitnn.pipeline import RunOptions
+
+    return RunOptions(**{**campaign.run, **(overrides or {})})
+
+
+def run_campaign(
+    campaign: Campaign | str | Path,
+    *,
+    store: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    out: str | Path = "output",
+) -> CampaignResult:
+    """Run every point of a campaign (a :class:`Campaign` or a campaign file) into one store.
+
+    ``store`` overrides the file's (default ``OUT/families.h5``); ``overrides`` replace
+    ``[campaign.run]`` settings (``jobs``, ``backend``, ``progress`` …). Points already in the
+    store are not simulated again. Returns the per-point summary (:func:`summary_table`).
+    """
+    from circuitnn.circuits import get_neuron
+    from circuitnn.store import Store
+    from circuitnn.sweep import iterate_sweep
+
+    if not isinstance(campaign, Campaign):
+        campaign = load_campaign(campaign)
+    try:
+        run_options = options(campaign, overrides)
+    except (ConfigError, TypeError) as error:
+        raise ConfigError(f"{campaign.source}: [campaign.run] {error}") from None
+    target = Store(store or campaign.store or Path(out) / "families.h5")
+    spec = get_neuron(campaign.neuron, allow_control=campaign.allow_control)
+    began = time.perf_counter()
+    summaries = []
+    for point in iterate_sweep(
+        spec,
+        campaign.grid,
+        campaign.n,
+        campaign.seed,
+        store=target,
+        options=run_options,
+        chip_size=campaign.chip_size,
+        corner=campaign.corner,
+        temperature=campaign.temperature,
+        noise=campaign.noise,
+        speed=campaign.speed,
+        arrays=False,
+    ):
+        summaries.append(summarize(point.point, point.family, point.seconds))
+    return CampaignResult(campaign, target.path, summaries, time.perf_counter() - began)
+
+
+def summarize(point: dict[str, float], family: Any, seconds: float) -> PointSummary:
+    """The summary of one point's family (works on a family loaded without its big arrays)."""
+    stats = family.summary()
+    sigma = None
+    noise = getattr(family, "noise", None)
+    if noise is not None:
+        middle = noise.sigma[noise.status == 1, len(noise.bias) // 2]
+        middle = middle[np.isfinite(middle)]
+        sigma = float(np.mean(middle)) if len(middle) else float("nan")
+    return PointSummary(
+        point=dict(point),
+        key=family.key,
+        instances=family.n,
+        failed=len(family.failed),
+        seconds=seconds,
+        descriptors={
+            name: (stats[name]["mean"], stats[name]["std"]) for name in SUMMARY if name in stats
+        },
+        output_unit=family.output_unit,
+        sigma=sigma,
+    )
+
+
+def summary_table(result: CampaignResult) -> str:
+    """The per-point summary: point, instances, failed, seconds, descriptors (mean ± std)."""
+    points = result.points
+    labels = [", ".join(f"{k}={v:g}" for k, v in p.point.items()) for p in points]
+    width = max([len("point"), *map(len, labels)])
+    unit = points[0].output_unit if points else ""
+    columns = [
+        f"swing [{unit}]",
+        "midpoint [V]",
+        f"gain [{unit}/V]",
+        "mean_power [W]",
+    ]
+    noisy = any(p.sigma is not None for p in points)
+    if noisy:
+        columns.append(f"σ_out mid [{unit}]")
+    header = f"{'point':<{width}}  {'inst':>6}  {'failed':>6}  {'s':>7}  " + "  ".join(
+        f"{c:>21}" for c in columns
+    )
+    lines = [header, "-" * len(header)]
+    for label, p in zip(labels, points, strict=True):
+        cells = [_mean_std(*p.descriptors.get(name, (np.nan, np.nan))) for name in SUMMARY]
+        if noisy:
+            cells.append(f"{p.sigma:>21.4g}" if p.sigma is not None else f"{'-':>21}")
+        lines.append(
+            f"{label:<{width}}  {p.instances:>6d}  {p.failed:>6d}  {p.seconds:>7.1f}  "
+            + "  ".join(cells)
+        )
+    rate = result.instances / result.seconds if result.seconds > 0 else float("nan")
+    lines.append(
+        f"{len(points)} points, {result.instances} instances "
+        f"({', '.join(result.campaign.analyses)}) in {result.seconds:.1f} s "
+        f"({rate:.1f} instances/s); store: {result.store}"
+    )
+    return "\n".join(lines)
+
+
+def _mean_std(mean: float, std: float) -> str:
+    return f"{mean:>10.4g} ± {std:<8.3g}"
+
+
+def write_json(result: CampaignResult, path: str | Path) -> Path:
+    """Write the summary as JSON (NaN as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_plain(result.to_json()), indent=2))
+    return path
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+__all__ = [
+    "Campaign",
+    "CampaignResult",
+    "PointSummary",
+    "is_campaign",
+    "load_campaign",
+    "run_campaign",
+    "summary_table",
+    "write_json",
+]

@@ -1,0 +1,143 @@
+"""The same families on every joblib backend: loky, a real local Dask cluster, and Ray.
+
+The Dask cluster is real: a scheduler and 2 worker processes with 1 thread each (libngspice keeps
+global state per process), started once for this module. Families must equal the loky backend's
+bit for bit for the same seed, DC and noise alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_same_family, options
+
+from circuitnn import parallel
+from circuitnn.analyses import NoiseAnalysis
+from circuitnn.cli import main
+from circuitnn.errors import ConfigError
+from circuitnn.family import Family
+from circuitnn.pipeline import RunOptions, extract_family
+from circuitnn.store import Store
+
+N, SEED, CHUNK = 60, 5, 20
+NOISE = NoiseAnalysis(bias_points=3, fmin=10.0, fmax=1e8, points_per_decade=3, bandwidth=1e6)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[object]:
+    """A local Dask cluster of 2 worker processes (one thread each), closed after the module."""
+    pytest.importorskip(
+        "distributed", reason="the dask backend needs: pip install 'circuitnn[dask]'"
+    )
+    yield parallel._dask_client(None, 2)
+    parallel.shutdown()
+
+
+@pytest.fixture(scope="module")
+def loky_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Family]:
+    """The reference: diode_relu (DC) and with noise, on loky with 2 worker processes."""
+    store = tmp_path_factory.mktemp("loky") / "families.h5"
+    run = options(chunk_size=CHUNK, jobs=2)
+    return {
+        "dc": extract_family("diode_relu", n=N, seed=SEED, store=store, options=run),
+        "noise": extract_family(
+            "diode_relu", n=40, seed=SEED + 1, store=store, options=run, noise=NOISE
+        ),
+    }
+
+
+def _assert_same_noise(a: Family, b: Family) -> None:
+    assert a.noise is not None and b.noise is not None
+    assert a.noise.key == b.noise.key
+    for name in ("bias", "frequency", "psd", "input_psd", "sigma", "white", "flicker", "alpha"):
+        np.testing.assert_array_equal(getattr(a.noise, name), getattr(b.noise, name), name)
+    np.testing.assert_array_equal(a.noise.status, b.noise.status)
+
+
+def test_dask_workers_are_separate_single_threaded_processes(dask_cluster: object) -> None:
+    threads = dask_cluster.nthreads()  # type: ignore[attr-defined]
+    assert sorted(threads.values()) == [1, 1]
+    pids = {pid for _, pid in parallel.run_tasks(os.getpid, [()] * 8, jobs=2, backend="dask")}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_dask_family_equals_loky_bit_for_bit(
+    dask_cluster: object, loky_families: dict[str, Family], tmp_path: Path
+) -> None:
+    run = options(chunk_size=CHUNK, jobs=2, backend="dask")
+    store = tmp_path / "dask.h5"
+    dc = extract_family("diode_relu", n=N, seed=SEED, store=store, options=run)
+    assert dc.ok.all()
+    assert_same_family(dc, loky_families["dc"])
+    noisy = extract_family("diode_relu", n=40, seed=SEED + 1, store=store, options=run, noise=NOISE)
+    assert_same_family(noisy, loky_families["noise"])
+    _assert_same_noise(noisy, loky_families["noise"])
+    assert sorted(Store(store).keys()) == sorted(f.key for f in loky_families.values())
+
+
+def test_dask_through_a_scheduler_address(
+    dask_cluster: object, loky_families: dict[str, Family]
+) -> None:
+    address = dask_cluster.scheduler.address  # type: ignore[attr-defined]
+    run = options(chunk_size=CHUNK, jobs=2, backend="dask", scheduler=address)
+    assert_same_family(
+        extract_family("diode_relu", n=N, seed=SEED, options=run), loky_families["dc"]
+    )
+
+
+def test_cli_backend_option(
+    dask_cluster: object, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    store = tmp_path / "cli.h5"
+    args = ["extract", "diode_relu", "--n", "20", "--chunk-size", "10", "--store", str(store)]
+    assert main([*args, "--jobs", "2", "--backend", "dask", "--quiet"]) == 0
+    assert "20 instances, 0 failed" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_status:
+        main([*args, "--backend", "spark"])
+    assert exit_status.value.code == 2
+    assert "invalid choice: 'spark'" in capsys.readouterr().err
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "scheduler address needs backend dask or ray" in capsys.readouterr().err
+
+
+def test_ray_family_equals_loky_bit_for_bit(loky_families: dict[str, Family]) -> None:
+    pytest.importorskip(
+        "ray", reason="ray is not installed (optional: pip install 'circuitnn[ray]', see README)"
+    )
+    run = options(chunk_size=CHUNK, jobs=2, backend="ray")
+    try:
+        family = extract_family("diode_relu", n=N, seed=SEED, options=run)
+    finally:
+        parallel.shutdown("ray")
+    assert_same_family(family, loky_families["dc"])
+
+
+@pytest.mark.parametrize(("backend", "extra"), [("dask", "dask"), ("ray", "ray")])
+def test_missing_backend_package_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, backend: str, extra: str
+) -> None:
+    real = importlib.util.find_spec
+    missing = {"dask": "distributed", "ray": "ray"}[backend]
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a)
+    )
+    with pytest.raises(ConfigError, match=rf"pip install 'circuitnn\[{extra}\]'"):
+        list(parallel.run_tasks(os.getpid, [()], jobs=2, backend=backend))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"backend": "spark"}, "backend 'spark' must be one of loky, dask, ray"),
+        ({"scheduler": "tcp://host:8786"}, "scheduler address needs backend dask or ray"),
+        ({"backend": "dask", "scheduler": " "}, "scheduler must be an address"),
+    ],
+)
+def test_bad_backend_settings_are_config_errors(settings: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunOptions(**settings)
