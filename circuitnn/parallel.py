@@ -207,6 +207,18 @@ def _require(backend: str) -> None:
         )
 
 
+# A local cluster for long campaigns: no statistical profiler in the workers (it samples the
+# task's thread every 10 ms and competes with the chunk's Python work for the GIL), and short
+# histories in the scheduler, which lives in this process (the writer's): by default it keeps the
+# last 100 submitted graphs and an hour of system-monitor samples, so its memory would creep up
+# with every chunk for an hour
+_LOCAL_DASK = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.diagnostics.computations.max-history": 4,
+    "distributed.admin.system-monitor.log-length": 120,
+}
+
+
 def _dask_client(scheduler: str | None, workers: int) -> Any:
     """A client of the cluster at ``scheduler``, or of a local cluster of ``workers`` processes
     (one thread each); kept for later calls and closed when the process exits."""
@@ -232,14 +244,17 @@ def _dask_client(scheduler: str | None, workers: int) -> Any:
                 "keeps global state per process, so start workers with --nthreads 1"
             )
     else:
+        import dask
+
         try:
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            with dask.config.set(_LOCAL_DASK):
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
         except (RuntimeError, OSError, TimeoutError) as error:
             raise ConfigError(
                 f"could not start a local dask cluster of {workers} worker processes: {error} "

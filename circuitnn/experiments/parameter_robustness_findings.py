@@ -96,7 +96,9 @@ def findings(tables: dict[str, list[Row]], settings: Any) -> list[Finding]:
             evidence=f"mean loss increase over α: {_ranking(flat)} (smaller is flatter; flattest "
             f"of all: {flattest}); "
             f"{per_step}; loss at θ: "
-            + ", ".join(f"{row['regime']} {fmt(row['loss'])}" for row in tables["flatness_summary"]),
+            + ", ".join(
+                f"{row['regime']} {fmt(row['loss'])}" for row in tables["flatness_summary"]
+            ),
         )
     )
     gaps = {

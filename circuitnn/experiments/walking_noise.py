@@ -20,7 +20,8 @@ layers (robustness curves), the weights of every layer (RMS, binarization index)
 activations they produce (signal power, binarization index; see
 :mod:`circuitnn.experiments.weight_stats`).
 
-The study's findings are checked by rules fixed in :mod:`circuitnn.experiments.walking_noise_findings`.
+The study's findings are checked by rules fixed in
+:mod:`circuitnn.experiments.walking_noise_findings`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from circuitnn.experiments.result import ExperimentResult, Row
 from circuitnn.experiments.walking_noise_findings import findings, summary_lines
 from circuitnn.experiments.walking_noise_plots import plot_curves, plot_midpoints, plot_weights
 from circuitnn.experiments.weight_stats import activation_stats, weight_stats
+from circuitnn.family import Family
 from circuitnn.nn import NoiseSpec, activation_layers
 from circuitnn.train import Clean, NoiseInjection, TrainConfig, load_digits, train
 
@@ -132,6 +134,7 @@ def _run(
     settings: Settings,
     started: float,
 ) -> ExperimentResult:
+    """The body of :func:`run` (inside the thread setting)."""
     families = circuit_families(tuple(neurons), store, quick=quick, seed=seed, jobs=jobs)
     train_data, test_data = load_digits(seed=seed)
     order = list(families.values())
@@ -185,9 +188,7 @@ def _run(
         "curves": plot_curves(tables["curves"], out / "curves.png"),
     }
     result.findings = findings(tables, settings)
-    result.summary = summary_lines(
-        tables, settings, layer_families, time.perf_counter() - started
-    )
+    result.summary = summary_lines(tables, settings, layer_families, time.perf_counter() - started)
     return result
 
 
@@ -210,7 +211,7 @@ def _settings(quick: bool, options: dict[str, Any]) -> Settings:
 
 def _train(
     regime: str,
-    families: list[Any],
+    families: list[Family],
     data: tuple[Any, Any],
     data_test: tuple[Any, Any],
     settings: Settings,
@@ -231,6 +232,7 @@ def _train(
     history = train(
         model, data, regime=Clean() if noise is None else NoiseInjection(noise), config=config
     )
+    seconds = time.perf_counter() - began
     return model, {
         "network": seed,
         "regime": regime,
@@ -238,7 +240,7 @@ def _train(
         "train_loss": history.last["train_loss"],
         "train_accuracy": history.last["train_accuracy"],
         "test_accuracy": monte_carlo(model, data_test, draws=1, seed=seed).mean(),
-        "seconds": time.perf_counter() - began,
+        "seconds": seconds,
     }
 
 
@@ -301,7 +303,12 @@ def _midpoint(
             seed=seed,
         )
     except ConfigError as error:
-        return {"midpoint": math.nan, "uncertainty": math.nan, "clean": math.nan, "note": str(error)}
+        return {
+            "midpoint": math.nan,
+            "uncertainty": math.nan,
+            "clean": math.nan,
+            "note": str(error),
+        }
     return {
         "midpoint": found.level,
         "uncertainty": found.uncertainty,

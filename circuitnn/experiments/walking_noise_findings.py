@@ -175,7 +175,8 @@ def _layers_differ(summary: list[Row], layers: list[str]) -> Finding:
         separated = gap > 2 * error
         every = every and separated
         ordering = " < ".join(
-            f"{k} {fmt(r['midpoint'])}" for k, r in sorted(finite.items(), key=lambda i: i[1]["midpoint"])
+            f"{k} {fmt(r['midpoint'])}"
+            for k, r in sorted(finite.items(), key=lambda i: i[1]["midpoint"])
         )
         parts.append(
             f"{noise}: most sensitive {low} ({ordering}; gap {fmt(gap)} vs 2σ {fmt(2 * error)})"

@@ -53,7 +53,7 @@ def _grouped_bars(
             values,
             width,
             yerr=errors.get(name),
-            color=COLOURS.get(name, None),
+            color=COLOURS.get(name),
             label=name,
             capsize=2,
         )
@@ -80,9 +80,7 @@ def plot_midpoints(summary: list[Row], path: Path) -> Path:
 
 def _layer_means(rows: list[Row], regime: str, column: str, layers: list[str]) -> list[float]:
     return [
-        float(
-            np.mean([r[column] for r in rows if r["regime"] == regime and r["layer"] == layer])
-        )
+        float(np.mean([r[column] for r in rows if r["regime"] == regime and r["layer"] == layer]))
         for layer in layers
     ]
 
