@@ -77,6 +77,8 @@ class NoiseAnalysis:
                 "the integration band would be empty"
             )
         if self.bias is not None:
+            if not isinstance(self.bias, tuple | list):
+                raise ConfigError(f"bias: expected a list of volts, got {self.bias!r}")
             if len(self.bias) == 0:
                 raise ConfigError("bias: give at least one bias point (V)")
             for value in self.bias:
@@ -129,13 +131,17 @@ class SpeedAnalysis:
 
     def __post_init__(self) -> None:
         _frequency_grid(self.fmin, self.fmax, self.points_per_decade)
-        if not 0 < self.tolerance < 0.5:
+        if _positive(self.tolerance, "tolerance") >= 0.5:
             raise ConfigError(f"tolerance must be in (0, 0.5), got {self.tolerance!r}")
         for name in ("rise_time", "stop_time"):
             value = getattr(self, name)
             if value is not None:
                 _positive(value, f"{name} (s)")
-        if self.bias is not None and not math.isfinite(self.bias):
+        if self.bias is not None and (
+            isinstance(self.bias, bool)
+            or not isinstance(self.bias, int | float)
+            or not math.isfinite(self.bias)
+        ):
             raise ConfigError(f"bias must be a finite number of volts, got {self.bias!r}")
 
     def check(self, spec: NeuronSpec) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -90,9 +91,13 @@ def run_tasks(
         started: list[int] = []
         finished: set[int] = set()
         try:
+            garbage = _Garbage(backend != "loky")
             for number, result in _pass(parallel, streams, function, tasks, numbers, started):
                 finished.add(number)
+                garbage.add(result)
                 yield number, result
+                garbage.collect_if_due()
+            garbage.collect_if_due(force=True)
             if not alone:
                 pending = []
         except died as error:
@@ -116,6 +121,48 @@ def run_tasks(
             f"{' …' if len(names) > 8 else ''} (once with other tasks, then {retries} time(s) "
             f"alone; last: {message}); every other task finished"
         )
+
+
+class _Garbage:
+    """Collects reference cycles that hold results already handed on.
+
+    joblib's dask and Ray backends keep each result in a reference cycle (future ↔ callback),
+    so results the writer has already journaled stay in memory until Python's cyclic collector
+    runs, which can take hundreds of results: the writer's memory would grow with the campaign.
+    A collection (about 35 ms) every ``BUDGET`` bytes of results keeps it bounded.
+    """
+
+    BUDGET = 16 * 2**20  # bytes of results between collections
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.pending = 0
+
+    def add(self, result: Any) -> None:
+        """Count the bytes of a result just handed on."""
+        if self.enabled:
+            self.pending += _nbytes(result)
+
+    def collect_if_due(self, force: bool = False) -> None:
+        """Collect garbage if a budget of results (or, with ``force``, any) is waiting."""
+        if self.enabled and self.pending and (force or self.pending >= self.BUDGET):
+            gc.collect()
+            self.pending = 0
+
+
+def _nbytes(value: Any, depth: int = 0) -> int:
+    """Bytes of the numpy arrays in a result (dicts, sequences and dataclasses searched)."""
+    if hasattr(value, "nbytes") and hasattr(value, "dtype"):
+        return int(value.nbytes)
+    if depth > 3:
+        return 0
+    if isinstance(value, dict):
+        return sum(_nbytes(item, depth + 1) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(item, depth + 1) for item in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return sum(_nbytes(item, depth + 1) for item in vars(value).values())
+    return 0
 
 
 def _pass(
@@ -207,12 +254,15 @@ def _require(backend: str) -> None:
         )
 
 
-# A local cluster for long campaigns: no statistical profiler in the workers (it samples the
-# task's thread every 10 ms and competes with the chunk's Python work for the GIL), and short
-# histories in the scheduler, which lives in this process (the writer's): by default it keeps the
-# last 100 submitted graphs and an hour of system-monitor samples, so its memory would creep up
-# with every chunk for an hour
+# Dask settings for long campaigns. The client, in this process (the writer's), keeps its last
+# 1000 messages to the scheduler by default, task arguments included: 50 bound its memory to a
+# few chunks' parameters. A local cluster's scheduler lives in this process too, with the same
+# kind of histories (messages, events, the last 100 graphs, an hour of system-monitor samples),
+# so those are shortened as well; and its workers run without the statistical profiler, which
+# samples the task's thread every 10 ms and competes with the chunk's Python work for the GIL.
+_CLIENT_DASK = {"distributed.admin.low-level-log-length": 50}
 _LOCAL_DASK = {
+    **_CLIENT_DASK,
     "distributed.worker.profile.enabled": False,
     "distributed.diagnostics.computations.max-history": 4,
     "distributed.admin.system-monitor.log-length": 120,
@@ -226,11 +276,13 @@ def _dask_client(scheduler: str | None, workers: int) -> Any:
     client = _CLIENTS.get(key)
     if client is not None and client.status == "running":
         return client
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout=30, set_as_default=False)
+            with dask.config.set(_CLIENT_DASK):
+                client = Client(scheduler, timeout=30, set_as_default=False)
         except (OSError, TimeoutError) as error:
             raise ConfigError(
                 f"cannot connect to the dask scheduler at {scheduler}: {error}"
@@ -244,8 +296,6 @@ def _dask_client(scheduler: str | None, workers: int) -> Any:
                 "keeps global state per process, so start workers with --nthreads 1"
             )
     else:
-        import dask
-
         try:
             with dask.config.set(_LOCAL_DASK):
                 cluster = LocalCluster(
@@ -255,13 +305,13 @@ def _dask_client(scheduler: str | None, workers: int) -> Any:
                     dashboard_address=None,
                     silence_logs=logging.ERROR,
                 )
+                client = Client(cluster, set_as_default=False)
         except (RuntimeError, OSError, TimeoutError) as error:
             raise ConfigError(
                 f"could not start a local dask cluster of {workers} worker processes: {error} "
                 "(a script that starts one must guard its main code with "
                 "`if __name__ == '__main__':`, since the workers import it)"
             ) from None
-        client = Client(cluster, set_as_default=False)
     _CLIENTS[key] = client
     return client
 

@@ -67,8 +67,9 @@ class RunOptions:
             raise ConfigError(
                 f"engine {self.engine!r} must be one of {', '.join(available_engines())}"
             )
-        if not self.timeout > 0:
-            raise ConfigError(f"timeout must be positive seconds, got {self.timeout!r}")
+        timeout = self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
         jobs = self.jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
             raise ConfigError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -61,7 +62,7 @@ class Store:
                 f"store {self.path} cannot be read as HDF5 (corrupt or truncated?): {error}"
             ) from None
         try:
-            if handle.attrs.get("format") != "circuitnn-store":
+            if _text(handle.attrs.get("format", "")) != "circuitnn-store":
                 raise StoreError(f"{self.path} is an HDF5 file but not a circuitnn store")
             yield handle
         except CircuitnnError:
@@ -97,14 +98,14 @@ class Store:
                 rows.append(
                     {
                         "key": key,
-                        "neuron": str(group.attrs["neuron"]),
+                        "neuron": _text(group.attrs["neuron"]),
                         "n": int(group.attrs["n"]),
                         "failed": int(np.count_nonzero(group["status"][()] != 1)),
                         "seed": int(group.attrs["seed"]),
                         "temperature": float(group.attrs["temperature"]),
-                        "corner": str(group.attrs["corner"]),
+                        "corner": _text(group.attrs["corner"]),
                         "parameters": json.loads(group.attrs["nominal_parameters"]),
-                        "created": str(group.attrs["created"]),
+                        "created": _text(group.attrs["created"]),
                     }
                 )
         return sorted(rows, key=lambda row: row["created"])
@@ -190,6 +191,7 @@ class Store:
             lambda path: _write_family(path, family),
             lock_timeout,
             skip=lambda: family.key in self.keys(),
+            grows=_nbytes(vars(family)) + family.n * REASON_BYTES,
         )
 
     def commit_written(self, writer: FamilyWriter, lock_timeout: float = 600.0) -> None:
@@ -204,6 +206,7 @@ class Store:
             lambda path: _copy_group(writer.path, path, f"families/{writer.key}"),
             lock_timeout,
             skip=lambda: writer.key in self.keys(),
+            grows=2 * _size(writer.path),
         )
         writer.discard()
 
@@ -218,13 +221,20 @@ class Store:
             lambda path: _write_analysis(path, key, data),
             lock_timeout,
             skip=lambda: data.key in self.analyses(key),
+            grows=_nbytes(vars(data)) + len(data.reasons) * REASON_BYTES,
         )
 
     def _replace(
-        self, key: str, write: Callable[[Path], None], lock_timeout: float, skip: Callable[[], bool]
+        self,
+        key: str,
+        write: Callable[[Path], None],
+        lock_timeout: float,
+        skip: Callable[[], bool],
+        grows: int = 0,
     ) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.lock(lock_timeout):
+        """Copy the store, ``write`` into the copy, rename it over the store, under the lock; the
+        disk space for the copy and for ``grows`` more bytes is reserved before HDF5 writes."""
+        with self.lock(lock_timeout):  # (creates the store's folder)
             if self.path.exists() and skip():
                 return
             # temporaries exist only while their writer holds the lock: these are a dead one's
@@ -234,12 +244,19 @@ class Store:
             try:
                 if self.path.exists():
                     _clone_or_copy(self.path, temporary)
+                else:
+                    _empty_store(temporary)
+                _reserve(
+                    temporary, temporary.stat().st_size + grows, f"the new copy of {self.path}"
+                )
                 write(temporary)
                 with open(temporary, "rb") as handle:
                     os.fsync(handle.fileno())
                 os.replace(temporary, self.path)
                 _fsync_folder(self.path.parent)
-            except OSError as error:
+            except CircuitnnError:
+                raise
+            except Exception as error:  # OSError; h5py may say RuntimeError (disk full on close)
                 raise StoreError(
                     f"could not write family {key[:12]} to {self.path}: {error} "
                     "(the store was left as it was)"
@@ -251,7 +268,12 @@ class Store:
     def lock(self, timeout: float = 600.0) -> Iterator[None]:
         """Hold the store's exclusive lock file; :class:`StoreError` after ``timeout`` seconds."""
         lock_path = self.path.with_name(self.path.name + ".lock")
-        with open(lock_path, "a") as handle:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock_path, "a")  # noqa: SIM115 (closed by the with below)
+        except OSError as error:
+            raise StoreError(f"cannot create the lock file {lock_path}: {error}") from None
+        with handle:
             deadline = time.monotonic() + timeout
             while True:
                 try:
@@ -341,8 +363,20 @@ class Journal:
             self.folder.parent.rmdir()
 
     def clear(self) -> None:
-        """Delete the journal (after its family was committed)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete the journal (after its family was committed) — all but the scratch file of
+        another live process extracting the same family (it finds the family committed and
+        deletes its own); a dead process' scratch file goes."""
+        for path in self.folder.glob("*"):
+            owner = path.stem.rpartition("-")[2]
+            if path.suffix == ".h5" and owner.isdigit() and _alive(int(owner)):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
         with contextlib.suppress(OSError):
             self.folder.parent.rmdir()
 
@@ -373,12 +407,13 @@ class FamilyWriter:
             self._file = h5py.File(
                 self.path, mode, libver=LIBVER, rdcc_nbytes=self.CACHE_BYTES, rdcc_nslots=1021
             )
-            self._file.attrs["format"] = "circuitnn-store"
+            self._file.attrs["format"] = _attr("circuitnn-store")
             self._file.attrs["schema_version"] = SCHEMA_VERSION
             self._group = self._file.require_group("families").create_group(key)
         except (OSError, ValueError) as error:
             raise StoreError(f"cannot write family {key[:12]} to {self.path}: {error}") from None
         self._unit = ""
+        self._mode = mode
 
     def __enter__(self) -> FamilyWriter:
         return self
@@ -399,10 +434,10 @@ class FamilyWriter:
         """Provenance attributes, the input grid (V), the parameter table (N×P, SI) and dies."""
         self._unit = output_unit
         for name, value in attrs.items():
-            self._group.attrs[name] = value
+            self._group.attrs[name] = _attr(value)
         self._put("input", grid, "V")
         table = self._put("parameters", parameters, "SI (see columns)")
-        table.attrs["columns"] = json.dumps(list(parameter_names))
+        table.attrs["columns"] = _attr(json.dumps(list(parameter_names)))
         self._put("chip", chip)
 
     def write_rows(
@@ -422,6 +457,16 @@ class FamilyWriter:
 
         unit = self._unit
         try:
+            if self._mode == "w":  # the scratch file: claim the whole family's disk space now
+                self._mode = "r+"
+                row = sum(a.nbytes for a in (curves, supply_current, input_current, power, status))
+                row += sum(d.nbytes for d in descriptors.values())
+                row = row / max(1, len(status)) + REASON_BYTES
+                self._file.close()
+                need = self.path.stat().st_size + int(1.1 * row * self.n)
+                _reserve(self.path, need, f"the scratch file of family {self.key[:12]}")
+                self._file = _h5py_file(self.path, "r+", self.CACHE_BYTES)
+                self._group = self._file["families"][self.key]
             for name, values, dataset_unit, compress in (
                 ("curves", curves, unit, True),
                 ("supply_current", supply_current, "A", supply_current.shape[1] > 0),
@@ -430,15 +475,15 @@ class FamilyWriter:
             ):
                 self._rows(name, start, values, dataset_unit, compress)
             if "status" not in self._group:
-                self._create("status", status, None, False).attrs["meaning"] = (
+                self._create("status", status, None, False).attrs["meaning"] = _attr(
                     "1 = ok, 2 = failed (see failure_reason)"
                 )
             self._rows("status", start, status)
-            self._rows("failure_reason", start, np.array(list(reasons), dtype=object))
+            self._rows("failure_reason", start, _fixed_text(reasons), compress=True)
             for name, values in descriptors.items():
                 units = DESCRIPTOR_UNITS.get(name, "").replace("output unit", unit)
                 self._rows(f"descriptors/{name}", start, values, units)
-        except (OSError, ValueError, TypeError) as error:
+        except (OSError, ValueError, TypeError, RuntimeError) as error:
             raise StoreError(
                 f"cannot write instances {start}… of family {self.key[:12]} to {self.path}: {error}"
             ) from None
@@ -449,13 +494,13 @@ class FamilyWriter:
         try:
             self._put("nominal_curve", nominal_curve, self._unit)
             for name, value in (attrs or {}).items():
-                self._group.attrs[name] = value
+                self._group.attrs[name] = _attr(value)
             missing = [name for name in ("curves", "status") if name not in self._group]
             if missing:
                 raise StoreError(f"family {self.key[:12]}: no instances written ({missing})")
             self._file.flush()
             self._file.close()
-        except OSError as error:
+        except (OSError, RuntimeError) as error:  # h5py reports a failed flush as RuntimeError
             raise StoreError(
                 f"cannot finish family {self.key[:12]} in {self.path}: {error}"
             ) from None
@@ -470,7 +515,7 @@ class FamilyWriter:
     def _put(self, name: str, data: np.ndarray, unit: str | None = None) -> Any:
         dataset = self._group.create_dataset(name, data=data, **_checksummed(data))
         if unit is not None:
-            dataset.attrs["units"] = unit
+            dataset.attrs["units"] = _attr(unit)
         return dataset
 
     def _rows(
@@ -504,7 +549,7 @@ class FamilyWriter:
         options.update(_checksummed(values))
         dataset = self._group.create_dataset(name, shape=shape, **options)
         if unit is not None:
-            dataset.attrs["units"] = unit
+            dataset.attrs["units"] = _attr(unit)
         return dataset
 
 
@@ -537,7 +582,7 @@ def _copy_group(scratch: Path, path: Path, group: str) -> None:
     import h5py
 
     with h5py.File(scratch, "r") as source, h5py.File(path, "a", libver=LIBVER) as target:
-        target.attrs["format"] = "circuitnn-store"
+        target.attrs["format"] = _attr("circuitnn-store")
         target.attrs["schema_version"] = SCHEMA_VERSION
         parent, _, name = group.rpartition("/")
         source.copy(source[group], target.require_group(parent), name=name)
@@ -574,7 +619,7 @@ def _plain(value: Any) -> Any:
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
@@ -599,15 +644,19 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
     }
     with h5py.File(path, "a", libver=LIBVER) as handle:
         group = handle["families"][key].create_group(data.key)
-        group.attrs["kind"] = type(data).__name__
-        group.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat()
+        group.attrs["kind"] = _attr(type(data).__name__)
+        group.attrs["created"] = _attr(datetime.datetime.now(datetime.UTC).isoformat())
         for field in dataclasses.fields(data):
             value = getattr(data, field.name)
             if field.name == "key":
                 continue
             if field.name == "reasons":
+                reasons = _fixed_text(value)
                 group.create_dataset(
-                    "failure_reason", data=np.array(value, dtype=object), dtype=h5py.string_dtype()
+                    "failure_reason",
+                    data=reasons,
+                    compression="lzf",
+                    **_checksummed(reasons),
                 )
             elif isinstance(value, np.ndarray) and value.ndim > 0:
                 options = {"compression": "lzf", "shuffle": True}
@@ -618,11 +667,120 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
                     **_checksummed(value),
                 )
                 if field.name in units:
-                    dataset.attrs["units"] = units[field.name]
+                    dataset.attrs["units"] = _attr(units[field.name])
             else:
                 group.attrs[field.name] = float(value)
                 if field.name in units:
-                    group.attrs[f"{field.name}_units"] = units[field.name]
+                    group.attrs[f"{field.name}_units"] = _attr(units[field.name])
+
+
+REASON_BYTES = 256  # longest failure reason kept, UTF-8 bytes (a longer one is cut, with "…")
+
+
+def _attr(value: Any) -> Any:
+    """An attribute value as HDF5 keeps it inside the object's checksummed header: text as a
+    fixed-length UTF-8 string. (h5py writes ``str`` as a variable-length string, which lives in
+    HDF5's global heap: no checksum, and a damaged global heap can hang HDF5's reader.) h5py
+    reads such an attribute back as ``bytes``."""
+    if not isinstance(value, str):
+        return value
+    import h5py
+
+    encoded = value.encode("utf-8")
+    return np.array(encoded, dtype=h5py.string_dtype("utf-8", max(1, len(encoded))))
+
+
+def _fixed_text(texts: Any) -> np.ndarray:
+    """Texts as a fixed-length UTF-8 array of :data:`REASON_BYTES` (not variable-length strings,
+    for the reasons given in :func:`_attr`)."""
+    import h5py
+
+    rows = []
+    for text in texts:
+        encoded = str(text).encode("utf-8")
+        if len(encoded) > REASON_BYTES:
+            cut = "…".encode()
+            encoded = encoded[: REASON_BYTES - len(cut)].decode("utf-8", "ignore").encode() + cut
+        rows.append(encoded)
+    return np.array(rows, dtype=h5py.string_dtype("utf-8", REASON_BYTES)).reshape(len(rows))
+
+
+RESERVE_MARGIN = 1 << 20  # bytes reserved beyond an estimate (HDF5 metadata, chunk indexes)
+
+
+def _reserve(path: Path, size: int, what: str) -> None:
+    """Claim the disk space for ``path`` to grow to ``size`` (+ a margin) bytes before HDF5 writes
+    into it.
+
+    HDF5 does not survive a failed write well (a full disk has made it abort with a double free
+    inside ``H5Ocopy``, or crash when a file whose flush failed is closed), so the space is
+    claimed first with ``posix_fallocate``: a full disk, a quota or a file-size limit then fails
+    here with a clean :class:`StoreError`, before HDF5 writes a byte. HDF5 cuts the file back to
+    its real end when it closes a file it opened after this. File systems without fallocate are
+    left as they are.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(descriptor, 0, size + RESERVE_MARGIN)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return
+        raise StoreError(
+            f"not enough space for {what} ({path}): it needs about "
+            f"{(size + RESERVE_MARGIN) / 2**20:.1f} MiB ({error}); nothing was written to it"
+        ) from None
+    finally:
+        os.close(descriptor)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine), other than this one."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _size(path: Path) -> int:
+    """A file's size in bytes (0 if it is gone)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _nbytes(values: dict[str, Any]) -> int:
+    """Bytes of the arrays among ``values`` (and in dicts of arrays): an uncompressed size."""
+    total = 0
+    for value in values.values():
+        if isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif isinstance(value, dict):
+            total += _nbytes(value)
+    return total
+
+
+def _h5py_file(path: Path, mode: str, cache_bytes: int = 1 << 20) -> Any:
+    """An HDF5 file of the store's format (:data:`LIBVER`)."""
+    import h5py
+
+    return h5py.File(path, mode, libver=LIBVER, rdcc_nbytes=cache_bytes, rdcc_nslots=1021)
+
+
+def _empty_store(path: Path) -> None:
+    """A new store file holding no family yet."""
+    with _h5py_file(path, "w") as handle:
+        handle.attrs["format"] = _attr("circuitnn-store")
+        handle.attrs["schema_version"] = SCHEMA_VERSION
+        handle.create_group("families")
 
 
 def _families(handle: Any) -> Any:
@@ -649,7 +807,7 @@ def _read_analysis(group: Any, kind: str, wanted: str | None, cls: type) -> Any:
     elif not names:
         return None
     else:
-        chosen = max(names, key=lambda name: group[name].attrs.get("created", ""))
+        chosen = max(names, key=lambda name: _text(group[name].attrs.get("created", "")))
     data = group[chosen]
     values: dict[str, Any] = {"key": chosen}
     for field in dataclasses.fields(cls):

@@ -131,9 +131,11 @@ def iterate_sweep(
 
 
 def check_grid(spec: NeuronSpec, grid: dict[str, list[float]]) -> list[dict[str, float]]:
-    """The grid's points, after checking every name is a parameter of ``spec`` (or temperature)."""
-    if not grid:
+    """The grid's points, after checking every name is a parameter of ``spec`` (or temperature)
+    and parsing every value as a number (SPICE suffixes allowed; anything else is refused)."""
+    if not isinstance(grid, dict) or not grid:
         raise ConfigError("a sweep needs at least one parameter with values")
+    parsed: dict[str, list[float]] = {}
     for name, values in grid.items():
         if name != TEMPERATURE and name not in spec.parameters:
             raise ConfigError(
@@ -144,4 +146,5 @@ def check_grid(spec: NeuronSpec, grid: dict[str, list[float]]) -> list[dict[str,
             raise ConfigError(f"sweep parameter {name!r}: expected a list of values: {values!r}")
         if not values:
             raise ConfigError(f"sweep parameter {name!r} has no values")
-    return grid_points(grid)
+        parsed[name] = [parse_spice(value, f"sweep parameter {name}") for value in values]
+    return grid_points(parsed)

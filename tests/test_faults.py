@@ -34,8 +34,9 @@ The matrix (fault → what happens → data lost; tests):
 7. a truncated or corrupted HDF5 store → ``StoreError`` naming the file (checksums catch flipped
    bytes), the file left as it is; other families still load; a damaged journal chunk is
    recomputed → the damaged family only.  ``test_7_*`` (and ``test_store.py::test_damaged_store_*``)
-8. disk full while writing → ``StoreError`` naming the file; the store unchanged; finished chunks
-   kept; a rerun resumes → none.  ``test_8_*``
+8. disk full while writing (a chunk's journal file, the family's scratch file, the store's new
+   copy) → ``StoreError`` naming the file; the store unchanged; finished chunks kept; a rerun
+   resumes → none.  ``test_8_*``
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from circuitnn.family import Family
 from circuitnn.pipeline import family_key
 from circuitnn.simulate import FAILED, OK, simulate_chunk
 from circuitnn.spice import get_engine
-from circuitnn.store import Store
+from circuitnn.store import RESERVE_MARGIN, Store
 from circuitnn.sweep import apply_point, sweep_families
 from circuitnn.testbench import render_dc_bench
 from circuitnn.units import format_spice
@@ -340,12 +341,13 @@ def test_4_killed_worker_chunk_is_retried_on_another_worker(
 
 
 def test_4_chunk_that_always_kills_its_worker_is_named_after_the_others_finish(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulated: list[int]
 ) -> None:
     spec_path = _divider_copy(tmp_path, "always-segv")
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
     before = store.read_bytes()
+    counting = circuitnn.pipeline.simulate_chunk
     monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", _simulate_or_die)
     with pytest.raises(
         SimulationError,
@@ -360,16 +362,10 @@ def test_4_chunk_that_always_kills_its_worker_is_named_after_the_others_finish(
 
     # fixed (e.g. a worker with more memory): the rerun simulates only the lost chunk
     (tmp_path / "die").unlink()
-    real = simulate_chunk
-    starts: list[int] = []
-
-    def counting(spec: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
-        starts.append(int(table.index[0]))
-        return real(spec, table, *args, **kwargs)
-
     monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", counting)
+    simulated.clear()
     family = extract_family(spec_path, n=12, seed=0, store=store, options=options())
-    assert sorted(starts) == [-1, 4]  # chunk 4-7 and the nominal circuit
+    assert sorted(simulated) == [-1, 4]  # chunk 4-7 and the nominal circuit
     reference = extract_family(DATA / "divider.toml", n=12, seed=0, options=options())
     assert_same_family(family, reference)
     assert_same_family(Store(store).load(earlier.key), earlier)
@@ -390,7 +386,7 @@ def test_4_crashing_ngspice_marks_instances_failed(fake_ngspice: Callable[[str],
 
 # --- 5. the whole run is killed (SIGKILL) ----------------------------------------------------
 
-NEURON, N, SEED, CHUNK = "bjt_diffpair", 160, 13, 2
+NEURON, N, SEED, CHUNK = "bjt_diffpair", 80, 13, 2
 CHUNKS = N // CHUNK
 
 EXTRACT = """
@@ -572,7 +568,7 @@ def test_6_two_processes_writing_one_store_keep_every_family(tmp_path: Path) -> 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from circuitnn.store import Store
+from circuitnn.store import RESERVE_MARGIN, Store
 
 with Store(sys.argv[1]).lock():
     Path(sys.argv[2]).touch()
@@ -587,7 +583,7 @@ def test_6_second_writer_waits_for_the_lock_or_gets_a_clear_error(tmp_path: Path
     family = extract_family(DATA / "divider.toml", n=3, seed=9, options=options())
     held = tmp_path / "held"
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, store, held, "2.5"], stderr=subprocess.PIPE
+        [sys.executable, "-c", HOLD_LOCK, store, held, "1.5"], stderr=subprocess.PIPE
     )
     try:
         while not held.exists():
@@ -624,12 +620,13 @@ def _damage(data: bytearray, how: str, path: Path, divider: Family) -> bytearray
         return data[: keep.get(how, len(data) - 1)]
     if how == "flipped-superblock":
         offset = 20
-    elif how == "flipped-curves":  # in the middle of the divider's compressed curves
-        with h5py.File(path, "r") as handle:
-            chunk = handle["families"][divider.key]["curves"].id.get_chunk_info(0)
-        offset = chunk.byte_offset + chunk.size // 2
-    else:  # "flipped-index": a byte of the divider's name in the index of families
+    elif how == "flipped-index":  # a byte of the divider's name in the index of families
         offset = data.index(divider.key.encode()) + 5
+    else:  # in the middle of a dataset's (compressed or plain) data: the checksum catches it
+        name = how.removeprefix("flipped-")
+        with h5py.File(path, "r") as handle:
+            chunk = handle["families"][divider.key][name].id.get_chunk_info(0)
+        offset = chunk.byte_offset + chunk.size // 2
     data[offset] ^= 0x5A
     return data
 
@@ -643,6 +640,7 @@ def _damage(data: bytearray, how: str, path: Path, divider: Family) -> bytearray
         "flipped-superblock",
         "flipped-index",
         "flipped-curves",
+        "flipped-parameters",
     ],
 )
 def test_7_damaged_store_is_a_store_error_naming_the_file(
@@ -655,9 +653,9 @@ def test_7_damaged_store_is_a_store_error_naming_the_file(
     store = Store(bad)
     with pytest.raises(StoreError, match=r"store .*damaged\.h5 .*(corrupt|damaged)"):
         store.load(divider.key)
-    if how == "flipped-curves":
-        # the checksum of the damaged chunk catches it; the other family is untouched
-        with pytest.raises(StoreError, match=r"damaged\.h5 is damaged: .*checksum"):
+    if how in ("flipped-curves", "flipped-parameters"):
+        # the damaged HDF5 chunk fails its Fletcher-32 checksum; the other family is untouched
+        with pytest.raises(StoreError, match=r"damaged\.h5 is damaged: .*filter returned failure"):
             store.load(divider.key)
         assert sorted(store.keys()) == sorted([divider.key, diode.key])
         assert_same_family(store.load(diode.key), diode)
@@ -673,34 +671,38 @@ def test_7_damaged_store_is_a_store_error_naming_the_file(
     assert bad.read_bytes() == before
 
 
-def test_7_damaged_journal_chunk_is_recomputed(tmp_path: Path, simulated: list[int]) -> None:
-    """A flipped byte in a journaled chunk fails its zip CRC: it is discarded, never trusted."""
+def test_7_damaged_journal_chunks_are_recomputed(tmp_path: Path, simulated: list[int]) -> None:
+    """A journaled chunk with a flipped byte fails its zip CRC, half a zip file does not open, a
+    temporary left by a killed write is ignored: none is trusted, each is recomputed."""
     spec = data_spec("divider")
     store = Store(tmp_path / "families.h5")
-    journal = store.journal(family_key(spec, MonteCarlo(n=8, seed=1)), 4)
+    journal = store.journal(family_key(spec, MonteCarlo(n=12, seed=1)), 4)
     for start in (0, 4):
-        table = sample_parameters(spec, MonteCarlo(n=8, seed=1), start, start + 4)
+        table = sample_parameters(spec, MonteCarlo(n=12, seed=1), start, start + 4)
         journal.save_arrays(f"chunk-{start:09d}", simulate_chunk(spec, table).to_arrays())
     chunk = journal.folder / "chunk-000000004.npz"
-    data = bytearray(chunk.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    chunk.write_bytes(data)
+    flipped = bytearray(chunk.read_bytes())
+    flipped[len(flipped) // 2] ^= 0x01
+    chunk.write_bytes(flipped)
     assert journal.load_arrays("chunk-000000004") is None  # refused, and deleted
     assert not chunk.exists()
 
-    chunk.write_bytes(data)  # damaged again: an extraction recomputes it
+    chunk.write_bytes(flipped)
+    (journal.folder / "chunk-000000008.npz").write_bytes(b"half a zip file")
+    (journal.folder / "chunk-000000008.4242.tmp").write_bytes(b"left by a killed write")
     simulated.clear()
-    family = extract_family(DATA / "divider.toml", n=8, seed=1, store=store, options=options())
-    assert sorted(simulated) == [-1, 4]  # chunk 0 came from the journal
-    reference = extract_family(DATA / "divider.toml", n=8, seed=1, options=options())
+    family = extract_family(DATA / "divider.toml", n=12, seed=1, store=store, options=options())
+    assert sorted(simulated) == [-1, 4, 8]  # chunk 0 came from the journal
+    reference = extract_family(DATA / "divider.toml", n=12, seed=1, options=options())
     assert_same_family(family, reference)
+    assert not journal.folder.exists()
 
 
 # --- 8. disk full while writing --------------------------------------------------------------
 
 
 def test_8_disk_full_while_journaling_a_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulated: list[int]
 ) -> None:
     """Injection: numpy's writer writes part of the second chunk's file, then fails with ENOSPC
     (what a full disk does to ``write``)."""
@@ -732,16 +734,9 @@ def test_8_disk_full_while_journaling_a_chunk(
     assert _files(journal) == {"chunk-000000000.npz"}  # the finished chunk; no partial file
 
     monkeypatch.setattr(np, "savez", savez)  # space freed: the rerun resumes
-    real = simulate_chunk
-    starts: list[int] = []
-
-    def counting(spec: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
-        starts.append(int(table.index[0]))
-        return real(spec, table, *args, **kwargs)
-
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", counting)
+    simulated.clear()
     family = extract_family(DATA / "divider.toml", n=12, seed=1, store=store, options=options())
-    assert sorted(starts) == [-1, 4, 8]
+    assert sorted(simulated) == [-1, 4, 8]
     assert_same_family(family, extract_family(DATA / "divider.toml", n=12, seed=1))
     assert _files(tmp_path) == {"families.h5", "families.h5.lock"}
 
@@ -763,39 +758,40 @@ except CircuitnnError as error:
 """
 
 
-def test_8_disk_full_while_committing(tmp_path: Path, simulated: list[int]) -> None:
+@pytest.mark.parametrize("where", ["scratch", "commit"])
+def test_8_disk_full_while_writing_the_family_or_the_store(
+    tmp_path: Path, where: str, simulated: list[int]
+) -> None:
     """Injection: a real file-size limit (RLIMIT_FSIZE) in the child process running the
-    extraction, between the store's size before and after the commit: the kernel refuses the
-    write that would grow the store's new copy past it (EFBIG, as ENOSPC on a full disk)."""
+    extraction; the kernel refuses to grow a file past it (EFBIG, as ENOSPC on a full disk).
+    ``scratch``: below what the family's scratch HDF5 file needs; ``commit``: above that, below
+    what the store's new copy needs. (The store claims that space before HDF5 writes.)"""
     store = tmp_path / "families.h5"
     spec = DATA / "divider.toml"
-    earlier = extract_family(spec, n=12, seed=0, store=store, options=options())
+    earlier = extract_family(spec, n=300, seed=0, store=store, options=options(chunk_size=100))
     before = store.read_bytes()
-    reference_store = tmp_path / "reference" / "families.h5"
-    extract_family(spec, n=12, seed=0, store=reference_store, options=options())
-    reference = extract_family(spec, n=12, seed=1, store=reference_store, options=options())
-    limit = (len(before) + reference_store.stat().st_size) // 2
+    limit = RESERVE_MARGIN // 2 if where == "scratch" else RESERVE_MARGIN + len(before)
 
     child = _run_child(DISK_FULL, spec, store, limit)
     assert child.returncode == 0, child.stderr
     kind, message = json.loads(child.stdout.splitlines()[-1])
     assert kind == "StoreError"
-    assert re.search(r"families\.h5.*(File too large|errno = 27)", message), message
+    written = "the scratch file of family" if where == "scratch" else "the new copy of"
+    assert re.search(
+        rf"not enough space for {written} .*families\.h5.*: it needs about .* MiB "
+        r"\(\[Errno 27\] File too large\); nothing was written to it",
+        message,
+    ), message
     assert store.read_bytes() == before  # the store was left as it was
     assert_same_family(Store(store).load(earlier.key), earlier)
-    journal = Store(store).journal(reference.key, 4).folder
-    assert {
-        "chunk-000000000.npz",
-        "chunk-000000004.npz",
-        "chunk-000000008.npz",
-        "nominal.npz",
-    } <= _files(journal)  # every finished chunk kept
+    key = family_key(data_spec("divider"), MonteCarlo(n=12, seed=1))
+    saved = _journal_chunks(Store(store).journal(key, 4).folder)
+    assert saved == ({0} if where == "scratch" else {0, 4, 8})  # finished chunks kept
 
     simulated.clear()
     family = extract_family(spec, n=12, seed=1, store=store, options=options())
-    assert simulated == []  # the rerun only commits: everything came from the journal
-    assert_same_family(family, reference)
-    assert _files(tmp_path) - {"reference/families.h5", "reference/families.h5.lock"} == {
-        "families.h5",
-        "families.h5.lock",
-    }
+    expected = [-1, 4, 8] if where == "scratch" else []  # after a failed commit: nothing
+    assert sorted(simulated) == expected
+    assert_same_family(family, extract_family(spec, n=12, seed=1, options=options()))
+    assert_same_family(Store(store).load(earlier.key), earlier)
+    assert _files(tmp_path) == {"families.h5", "families.h5.lock"}

@@ -114,7 +114,7 @@ def test_whole_model_state_dict_keeps_chips_and_mismatch(families, tmp_path):
     torch.save(model.state_dict(), tmp_path / "model.pt")
     resample_chips(model, 123)
     assert not torch.equal(model(x), before)
-    model.load_state_dict(torch.load(tmp_path / "model.pt"))
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
     assert torch.equal(model(x), before)
 
 

@@ -192,7 +192,7 @@ def test_state_dict_round_trip_keeps_the_chip_and_resample_changes_it(tanh_famil
     torch.save(act.state_dict(), tmp_path / "act.pt")
     other = CircuitActivation(tanh_family, 10, generator=6)
     assert not torch.equal(other.chip, act.chip)
-    other.load_state_dict(torch.load(tmp_path / "act.pt"))
+    other.load_state_dict(torch.load(tmp_path / "act.pt", weights_only=True))
     assert torch.equal(other.chip, act.chip)
     torch.testing.assert_close(other(x), before, rtol=0, atol=0)
     assert set(act.state_dict()) == {"chip", "table", "sigma_table"}

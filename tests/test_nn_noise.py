@@ -233,7 +233,7 @@ def test_weight_noise_per_chip_is_fixed_until_resampled(tmp_path):
     torch.save(layer.state_dict(), tmp_path / "layer.pt")
     layer.resample(2)
     assert not torch.equal(layer(x), first)
-    layer.load_state_dict(torch.load(tmp_path / "layer.pt"))
+    layer.load_state_dict(torch.load(tmp_path / "layer.pt", weights_only=True))
     assert torch.equal(layer(x), first)
     layer.weight_noise = WeightNoiseSpec("multiplicative", 0.1, biases=False, in_eval=False)
     layer.eval()

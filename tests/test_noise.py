@@ -357,7 +357,7 @@ def test_noise_is_added_to_a_stored_family_without_rerunning_dc(
         assert shapes["status"] == (5,) and shapes["failure_reason"] == (5,)
         np.testing.assert_array_equal(group["bias"][()], [-1.0, 1.0, 3.0])
         np.testing.assert_array_equal(group["psd"][()], with_noise.noise.psd)
-        assert group["frequency"].attrs["units"] == "Hz"
+        assert group["frequency"].attrs["units"] == b"Hz"  # fixed-length text: bytes in h5py
         assert group.attrs["bandwidth"] == analysis.bandwidth
         # the DC datasets are untouched
         np.testing.assert_array_equal(handle["families"][family.key]["curves"][()], family.curves)

@@ -1,0 +1,420 @@
+"""Property tests: random and malformed inputs thrown at the public API.
+
+Specs (dicts into :func:`spec_from_dict`, TOML text into :func:`load_spec`), parameter strings
+(:func:`parse_spice`), sweep definitions (:func:`parse_grid`, :func:`sweep_families`'s grid check)
+and store contents (random bytes, truncations and flipped bytes of a real store, HDF5 files of the
+wrong structure written here with h5py): every one ends in a result or a
+:class:`~circuitnn.errors.CircuitnnError` subclass with a message — never another exception,
+never a hang (hypothesis' deadline per example, and a watchdog that aborts the run with a
+traceback if one call never returns). An accepted spec renders a netlist without a ``.control``
+line or a ``shell`` command, whatever text its fields held.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import math
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from helpers import DATA, options
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from circuitnn import extract_family
+from circuitnn.analyses import NoiseAnalysis
+from circuitnn.errors import CircuitnnError, ConfigError, StoreError
+from circuitnn.netlist import check_safe
+from circuitnn.spec import load_spec, spec_from_dict
+from circuitnn.store import Store
+from circuitnn.sweep import check_grid, parse_grid
+from circuitnn.testbench import render_dc_bench
+from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
+
+FAST = settings(
+    max_examples=80,
+    deadline=2000,  # ms per example: generous for a loaded 2-core machine, far from a hang
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+
+INJECTIONS = [
+    "1u\n.control\nshell touch PWNED\n.endc",
+    "1k\n.end",
+    "x\n.control",
+    "shell rm -rf /",
+    "{r1*2}",
+    "1k ; .exec shell",
+    "in\n.control",
+]
+texts = st.one_of(st.text(max_size=40), st.sampled_from(INJECTIONS))
+spice_like = st.from_regex(
+    r"\A\s?[+-]?[0-9]{0,60}\.?[0-9]{0,5}(e[+-]?[0-9]{1,25})?(meg|mil|[tgkmunpfaµ])?[a-zA-Z]{0,4}"
+    r"\s?\Z"
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(),
+    texts,
+    spice_like,
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@pytest.fixture(autouse=True)
+def _watchdog() -> Iterator[None]:
+    """A call that never returns (a hang, even inside C code) aborts with every thread's stack."""
+    faulthandler.dump_traceback_later(120, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    """``call()``'s result, or the CircuitnnError it raised (checked to carry a message)."""
+    try:
+        return call()
+    except CircuitnnError as error:
+        assert str(error).strip(), f"{type(error).__name__} without a message"
+        return error
+
+
+# --- parameter strings ---------------------------------------------------------------------
+
+
+@FAST
+@given(st.one_of(scalars, st.binary(max_size=20), st.lists(st.integers(), max_size=2)))
+def test_parse_spice_gives_a_finite_number_or_a_config_error(value: object) -> None:
+    from circuitnn.units import parse_spice
+
+    result = outcome(lambda: parse_spice(value, "the_field"))
+    if isinstance(result, CircuitnnError):
+        assert isinstance(result, ConfigError)
+        assert str(result).startswith("the_field: ")
+        return
+    assert isinstance(result, float) and math.isfinite(result)
+    if isinstance(value, str):
+        assert "\n" not in value.strip()  # no second line ever passes for a number
+
+
+# --- sweep definitions -----------------------------------------------------------------------
+
+assignments = st.one_of(
+    texts,
+    st.builds(
+        lambda name, values: f"{name}={','.join(values)}",
+        st.sampled_from(["r1", "r2", "rs", "temperature", "w", "R1", ""]) | st.text(max_size=6),
+        st.lists(spice_like | texts, max_size=4),
+    ),
+)
+
+
+@FAST
+@given(st.one_of(st.lists(assignments, max_size=4), texts, st.lists(scalars, max_size=2)))
+def test_sweep_definitions_give_a_grid_or_a_config_error(definition: Any) -> None:
+    spec = load_spec(DATA / "divider.toml")
+    grid = outcome(lambda: parse_grid(definition))
+    if isinstance(grid, CircuitnnError):
+        assert isinstance(grid, ConfigError)
+        return
+    for values in grid.values():
+        assert all(isinstance(v, float) and math.isfinite(v) for v in values)
+    points = outcome(lambda: check_grid(spec, grid))
+    if not isinstance(points, CircuitnnError):
+        assert len(points) == math.prod(len(values) for values in grid.values())
+
+
+@FAST
+@given(st.dictionaries(st.sampled_from(["r1", "r2", "temperature"]) | texts, json_values))
+def test_sweep_grids_from_python_give_points_or_a_config_error(grid: dict[str, Any]) -> None:
+    from circuitnn.sweep import apply_point
+
+    spec = load_spec(DATA / "divider.toml")
+    points = outcome(lambda: check_grid(spec, grid))
+    if isinstance(points, CircuitnnError):
+        return
+    for point in points[:4]:  # every value was parsed as a number, and goes into the spec so
+        assert all(isinstance(v, float) and math.isfinite(v) for v in point.values())
+        outcome(lambda point=point: apply_point(spec, point))
+
+
+# --- specs -------------------------------------------------------------------------------------
+
+BASE = tomllib.loads((DATA / "divider.toml").read_text())
+
+
+def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+PATHS = _paths(BASE)
+
+
+def _mutated(edits: list[tuple[int, bool, Any, str]]) -> dict[str, Any]:
+    """The divider's spec data with some entries replaced, deleted or added."""
+    import copy
+
+    data = copy.deepcopy(BASE)
+    for number, delete, value, new_key in edits:
+        path = PATHS[number % len(PATHS)]
+        parent: Any = data
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if delete:
+                del parent[path[-1]]
+            elif isinstance(parent, dict) and new_key:
+                parent[new_key] = value
+            else:
+                parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier edit removed or replaced the path
+    return data
+
+
+def _check_spec_result(spec: Any) -> None:
+    """An accepted spec renders a bench with numbers only: no control lines, no shell."""
+    if isinstance(spec, CircuitnnError):
+        return
+    for table in (
+        outcome(lambda: nominal_table(spec)),
+        outcome(lambda: sample_parameters(spec, MonteCarlo(n=2, seed=1))),
+    ):
+        if isinstance(table, CircuitnnError):
+            continue
+        bench = outcome(lambda table=table: render_dc_bench(spec, table))
+        if not isinstance(bench, CircuitnnError):
+            check_safe(bench.text, "the rendered bench")  # NetlistError fails the test
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10**6), st.booleans(), json_values, st.sampled_from(["", "", "x"])
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_malformed_spec_dicts_give_a_spec_or_a_circuitnn_error(
+    edits: list[tuple[int, bool, Any, str]],
+) -> None:
+    spec = outcome(lambda: spec_from_dict(_mutated(edits), DATA, "<random spec>"))
+    _check_spec_result(spec)
+
+
+@FAST
+@given(st.one_of(json_values, st.dictionaries(st.sampled_from(list(BASE)) | texts, json_values)))
+def test_random_spec_data_gives_a_spec_or_a_circuitnn_error(data: Any) -> None:
+    _check_spec_result(outcome(lambda: spec_from_dict(data, DATA, "<random spec>")))
+
+
+NETLIST_LINES = [
+    ".subckt divider in out vdd gnd params: r1=1k r2=3k rs=10k",
+    "R1 in out {r1}",
+    "R2 out gnd {r2}",
+    "Rs vdd gnd {rs}",
+    ".ends divider",
+    ".control",
+    "shell touch PWNED",
+    ".endc",
+    "+ r9=1",
+    '.include "divider.cir"',
+    ".include /nonexistent/models.lib",
+    ".lib models.lib tt",
+    ".lib tt",
+    "* a comment",
+]
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("properties")
+    (folder / "divider.cir").write_text((DATA / "divider.cir").read_text())
+    return folder
+
+
+@FAST
+@given(st.lists(st.sampled_from(NETLIST_LINES) | st.text(max_size=30), max_size=10))
+def test_random_netlists_give_a_spec_or_a_circuitnn_error(scratch: Path, lines: list[str]) -> None:
+    (scratch / "random.cir").write_text("\n".join(lines) + "\n")
+    data = dict(BASE, netlist="random.cir")
+    spec = outcome(lambda: spec_from_dict(data, scratch, "<random netlist>"))
+    _check_spec_result(spec)
+    assert not (scratch / "PWNED").exists()
+
+
+BASE_TOML = (DATA / "divider.toml").read_text().splitlines()
+
+
+@FAST
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.lists(
+            st.tuples(st.integers(0, 200), st.sampled_from(["drop", "dup", "set", "add"]), texts),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+)
+def test_toml_text_gives_a_spec_or_a_circuitnn_error(scratch: Path, text: Any) -> None:
+    if not isinstance(text, str):  # edits of the divider's own TOML text
+        lines = list(BASE_TOML)
+        for number, action, new in text:
+            index = number % len(lines)
+            if action == "drop":
+                del lines[index]
+            elif action == "dup":
+                lines.insert(index, lines[index])
+            elif action == "set" and "=" in lines[index]:
+                lines[index] = lines[index].split("=")[0] + "= " + new
+            else:
+                lines.insert(index, new)
+            if not lines:
+                lines = [""]
+        text = "\n".join(lines)
+    path = scratch / "random.toml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    _check_spec_result(outcome(lambda: load_spec(path)))
+
+
+# --- store contents ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_store(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The bytes of a real store: two families, one with a noise analysis."""
+    path = tmp_path_factory.mktemp("real_store") / "families.h5"
+    noise = NoiseAnalysis(
+        bias_points=2, fmin=1e3, fmax=1e5, points_per_decade=2, bandwidth=1e4, input_referred=False
+    )
+    extract_family(DATA / "divider.toml", n=3, seed=1, store=path, options=options(), noise=noise)
+    extract_family(DATA / "diode_r.toml", n=2, seed=2, store=path, options=options())
+    return path.read_bytes()
+
+
+def _exercise(path: Path) -> None:
+    """Every read of the store API: each gives a result or a StoreError naming the file."""
+    store = Store(path)
+    results = [outcome(store.keys), outcome(store.describe), outcome(lambda: store.resolve(None))]
+    keys = results[0] if isinstance(results[0], list) else []
+    for key in keys[:3]:
+        results += [
+            outcome(lambda key=key: store.load(key)),
+            outcome(lambda key=key: store.analyses(key)),
+        ]
+    for result in results:
+        if isinstance(result, CircuitnnError):
+            assert isinstance(result, StoreError), repr(result)
+            assert path.name in str(result), str(result)
+
+
+@settings(FAST, max_examples=80)
+@given(st.binary(max_size=3000), st.booleans())
+def test_random_bytes_as_a_store_give_a_store_error(scratch: Path, data: bytes, hdf5: bool) -> None:
+    path = scratch / "random.h5"
+    path.write_bytes((b"\x89HDF\r\n\x1a\n" if hdf5 else b"") + data)
+    _exercise(path)
+
+
+@settings(FAST, max_examples=80)
+@given(st.data())
+def test_truncated_or_flipped_store_gives_a_result_or_a_store_error(
+    scratch: Path, real_store: bytes, data: st.DataObject
+) -> None:
+    content = bytearray(real_store)
+    if data.draw(st.booleans(), label="truncate"):
+        content = content[: data.draw(st.integers(0, len(content) - 1), label="length")]
+    else:
+        for _ in range(data.draw(st.integers(1, 3), label="flips")):
+            offset = data.draw(st.integers(0, len(content) - 1), label="offset")
+            content[offset] ^= data.draw(st.integers(1, 255), label="mask")
+    path = scratch / "damaged.h5"
+    path.write_bytes(bytes(content))
+    _exercise(path)
+
+
+def _objects(content: bytes, scratch: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    path = scratch / "listing.h5"
+    path.write_bytes(content)
+    objects: list[str] = []
+    attributes: list[tuple[str, str]] = [("/", name) for name in ("format", "schema_version")]
+    with h5py.File(path, "r") as handle:
+
+        def visit(name: str, item: Any) -> None:
+            objects.append(name)
+            attributes.extend((name, attribute) for attribute in item.attrs)
+
+        handle.visititems(visit)
+    return objects, attributes
+
+
+odd_values = st.one_of(
+    st.integers(-(2**31), 2**31),
+    st.floats(),
+    st.text(max_size=10),
+    st.binary(max_size=10),
+    st.sampled_from(["[", "{}", '["a", 1]', "null", "nan"]),
+    st.builds(np.zeros, st.tuples(st.integers(0, 3), st.integers(0, 3))),
+)
+OPERATIONS = ["delete", "dataset", "group", "drop_attribute", "set_attribute"]
+
+
+@settings(FAST, max_examples=60)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10**6), odd_values),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_store_of_the_wrong_structure_gives_a_result_or_a_store_error(
+    scratch: Path, real_store: bytes, operations: list[tuple[str, int, Any]]
+) -> None:
+    """A well-formed HDF5 file whose groups, datasets and attributes are not what a store holds
+    (deleted, replaced by a dataset of another type or shape, by a group, odd attribute values)."""
+    objects, attributes = _objects(real_store, scratch)
+    path = scratch / "restructured.h5"
+    path.write_bytes(real_store)
+    with h5py.File(path, "r+") as handle:
+        for operation, number, value in operations:
+            name = objects[number % len(objects)]
+            owner, attribute = attributes[number % len(attributes)]
+            try:
+                if operation == "delete":
+                    del handle[name]
+                elif operation in ("dataset", "group"):
+                    del handle[name]
+                    if operation == "group":
+                        handle.create_group(name)
+                    else:
+                        handle[name] = value
+                elif operation == "drop_attribute":
+                    del handle[owner].attrs[attribute]
+                else:
+                    handle[owner].attrs[attribute] = value
+            except (KeyError, TypeError, ValueError, OSError):
+                pass  # the object is gone already, or h5py cannot store that value
+    _exercise(path)
