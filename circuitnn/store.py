@@ -1,14 +1,19 @@
-"""The HDF5 store of families: one file, one group per family, named by a content hash.
+"""The HDF5 store of families: an index file, and one HDF5 file per family beside it.
+
+Layout: the store ``PATH`` (say ``families.h5``) is a small index file whose group ``families``
+holds one HDF5 external link per family, named by the family's content hash, to the family's own
+file ``PATH.d/KEY.h5``; plain h5py follows the links (``h5py.File(PATH)["families"][KEY]``).
 
 Crash safety: finished chunks of a running extraction go to a journal folder beside the store
 (``STORE.partial/KEY/``, one ``.npz`` per chunk, each written to a temporary name and renamed), so
 a killed run loses at most the chunks in flight and a rerun resumes. The family is written slice by
 slice, as chunks arrive, into a scratch HDF5 file in that folder (:class:`FamilyWriter`; a scratch
 file is never trusted after a crash: a rerun writes a new one from the journal). A complete family
-is committed by copying the store to a temporary file (a reflink clone where the file system has
-them), copying the family's group into it and atomically renaming it over the store, under an
-exclusive lock file, so readers and a killed writer only ever see the old or the new file — never
-a half-written one. This is the only module that imports h5py.
+is committed under an exclusive lock file by renaming its scratch file into ``PATH.d/`` and then
+rewriting the index atomically (copy, add the link, rename over); an analysis added later goes into
+a copy of the family's file that is renamed over it. So readers and a killed writer only ever see
+old or new files — never a half-written one — and a commit costs the size of one family (or of the
+index), not of the store. This is the only module that imports h5py.
 """
 
 from __future__ import annotations
@@ -41,7 +46,15 @@ LIBVER = ("v110", "latest")
 
 
 class Store:
-    """An HDF5 file of families at ``path`` (created on first commit)."""
+    """An HDF5 store of families at ``path`` (created on first commit).
+
+    ``path`` is the store's index file; each family lives in its own HDF5 file in the folder
+    ``PATH.d/`` beside it (``KEY.h5``), and the index holds an HDF5 external link to it at
+    ``/families/KEY``, so plain h5py reads ``h5py.File(PATH)["families"][KEY]`` across the link.
+    Committing a family renames its finished file into the folder and rewrites only the small
+    index: the cost of a commit does not grow with the store. (Stores written before this layout,
+    with the families inside the one file, are read and extended as they are.)
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
@@ -49,34 +62,45 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
+    @property
+    def folder(self) -> Path:
+        """The folder of the store's family files (``PATH.d``)."""
+        return self.path.with_name(self.path.name + ".d")
+
+    def family_path(self, key: str) -> Path:
+        """The file of family ``key`` (whether or not it exists yet)."""
+        return self.folder / f"{key}.h5"
+
     @contextlib.contextmanager
     def _open(self) -> Iterator[Any]:
-        import h5py
-
+        """The index file, read-only; any failure inside is a :class:`StoreError` naming it."""
         if not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
-        try:
-            handle = h5py.File(self.path, "r")
-        except Exception as error:  # OSError mostly; whatever a damaged file makes HDF5 say
-            raise StoreError(
-                f"store {self.path} cannot be read as HDF5 (corrupt or truncated?): {error}"
-            ) from None
-        try:
-            if _text(handle.attrs.get("format", "")) != "circuitnn-store":
-                raise StoreError(f"{self.path} is an HDF5 file but not a circuitnn store")
+        with _open_store_file(self.path, f"store {self.path}") as handle:
             yield handle
-        except CircuitnnError:
-            raise
-        except Exception as error:
-            # a damaged file fails in many ways (OSError from HDF5, a checksum or filter error, a
-            # group where a dataset belongs, an attribute of the wrong type or bad JSON): the
-            # caller gets one clear StoreError naming the file
+
+    @contextlib.contextmanager
+    def _family(self, key: str) -> Iterator[Any]:
+        """The HDF5 group of family ``key``, read-only (from its own file, or from the index file
+        for a store of the older one-file layout)."""
+        import h5py
+
+        with self._open() as handle:
+            families = _families(handle)
+            if key not in families:
+                raise StoreError(f"no family {key} in {self.path}")
+            link = families.get(key, getlink=True)
+            if not isinstance(link, h5py.ExternalLink):
+                yield families[key]
+                return
+        path = self.folder / Path(link.filename).name
+        if not path.exists():
             raise StoreError(
-                f"store {self.path} is damaged: {type(error).__name__}: {error}"
-            ) from None
-        finally:
-            with contextlib.suppress(Exception):
-                handle.close()
+                f"store {self.path}: the file of family {key[:12]}, {path}, is missing "
+                "(a store is its index file and its folder; move and copy them together)"
+            )
+        with _open_store_file(path, f"store {self.path}: family file {path}") as handle:
+            yield handle[link.path]
 
     def keys(self) -> list[str]:
         """Keys of the families in the store (empty if the file does not exist yet)."""
@@ -90,11 +114,9 @@ class Store:
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per family: key, neuron, n, failed count, seed, temperature, corner, created."""
-        if not self.path.exists():
-            return []
         rows = []
-        with self._open() as handle:
-            for key, group in _families(handle).items():
+        for key in self.keys():
+            with self._family(key) as group:
                 rows.append(
                     {
                         "key": key,
@@ -112,14 +134,15 @@ class Store:
 
     def resolve(self, selector: str | None = None) -> str:
         """The key of the family named by a key, a unique key prefix or a neuron name (newest)."""
-        rows = self.describe()
-        if not rows:
+        keys = self.keys()
+        if not keys:
             raise StoreError(f"store {self.path} holds no families")
+        by_key = [key for key in keys if selector is not None and key.startswith(selector)]
+        if selector in keys or len(by_key) == 1:  # (reads no other family's file)
+            return selector if selector in keys else by_key[0]
+        rows = self.describe()
         if selector is None:
             return rows[-1]["key"]
-        by_key = [row["key"] for row in rows if row["key"].startswith(selector)]
-        if len(by_key) == 1:
-            return by_key[0]
         by_neuron = [row["key"] for row in rows if row["neuron"] == selector]
         if by_neuron:
             return by_neuron[-1]
@@ -143,8 +166,7 @@ class Store:
         curve) in little memory.
         """
         key = self.resolve(selector)
-        with self._open() as handle:
-            group = handle["families"][key]
+        with self._family(key) as group:
             attrs = {name: _plain(value) for name, value in group.attrs.items()}
             descriptors = {name: group["descriptors"][name][()] for name in group["descriptors"]}
 
@@ -178,91 +200,124 @@ class Store:
 
     def analyses(self, key: str) -> list[str]:
         """Keys of the analyses (``noise-…``, ``speed-…``) stored with family ``key``."""
-        with self._open() as handle:
-            if key not in _families(handle):
-                raise StoreError(f"no family {key} in {self.path}")
-            group = handle["families"][key]
+        with self._family(key) as group:
             return sorted(name for name in group if name.startswith(("noise-", "speed-")))
 
     def commit(self, family: Family, lock_timeout: float = 600.0) -> None:
-        """Add ``family`` (held in memory) atomically (copy, write, rename) under the lock file."""
-        self._replace(
-            family.key,
-            lambda path: _write_family(path, family),
-            lock_timeout,
-            skip=lambda: family.key in self.keys(),
-            grows=_nbytes(vars(family)) + family.n * REASON_BYTES,
-        )
-
-    def commit_written(self, writer: FamilyWriter, lock_timeout: float = 600.0) -> None:
-        """Add the family that ``writer`` finished writing (slice by slice, in its scratch file)
-        atomically: under the lock file, the store is copied, the family's group copied in from
-        the scratch file (chunk by chunk, so memory stays small) and the copy renamed over the
-        store. The scratch file is deleted afterwards."""
-        if not writer.finished:
-            raise StoreError(f"family {writer.key[:12]} is not completely written; not committed")
-        self._replace(
-            writer.key,
-            lambda path: _copy_group(writer.path, path, f"families/{writer.key}"),
-            lock_timeout,
-            skip=lambda: writer.key in self.keys(),
-            grows=2 * _size(writer.path),
-        )
-        writer.discard()
-
-    def commit_analysis(
-        self, key: str, data: NoiseData | SpeedData, lock_timeout: float = 600.0
-    ) -> None:
-        """Add a noise or speed analysis to the stored family ``key``, atomically."""
-        if not self.path.exists() or key not in self.keys():
-            raise StoreError(f"cannot add {data.key} to {self.path}: no family {key} there")
-        self._replace(
-            key,
-            lambda path: _write_analysis(path, key, data),
-            lock_timeout,
-            skip=lambda: data.key in self.analyses(key),
-            grows=_nbytes(vars(data)) + len(data.reasons) * REASON_BYTES,
-        )
-
-    def _replace(
-        self,
-        key: str,
-        write: Callable[[Path], None],
-        lock_timeout: float,
-        skip: Callable[[], bool],
-        grows: int = 0,
-    ) -> None:
-        """Copy the store, ``write`` into the copy, rename it over the store, under the lock; the
-        disk space for the copy and for ``grows`` more bytes is reserved before HDF5 writes."""
-        with self.lock(lock_timeout):  # (creates the store's folder)
-            if self.path.exists() and skip():
+        """Add ``family`` (held in memory) atomically, under the lock file: it is written to a
+        temporary file in the store's folder, which is then renamed to the family's file, and the
+        index gains a link to it."""
+        with self.lock(lock_timeout):
+            if self._has(family.key):
                 return
-            # temporaries exist only while their writer holds the lock: these are a dead one's
-            for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
-            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            self.folder.mkdir(exist_ok=True)
+            temporary = self._temporary(self.family_path(family.key))
             try:
-                if self.path.exists():
-                    _clone_or_copy(self.path, temporary)
-                else:
-                    _empty_store(temporary)
-                _reserve(
-                    temporary, temporary.stat().st_size + grows, f"the new copy of {self.path}"
-                )
-                write(temporary)
-                with open(temporary, "rb") as handle:
-                    os.fsync(handle.fileno())
-                os.replace(temporary, self.path)
-                _fsync_folder(self.path.parent)
+                _empty_store(temporary)
+                _reserve(temporary, _nbytes(vars(family)) + family.n * REASON_BYTES, "a family")
+                _write_family(temporary, family)
+                self._link(family.key, temporary)
             except CircuitnnError:
                 raise
             except Exception as error:  # OSError; h5py may say RuntimeError (disk full on close)
                 raise StoreError(
-                    f"could not write family {key[:12]} to {self.path}: {error} "
+                    f"could not write family {family.key[:12]} to {self.path}: {error} "
                     "(the store was left as it was)"
                 ) from None
             finally:
                 temporary.unlink(missing_ok=True)
+
+    def commit_written(self, writer: FamilyWriter, lock_timeout: float = 600.0) -> None:
+        """Add the family that ``writer`` finished writing (slice by slice, in its scratch file)
+        atomically, under the lock file: the scratch file is renamed to the family's file in the
+        store's folder (no copy) and the index gains a link to it."""
+        if not writer.finished:
+            raise StoreError(f"family {writer.key[:12]} is not completely written; not committed")
+        with self.lock(lock_timeout):
+            if not self._has(writer.key):
+                self.folder.mkdir(exist_ok=True)
+                self._link(writer.key, writer.path)
+        writer.discard()
+
+    def commit_analysis(
+        self,
+        key: str,
+        data: NoiseData | SpeedData,
+        written: AnalysisWriter | None = None,
+        lock_timeout: float = 600.0,
+    ) -> None:
+        """Add a noise or speed analysis to the stored family ``key``, atomically: a copy of
+        the family's file (only that family's) gains the analysis and is renamed over it.
+        ``written``: an :class:`AnalysisWriter` whose per-instance arrays (streamed to its scratch
+        file) stand for the same-named fields of ``data``, copied chunk by chunk."""
+        if not self.path.exists() or key not in self.keys():
+            raise StoreError(f"cannot add {data.key} to {self.path}: no family {key} there")
+        scratch = written.finish() if written is not None else None
+        with self.lock(lock_timeout):
+            if data.key not in self.analyses(key):
+                _rewrite(
+                    self._file_of(key),
+                    lambda path: _write_analysis(path, key, data, scratch),
+                    grows=_nbytes(vars(data))
+                    + len(data.reasons) * REASON_BYTES
+                    + (_size(scratch) if scratch else 0),
+                    what=f"analysis {data.key[:18]} of family {key[:12]} in {self.path}",
+                )
+        if written is not None:
+            written.discard()
+
+    def load_analysis(self, key: str, kind: str, name: str, arrays: bool = True) -> Any:
+        """Analysis ``name`` (a ``noise-…`` or ``speed-…`` key) of family ``key``, or None.
+        ``arrays=False`` leaves out its per-instance spectra (:data:`ANALYSIS_ROWS`: 0 rows)."""
+        cls = NoiseData if kind == "noise" else SpeedData
+        with self._family(key) as group:
+            return _read_analysis(group, kind, name, cls, arrays)
+
+    def _has(self, key: str) -> bool:
+        """Whether family ``key`` is committed (call under the lock)."""
+        return self.path.exists() and key in self.keys()
+
+    def _file_of(self, key: str) -> Path:
+        """The file holding family ``key``'s group: its own, or the index (older layout)."""
+        import h5py
+
+        with self._open() as handle:
+            link = _families(handle).get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                return self.folder / Path(link.filename).name
+        return self.path
+
+    def _temporary(self, target: Path) -> Path:
+        """A temporary file beside ``target`` for this process (a dead writer's are removed:
+        temporaries exist only while their writer holds the lock)."""
+        for stale in target.parent.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+    def _link(self, key: str, finished: Path) -> None:
+        """Make the finished family file ``finished`` the store's family ``key``: rename it into
+        the folder, then add its link to the index (rewritten atomically); if the index cannot be
+        rewritten, the family's file is removed again and the store is as it was."""
+        target = self.family_path(key)
+        with open(finished, "rb") as handle:
+            os.fsync(handle.fileno())
+        try:
+            os.replace(finished, target)
+            _fsync_folder(self.folder)
+        except OSError as error:
+            raise StoreError(
+                f"could not move family {key[:12]} into {self.folder}: {error}"
+            ) from None
+        try:
+            _rewrite(
+                self.path,
+                lambda path: _add_link(path, key, self.folder.name),
+                grows=0,
+                what=f"the index of {self.path}",
+            )
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 600.0) -> Iterator[None]:
@@ -553,6 +608,88 @@ class FamilyWriter:
         return dataset
 
 
+ANALYSIS_ROWS = {"noise": ("psd", "input_psd"), "speed": ("response",)}
+"""The per-instance spectra of each analysis: the arrays streamed by :class:`AnalysisWriter`."""
+
+
+class AnalysisWriter:
+    """Writes an analysis' per-instance spectra (:data:`ANALYSIS_ROWS`) into a scratch HDF5 file
+    as chunks arrive, so an analysis of any size is made in bounded memory; each dataset is
+    created on its first rows (NaN in the rows never written: instances whose DC run failed) and
+    :meth:`Store.commit_analysis` copies it into the family's file chunk by chunk."""
+
+    CACHE_BYTES = FamilyWriter.CACHE_BYTES
+    CHUNK_BYTES = FamilyWriter.CHUNK_BYTES
+
+    def __init__(self, path: Path, n: int, chunk_rows: int = 256) -> None:
+        self.path, self.n, self.chunk_rows = Path(path), n, max(1, chunk_rows)
+        self._written: dict[str, np.ndarray] = {}  # per dataset: which rows hold values
+        try:
+            self._file = _h5py_file(self.path, "w", self.CACHE_BYTES)
+        except (OSError, ValueError) as error:
+            raise StoreError(f"cannot write an analysis to {self.path}: {error}") from None
+
+    def __enter__(self) -> AnalysisWriter:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if kind is not None:
+            self.discard()
+
+    def write(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        """Instances ``rows`` (increasing) of dataset ``name`` (shape N×…): ``values``."""
+        if len(rows) == 0:
+            return
+        first, last = int(rows[0]), int(rows[-1]) + 1
+        block = np.full((last - first, *values.shape[1:]), np.nan, dtype=values.dtype)
+        block[rows - first] = values
+        try:
+            dataset = self._file.get(name)
+            if dataset is None:
+                row_bytes = max(1, int(np.prod(values.shape[1:])) * values.dtype.itemsize)
+                chunk = max(1, min(self.n, self.chunk_rows, self.CHUNK_BYTES // row_bytes))
+                dataset = self._file.create_dataset(
+                    name,
+                    shape=(self.n, *values.shape[1:]),
+                    dtype=values.dtype,
+                    chunks=(chunk, *values.shape[1:]),
+                    compression="lzf",
+                    shuffle=True,
+                    fletcher32=True,
+                )
+            dataset[first:last] = block
+            self._written.setdefault(name, np.zeros(self.n, dtype=bool))[first:last] = True
+        except (OSError, ValueError, TypeError, RuntimeError) as error:
+            raise StoreError(
+                f"cannot write instances {first}…{last - 1} of {name} to {self.path}: {error}"
+            ) from None
+
+    def finish(self) -> Path:
+        """Fill the rows never written with NaN and close the file; its path, for
+        :meth:`Store.commit_analysis`."""
+        try:
+            for name, written in self._written.items():
+                dataset = self._file[name]
+                edges = np.flatnonzero(np.diff(np.concatenate([[1], written, [1]]).astype(int)))
+                for first, last in zip(edges[::2], edges[1::2], strict=True):
+                    for start in range(first, last, self.chunk_rows):
+                        stop = min(last, start + self.chunk_rows)
+                        dataset[start:stop] = np.full(
+                            (stop - start, *dataset.shape[1:]), np.nan, dataset.dtype
+                        )
+            self._file.flush()
+            self._file.close()
+        except (OSError, RuntimeError) as error:
+            raise StoreError(f"cannot finish the analysis in {self.path}: {error}") from None
+        return self.path
+
+    def discard(self) -> None:
+        """Close and delete the scratch file (after a failure, or once committed)."""
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
 def _write_family(path: Path, family: Family) -> None:
     """Write an in-memory family into the (temporary copy of the) store at ``path``."""
     with FamilyWriter(path, family.key, family.n, mode="a") as writer:
@@ -577,15 +714,75 @@ def _write_family(path: Path, family: Family) -> None:
         writer.finish(family.nominal_curve)
 
 
-def _copy_group(scratch: Path, path: Path, group: str) -> None:
-    """Copy ``group`` of the finished scratch file into the (temporary copy of the) store."""
+@contextlib.contextmanager
+def _open_store_file(path: Path, what: str) -> Iterator[Any]:
+    """Open a store's HDF5 file read-only; whatever fails inside (HDF5 errors, checksum and
+    filter failures, wrong types, bad JSON) becomes one :class:`StoreError` naming ``what``."""
     import h5py
 
-    with h5py.File(scratch, "r") as source, h5py.File(path, "a", libver=LIBVER) as target:
-        target.attrs["format"] = _attr("circuitnn-store")
-        target.attrs["schema_version"] = SCHEMA_VERSION
-        parent, _, name = group.rpartition("/")
-        source.copy(source[group], target.require_group(parent), name=name)
+    try:
+        handle = h5py.File(path, "r")
+    except Exception as error:  # OSError mostly; whatever a damaged file makes HDF5 say
+        raise StoreError(
+            f"{what} cannot be read as HDF5 (corrupt or truncated?): {error}"
+        ) from None
+    try:
+        if _text(handle.attrs.get("format", "")) != "circuitnn-store":
+            raise StoreError(f"{what} is an HDF5 file but not a circuitnn store")
+        yield handle
+    except CircuitnnError:
+        raise
+    except Exception as error:
+        raise StoreError(f"{what} is damaged: {type(error).__name__}: {error}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            handle.close()
+
+
+def _rewrite(target: Path, write: Callable[[Path], None], grows: int, what: str) -> None:
+    """Change an HDF5 file atomically (call under the store's lock): copy it (or start an empty
+    store file), reserve the disk space for the copy and ``grows`` more bytes, ``write`` into the
+    copy, fsync it and rename it over ``target``. Readers and a killed writer only ever see the
+    old or the new file; on any failure the old one stays and the copy is removed."""
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        if target.exists():
+            _clone_or_copy(target, temporary)
+        else:
+            _empty_store(temporary)
+        _reserve(temporary, temporary.stat().st_size + grows, f"the new copy of {target}")
+        write(temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+        _fsync_folder(target.parent)
+    except CircuitnnError:
+        raise
+    except Exception as error:  # OSError; h5py may say RuntimeError (disk full on close)
+        raise StoreError(
+            f"could not write {what}: {error} (the store was left as it was)"
+        ) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _add_link(path: Path, key: str, folder: str) -> None:
+    """Link family ``key`` (group ``/families/KEY`` of ``folder/KEY.h5``, ``folder`` relative to
+    the index's folder) into the index file at ``path``, and point the links of the other
+    families to ``folder`` too (an index copied or renamed with its folder keeps working with
+    circuitnn, which reads the links' file names in ``folder``, and becomes right for plain h5py
+    again on the next commit)."""
+    import h5py
+
+    with _h5py_file(path, "a") as handle:
+        families = handle.require_group("families")
+        for name in list(families.keys()):
+            if isinstance(families.get(name, getlink=True), h5py.ExternalLink):
+                del families[name]
+                families[name] = h5py.ExternalLink(f"{folder}/{name}.h5", f"/families/{name}")
+        families[key] = h5py.ExternalLink(f"{folder}/{key}.h5", f"/families/{key}")
 
 
 def _clone_or_copy(source: Path, target: Path) -> None:
@@ -622,7 +819,11 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
+def _write_analysis(
+    path: Path, key: str, data: NoiseData | SpeedData, scratch: Path | None = None
+) -> None:
+    """Write ``data`` as group ``/families/KEY/DATA.KEY`` of the file at ``path``; datasets of
+    the ``scratch`` file (an :class:`AnalysisWriter`'s) replace the same-named fields."""
     import h5py
 
     units = {
@@ -642,7 +843,9 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
         "stop_time": "s",
         "tolerance": "fraction of the step",
     }
-    with h5py.File(path, "a", libver=LIBVER) as handle:
+    with contextlib.ExitStack() as files:
+        handle = files.enter_context(h5py.File(path, "a", libver=LIBVER))
+        source = files.enter_context(h5py.File(scratch, "r")) if scratch is not None else {}
         group = handle["families"][key].create_group(data.key)
         group.attrs["kind"] = _attr(type(data).__name__)
         group.attrs["created"] = _attr(datetime.datetime.now(datetime.UTC).isoformat())
@@ -650,7 +853,10 @@ def _write_analysis(path: Path, key: str, data: NoiseData | SpeedData) -> None:
             value = getattr(data, field.name)
             if field.name == "key":
                 continue
-            if field.name == "reasons":
+            if field.name in source:
+                source.copy(source[field.name], group, name=field.name)
+                group[field.name].attrs["units"] = _attr(units[field.name])
+            elif field.name == "reasons":
                 reasons = _fixed_text(value)
                 group.create_dataset(
                     "failure_reason",
@@ -798,7 +1004,9 @@ def _checksummed(data: np.ndarray) -> dict[str, Any]:
     return {"fletcher32": True} if array.ndim > 0 and array.dtype != object else {}
 
 
-def _read_analysis(group: Any, kind: str, wanted: str | None, cls: type) -> Any:
+def _read_analysis(
+    group: Any, kind: str, wanted: str | None, cls: type, arrays: bool = True
+) -> Any:
     names = [name for name in group if name.startswith(f"{kind}-")]
     if wanted is not None:
         if wanted not in names:
@@ -815,6 +1023,9 @@ def _read_analysis(group: Any, kind: str, wanted: str | None, cls: type) -> Any:
             continue
         if field.name == "reasons":
             values["reasons"] = [_text(r) for r in data["failure_reason"][()]]
+        elif field.name in data and not arrays and field.name in ANALYSIS_ROWS[kind]:
+            dataset = data[field.name]
+            values[field.name] = np.empty((0, *dataset.shape[1:]), dtype=dataset.dtype)
         elif field.name in data:
             values[field.name] = data[field.name][()]
         else:

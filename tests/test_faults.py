@@ -62,6 +62,7 @@ from scipy.optimize import brentq
 
 import circuitnn.pipeline
 from circuitnn import extract_family
+from circuitnn.analyses import NoiseAnalysis
 from circuitnn.circuits import get_neuron
 from circuitnn.errors import NetlistError, SimulationError, SimulationTimeout, StoreError
 from circuitnn.family import Family
@@ -85,6 +86,23 @@ def _earlier(store: Path) -> Family:
 def _files(folder: Path) -> set[str]:
     """Every file under ``folder``, relative (leftovers of a failed run show here)."""
     return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+
+
+def _snapshot(store: Path) -> dict[str, bytes]:
+    """The bytes of a store: its index file and the file of every family it links."""
+    files, keys = {"index": store.read_bytes()}, Store(store).keys()
+    for key in keys:
+        files[key] = Store(store).family_path(key).read_bytes()
+    return files
+
+
+def _store_files(store: Path, *others: str) -> set[str]:
+    """The files a clean store in ``store``'s folder has (index, lock, one per family), and
+    ``others``: with :func:`_files`, what a run should leave (no journal, scratch or temporary)."""
+    folder = Store(store).folder.name
+    keys = Store(store).keys()
+    families = {f"{folder}/{key}.h5" for key in keys}
+    return {store.name, f"{store.name}.lock", *families, *others}
 
 
 @pytest.fixture
@@ -214,14 +232,14 @@ def test_2_rejected_netlist_raises_netlist_error_and_writes_nothing(
 ) -> None:
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
-    before, files = store.read_bytes(), _files(tmp_path)
+    before, files = _snapshot(store), _files(tmp_path)
     with pytest.raises(NetlistError) as caught:
         extract_family(DATA / f"{name}.toml", n=6, seed=0, store=store, options=options())
     message = str(caught.value).lower()
     assert f"{name} instances 0-3: ngspice rejected the netlist" in message
     for text in quoted:  # ngspice's own message and the offending line
         assert text in message
-    assert store.read_bytes() == before  # nothing written: no family, no journal, no scratch
+    assert _snapshot(store) == before  # nothing written: no family, no journal, no scratch
     assert _files(tmp_path) == files
     assert_same_family(Store(store).load(earlier.key), earlier)
     # simulate_chunk does not turn it into failed instances either: it would fail them all
@@ -346,7 +364,7 @@ def test_4_chunk_that_always_kills_its_worker_is_named_after_the_others_finish(
     spec_path = _divider_copy(tmp_path, "always-segv")
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
-    before = store.read_bytes()
+    before = _snapshot(store)
     counting = circuitnn.pipeline.simulate_chunk
     monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", _simulate_or_die)
     with pytest.raises(
@@ -355,7 +373,7 @@ def test_4_chunk_that_always_kills_its_worker_is_named_after_the_others_finish(
         r"tasks, then 2 time\(s\) alone; last: .*\); every other task finished",
     ):
         extract_family(spec_path, n=12, seed=0, store=store, options=options(jobs=2))
-    assert store.read_bytes() == before  # nothing half-done was committed
+    assert _snapshot(store) == before  # nothing half-done was committed
     key = family_key(get_neuron(spec_path), MonteCarlo(n=12, seed=0))
     journal = Store(store).journal(key, 4).folder
     assert _journal_chunks(journal) == {0, 8}  # the other chunks finished and were kept
@@ -494,19 +512,22 @@ def test_5_run_killed_mid_write_leaves_the_store_intact_and_resumes(
 ) -> None:
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
-    before = store.read_bytes()
+    before = _snapshot(store)
     child = _run_child(KILLED_WHILE_WRITING, where, DATA / "divider.toml", store)
     assert child.returncode == -signal.SIGKILL, child.stderr
 
-    assert store.read_bytes() == before  # the store is the old file, untouched
+    assert _snapshot(store) == before  # the store is the old file, untouched
     assert Store(store).keys() == [earlier.key]
     assert_same_family(Store(store).load(earlier.key), earlier)
     key = family_key(data_spec("divider"), MonteCarlo(n=12, seed=5))
     journal = Store(store).journal(key, 4).folder
     saved = _journal_chunks(journal)
     assert saved == ({0} if where == "family" else {0, 4, 8})
-    leftovers = _files(tmp_path) - {"families.h5", "families.h5.lock"}
+    leftovers = _files(tmp_path) - _store_files(store)
     assert any(name.endswith(".tmp") for name in leftovers) == (where == "commit")
+    # killed while linking it: the family's file is in the folder, but not in the store
+    assert (Store(store).family_path(key).exists()) == (where == "commit")
+    assert key not in Store(store)
 
     simulated.clear()
     family = extract_family(DATA / "divider.toml", n=12, seed=5, store=store, options=options())
@@ -515,7 +536,7 @@ def test_5_run_killed_mid_write_leaves_the_store_intact_and_resumes(
     assert_same_family(family, reference)
     assert_same_family(Store(store).load(key), reference)
     assert_same_family(Store(store).load(earlier.key), earlier)
-    assert _files(tmp_path) == {"families.h5", "families.h5.lock"}  # no stale file is left
+    assert _files(tmp_path) == _store_files(store)  # no stale file is left
 
 
 # --- 6. two processes write to the same store at once ----------------------------------------
@@ -562,7 +583,7 @@ def test_6_two_processes_writing_one_store_keep_every_family(tmp_path: Path) -> 
     assert sorted(Store(store).keys()) == sorted(f.key for f in references.values())
     for reference in references.values():
         assert_same_family(Store(store).load(reference.key), reference)
-    assert _files(tmp_path) == {"families.h5", "families.h5.lock", "go"}
+    assert _files(tmp_path) == _store_files(store, "go")
 
 
 HOLD_LOCK = """
@@ -579,7 +600,7 @@ with Store(sys.argv[1]).lock():
 def test_6_second_writer_waits_for_the_lock_or_gets_a_clear_error(tmp_path: Path) -> None:
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
-    before = store.read_bytes()
+    before = _snapshot(store)
     family = extract_family(DATA / "divider.toml", n=3, seed=9, options=options())
     held = tmp_path / "held"
     holder = subprocess.Popen(
@@ -591,7 +612,7 @@ def test_6_second_writer_waits_for_the_lock_or_gets_a_clear_error(tmp_path: Path
             time.sleep(0.01)
         with pytest.raises(StoreError, match=r"store .*families\.h5 is locked by another proc"):
             Store(store).commit(family, lock_timeout=0.3)
-        assert store.read_bytes() == before
+        assert _snapshot(store) == before
         began = time.monotonic()
         Store(store).commit(family)  # waits for the other writer, then commits
         assert time.monotonic() - began > 0.5
@@ -614,21 +635,28 @@ def healthy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Family, Fam
     return path, divider, diode
 
 
-def _damage(data: bytearray, how: str, path: Path, divider: Family) -> bytearray:
-    if how.startswith("truncated"):
+def _damage(store: Path, how: str, divider: Family) -> Path:
+    """Damage the copy of a store at ``store``: its index file, or the divider's family file
+    (``family-…``); returns the damaged file."""
+    name = how.removeprefix("family-")
+    bad = Store(store).family_path(divider.key) if how.startswith("family-") else store
+    data = bytearray(bad.read_bytes())
+    if name.startswith("truncated"):
         keep = {"truncated-10%": len(data) // 10, "truncated-50%": len(data) // 2}
-        return data[: keep.get(how, len(data) - 1)]
-    if how == "flipped-superblock":
+        bad.write_bytes(data[: keep.get(name, len(data) - 1)])
+        return bad
+    if name == "flipped-superblock":
         offset = 20
-    elif how == "flipped-index":  # a byte of the divider's name in the index of families
+    elif name == "flipped-index":  # a byte of the divider's name in the index of families
         offset = data.index(divider.key.encode()) + 5
     else:  # in the middle of a dataset's (compressed or plain) data: the checksum catches it
-        name = how.removeprefix("flipped-")
-        with h5py.File(path, "r") as handle:
-            chunk = handle["families"][divider.key][name].id.get_chunk_info(0)
+        with h5py.File(bad, "r") as handle:
+            dataset = handle["families"][divider.key][name.removeprefix("flipped-")]
+            chunk = dataset.id.get_chunk_info(0)
         offset = chunk.byte_offset + chunk.size // 2
     data[offset] ^= 0x5A
-    return data
+    bad.write_bytes(data)
+    return bad
 
 
 @pytest.mark.parametrize(
@@ -639,8 +667,10 @@ def _damage(data: bytearray, how: str, path: Path, divider: Family) -> bytearray
         "truncated-1-byte",
         "flipped-superblock",
         "flipped-index",
-        "flipped-curves",
-        "flipped-parameters",
+        "family-truncated-50%",
+        "family-flipped-superblock",
+        "family-flipped-curves",
+        "family-flipped-parameters",
     ],
 )
 def test_7_damaged_store_is_a_store_error_naming_the_file(
@@ -648,15 +678,19 @@ def test_7_damaged_store_is_a_store_error_naming_the_file(
 ) -> None:
     path, divider, diode = healthy
     simulated.clear()
-    bad = tmp_path / "damaged.h5"
-    bad.write_bytes(_damage(bytearray(path.read_bytes()), how, path, divider))
-    store = Store(bad)
-    with pytest.raises(StoreError, match=r"store .*damaged\.h5 .*(corrupt|damaged)"):
+    store_path = tmp_path / "damaged.h5"  # a copy of the healthy store (index and folder)
+    shutil.copy(path, store_path)
+    shutil.copytree(Store(path).folder, Store(store_path).folder)
+    bad = _damage(store_path, how, divider)
+    store = Store(store_path)
+    with pytest.raises(StoreError, match=r"store .*damaged\.h5.*(corrupt|damaged)") as caught:
         store.load(divider.key)
-    if how in ("flipped-curves", "flipped-parameters"):
-        # the damaged HDF5 chunk fails its Fletcher-32 checksum; the other family is untouched
-        with pytest.raises(StoreError, match=r"damaged\.h5 is damaged: .*filter returned failure"):
-            store.load(divider.key)
+    assert str(bad) in str(caught.value)  # names the damaged file
+    if how.startswith("family-"):
+        # the divider's file is damaged (a damaged HDF5 chunk fails its Fletcher-32 checksum);
+        # the index and the other family are untouched
+        if how.endswith(("curves", "parameters")):
+            assert "filter returned failure" in str(caught.value)
         assert sorted(store.keys()) == sorted([divider.key, diode.key])
         assert_same_family(store.load(diode.key), diode)
         return
@@ -666,7 +700,7 @@ def test_7_damaged_store_is_a_store_error_naming_the_file(
     # an extraction aimed at it refuses before simulating anything, and leaves it as it was
     before = bad.read_bytes()
     with pytest.raises(StoreError, match=r"damaged\.h5"):
-        extract_family(DATA / "divider.toml", n=5, seed=1, store=bad, options=options())
+        extract_family(DATA / "divider.toml", n=5, seed=1, store=store, options=options())
     assert simulated == []
     assert bad.read_bytes() == before
 
@@ -708,7 +742,7 @@ def test_8_disk_full_while_journaling_a_chunk(
     (what a full disk does to ``write``)."""
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
-    before = store.read_bytes()
+    before = _snapshot(store)
     savez, calls = np.savez, []
 
     def full_disk(file: Any, *args: Any, **kwargs: Any) -> None:
@@ -727,7 +761,7 @@ def test_8_disk_full_while_journaling_a_chunk(
         r"chunk-000000004\.npz: \[Errno 28\] No space left on device",
         message,
     )
-    assert store.read_bytes() == before
+    assert _snapshot(store) == before
     assert_same_family(Store(store).load(earlier.key), earlier)
     key = family_key(data_spec("divider"), MonteCarlo(n=12, seed=1))
     journal = Store(store).journal(key, 4).folder
@@ -738,60 +772,83 @@ def test_8_disk_full_while_journaling_a_chunk(
     family = extract_family(DATA / "divider.toml", n=12, seed=1, store=store, options=options())
     assert sorted(simulated) == [-1, 4, 8]
     assert_same_family(family, extract_family(DATA / "divider.toml", n=12, seed=1))
-    assert _files(tmp_path) == {"families.h5", "families.h5.lock"}
+    assert _files(tmp_path) == _store_files(store)
 
+
+SMALL_NOISE = {"bias_points": 2, "fmin": 1.0, "fmax": 1e6, "points_per_decade": 2, "bandwidth": 1e5}
 
 DISK_FULL = """
 import json, resource, signal, sys
 from circuitnn import extract_family
+from circuitnn.analyses import NoiseAnalysis
 from circuitnn.errors import CircuitnnError
 from circuitnn.pipeline import RunOptions
 
-spec, store, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+where, spec, store, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+SMALL_NOISE = json.loads(sys.argv[5])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 try:
-    extract_family(spec, n=12, seed=1, store=store,
-                   options=RunOptions(chunk_size=4, progress=False))
+    if where == "scratch":  # a new family
+        extract_family(spec, n=12, seed=1, store=store,
+                       options=RunOptions(chunk_size=4, progress=False))
+    else:  # noise added to the stored family
+        extract_family(spec, n=300, seed=0, store=store, noise=NoiseAnalysis(**SMALL_NOISE),
+                       options=RunOptions(chunk_size=100, progress=False))
 except CircuitnnError as error:
     print(json.dumps([type(error).__name__, str(error)]))
 """
 
 
-@pytest.mark.parametrize("where", ["scratch", "commit"])
-def test_8_disk_full_while_writing_the_family_or_the_store(
+@pytest.mark.parametrize("where", ["scratch", "analysis"])
+def test_8_disk_full_while_writing_a_family_or_an_analysis(
     tmp_path: Path, where: str, simulated: list[int]
 ) -> None:
     """Injection: a real file-size limit (RLIMIT_FSIZE) in the child process running the
     extraction; the kernel refuses to grow a file past it (EFBIG, as ENOSPC on a full disk).
-    ``scratch``: below what the family's scratch HDF5 file needs; ``commit``: above that, below
-    what the store's new copy needs. (The store claims that space before HDF5 writes.)"""
+    ``scratch``: below what a new family's scratch HDF5 file needs; ``analysis``: noise added to
+    a stored family, the limit above that family's file but below what its new copy with the
+    noise needs. (The store claims that space before HDF5 writes.)"""
     store = tmp_path / "families.h5"
     spec = DATA / "divider.toml"
     earlier = extract_family(spec, n=300, seed=0, store=store, options=options(chunk_size=100))
-    before = store.read_bytes()
-    limit = RESERVE_MARGIN // 2 if where == "scratch" else RESERVE_MARGIN + len(before)
+    before = _snapshot(store)
+    family_file = Store(store).family_path(earlier.key)
+    if where == "scratch":
+        limit = RESERVE_MARGIN // 2
+    else:
+        limit = family_file.stat().st_size + RESERVE_MARGIN // 2
 
-    child = _run_child(DISK_FULL, spec, store, limit)
+    child = _run_child(DISK_FULL, where, spec, store, limit, json.dumps(SMALL_NOISE))
     assert child.returncode == 0, child.stderr
     kind, message = json.loads(child.stdout.splitlines()[-1])
     assert kind == "StoreError"
     written = "the scratch file of family" if where == "scratch" else "the new copy of"
+    named = "families\\.h5\\.partial" if where == "scratch" else re.escape(str(family_file))
     assert re.search(
-        rf"not enough space for {written} .*families\.h5.*: it needs about .* MiB "
+        rf"not enough space for {written} .*{named}.*: it needs about .* MiB "
         r"\(\[Errno 27\] File too large\); nothing was written to it",
         message,
     ), message
-    assert store.read_bytes() == before  # the store was left as it was
+    assert _snapshot(store) == before  # the store was left as it was
     assert_same_family(Store(store).load(earlier.key), earlier)
-    key = family_key(data_spec("divider"), MonteCarlo(n=12, seed=1))
-    saved = _journal_chunks(Store(store).journal(key, 4).folder)
-    assert saved == ({0} if where == "scratch" else {0, 4, 8})  # finished chunks kept
+    assert Store(store).analyses(earlier.key) == []
 
     simulated.clear()
-    family = extract_family(spec, n=12, seed=1, store=store, options=options())
-    expected = [-1, 4, 8] if where == "scratch" else []  # after a failed commit: nothing
-    assert sorted(simulated) == expected
-    assert_same_family(family, extract_family(spec, n=12, seed=1, options=options()))
-    assert_same_family(Store(store).load(earlier.key), earlier)
-    assert _files(tmp_path) == {"families.h5", "families.h5.lock"}
+    if where == "scratch":
+        key = family_key(data_spec("divider"), MonteCarlo(n=12, seed=1))
+        assert _journal_chunks(Store(store).journal(key, 4).folder) == {0}  # finished: kept
+        family = extract_family(spec, n=12, seed=1, store=store, options=options())
+        assert sorted(simulated) == [-1, 4, 8]
+        assert_same_family(family, extract_family(spec, n=12, seed=1, options=options()))
+    else:  # the noise chunks were journaled: the rerun adds the analysis from them
+        analysis = NoiseAnalysis(**SMALL_NOISE)
+        noisy = extract_family(
+            spec, n=300, seed=0, store=store, noise=analysis, options=options(chunk_size=100)
+        )
+        assert simulated == []
+        assert len(Store(store).analyses(earlier.key)) == 1
+        alone = extract_family(spec, n=300, seed=0, noise=analysis, options=options())
+        np.testing.assert_array_equal(noisy.noise.sigma, alone.noise.sigma)
+    assert_same_family(Store(store).load(earlier.key, arrays=True), earlier)
+    assert _files(tmp_path) == _store_files(store)

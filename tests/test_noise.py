@@ -435,3 +435,34 @@ def test_cli_extract_with_noise_speed_and_temp_then_show(
     pictures = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert any(name.endswith("-noise.png") for name in pictures), pictures
     assert any(name.endswith("-speed.png") for name in pictures), pictures
+
+
+@pytest.mark.parametrize("arrays", [True, False])
+def test_noise_streams_into_the_store_equal_to_the_analysis_in_memory(
+    tmp_path: Path, arrays: bool
+) -> None:
+    """With a store, each chunk's spectra go to a scratch file as it arrives; the stored analysis
+    equals the one made in memory, rows of DC-failed instances (first, middle) hold NaN, and
+    ``arrays=False`` returns the analysis without its N×B×F spectra."""
+    spec = data_spec("divider")
+    analysis = NoiseAnalysis(bias_points=2, **SMALL)
+    family = extract_family(spec, n=8, seed=6, options=options())
+    family.status[[0, 4]] = 2  # as if their DC runs had failed: not simulated again
+    family.reasons[0] = family.reasons[4] = "injected DC failure"
+    store = Store(tmp_path / "s.h5")
+    store.commit(family)
+    run = options(chunk_size=2)
+    in_memory = circuitnn.analysis_pipeline.add_noise(family, spec, analysis, None, run)
+    streamed = circuitnn.analysis_pipeline.add_noise(family, spec, analysis, store, run, arrays)
+    rows = 8 if arrays else 0
+    assert streamed.psd.shape == (rows, 2, in_memory.psd.shape[2])
+    assert streamed.input_psd.shape == streamed.psd.shape
+    stored = store.load(family.key).noise
+    assert stored is not None
+    for name in ("psd", "input_psd", "sigma", "white", "flicker", "alpha", "status"):
+        np.testing.assert_array_equal(getattr(stored, name), getattr(in_memory, name), name)
+        if name not in ("psd", "input_psd") or arrays:
+            np.testing.assert_array_equal(getattr(streamed, name), getattr(in_memory, name))
+    assert np.isnan(stored.psd[[0, 4]]).all() and np.isfinite(stored.psd[[1, 2, 3, 5, 6, 7]]).all()
+    assert stored.reasons[4] == "DC simulation failed: injected DC failure"
+    assert not (tmp_path / "s.h5.partial").exists()  # journal and scratch file gone

@@ -131,8 +131,9 @@ def test_describe_and_resolve(stored: tuple[Path, Family, Family]) -> None:
 
 def test_commit_is_idempotent(stored: tuple[Path, Family, Family], tmp_path: Path) -> None:
     path, divider, _ = stored
-    copy = tmp_path / "copy.h5"
+    copy = tmp_path / "copy.h5"  # a store is its index file and its folder of family files
     shutil.copy(path, copy)
+    shutil.copytree(Store(path).folder, Store(copy).folder)
     store = Store(copy)
     store.commit(divider)
     assert sorted(store.keys()) == sorted(Store(path).keys())
@@ -186,3 +187,65 @@ def test_held_lock_times_out_with_store_error(tmp_path: Path) -> None:
         pass
     with store.lock(timeout=0.2):  # released again
         pass
+
+
+def test_each_family_has_its_own_file_and_a_commit_rewrites_only_the_index(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    path, divider, diode = stored
+    copy = tmp_path / "families.h5"
+    shutil.copy(path, copy)
+    shutil.copytree(Store(path).folder, Store(copy).folder)
+    store = Store(copy)
+    assert sorted(p.name for p in store.folder.iterdir()) == sorted(
+        f"{key}.h5" for key in (divider.key, diode.key)
+    )
+    with h5py.File(copy, "r") as handle:  # the index links each family's file
+        link = handle["families"].get(divider.key, getlink=True)
+        assert isinstance(link, h5py.ExternalLink)
+        assert link.filename == f"families.h5.d/{divider.key}.h5"
+    files = [store.family_path(key) for key in (divider.key, diode.key)]
+    before = [(p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in files]
+
+    big = extract_family(DATA / "divider.toml", n=400, seed=7, options=options())
+    store.commit(big)
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in files] == before
+    assert store.family_path(big.key).stat().st_size > 10 * copy.stat().st_size  # index small
+    assert_same_family(store.load(big.key), big)
+    assert_same_family(store.load(divider.key), divider)
+
+
+def test_store_of_the_one_file_layout_is_read_and_extended(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    """Stores written before the index-and-folder layout hold every family in the one file."""
+    path, divider, diode = stored
+    old = tmp_path / "old.h5"
+    with h5py.File(path, "r") as source, h5py.File(old, "w") as target:
+        for name, value in source.attrs.items():
+            target.attrs[name] = value
+        families = target.create_group("families")
+        for key in (divider.key, diode.key):
+            source.copy(source["families"][key], families, name=key)
+    store = Store(old)
+    assert_same_family(store.load(divider.key), divider)
+    new = extract_family(DATA / "divider.toml", n=4, seed=8, options=options())
+    store.commit(new)
+    assert sorted(store.keys()) == sorted([divider.key, diode.key, new.key])
+    assert [p.name for p in store.folder.iterdir()] == [f"{new.key}.h5"]
+    assert_same_family(store.load(diode.key), diode)
+    assert_same_family(store.load(new.key), new)
+
+
+def test_missing_family_file_is_a_store_error_naming_it(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    path, divider, diode = stored
+    copy = tmp_path / "families.h5"
+    shutil.copy(path, copy)
+    shutil.copytree(Store(path).folder, Store(copy).folder)
+    store = Store(copy)
+    store.family_path(divider.key).unlink()
+    with pytest.raises(StoreError, match=rf"family {divider.key[:12]}, .*{divider.key}\.h5, is"):
+        store.load(divider.key)
+    assert_same_family(store.load(diode.key), diode)
