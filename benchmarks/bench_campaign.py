@@ -22,8 +22,10 @@ started and warmed with a small extraction before the clock starts, and the stor
 cache hit). Throughput = instances / seconds (each instance gets the DC sweep and the noise
 analysis). Writer memory: the peak RSS of the main process (the single writer; ``ru_maxrss``)
 after 2, 4 and 8 points of the same run; target: flat (the peak after 8 points at most 10 %
-above the peak after 2). Commit cost: seconds of every atomic commit (copy of the store + copy of
-the new group + fsync + rename), with the store's size, for the first and last point.
+above the peak after 2). Commit cost: seconds of every atomic commit (a family: its scratch file
+renamed into the store's folder + the index rewritten; a noise analysis: a copy of the family's
+file gains the analysis + fsync + rename), with the store's size (index and family files) before
+it, for the first and last point: flat when a commit does not copy the store.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def child(campaign_file: str, backend: str, workers: int, folder: str) -> dict[s
 
     def wrap(name: str, method: Any) -> Any:
         def timed_commit(self: Store, *args: Any, **kwargs: Any) -> Any:
-            size = self.path.stat().st_size if self.path.exists() else 0
+            size = store_bytes(self)
             began = time.perf_counter()
             result = method(self, *args, **kwargs)
             commits.append(
@@ -133,8 +135,14 @@ def child(campaign_file: str, backend: str, workers: int, folder: str) -> dict[s
         "rss_before_mib": rss_before,
         "peak_rss_mib": checkpoints,
         "commits": commits,
-        "store_bytes": store_path.stat().st_size,
+        "store_bytes": store_bytes(Store(store_path)),
     }
+
+
+def store_bytes(store: Any) -> int:
+    """Bytes of a store on disk: its index file and its family files."""
+    files = [store.path, *(store.folder.iterdir() if store.folder.exists() else [])]
+    return sum(path.stat().st_size for path in files if path.exists())
 
 
 def peak_rss_mib() -> float:
@@ -234,7 +242,8 @@ def report(results: dict[str, dict[str, Any]], points: int, n: int, chunk: int) 
 
     lines.append("")
     lines.append(
-        "commits (store copy + group copy + fsync + rename), seconds [store size before, MiB]:"
+        "commits (family: rename + index rewrite; noise: copy of the family's file + write + "
+        "fsync + rename), seconds [store size before, MiB]:"
     )
     for name, result in best.items():
         family = [c for c in result["commits"] if c["kind"] == "commit_written"]

@@ -31,12 +31,13 @@ The matrix (fault → what happens → data lost; tests):
 6. two processes write to one store at once → both families intact (the lock file queues the
    writers); past ``lock_timeout`` a ``StoreError`` "locked by another process" → none.
    ``test_6_*``
-7. a truncated or corrupted HDF5 store → ``StoreError`` naming the file (checksums catch flipped
-   bytes), the file left as it is; other families still load; a damaged journal chunk is
-   recomputed → the damaged family only.  ``test_7_*`` (and ``test_store.py::test_damaged_store_*``)
-8. disk full while writing (a chunk's journal file, the family's scratch file, the store's new
-   copy) → ``StoreError`` naming the file; the store unchanged; finished chunks kept; a rerun
-   resumes → none.  ``test_8_*``
+7. a truncated or corrupted HDF5 store (its index file or a family's file) → ``StoreError`` naming
+   the file (checksums catch flipped bytes), the file left as it is; other families still load;
+   a damaged journal chunk is recomputed → the damaged family only.  ``test_7_*`` (and
+   ``test_store.py::test_damaged_store_*``)
+8. disk full while writing (a chunk's journal file, a family's scratch file, the new copy of a
+   family's file gaining an analysis) → ``StoreError`` naming the file; the store unchanged;
+   finished chunks kept; a rerun resumes → none.  ``test_8_*``
 """
 
 from __future__ import annotations
