@@ -81,9 +81,9 @@ def make_dc_store(n: int, chunk_size: int, folder: Path) -> Path:
 def time_circuitnn(dc_store: Path, n: int, jobs: int, chunk_size: int, folder: Path) -> float:
     """Seconds of ``extract_family(noise=...)`` on a fresh copy of the DC store."""
     from circuitnn import extract_family
+    from circuitnn.store import Store
 
-    path = folder / f"noise-{jobs}-{time.monotonic_ns()}.h5"
-    shutil.copyfile(dc_store, path)
+    path = Store(dc_store).copy(folder / f"noise-{jobs}-{time.monotonic_ns()}.h5").path
     began = time.perf_counter()
     family = extract_family(
         NEURON, n=n, seed=SEED, store=path, options=options(jobs, chunk_size), noise=analysis()
@@ -91,6 +91,7 @@ def time_circuitnn(dc_store: Path, n: int, jobs: int, chunk_size: int, folder: P
     seconds = time.perf_counter() - began
     assert family.noise is not None and (family.noise.status == 1).all(), "noise run failed"
     path.unlink()
+    shutil.rmtree(Store(path).folder)
     return seconds
 
 

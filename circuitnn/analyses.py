@@ -11,22 +11,40 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 
 from circuitnn.errors import ConfigError
 from circuitnn.spec import NeuronSpec
+from circuitnn.units import _shown
+
+# Bias points of a noise analysis: each is an ngspice noise run of every instance (the bias
+# inputs are allocated when a campaign is checked, so an absurd count must not get that far)
+MAX_BIAS_POINTS = 10_000
 
 
-def _positive_int(value: object, field: str) -> int:
+def _positive_int(value: object, field: str, most: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{field} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{field} must be a positive integer, got {_shown(value)}")
+    if most is not None and value > most:
+        raise ConfigError(f"{field} must be at most {most}, got {_shown(value)}")
     return value
 
 
+def _finite(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a real number (not a bool) that converts to a finite float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
 def _positive(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{field} must be a finite number, got {value!r}")
+    if not _finite(value):
+        raise ConfigError(f"{field} must be a finite number, got {_shown(value)}")
     if value <= 0:
         raise ConfigError(f"{field} must be positive, got {value!r}")
     return float(value)
@@ -66,7 +84,7 @@ class NoiseAnalysis:
     input_referred: bool = True
 
     def __post_init__(self) -> None:
-        _positive_int(self.bias_points, "bias_points")
+        _positive_int(self.bias_points, "bias_points", most=MAX_BIAS_POINTS)
         if not isinstance(self.input_referred, bool):
             raise ConfigError(f"input_referred must be true or false, got {self.input_referred!r}")
         _frequency_grid(self.fmin, self.fmax, self.points_per_decade)
@@ -78,14 +96,18 @@ class NoiseAnalysis:
             )
         if self.bias is not None:
             if not isinstance(self.bias, tuple | list):
-                raise ConfigError(f"bias: expected a list of volts, got {self.bias!r}")
+                raise ConfigError(f"bias: expected a list of volts, got {_shown(self.bias)}")
             if len(self.bias) == 0:
                 raise ConfigError("bias: give at least one bias point (V)")
+            if len(self.bias) > MAX_BIAS_POINTS:
+                raise ConfigError(
+                    f"bias: at most {MAX_BIAS_POINTS} bias points, got {len(self.bias)}"
+                )
             for value in self.bias:
                 if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ConfigError(f"bias: {value!r} is not a number")
-                if not math.isfinite(value):
-                    raise ConfigError(f"bias: {value!r} is not a finite number")
+                    raise ConfigError(f"bias: {_shown(value)} is not a number")
+                if not _finite(value):
+                    raise ConfigError(f"bias: {_shown(value)} is not a finite number")
 
     def biases(self, spec: NeuronSpec) -> np.ndarray:
         """The bias inputs (V); :class:`ConfigError` if one lies outside the spec's sweep."""
@@ -137,12 +159,8 @@ class SpeedAnalysis:
             value = getattr(self, name)
             if value is not None:
                 _positive(value, f"{name} (s)")
-        if self.bias is not None and (
-            isinstance(self.bias, bool)
-            or not isinstance(self.bias, int | float)
-            or not math.isfinite(self.bias)
-        ):
-            raise ConfigError(f"bias must be a finite number of volts, got {self.bias!r}")
+        if self.bias is not None and not _finite(self.bias):
+            raise ConfigError(f"bias must be a finite number of volts, got {_shown(self.bias)}")
 
     def check(self, spec: NeuronSpec) -> None:
         """:class:`ConfigError` if ``bias`` lies outside the spec's input sweep."""

@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 
 from circuitnn.errors import ConfigError
+from circuitnn.toml_file import read_toml
+from circuitnn.units import _shown, parse_spice
 
 KEYS = {
     "name",
@@ -141,19 +143,14 @@ def is_campaign(path: str | Path) -> bool:
     """Whether ``path`` is a TOML file with a ``[campaign]`` table (False if unreadable)."""
     try:
         return isinstance(tomllib.loads(Path(path).read_text()).get("campaign"), dict)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return False
+    except (OSError, UnicodeDecodeError, ValueError):  # ValueError: TOMLDecodeError, or an
+        return False  # integer of more than 4300 digits
 
 
 def load_campaign(path: str | Path) -> Campaign:
     """Parse and check a campaign file; :class:`ConfigError` names the file and the bad field."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"campaign file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    data = read_toml(path, "campaign")
     try:
         return _parse(path, data)
     except ConfigError as error:
@@ -161,14 +158,14 @@ def load_campaign(path: str | Path) -> Campaign:
 
 
 def _parse(path: Path, data: dict[str, Any]) -> Campaign:
-    from circuitnn.units import parse_spice
-
-    if set(data) != {"campaign"} or not isinstance(data["campaign"], dict):
+    if set(data) != {"campaign"}:
         others = sorted(set(data) - {"campaign"})
         raise ConfigError(
             "a campaign file holds one [campaign] table"
-            + (f"; unknown top-level key(s) {others}" if others else "")
+            + (f"; unknown top-level key(s) {others}" if others else "; none found")
         )
+    if not isinstance(data["campaign"], dict):
+        raise ConfigError(f"[campaign] must be a table, got {_shown(data['campaign'])}")
     table = data["campaign"]
     unknown = set(table) - KEYS - TABLES
     if unknown:
@@ -183,6 +180,8 @@ def _parse(path: Path, data: dict[str, Any]) -> Campaign:
         raise ConfigError(f"[campaign] neuron must be a name or a spec path, got {neuron!r}")
     n = _integer(table["n"], "n", 1)
     seed = _integer(table.get("seed", 0), "seed", 0)
+    if seed >= 2**63:
+        raise ConfigError(f"[campaign] seed must be below 2**63, got {_shown(seed)}")
     chip_size = _integer(table.get("chip_size", 1), "chip_size", 1)
     corner = table.get("corner")
     if corner is not None and (not isinstance(corner, str) or not corner):
@@ -198,7 +197,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Campaign:
         raise ConfigError(f"[campaign] allow_control must be true or false, got {allow_control!r}")
     store = table.get("store")
     if store is not None:
-        if not isinstance(store, str) or not store:
+        if not isinstance(store, str) or not store.strip() or "\0" in store:
             raise ConfigError(f"[campaign] store must be a file path, got {store!r}")
         store = Path(store) if Path(store).is_absolute() else path.parent / store
 
@@ -210,6 +209,12 @@ def _parse(path: Path, data: dict[str, Any]) -> Campaign:
         label = f"[campaign.grid] {key}"
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{label} must be a non-empty list of values, got {values!r}")
+        if key.lower() in grid:
+            first = next(other for other in grid_table if other.lower() == key.lower())
+            raise ConfigError(
+                f"{label}: parameter {key.lower()!r} is given twice ({first!r} and {key!r}; "
+                "names are case-insensitive)"
+            )
         grid[key.lower()] = [parse_spice(value, label) for value in values]
     if temperature is not None and "temperature" in grid:
         raise ConfigError("[campaign] temperature is both fixed and swept in [campaign.grid]")
@@ -313,14 +318,18 @@ def _analysis(table: dict[str, Any], kind: str) -> Any:
 def _integer(value: Any, name: str, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         kind = "a positive" if least == 1 else "a non-negative"
-        raise ConfigError(f"[campaign] {name} must be {kind} integer, got {value!r}")
+        raise ConfigError(f"[campaign] {name} must be {kind} integer, got {_shown(value)}")
     return value
 
 
 def _neuron(folder: Path, name: str) -> str:
     """A spec path relative to the campaign file's folder, or the name unchanged (built-in)."""
     candidate = folder / name
-    return str(candidate) if not Path(name).is_absolute() and candidate.is_file() else name
+    try:
+        found = not Path(name).is_absolute() and candidate.is_file()
+    except OSError:  # a name too long for a path, say: not a file here
+        found = False
+    return str(candidate) if found else name
 
 
 def options(campaign: Campaign, overrides: dict[str, Any] | None = None) -> Any:

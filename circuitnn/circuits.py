@@ -26,8 +26,15 @@ def get_neuron(neuron: str | Path | NeuronSpec, allow_control: bool = False) -> 
     text = str(neuron)
     if text in builtin_neurons():
         return load_spec(builtin_folder() / f"{text}.toml")
-    path = Path(text).expanduser()
-    if path.suffix or path.exists() or "/" in text:
+    try:
+        path = Path(text).expanduser()
+        a_path = bool(path.suffix) or "/" in text or path.exists()
+    except (RuntimeError, OSError) as error:  # ~user without a home; a name too long
+        raise ConfigError(
+            f"unknown neuron {text!r}: not a built-in ({', '.join(builtin_neurons())}) and not a "
+            f"usable path ({error})"
+        ) from None
+    if a_path:
         return load_spec(path, allow_control=allow_control)
     raise ConfigError(
         f"unknown neuron {text!r}: not a built-in ({', '.join(builtin_neurons())}) and not a file"

@@ -22,13 +22,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import ConfigError
+from circuitnn.toml_file import read_toml
 
 MIDPOINT_NOISES = ("additive", "multiplicative", "mixed")
 SCALINGS = ("midpoint", "knee")  # circuitnn.nn.scaling.ANCHORS (without importing torch)
@@ -204,17 +204,6 @@ def _strings(name: str, value: Any) -> tuple[str, ...]:
     return items
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The TOML file at ``path`` as a dict (ConfigError if missing or invalid)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
-
-
 def config_from_dict(
     data: dict[str, Any], folder: str | Path = ".", source: str = "config"
 ) -> MainJobConfig:
@@ -245,7 +234,7 @@ def config_from_dict(
 def load_config(path: str | Path) -> MainJobConfig:
     """The config in the TOML file at ``path`` (missing keys take the defaults)."""
     path = Path(path)
-    return config_from_dict(read_toml(path), path.parent, str(path))
+    return config_from_dict(read_toml(path, "config"), path.parent, str(path))
 
 
 def _relative_to(folder: Path, name: str) -> str:

@@ -32,9 +32,14 @@ from circuitnn.spec import NeuronSpec
 from circuitnn.spice.engines import DEFAULT_ENGINE, available_engines, ngspice_version
 from circuitnn.store import SCHEMA_VERSION, Journal, Store
 from circuitnn.testbench import input_voltages
+from circuitnn.units import _shown
 from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
 DEFAULT_CHUNK_SIZE = 250
+# The longest timeout (s) per ngspice run: about 11.6 days. The subprocess engine's wait polls
+# with a timeout in milliseconds that must fit a C int (at most 24.8 days); beyond, every chunk
+# would fail with an OverflowError instead of running.
+MAX_TIMEOUT = 1e6
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,14 @@ class RunOptions:
                 f"engine {self.engine!r} must be one of {', '.join(available_engines())}"
             )
         timeout = self.timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ConfigError(f"timeout must be positive seconds, got {timeout!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= MAX_TIMEOUT
+        ):
+            raise ConfigError(
+                f"timeout must be positive seconds, at most {MAX_TIMEOUT:g}, got {_shown(timeout)}"
+            )
         jobs = self.jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
             raise ConfigError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")
@@ -141,9 +152,9 @@ def extract_family(
             target.journal(key, options.chunk_size).clear()
         family = target.load(key, arrays=arrays)
     if noise is not None:
-        family.noise = add_noise(family, spec, noise, target, options)
+        family.noise = add_noise(family, spec, noise, target, options, arrays)
     if speed is not None:
-        family.speed = add_speed(family, spec, speed, target, options)
+        family.speed = add_speed(family, spec, speed, target, options, arrays)
     return family
 
 

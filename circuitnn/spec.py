@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from circuitnn.errors import CircuitnnError, ConfigError
 from circuitnn.netlist import Subcircuit, check_safe, find_subckt, resolve_includes
+from circuitnn.toml_file import read_toml
 from circuitnn.units import parse_spice
 
 DISTRIBUTIONS = ("normal", "lognormal", "uniform")
@@ -222,14 +222,11 @@ def load_spec(path: str | Path, allow_control: bool = False) -> NeuronSpec:
     beside it. ``allow_control`` admits netlists with ``.control`` blocks or ``shell`` commands.
     """
     path = Path(path)
+    if not path.name:  # "/", ".", "": a folder, never a spec file
+        raise ConfigError(f"spec file not found: {path} is not a file name")
     if path.suffix.lower() != ".toml":
         path = path.with_suffix(".toml")
-    if not path.is_file():
-        raise ConfigError(f"spec file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    data = read_toml(path, "spec")
     return spec_from_dict(data, path.parent, str(path), allow_control=allow_control)
 
 

@@ -102,6 +102,21 @@ class Store:
         with _open_store_file(path, f"store {self.path}: family file {path}") as handle:
             yield handle[link.path]
 
+    def copy(self, target: str | Path) -> Store:
+        """Copy the store — its index file and its folder of family files — to the index path
+        ``target`` (which must not exist yet), under the store's lock; the copy."""
+        copy = Store(target)
+        if copy.path.exists() or copy.folder.exists():
+            raise StoreError(f"cannot copy {self.path} to {copy.path}: it exists already")
+        with self.lock():
+            try:
+                shutil.copyfile(self.path, copy.path)
+                if self.folder.exists():
+                    shutil.copytree(self.folder, copy.folder)
+            except OSError as error:
+                raise StoreError(f"cannot copy {self.path} to {copy.path}: {error}") from None
+        return copy
+
     def keys(self) -> list[str]:
         """Keys of the families in the store (empty if the file does not exist yet)."""
         if not self.path.exists():

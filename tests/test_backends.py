@@ -1,8 +1,10 @@
 """The same families on every joblib backend: loky, a real local Dask cluster, and Ray.
 
 The Dask cluster is real: a scheduler and 2 worker processes with 1 thread each (libngspice keeps
-global state per process), started once for this module. Families must equal the loky backend's
-bit for bit for the same seed, DC and noise alike.
+global state per process), started once for this module; so is the Ray instance (2 CPUs, no
+dashboard, no usage statistics: it runs offline on a 2-core machine in about 15 s). Families must
+equal the loky backend's bit for bit for the same seed, DC and noise alike. Both backends are in
+the dev extra; their tests skip only where the package is missing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ def dask_cluster() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
+def ray_session() -> Iterator[object]:
+    """Ray's module, with a local instance started on first use and shut down after the module.
+
+    Ray's usage statistics are switched off (the machine may have no internet); the instance is
+    the one circuitnn starts for ``--jobs 2`` (2 CPUs, no dashboard).
+    """
+    ray = pytest.importorskip(
+        "ray", reason="ray is not installed (optional: pip install 'circuitnn[ray]', see README)"
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_USAGE_STATS_ENABLED", "0")  # read by the processes ray.init starts
+        try:
+            yield ray
+        finally:
+            parallel.shutdown("ray")
+    assert not ray.is_initialized()
+    assert not any(key[0] == "ray" for key in parallel._CLIENTS)
+
+
+@pytest.fixture(scope="module")
 def loky_families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Family]:
     """The reference: diode_relu (DC) and with noise, on loky with 2 worker processes."""
     store = tmp_path_factory.mktemp("loky") / "families.h5"
@@ -69,15 +91,7 @@ def test_dask_workers_are_separate_single_threaded_processes(dask_cluster: objec
 def test_dask_family_equals_loky_bit_for_bit(
     dask_cluster: object, loky_families: dict[str, Family], tmp_path: Path
 ) -> None:
-    run = options(chunk_size=CHUNK, jobs=2, backend="dask")
-    store = tmp_path / "dask.h5"
-    dc = extract_family("diode_relu", n=N, seed=SEED, store=store, options=run)
-    assert dc.ok.all()
-    assert_same_family(dc, loky_families["dc"])
-    noisy = extract_family("diode_relu", n=40, seed=SEED + 1, store=store, options=run, noise=NOISE)
-    assert_same_family(noisy, loky_families["noise"])
-    _assert_same_noise(noisy, loky_families["noise"])
-    assert sorted(Store(store).keys()) == sorted(f.key for f in loky_families.values())
+    _assert_backend_equals_loky("dask", tmp_path / "dask.h5", loky_families)
 
 
 def test_dask_through_a_scheduler_address(
@@ -105,16 +119,17 @@ def test_cli_backend_option(
     assert "scheduler address needs backend dask or ray" in capsys.readouterr().err
 
 
-def test_ray_family_equals_loky_bit_for_bit(loky_families: dict[str, Family]) -> None:
-    pytest.importorskip(
-        "ray", reason="ray is not installed (optional: pip install 'circuitnn[ray]', see README)"
-    )
-    run = options(chunk_size=CHUNK, jobs=2, backend="ray")
-    try:
-        family = extract_family("diode_relu", n=N, seed=SEED, options=run)
-    finally:
-        parallel.shutdown("ray")
-    assert_same_family(family, loky_families["dc"])
+def test_ray_family_equals_loky_bit_for_bit(
+    ray_session: object, loky_families: dict[str, Family], tmp_path: Path
+) -> None:
+    _assert_backend_equals_loky("ray", tmp_path / "ray.h5", loky_families)
+    assert ray_session.is_initialized()  # type: ignore[attr-defined]
+    assert ray_session.cluster_resources()["CPU"] == 2  # type: ignore[attr-defined]
+
+
+def test_ray_workers_are_separate_processes(ray_session: object) -> None:
+    pids = {pid for _, pid in parallel.run_tasks(os.getpid, [()] * 8, jobs=2, backend="ray")}
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
 
 
 @pytest.mark.parametrize(("backend", "extra"), [("dask", "dask"), ("ray", "ray")])
@@ -141,3 +156,17 @@ def test_missing_backend_package_says_which_extra_to_install(
 def test_bad_backend_settings_are_config_errors(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         RunOptions(**settings)
+
+
+def _assert_backend_equals_loky(
+    backend: str, store: Path, loky_families: dict[str, Family]
+) -> None:
+    """A DC family and a noise family extracted on ``backend`` into ``store`` equal loky's."""
+    run = options(chunk_size=CHUNK, jobs=2, backend=backend)
+    dc = extract_family("diode_relu", n=N, seed=SEED, store=store, options=run)
+    assert dc.ok.all()
+    assert_same_family(dc, loky_families["dc"])
+    noisy = extract_family("diode_relu", n=40, seed=SEED + 1, store=store, options=run, noise=NOISE)
+    assert_same_family(noisy, loky_families["noise"])
+    _assert_same_noise(noisy, loky_families["noise"])
+    assert sorted(Store(store).keys()) == sorted(f.key for f in loky_families.values())

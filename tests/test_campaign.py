@@ -201,6 +201,28 @@ def test_campaign_file_is_parsed(tmp_path: Path) -> None:
         ),
         (("[campaign]", "other = 1\n[campaign]"), r"unknown top-level key\(s\) \['other'\]"),
         (("n = 20", "n = [20"), r"invalid TOML"),
+        # found by tests/test_properties.py: each of these used to escape as another exception
+        (("n = 20", "n = " + "9" * 5000), r"invalid TOML: Exceeds the limit"),
+        (("seed = 3", "seed = 9223372036854775808"), r"\[campaign\] seed must be below 2\*\*63"),
+        (('r = ["5k", "20k"]', 'r = ["5k"]\nR = ["20k"]'), r"'r' is given twice \('r' and 'R'"),
+        (('"diode_relu"', '"' + "x" * 300 + '"'), r"\[campaign\] neuron: unknown neuron 'xxx"),
+        (('"diode_relu"', '"x' + "x" * 300 + '.toml"'), r"neuron: spec file not found: xxx"),
+        (('"diode_relu"', '"/"'), r"\[campaign\] neuron: spec file not found: / is not a file"),
+        (('"diode_relu"', '"~no_such_user_xyz/a"'), r"neuron: unknown neuron '~no_such_user_xyz"),
+        (("seed = 3", 'seed = 3\nstore = "a\\u0000b"'), r"\[campaign\] store must be a file path"),
+        (("jobs = 2", "timeout = 1e300"), r"\[campaign.run\] timeout must be positive seconds, at"),
+        (
+            ("[campaign.run]", "[campaign.noise]\nbias_points = 10001\n[campaign.run]"),
+            r"\[campaign.noise\] bias_points must be at most 10000",
+        ),
+        (
+            ("[campaign.run]", "[campaign.noise]\nfmin = " + "9" * 400 + "\n[campaign.run]"),
+            r"\[campaign.noise\] fmin \(Hz\) must be a finite number, got 9999",
+        ),
+        (
+            ("[campaign.run]", "[campaign.speed]\nbias = " + "9" * 400 + "\n[campaign.run]"),
+            r"\[campaign.speed\] bias must be a finite number of volts",
+        ),
     ],
 )
 def test_bad_campaign_file_names_the_field(
@@ -214,6 +236,16 @@ def test_bad_campaign_file_names_the_field(
     text = str(caught.value)
     assert text.startswith(f"{path}: ")
     assert re.search(message, text), text
+
+
+def test_campaign_that_is_not_one_table_is_refused(tmp_path: Path) -> None:
+    for text, message in [
+        ("campaign = 5\n", r"\[campaign\] must be a table, got 5"),
+        ('name = "x"\n', r"one \[campaign\] table; unknown top-level key\(s\) \['name'\]"),
+        ("", r"one \[campaign\] table; none found"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_campaign(_write(tmp_path, text))
 
 
 def test_temperature_fixed_and_swept_is_refused(tmp_path: Path) -> None:

@@ -679,9 +679,7 @@ def test_7_damaged_store_is_a_store_error_naming_the_file(
 ) -> None:
     path, divider, diode = healthy
     simulated.clear()
-    store_path = tmp_path / "damaged.h5"  # a copy of the healthy store (index and folder)
-    shutil.copy(path, store_path)
-    shutil.copytree(Store(path).folder, Store(store_path).folder)
+    store_path = Store(path).copy(tmp_path / "damaged.h5").path  # index and folder
     bad = _damage(store_path, how, divider)
     store = Store(store_path)
     with pytest.raises(StoreError, match=r"store .*damaged\.h5.*(corrupt|damaged)") as caught:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from circuitnn.errors import ConfigError
+from circuitnn.errors import CircuitnnError, ConfigError
 from circuitnn.evaluate import monte_carlo, worst_case
 from circuitnn.nn import (
     CircuitSpec,
@@ -197,6 +200,106 @@ def test_history_round_trips_through_json(digits, family, tmp_path, capsys):
     assert loaded.config["epochs"] == 2
     assert all(math.isfinite(v) for v in loaded.column("train_loss"))
     assert "adversarial_weights" in capsys.readouterr().err
+
+
+def _saved_history(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A small history (one NaN) saved by History.save, and its JSON data."""
+    history = History(
+        regime={"name": "clean"},
+        config={"epochs": 2},
+        epochs=[
+            {"epoch": 1, "train_loss": 0.9, "val_loss": math.nan},
+            {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6},
+        ],
+        best_epoch=2,
+        stopped_early=False,
+    )
+    path = history.save(tmp_path / "history.json")
+    return path, json.loads(path.read_text())
+
+
+def test_saved_history_loads_back(tmp_path):
+    path, _ = _saved_history(tmp_path)
+    loaded = History.load(path)
+    assert math.isnan(loaded.epochs[0]["val_loss"])
+    assert loaded.column("train_loss") == [0.9, 0.5]
+    assert loaded.best == {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6}
+    assert loaded.regime == {"name": "clean"} and loaded.stopped_early is False
+
+
+def _without(data: dict, key: str) -> dict:
+    return {k: v for k, v in data.items() if k != key}
+
+
+# (how to spoil the saved JSON data, a phrase the error must contain)
+BAD_HISTORIES = {
+    "not an object": (lambda d: [d], "expected a JSON object, got a list"),
+    "missing epochs": (lambda d: _without(d, "epochs"), "missing key(s) ['epochs']"),
+    "regime a list": (lambda d: {**d, "regime": ["clean"]}, "'regime' must be an object"),
+    "config a string": (lambda d: {**d, "config": "x"}, "'config' must be an object"),
+    "epochs a string": (lambda d: {**d, "epochs": "1,2"}, "'epochs' must be a list"),
+    "row a number": (lambda d: {**d, "epochs": [1.0, 2.0]}, "epochs[0] must be an object"),
+    "value a string": (
+        lambda d: {**d, "epochs": [d["epochs"][0], {**d["epochs"][1], "train_loss": "0.5"}]},
+        "epochs[1]['train_loss'] must be a number or null, got a string",
+    ),
+    "value a boolean": (
+        lambda d: {**d, "epochs": [{**d["epochs"][0], "epoch": True}, d["epochs"][1]]},
+        "epochs[0]['epoch'] must be a number or null",
+    ),
+    "ragged columns": (
+        lambda d: {**d, "epochs": [d["epochs"][0], _without(d["epochs"][1], "val_loss")]},
+        "epochs[1] has columns",
+    ),
+    "best_epoch a string": (lambda d: {**d, "best_epoch": "2"}, "'best_epoch' must be an integer"),
+    "best_epoch a float": (lambda d: {**d, "best_epoch": 1.5}, "'best_epoch' must be an integer"),
+    "best_epoch a boolean": (
+        lambda d: {**d, "best_epoch": True},
+        "'best_epoch' must be an integer",
+    ),
+    "best_epoch too large": (lambda d: {**d, "best_epoch": 3}, "'best_epoch' 3 is not between"),
+    "best_epoch negative": (lambda d: {**d, "best_epoch": -1}, "'best_epoch' -1 is not between"),
+    "stopped_early a string": (
+        lambda d: {**d, "stopped_early": "no"},
+        "'stopped_early' must be true or false",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_HISTORIES))
+def test_malformed_history_is_a_config_error_naming_the_file(tmp_path, case):
+    path, data = _saved_history(tmp_path)
+    spoil, phrase = BAD_HISTORIES[case]
+    path.write_text(json.dumps(spoil(data)))
+    with pytest.raises(ConfigError) as error:
+        History.load(path)
+    assert str(path) in str(error.value) and phrase in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        (None, "invalid JSON"),  # the saved file cut in half
+        (b"", "invalid JSON"),
+        (b"\xff\xfe{not text", "cannot read the history file"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+    ids=["truncated", "empty", "not UTF-8", "deeply nested"],
+)
+def test_unreadable_history_is_a_config_error_naming_the_file(tmp_path, content, phrase):
+    path, _ = _saved_history(tmp_path)
+    text = path.read_bytes()
+    path.write_bytes(text[: len(text) // 2] if content is None else content)
+    with pytest.raises(CircuitnnError) as error:
+        History.load(path)
+    assert isinstance(error.value, ConfigError)
+    assert str(path) in str(error.value) and phrase in str(error.value)
+
+
+def test_missing_history_file_is_a_config_error(tmp_path):
+    for path in (tmp_path / "absent.json", tmp_path):
+        with pytest.raises(ConfigError, match="history file not found"):
+            History.load(path)
 
 
 def test_configuration_errors(digits, family):

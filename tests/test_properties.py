@@ -1,19 +1,25 @@
 """Property tests: random and malformed inputs thrown at the public API.
 
 Specs (dicts into :func:`spec_from_dict`, TOML text into :func:`load_spec`), parameter strings
-(:func:`parse_spice`), sweep definitions (:func:`parse_grid`, :func:`sweep_families`'s grid check)
-and store contents (random bytes, truncations and flipped bytes of a real store, HDF5 files of the
-wrong structure written here with h5py): every one ends in a result or a
+(:func:`parse_spice`), sweep definitions (:func:`parse_grid`, :func:`sweep_families`'s grid check),
+campaign files (random TOML text, line edits and value edits of a valid campaign into
+:func:`load_campaign`, which checks a campaign before anything is simulated) and store contents
+(random bytes, truncations and flipped bytes of a real store, HDF5 files of the wrong structure
+written here with h5py): every one ends in a result or a
 :class:`~circuitnn.errors.CircuitnnError` subclass with a message — never another exception,
 never a hang (hypothesis' deadline per example, and a watchdog that aborts the run with a
 traceback if one call never returns). An accepted spec renders a netlist without a ``.control``
-line or a ``shell`` command, whatever text its fields held.
+line or a ``shell`` command, whatever text its fields held; an accepted campaign can be run as
+given (its Monte Carlo settings, run options and ngspice timeout are all usable).
 """
 
 from __future__ import annotations
 
+import copy
 import faulthandler
+import json
 import math
+import subprocess
 import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,11 +29,13 @@ import h5py
 import numpy as np
 import pytest
 from helpers import DATA, options
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from circuitnn import extract_family
 from circuitnn.analyses import NoiseAnalysis
+from circuitnn.campaign import Campaign, is_campaign, load_campaign
+from circuitnn.campaign import options as campaign_options
 from circuitnn.errors import CircuitnnError, ConfigError, StoreError
 from circuitnn.netlist import check_safe
 from circuitnn.spec import load_spec, spec_from_dict
@@ -170,13 +178,18 @@ def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 PATHS = _paths(BASE)
 
 
-def _mutated(edits: list[tuple[int, bool, Any, str]]) -> dict[str, Any]:
-    """The divider's spec data with some entries replaced, deleted or added."""
-    import copy
+def _mutated(
+    edits: list[tuple[int, bool, Any, str]],
+    base: dict[str, Any] | None = None,
+    paths: list[tuple[Any, ...]] | None = None,
+) -> dict[str, Any]:
+    """``base`` (default: the divider's spec data) with entries at ``paths`` (default: the
+    spec's) replaced, deleted or added."""
 
-    data = copy.deepcopy(BASE)
+    data = copy.deepcopy(BASE if base is None else base)
+    paths = PATHS if paths is None else paths
     for number, delete, value, new_key in edits:
-        path = PATHS[number % len(PATHS)]
+        path = paths[number % len(paths)]
         parent: Any = data
         try:
             for key in path[:-1]:
@@ -268,6 +281,24 @@ def test_random_netlists_give_a_spec_or_a_circuitnn_error(scratch: Path, lines: 
 BASE_TOML = (DATA / "divider.toml").read_text().splitlines()
 
 
+def _edited_lines(original: Any, edits: list[tuple[int, str, str]]) -> str:
+    """The lines of a TOML file with edits: lines dropped, repeated, values set, lines inserted."""
+    lines = list(original)
+    for number, action, new in edits:
+        index = number % len(lines)
+        if action == "drop":
+            del lines[index]
+        elif action == "dup":
+            lines.insert(index, lines[index])
+        elif action == "set" and "=" in lines[index]:
+            lines[index] = lines[index].split("=")[0] + "= " + new
+        else:
+            lines.insert(index, new)
+        if not lines:
+            lines = [""]
+    return "\n".join(lines)
+
+
 @FAST
 @given(
     st.one_of(
@@ -281,23 +312,241 @@ BASE_TOML = (DATA / "divider.toml").read_text().splitlines()
 )
 def test_toml_text_gives_a_spec_or_a_circuitnn_error(scratch: Path, text: Any) -> None:
     if not isinstance(text, str):  # edits of the divider's own TOML text
-        lines = list(BASE_TOML)
-        for number, action, new in text:
-            index = number % len(lines)
-            if action == "drop":
-                del lines[index]
-            elif action == "dup":
-                lines.insert(index, lines[index])
-            elif action == "set" and "=" in lines[index]:
-                lines[index] = lines[index].split("=")[0] + "= " + new
-            else:
-                lines.insert(index, new)
-            if not lines:
-                lines = [""]
-        text = "\n".join(lines)
+        text = _edited_lines(BASE_TOML, text)
     path = scratch / "random.toml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     _check_spec_result(outcome(lambda: load_spec(path)))
+
+
+# --- campaign files ------------------------------------------------------------------------------
+
+CAMPAIGN_BASE: dict[str, Any] = {
+    "campaign": {
+        "name": "diode load",
+        "neuron": "diode_relu",
+        "n": 20,
+        "seed": 3,
+        "chip_size": 2,
+        "corner": "slow",
+        "store": "families.h5",
+        "grid": {"r": ["5k", "20k"], "rs": [10, "20"]},
+        "noise": {"bias_points": 3, "fmin": 10.0, "fmax": 1e6, "points_per_decade": 2},
+        "speed": {"bias": 0.5, "points_per_decade": 2, "tolerance": 0.05},
+        "run": {"backend": "loky", "jobs": 2, "chunk_size": 10, "engine": "subprocess"},
+    }
+}
+CAMPAIGN_PATHS = _paths(CAMPAIGN_BASE)
+# values a campaign field might plausibly (or mistakenly) hold, beside random JSON-like values
+CAMPAIGN_WORDS = [
+    "diode_relu",
+    "mos_diffpair",
+    "divider.toml",  # a spec beside the campaign file
+    "divider.cir",
+    "campaign.toml",  # the campaign itself, as a spec
+    "../divider.toml",
+    "/",
+    ".",
+    "~",
+    "~no_such_user_xyz/spec.toml",
+    "/dev/null",
+    "x" * 300,
+    "x" * 300 + ".toml",
+    "a\0b",
+    "slow",
+    "fast",
+    "dask",
+    "ray",
+    "shared",
+    "tcp://127.0.0.1:1",
+    "temperature",
+    "R",
+    "1k",
+    "-1",
+    "1e400",
+    "9" * 5000,  # set as a line's value: an integer too long for Python to read
+]
+campaign_values = st.one_of(
+    json_values,
+    st.sampled_from(CAMPAIGN_WORDS),
+    st.lists(st.sampled_from(CAMPAIGN_WORDS) | spice_like, min_size=1, max_size=3),
+    st.sampled_from([0, -1, 1, 2**63, 10**4299, 1e308, math.inf, math.nan, True, {}, []]),
+)
+CAMPAIGN_KEYS = [
+    *sorted({str(path[-1]) for path in CAMPAIGN_PATHS if isinstance(path[-1], str)}),
+    "timeout",
+    "scheduler",
+    "allow_control",
+    "temperature",
+    "bias",
+    "input_referred",
+    "stop_time",
+    "R",
+    "other",
+]
+
+
+def _toml_value(value: Any) -> str | None:
+    """TOML for a JSON-like value (inline tables and arrays); None for None (TOML has no null:
+    the entry is left out)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)  # inf, -inf, 1e+300: TOML too
+    if isinstance(value, str):
+        # TOML's basic strings take JSON's escapes of control characters (and DEL's), and
+        # other characters as they are (TOML refuses JSON's surrogate pairs)
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list):
+        items = [text for text in map(_toml_value, value) if text is not None]
+        return "[" + ", ".join(items) + "]"
+    if isinstance(value, dict):
+        items = [
+            f"{_toml_value(str(key))} = {text}"
+            for key, text in ((key, _toml_value(item)) for key, item in value.items())
+            if text is not None
+        ]
+        return "{" + ", ".join(items) + "}"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _campaign_toml(data: Any) -> str:
+    """The text of a campaign file holding ``data`` (each top-level key one line)."""
+    if not isinstance(data, dict):
+        return f"campaign = {_toml_value(data)}\n" if _toml_value(data) is not None else ""
+    lines = []
+    for key, value in data.items():
+        text = _toml_value(value)
+        if text is not None:
+            lines.append(f"{_toml_value(str(key))} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+# the base campaign as a hand-written file ([campaign.*] tables), for line edits
+CAMPAIGN_LINES = [
+    "[campaign]",
+    *(
+        f"{key} = {_toml_value(value)}"
+        for key, value in CAMPAIGN_BASE["campaign"].items()
+        if not isinstance(value, dict)
+    ),
+    *(
+        line
+        for key, value in CAMPAIGN_BASE["campaign"].items()
+        if isinstance(value, dict)
+        for line in (
+            "",
+            f"[campaign.{key}]",
+            *(f"{name} = {_toml_value(item)}" for name, item in value.items()),
+        )
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def campaign_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a spec (the divider) that campaign files there may name."""
+    folder = tmp_path_factory.mktemp("campaigns")
+    for name in ("divider.toml", "divider.cir"):
+        (folder / name).write_text((DATA / name).read_text())
+    return folder
+
+
+def _check_campaign(path: Path) -> None:
+    """``load_campaign(path)`` gives a campaign that can run as given, or a ConfigError that names
+    the file; ``is_campaign(path)`` answers without raising."""
+    assert isinstance(is_campaign(path), bool)
+    campaign = outcome(lambda: load_campaign(path))
+    if isinstance(campaign, CircuitnnError):
+        assert isinstance(campaign, ConfigError), repr(campaign)
+        assert str(path) in str(campaign), str(campaign)
+        where = str(campaign).removeprefix(f"{path}: ").split(" ")[0]
+        event(f"refused: {where if where.startswith('[') else 'file'}")
+        return
+    assert isinstance(campaign, Campaign)
+    event("accepted")
+    assert is_campaign(path)
+    MonteCarlo(campaign.n, campaign.seed, campaign.chip_size, campaign.corner)  # no error
+    assert campaign.points == math.prod(len(values) for values in campaign.grid.values())
+    for values in campaign.grid.values():
+        assert all(isinstance(v, float) and math.isfinite(v) for v in values)
+    if campaign.temperature is not None:
+        assert math.isfinite(campaign.temperature)
+    if campaign.store is not None:
+        assert "\0" not in str(campaign.store)
+    run = campaign_options(campaign)
+    # an accepted timeout works as the subprocess engine uses it (an absurd one would raise
+    # OverflowError in every chunk); true exits at once
+    subprocess.run(["true"], capture_output=True, timeout=run.timeout, check=True)
+
+
+def test_the_base_campaign_is_valid(campaign_folder: Path) -> None:
+    path = campaign_folder / "campaign.toml"
+    for text in (_campaign_toml(CAMPAIGN_BASE), "\n".join(CAMPAIGN_LINES) + "\n"):
+        path.write_text(text)
+        campaign = load_campaign(path)
+        assert campaign.points == 4 and campaign.corner == "slow" and campaign.noise is not None
+        assert campaign.run == CAMPAIGN_BASE["campaign"]["run"]
+
+
+CAMPAIGN = settings(FAST, max_examples=100, deadline=None)
+
+
+@CAMPAIGN
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10**6),
+            st.booleans(),
+            campaign_values,
+            st.just("") | st.sampled_from(CAMPAIGN_KEYS) | st.text(max_size=8),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_campaign_files_with_bad_values_give_a_campaign_or_a_config_error(
+    campaign_folder: Path, edits: list[tuple[int, bool, Any, str]]
+) -> None:
+    """The base campaign with entries replaced, deleted or added (any key, any value)."""
+    data = _mutated(edits, CAMPAIGN_BASE, CAMPAIGN_PATHS)
+    path = campaign_folder / "campaign.toml"
+    path.write_text(_campaign_toml(data), encoding="utf-8", errors="surrogatepass")
+    _check_campaign(path)
+
+
+@CAMPAIGN
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=60),
+        st.lists(
+            st.tuples(
+                st.integers(0, 200),
+                st.sampled_from(["drop", "dup", "set", "add"]),
+                texts | st.sampled_from(CAMPAIGN_WORDS) | st.sampled_from(CAMPAIGN_LINES),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+)
+def test_campaign_file_text_gives_a_campaign_or_a_config_error(
+    campaign_folder: Path, text: Any
+) -> None:
+    """Random text and bytes, and line edits of the base campaign's file (tables dropped,
+    repeated, values set to random text, lines inserted)."""
+    path = campaign_folder / "campaign.toml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        if not isinstance(text, str):
+            text = _edited_lines(CAMPAIGN_LINES, text)
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    _check_campaign(path)
 
 
 # --- store contents ----------------------------------------------------------------------------

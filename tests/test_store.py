@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import h5py
@@ -132,9 +131,7 @@ def test_describe_and_resolve(stored: tuple[Path, Family, Family]) -> None:
 def test_commit_is_idempotent(stored: tuple[Path, Family, Family], tmp_path: Path) -> None:
     path, divider, _ = stored
     copy = tmp_path / "copy.h5"  # a store is its index file and its folder of family files
-    shutil.copy(path, copy)
-    shutil.copytree(Store(path).folder, Store(copy).folder)
-    store = Store(copy)
+    store = Store(path).copy(copy)
     store.commit(divider)
     assert sorted(store.keys()) == sorted(Store(path).keys())
     assert_same_family(store.load(divider.key), divider)
@@ -194,9 +191,9 @@ def test_each_family_has_its_own_file_and_a_commit_rewrites_only_the_index(
 ) -> None:
     path, divider, diode = stored
     copy = tmp_path / "families.h5"
-    shutil.copy(path, copy)
-    shutil.copytree(Store(path).folder, Store(copy).folder)
-    store = Store(copy)
+    store = Store(path).copy(copy)
+    with pytest.raises(StoreError, match="exists already"):
+        Store(path).copy(copy)
     assert sorted(p.name for p in store.folder.iterdir()) == sorted(
         f"{key}.h5" for key in (divider.key, diode.key)
     )
@@ -242,9 +239,7 @@ def test_missing_family_file_is_a_store_error_naming_it(
 ) -> None:
     path, divider, diode = stored
     copy = tmp_path / "families.h5"
-    shutil.copy(path, copy)
-    shutil.copytree(Store(path).folder, Store(copy).folder)
-    store = Store(copy)
+    store = Store(path).copy(copy)
     store.family_path(divider.key).unlink()
     with pytest.raises(StoreError, match=rf"family {divider.key[:12]}, .*{divider.key}\.h5, is"):
         store.load(divider.key)

@@ -76,15 +76,96 @@ class History:
 
     @classmethod
     def load(cls, path: str | Path) -> History:
-        """Read a history written by :meth:`save`."""
-        data = json.loads(Path(path).read_text())
-        epochs = [
-            {k: (math.nan if v is None else v) for k, v in row.items()} for row in data["epochs"]
-        ]
+        """Read a history written by :meth:`save`.
+
+        A missing, unreadable, truncated or malformed file (bad JSON, a missing key, a value of
+        the wrong type) raises :class:`ConfigError` naming the file and what is wrong.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"history file not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot read the history file: {error}") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"{path}: not a history file: invalid JSON ({error}; truncated?)"
+            ) from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not a history file: JSON nested too deeply") from None
+        try:
+            return cls._from_dict(data)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: not a valid history file: {error}") from None
+
+    @classmethod
+    def _from_dict(cls, data: Any) -> History:
+        """Check the JSON data of a saved history and build it; :class:`ConfigError` names the
+        bad field."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"expected a JSON object, got {_json_type(data)}")
+        missing = [key for key in _KEYS if key not in data]
+        if missing:
+            raise ConfigError(f"missing key(s) {missing}")
+        for key in ("regime", "config"):
+            if not isinstance(data[key], dict):
+                raise ConfigError(f"{key!r} must be an object, got {_json_type(data[key])}")
+        if not isinstance(data["epochs"], list):
+            raise ConfigError(f"'epochs' must be a list, got {_json_type(data['epochs'])}")
+        epochs: list[dict[str, float]] = []
+        for number, row in enumerate(data["epochs"], start=1):
+            if not isinstance(row, dict):
+                raise ConfigError(f"epochs[{number - 1}] must be an object, got {_json_type(row)}")
+            if epochs and row.keys() != epochs[0].keys():
+                raise ConfigError(
+                    f"epochs[{number - 1}] has columns {sorted(row)}, "
+                    f"unlike epochs[0]: {sorted(epochs[0])}"
+                )
+            for name, value in row.items():
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int | float)
+                ):
+                    raise ConfigError(
+                        f"epochs[{number - 1}][{name!r}] must be a number or null, "
+                        f"got {_json_type(value)}"
+                    )
+            epochs.append({k: (math.nan if v is None else v) for k, v in row.items()})
+        best_epoch = data["best_epoch"]
+        if isinstance(best_epoch, bool) or not isinstance(best_epoch, int):
+            raise ConfigError(f"'best_epoch' must be an integer, got {_json_type(best_epoch)}")
+        if not 0 <= best_epoch <= len(epochs):
+            raise ConfigError(
+                f"'best_epoch' {best_epoch} is not between 0 and the {len(epochs)} epoch(s)"
+            )
+        if not isinstance(data["stopped_early"], bool):
+            raise ConfigError(
+                f"'stopped_early' must be true or false, got {_json_type(data['stopped_early'])}"
+            )
         return cls(
             regime=data["regime"],
             config=data["config"],
             epochs=epochs,
-            best_epoch=int(data["best_epoch"]),
-            stopped_early=bool(data["stopped_early"]),
+            best_epoch=best_epoch,
+            stopped_early=data["stopped_early"],
         )
+
+
+_KEYS = ("regime", "config", "epochs", "best_epoch", "stopped_early")
+
+
+def _json_type(value: Any) -> str:
+    """A JSON value's kind and a short excerpt, for error messages."""
+    kinds = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }
+    kind = kinds.get(type(value), type(value).__name__)
+    if isinstance(value, dict | list):
+        return kind
+    return f"{kind} ({json.dumps(value)[:40]})"
