@@ -323,7 +323,7 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
     timer.patch(store.Store, "commit", "HDF5 commit: lock, fsync, rename")
     timer.patch(store, "_write_family", "HDF5 write (h5py + lzf)")
     timer.patch(store.FamilyWriter, "write_rows", "HDF5 write by chunk (streaming, lzf)")
-    timer.patch(store.Store, "commit_written", "HDF5 commit: copy store + group, fsync, rename")
+    timer.patch(store.Store, "commit_written", "HDF5 commit: fsync, rename, index rewrite")
     timer.patch(pipeline, "_power", "power per chunk")
     timer.patch(journaled, "progress_bar", "progress bar setup")
     timer.patch_value(journaled, "run_tasks", chunks.wrap(journaled.run_tasks))

@@ -3,8 +3,9 @@
 A family is identified by a content hash of everything that determines its numbers; asking for a
 family already in the store is a cache hit that runs no simulation, and an interrupted extraction
 resumes from the chunks its journal holds. Chunks stream from the workers to the one writer as
-they finish: each is journaled, described and written into the family's rows at once, so the
-writer holds one chunk (plus the N-long bookkeeping arrays) however large the family.
+they finish: each is journaled, described and handed to a writer thread that writes it into the
+family's rows while the next chunks simulate, so the writer holds a few chunks (plus the N-long
+bookkeeping arrays) however large the family.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +39,7 @@ from circuitnn.units import _shown
 from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
 DEFAULT_CHUNK_SIZE = 250
+WRITES_IN_FLIGHT = 2  # chunks handed to the writer thread and not yet written
 # The longest timeout (s) per ngspice run: about 11.6 days. The subprocess engine's wait polls
 # with a timeout in milliseconds that must fit a C int (at most 24.8 days); beyond, every chunk
 # would fail with an OverflowError instead of running.
@@ -220,28 +224,39 @@ def _extract_into(
         (f"chunk-{table.index[0]:09d}", (spec, table, options.engine, options.timeout))
         for table in tables
     ]
-    for _, arrays in stream_journaled(
-        simulate_chunk,
-        tasks,
-        [len(t) for t in tables],
-        journal,
-        options,
-        f"simulating {spec.name}",
-        describe=lambda task: f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}",
-    ):
-        chunk = ChunkResult.from_arrays(arrays)
-        power = _power(spec, chunk.supply_current, chunk.input_current)
-        sink.write_rows(
-            chunk.start,
-            chunk.curves,
-            chunk.supply_current,
-            chunk.input_current,
-            power,
-            chunk.status,
-            chunk.reasons,
-            describe(grid, chunk.curves, power),
-        )
-        del chunk, arrays, power
+    # the sink writes (HDF5 compression, checksums) in a thread of their own, so they overlap the
+    # simulation of the next chunks; at most WRITES_IN_FLIGHT chunks wait for it
+    with ThreadPoolExecutor(1, thread_name_prefix="circuitnn-writer") as writer:
+        writes: deque[Future[None]] = deque()
+        for _, arrays in stream_journaled(
+            simulate_chunk,
+            tasks,
+            [len(t) for t in tables],
+            journal,
+            options,
+            f"simulating {spec.name}",
+            describe=lambda task: f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}",
+        ):
+            chunk = ChunkResult.from_arrays(arrays)
+            power = _power(spec, chunk.supply_current, chunk.input_current)
+            writes.append(
+                writer.submit(
+                    sink.write_rows,
+                    chunk.start,
+                    chunk.curves,
+                    chunk.supply_current,
+                    chunk.input_current,
+                    power,
+                    chunk.status,
+                    chunk.reasons,
+                    describe(grid, chunk.curves, power),
+                )
+            )
+            del chunk, arrays, power
+            while len(writes) > WRITES_IN_FLIGHT or (writes and writes[0].done()):
+                writes.popleft().result()  # a failed write raises here
+        while writes:
+            writes.popleft().result()
     nominal = _nominal(spec, mc, options, journal)
     sink.finish(nominal.curves[0], {"created": _now()})
 

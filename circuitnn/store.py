@@ -468,15 +468,12 @@ class FamilyWriter:
     def __init__(
         self, path: Path, key: str, n: int, chunk_rows: int = 256, mode: str = "w"
     ) -> None:
-        import h5py
 
         self.path, self.key, self.n = Path(path), key, n
         self.chunk_rows = max(1, chunk_rows)
         self.finished = False
         try:
-            self._file = h5py.File(
-                self.path, mode, libver=LIBVER, rdcc_nbytes=self.CACHE_BYTES, rdcc_nslots=1021
-            )
+            self._file = _h5py_file(self.path, mode, self.CACHE_BYTES)
             self._file.attrs["format"] = _attr("circuitnn-store")
             self._file.attrs["schema_version"] = SCHEMA_VERSION
             self._group = self._file.require_group("families").create_group(key)
@@ -839,7 +836,6 @@ def _write_analysis(
 ) -> None:
     """Write ``data`` as group ``/families/KEY/DATA.KEY`` of the file at ``path``; datasets of
     the ``scratch`` file (an :class:`AnalysisWriter`'s) replace the same-named fields."""
-    import h5py
 
     units = {
         "bias": "V",
@@ -859,8 +855,8 @@ def _write_analysis(
         "tolerance": "fraction of the step",
     }
     with contextlib.ExitStack() as files:
-        handle = files.enter_context(h5py.File(path, "a", libver=LIBVER))
-        source = files.enter_context(h5py.File(scratch, "r")) if scratch is not None else {}
+        handle = files.enter_context(_h5py_file(path, "a"))
+        source = files.enter_context(_h5py_file(scratch, "r")) if scratch is not None else {}
         group = handle["families"][key].create_group(data.key)
         group.attrs["kind"] = _attr(type(data).__name__)
         group.attrs["created"] = _attr(datetime.datetime.now(datetime.UTC).isoformat())
@@ -990,10 +986,17 @@ def _nbytes(values: dict[str, Any]) -> int:
 
 
 def _h5py_file(path: Path, mode: str, cache_bytes: int = 1 << 20) -> Any:
-    """An HDF5 file of the store's format (:data:`LIBVER`)."""
+    """A file this process writes alone, in the store's format (:data:`LIBVER`): a scratch file
+    or a temporary copy, which only its writer (holding the store's lock) opens.
+
+    Without HDF5's own file lock: HDF5 takes it with ``flock``, which a child forked meanwhile
+    (an ngspice run started by another thread) shares until it execs, so a scratch file closed
+    and reopened by the writer thread at that moment would fail to open (EAGAIN)."""
     import h5py
 
-    return h5py.File(path, mode, libver=LIBVER, rdcc_nbytes=cache_bytes, rdcc_nslots=1021)
+    return h5py.File(
+        path, mode, libver=LIBVER, rdcc_nbytes=cache_bytes, rdcc_nslots=1021, locking=False
+    )
 
 
 def _empty_store(path: Path) -> None:

@@ -836,9 +836,12 @@ def test_8_disk_full_while_writing_a_family_or_an_analysis(
     simulated.clear()
     if where == "scratch":
         key = family_key(data_spec("divider"), MonteCarlo(n=12, seed=1))
-        assert _journal_chunks(Store(store).journal(key, 4).folder) == {0}  # finished: kept
+        # the finished chunks are kept: the first, and those simulated while the writer thread
+        # failed on it
+        saved = _journal_chunks(Store(store).journal(key, 4).folder)
+        assert 0 in saved
         family = extract_family(spec, n=12, seed=1, store=store, options=options())
-        assert sorted(simulated) == [-1, 4, 8]
+        assert sorted(simulated) == sorted([-1, *({0, 4, 8} - saved)])
         assert_same_family(family, extract_family(spec, n=12, seed=1, options=options()))
     else:  # the noise chunks were journaled: the rerun adds the analysis from them
         analysis = NoiseAnalysis(**SMALL_NOISE)
