@@ -50,6 +50,7 @@ import numpy as np
 from circuitnn.errors import ConfigError
 from circuitnn.toml_file import read_toml
 from circuitnn.units import _shown, parse_spice
+from circuitnn.variation import MonteCarlo
 
 KEYS = {
     "name",
@@ -183,6 +184,10 @@ def _parse(path: Path, data: dict[str, Any]) -> Campaign:
     if seed >= 2**63:
         raise ConfigError(f"[campaign] seed must be below 2**63, got {_shown(seed)}")
     chip_size = _integer(table.get("chip_size", 1), "chip_size", 1)
+    try:
+        MonteCarlo(n=n, seed=seed, chip_size=chip_size)
+    except ConfigError as error:
+        raise ConfigError(f"[campaign] {error}") from None
     corner = table.get("corner")
     if corner is not None and (not isinstance(corner, str) or not corner):
         raise ConfigError(f"[campaign] corner must be a corner name, got {corner!r}")

@@ -40,6 +40,8 @@ from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
 DEFAULT_CHUNK_SIZE = 250
 WRITES_IN_FLIGHT = 2  # chunks handed to the writer thread and not yet written
+MAX_JOBS = 1024  # local worker processes (more would exhaust the machine before any run)
+MAX_CHUNK_SIZE = 100_000  # instances in one ngspice run (its cost per instance rises past ~500)
 # The longest timeout (s) per ngspice run: about 11.6 days. The subprocess engine's wait polls
 # with a timeout in milliseconds that must fit a C int (at most 24.8 days); beyond, every chunk
 # would fail with an OverflowError instead of running.
@@ -72,6 +74,11 @@ class RunOptions:
             or self.chunk_size < 1
         ):
             raise ConfigError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
+        if self.chunk_size > MAX_CHUNK_SIZE:
+            raise ConfigError(
+                f"chunk_size must be at most {MAX_CHUNK_SIZE} instances per ngspice run, got "
+                f"{_shown(self.chunk_size)}"
+            )
         if self.engine not in available_engines():
             raise ConfigError(
                 f"engine {self.engine!r} must be one of {', '.join(available_engines())}"
@@ -88,6 +95,11 @@ class RunOptions:
         jobs = self.jobs
         if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0 or jobs < -1:
             raise ConfigError(f"jobs must be a positive integer or -1 (all cores), got {jobs!r}")
+        if jobs > MAX_JOBS:
+            raise ConfigError(
+                f"jobs must be at most {MAX_JOBS} worker processes, got {_shown(jobs)} "
+                "(a cluster's size comes from --scheduler, not --jobs)"
+            )
         check_backend(self.backend, self.scheduler)
 
 

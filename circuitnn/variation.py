@@ -17,6 +17,9 @@ from scipy.special import ndtri
 
 from circuitnn.errors import ConfigError
 from circuitnn.spec import Distribution, NeuronSpec
+from circuitnn.units import _shown
+
+MAX_INSTANCES = 100_000_000  # Monte Carlo instances of one family (its parameter table alone: GBs)
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -40,8 +43,10 @@ class MonteCarlo:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer):
                 raise ConfigError(f"MonteCarlo.{name} must be an integer, got {value!r}")
-        if self.n < 1:
-            raise ConfigError(f"MonteCarlo.n must be at least 1, got {self.n}")
+        if not 1 <= self.n <= MAX_INSTANCES:
+            raise ConfigError(
+                f"MonteCarlo.n must be from 1 to {MAX_INSTANCES:,} instances, got {_shown(self.n)}"
+            )
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"MonteCarlo.seed must be in [0, 2**63), got {self.seed}")
         if self.chip_size < 1:

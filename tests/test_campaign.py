@@ -211,6 +211,9 @@ def test_campaign_file_is_parsed(tmp_path: Path) -> None:
         (('"diode_relu"', '"~no_such_user_xyz/a"'), r"neuron: unknown neuron '~no_such_user_xyz"),
         (("seed = 3", 'seed = 3\nstore = "a\\u0000b"'), r"\[campaign\] store must be a file path"),
         (("jobs = 2", "timeout = 1e300"), r"\[campaign.run\] timeout must be positive seconds, at"),
+        (("jobs = 2", "jobs = 100000"), r"\[campaign.run\] jobs must be at most 1024 worker"),
+        (("chunk_size = 10", "chunk_size = 1000000"), r"chunk_size must be at most 100000 inst"),
+        (("n = 20", "n = 1000000000"), r"\[campaign\] .*n must be from 1 to 100,000,000 instances"),
         (
             ("[campaign.run]", "[campaign.noise]\nbias_points = 10001\n[campaign.run]"),
             r"\[campaign.noise\] bias_points must be at most 10000",
