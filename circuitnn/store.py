@@ -83,24 +83,18 @@ class Store:
     def _family(self, key: str) -> Iterator[Any]:
         """The HDF5 group of family ``key``, read-only (from its own file, or from the index file
         for a store of the older one-file layout)."""
-        import h5py
-
-        with self._open() as handle:
-            families = _families(handle)
-            if key not in families:
-                raise StoreError(f"no family {key} in {self.path}")
-            link = families.get(key, getlink=True)
-            if not isinstance(link, h5py.ExternalLink):
-                yield families[key]
-                return
-        path = self.folder / Path(link.filename).name
+        path = self._file_of(key)
+        if path == self.path:
+            with self._open() as handle:
+                yield _families(handle)[key]
+            return
         if not path.exists():
             raise StoreError(
                 f"store {self.path}: the file of family {key[:12]}, {path}, is missing "
                 "(a store is its index file and its folder; move and copy them together)"
             )
         with _open_store_file(path, f"store {self.path}: family file {path}") as handle:
-            yield handle[link.path]
+            yield handle["families"][key]
 
     def copy(self, target: str | Path) -> Store:
         """Copy the store — its index file and its folder of family files — to the index path
@@ -219,28 +213,22 @@ class Store:
             return sorted(name for name in group if name.startswith(("noise-", "speed-")))
 
     def commit(self, family: Family, lock_timeout: float = 600.0) -> None:
-        """Add ``family`` (held in memory) atomically, under the lock file: it is written to a
-        temporary file in the store's folder, which is then renamed to the family's file, and the
-        index gains a link to it."""
+        """Add ``family`` (held in memory) atomically, under the lock file: its file is written
+        as a new file (temporary, then renamed) in the store's folder and the index gains a link
+        to it."""
         with self.lock(lock_timeout):
-            if self._has(family.key):
+            if family.key in self:
                 return
             self.folder.mkdir(exist_ok=True)
-            temporary = self._temporary(self.family_path(family.key))
-            try:
-                _empty_store(temporary)
-                _reserve(temporary, _nbytes(vars(family)) + family.n * REASON_BYTES, "a family")
-                _write_family(temporary, family)
-                self._link(family.key, temporary)
-            except CircuitnnError:
-                raise
-            except Exception as error:  # OSError; h5py may say RuntimeError (disk full on close)
-                raise StoreError(
-                    f"could not write family {family.key[:12]} to {self.path}: {error} "
-                    "(the store was left as it was)"
-                ) from None
-            finally:
-                temporary.unlink(missing_ok=True)
+            target = self.family_path(family.key)
+            target.unlink(missing_ok=True)  # left unlinked by a killed commit
+            _rewrite(
+                target,
+                lambda path: _write_family(path, family),
+                grows=_nbytes(vars(family)) + family.n * REASON_BYTES,
+                what=f"family {family.key[:12]} to {self.path}",
+            )
+            self._add_to_index(family.key)
 
     def commit_written(self, writer: FamilyWriter, lock_timeout: float = 600.0) -> None:
         """Add the family that ``writer`` finished writing (slice by slice, in its scratch file)
@@ -249,9 +237,10 @@ class Store:
         if not writer.finished:
             raise StoreError(f"family {writer.key[:12]} is not completely written; not committed")
         with self.lock(lock_timeout):
-            if not self._has(writer.key):
+            if writer.key not in self:
                 self.folder.mkdir(exist_ok=True)
-                self._link(writer.key, writer.path)
+                self._move_in(writer.key, writer.path)
+                self._add_to_index(writer.key)
         writer.discard()
 
     def commit_analysis(
@@ -288,41 +277,34 @@ class Store:
         with self._family(key) as group:
             return _read_analysis(group, kind, name, cls, arrays)
 
-    def _has(self, key: str) -> bool:
-        """Whether family ``key`` is committed (call under the lock)."""
-        return self.path.exists() and key in self.keys()
-
     def _file_of(self, key: str) -> Path:
         """The file holding family ``key``'s group: its own, or the index (older layout)."""
         import h5py
 
         with self._open() as handle:
-            link = _families(handle).get(key, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                return self.folder / Path(link.filename).name
+            families = _families(handle)
+            if key not in families:
+                raise StoreError(f"no family {key} in {self.path}")
+            link = families.get(key, getlink=True)
+        if isinstance(link, h5py.ExternalLink):  # (read in the folder of this store's index)
+            return self.folder / Path(link.filename).name
         return self.path
 
-    def _temporary(self, target: Path) -> Path:
-        """A temporary file beside ``target`` for this process (a dead writer's are removed:
-        temporaries exist only while their writer holds the lock)."""
-        for stale in target.parent.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-        return target.with_name(f".{target.name}.{os.getpid()}.tmp")
-
-    def _link(self, key: str, finished: Path) -> None:
-        """Make the finished family file ``finished`` the store's family ``key``: rename it into
-        the folder, then add its link to the index (rewritten atomically); if the index cannot be
-        rewritten, the family's file is removed again and the store is as it was."""
-        target = self.family_path(key)
+    def _move_in(self, key: str, finished: Path) -> None:
+        """Rename the finished family file ``finished`` (fsynced) to family ``key``'s file."""
         with open(finished, "rb") as handle:
             os.fsync(handle.fileno())
         try:
-            os.replace(finished, target)
+            os.replace(finished, self.family_path(key))
             _fsync_folder(self.folder)
         except OSError as error:
             raise StoreError(
                 f"could not move family {key[:12]} into {self.folder}: {error}"
             ) from None
+
+    def _add_to_index(self, key: str) -> None:
+        """Link family ``key``'s file into the index (rewritten atomically); if the index cannot
+        be rewritten, the family's file is removed again and the store is as it was."""
         try:
             _rewrite(
                 self.path,
@@ -331,7 +313,7 @@ class Store:
                 what=f"the index of {self.path}",
             )
         except BaseException:
-            target.unlink(missing_ok=True)
+            self.family_path(key).unlink(missing_ok=True)
             raise
 
     @contextlib.contextmanager
