@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from circuitnn.simulate import FAILED, OK
+OK, FAILED = 1, 2  # values of a family's ``status`` column
 
 
 @dataclass

@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circuitnn.errors import NetlistError, SimulationError, SimulationTimeout
+from circuitnn.family import FAILED, OK
 from circuitnn.spec import NeuronSpec
 from circuitnn.spice import get_engine
 from circuitnn.testbench import assemble, render_dc_bench
 from circuitnn.variation import ParameterTable
-
-OK, FAILED = 1, 2
 
 
 @dataclass

@@ -16,6 +16,46 @@ def test_import_circuitnn_stays_light():
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
+# What `import circuitnn.nn` must not load: the simulation side and the libraries only it, the
+# plots or the data sets need (each costs tens to hundreds of milliseconds on top of torch).
+DEFERRED = (
+    "scipy",
+    "matplotlib",
+    "sklearn",
+    "h5py",
+    "pandas",
+    "PySpice",
+    "circuitnn.data",
+    "circuitnn.simulate",
+    "circuitnn.store",
+    "circuitnn.spec",
+    "circuitnn.variation",
+)
+
+
+def test_import_circuitnn_nn_defers_heavy_modules():
+    code = (
+        "import sys, json, circuitnn.nn; "
+        f"print(json.dumps([m for m in {DEFERRED!r} if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", f"import circuitnn.nn loaded {done.stdout.strip()}"
+
+
+def test_import_benchmark_quick_run():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_import.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "circuitnn.nn on top of torch" in done.stdout
+    assert "heavy libraries loaded by circuitnn.nn: none" in done.stdout
+
+
 def test_benchmark_quick_run(tmp_path):
     result = subprocess.run(
         [
