@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""End-to-end extraction benchmark for circuitnn (issue 2, "Benchmark").
+"""End-to-end extraction benchmark for circuitnn.
 
 One command, every ratio measured in the same run::
 

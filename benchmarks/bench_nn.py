@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""PyTorch-side benchmark for circuitnn (issue 4, "Benchmark").
+"""PyTorch-side benchmark for circuitnn.
 
 One command, every ratio measured against a baseline timed in the same run::
 

@@ -271,7 +271,7 @@ def spec_from_dict(
         points=_integer(sweep_data.get("points", 401), f"{source}: sweep.points"),
         common_mode=parse_spice(sweep_data.get("common_mode", 0.0), f"{source}: sweep.common_mode"),
     )
-    output_data = reader.table("output")
+    output_data = reader.table("output", required=False)
     output = Output(
         quantity=str(output_data.get("quantity", "voltage")),
         load_voltage=parse_spice(

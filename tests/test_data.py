@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import h5py
@@ -404,3 +405,21 @@ def test_bad_arguments() -> None:
         make_dataset(np.zeros((5, 1)), np.zeros(5), task="ranking")
     with pytest.raises(ConfigError, match="classification needs >= 2 classes"):
         make_dataset(np.zeros((10, 1)), np.zeros(10), task="classification")
+
+
+def test_data_folder_readme_is_true() -> None:
+    """data/README.md: the folder holds nothing else, and every name and path it cites exists."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "data" / "README.md").read_text()
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["README.md"]
+    assert "Nothing is stored in this folder" in text
+    names = re.findall(r"`circuitnn\.data\.(\w+)`", text)
+    assert len(names) >= 5
+    missing = [name for name in names if not hasattr(data, name)]
+    assert not missing, f"data/README.md cites circuitnn.data.{missing}"
+    for folder in re.findall(r"`(tests/\w+/|docs/\w+\.md)`", text):
+        assert (root / folder).exists(), folder
+    sections = re.findall(r'section "([^"]+)"', text)
+    assert sections and all(
+        f"### {s}" in (root / "docs" / "pytorch.md").read_text() for s in sections
+    )

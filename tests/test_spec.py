@@ -146,6 +146,20 @@ def test_spec_file_errors_name_the_file(tmp_path: Path) -> None:
         load_spec(broken)
 
 
+def test_output_table_is_optional_and_defaults_to_a_voltage_output() -> None:
+    full = spec_data("divider")
+    assert full["output"] == {"quantity": "voltage"}
+    short = copy.deepcopy(full)
+    del short["output"]
+    with_table, without = build_spec(full), build_spec(short)
+    assert without.output == with_table.output
+    assert (without.output.quantity, without.output.load_capacitance) == ("voltage", 0.0)
+    assert family_key(without, MonteCarlo(n=3)) == family_key(with_table, MonteCarlo(n=3))
+    current = copy.deepcopy(short)
+    current["output"] = {"quantity": "current", "load_voltage": 1.0}
+    assert build_spec(current).output.quantity == "current"
+
+
 def test_unknown_corner_is_refused() -> None:
     spec = data_spec("divider")
     assert spec.nominal("high")["r1"] == pytest.approx(1100.0)
