@@ -195,7 +195,14 @@ def test_state_dict_round_trip_keeps_the_chip_and_resample_changes_it(tanh_famil
     other.load_state_dict(torch.load(tmp_path / "act.pt", weights_only=True))
     assert torch.equal(other.chip, act.chip)
     torch.testing.assert_close(other(x), before, rtol=0, atol=0)
-    assert set(act.state_dict()) == {"chip", "table", "sigma_table"}
+    assert set(act.state_dict()) == {
+        "chip",
+        "table",
+        "nominal_curve",
+        "sigma_table",
+        "nominal_sigma",
+        "identity",
+    }
     chip = act.chip.clone()
     act.resample(torch.Generator().manual_seed(99))
     assert not torch.equal(act.chip, chip)
