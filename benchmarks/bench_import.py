@@ -5,7 +5,7 @@ One command::
 
     .venv/bin/python benchmarks/bench_import.py              # 15 fresh interpreters
     .venv/bin/python benchmarks/bench_import.py --rounds 30  # more on a noisy machine
-    .venv/bin/python benchmarks/bench_import.py --quick      # smoke run (3 interpreters)
+    .venv/bin/python benchmarks/bench_import.py --quick      # smoke run (2 interpreters)
 
 Every round starts a fresh interpreter that times ``import torch`` (the baseline) and then
 ``import circuitnn.nn`` on top of it, both with ``time.perf_counter`` in the same process, so the
@@ -53,19 +53,23 @@ def one_round() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="fresh interpreters (default 15)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 interpreters")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 interpreters, no warm-up"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every round here")
     args = parser.parse_args()
-    rounds = 3 if args.quick else args.rounds
+    rounds = 2 if args.quick else args.rounds
     if rounds < 1:
         parser.error("--rounds must be at least 1")
-    one_round()  # warm the file cache; not counted
+    if not args.quick:
+        one_round()  # warm the file cache; not counted
     results = [one_round() for _ in range(rounds)]
     torch_s = [r["torch"] for r in results]
     ours_s = [r["circuitnn.nn"] for r in results]
     ratio = min(ours_s) / min(torch_s)
     print("circuitnn import benchmark")
-    print(f"  Python {sys.version.split()[0]}, {rounds} fresh interpreters (after one warm-up)")
+    warm = "" if args.quick else " (after one warm-up)"
+    print(f"  Python {sys.version.split()[0]}, {rounds} fresh interpreters{warm}")
     print(f"  {'import':<34}{'min':>10}{'median':>10}{'ratio':>9}   target")
     print(f"  {'torch (baseline)':<34}{min(torch_s):>9.3f}s{statistics.median(torch_s):>9.3f}s")
     verdict = "PASS" if ratio <= TARGET else "FAIL"

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 import circuitnn
-from circuitnn.analyses import NoiseAnalysis
 from circuitnn.errors import ConfigError
 from circuitnn.nn import (
     CircuitActivation,
@@ -63,11 +62,10 @@ def families(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Two small real families (mos_diffpair with noise, cmos_inverter) in a store of their own."""
     store = tmp_path_factory.mktemp("reload") / "families.h5"
     options = circuitnn.RunOptions(progress=False)
-    noise = NoiseAnalysis(bias_points=5, points_per_decade=3, bandwidth=1e6)
     return {
         "store": store,
         "diffpair": circuitnn.extract_family(
-            "mos_diffpair", n=24, seed=2, store=store, options=options, noise=noise
+            "mos_diffpair", n=24, seed=2, store=store, options=options, noise=True
         ),
         "inverter": circuitnn.extract_family(
             "cmos_inverter", n=16, seed=0, store=store, options=options
