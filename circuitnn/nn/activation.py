@@ -13,11 +13,12 @@ from torch import nn
 from circuitnn.errors import ConfigError
 from circuitnn.family import Family
 from circuitnn.nn._check import choice, integer
+from circuitnn.nn._deprecated import resolve_family
 from circuitnn.nn.fit import FORMS, choose_form, evaluate_fit, fit_curves
 from circuitnn.nn.interp import EXTRAPOLATIONS, lookup, neuron_offsets, segment_table
 from circuitnn.nn.random import SeedLike, cpu_generator
 from circuitnn.nn.scaling import Scaling
-from circuitnn.nn.tables import FamilyTables, resolve_family
+from circuitnn.nn.tables import FamilyTables
 
 MODES = ("sampled", "nominal", "fitted")
 _EXACT = ("pool", "nominal_curve", "table", "sigma_pool", "nominal_sigma", "sigma_table")
