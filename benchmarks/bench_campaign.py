@@ -10,7 +10,7 @@ One command::
 The campaign: ``diode_relu``, a 4 × 2 grid (load resistor r × temperature) = 8 points, 2000
 Monte Carlo instances per point, DC sweep plus output noise at 3 bias points from 1 Hz to 1 GHz
 at 5 points per decade (input-referred), chunks of 250 instances. It runs through
-:func:`circuitnn.campaign.run_campaign` into a fresh store three ways:
+:func:`circuitnn.campaign.run.run_campaign` into a fresh store three ways:
 
   loky, 1 worker    baseline (the chunks run in the main process, one after another);
   loky, 2 workers   scaling efficiency = speed-up over 1 worker / 2;
@@ -88,9 +88,11 @@ chunk_size = {chunk_size}
 
 def child(campaign_file: str, backend: str, workers: int, folder: str) -> dict[str, Any]:
     """Run the campaign once in this (fresh) process; return its measurements."""
-    from circuitnn import parallel
-    from circuitnn.campaign import load_campaign, run_campaign
-    from circuitnn.pipeline import RunOptions, extract_family
+    from circuitnn.campaign.file import load_campaign
+    from circuitnn.campaign.run import run_campaign
+    from circuitnn.extract import parallel
+    from circuitnn.extract.options import RunOptions
+    from circuitnn.extract.pipeline import extract_family
     from circuitnn.store import Store
 
     campaign = load_campaign(campaign_file)
@@ -284,7 +286,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-campaign-") as folder:
         campaign_file = Path(folder) / "campaign.toml"
         campaign_file.write_text(campaign_text(n, args.quick, chunk))
-        from circuitnn.campaign import load_campaign
+        from circuitnn.campaign.file import load_campaign
 
         campaign = load_campaign(campaign_file)
         points = campaign.points

@@ -310,11 +310,12 @@ class ChunkLog:
 
 def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benches: list[str]):
     """Patch timers into the library for one run; returns nothing, undo with ``timer.restore()``."""
-    import circuitnn.journaled as journaled
-    import circuitnn.pipeline as pipeline
-    import circuitnn.simulate as simulate
+    import circuitnn.extract.dc_chunk as simulate
+    import circuitnn.extract.journaled as journaled
+    import circuitnn.extract.pipeline as pipeline
     import circuitnn.spice.engines as engines
     import circuitnn.store as store
+    import circuitnn.store.index as store_index
 
     timer.patch(pipeline, "family_key", "family key + ngspice -v")
     timer.patch(store.Store, "__contains__", "store lookup (cache check)")
@@ -326,7 +327,7 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
     timer.patch(pipeline, "_assemble", "assemble family (concat, power, attrs)")
     timer.patch(pipeline, "describe", "descriptors (describe)")
     timer.patch(store.Store, "commit", "HDF5 commit: lock, fsync, rename")
-    timer.patch(store, "_write_family", "HDF5 write (h5py + lzf)")
+    timer.patch(store_index, "write_family", "HDF5 write (h5py + lzf)")
     timer.patch(store.FamilyWriter, "write_rows", "HDF5 write by chunk (streaming, lzf)")
     timer.patch(store.Store, "commit_written", "HDF5 commit: fsync, rename, index rewrite")
     timer.patch(pipeline, "_power", "power per chunk")
@@ -378,7 +379,8 @@ def run_circuitnn(
     keep_family: bool = False,
 ) -> dict[str, Any]:
     """One end-to-end extraction into a fresh store, instrumented; returns timings and checks."""
-    from circuitnn.pipeline import RunOptions, extract_family
+    from circuitnn.extract.options import RunOptions
+    from circuitnn.extract.pipeline import extract_family
 
     folder = Path(tempfile.mkdtemp(prefix="store-", dir=workdir))
     timer, chunks, benches = StageTimer(), ChunkLog(), []
@@ -415,9 +417,9 @@ def run_circuitnn(
 
 def render_benches(n: int, seed: int, chunk_size: int) -> list[str]:
     """The netlists circuitnn renders for this family (chunks, then the nominal instance)."""
-    from circuitnn.circuits import get_neuron
-    from circuitnn.testbench import render_dc_bench
-    from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+    from circuitnn.spice.benches import render_dc_bench
 
     spec = get_neuron(NEURON)
     mc = MonteCarlo(n=n, seed=seed)
@@ -533,7 +535,8 @@ def extract_child(spec: str, n: int, seed: int, chunk_size: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="circuitnn-bench-fresh-"))
     try:
         with monitor.phase("extract") as record:
-            from circuitnn.pipeline import RunOptions, extract_family
+            from circuitnn.extract.options import RunOptions
+            from circuitnn.extract.pipeline import extract_family
 
             options = RunOptions(
                 jobs=int(jobs), chunk_size=chunk_size, engine=engine, progress=False
@@ -555,9 +558,9 @@ def naive_child(mode: str, samples: int, n: int, seed: int) -> None:
     """Body of the child process: one PySpice simulation per sample, each timed."""
     from naive_pyspice import tolerant_ngspice
 
-    from circuitnn.circuits import get_neuron
-    from circuitnn.testbench import render_dc_bench
-    from circuitnn.variation import MonteCarlo, sample_parameters
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo, sample_parameters
+    from circuitnn.spice.benches import render_dc_bench
 
     spec = get_neuron(NEURON)
     table = sample_parameters(spec, MonteCarlo(n=n, seed=seed), 0, min(samples, n))
@@ -679,8 +682,8 @@ def cpu_calibration(rounds: int = 3) -> dict[str, float]:
 
 def _warm_worker(pause: float) -> tuple[int, float]:
     began = time.perf_counter()
-    import circuitnn.pipeline
-    import circuitnn.simulate  # noqa: F401
+    import circuitnn.extract.dc_chunk
+    import circuitnn.extract.pipeline  # noqa: F401
     from circuitnn.spice.engines import get_engine, ngspice_version
 
     ngspice_version()
@@ -1000,7 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import circuitnn
-    from circuitnn.pipeline import RunOptions
+    from circuitnn.extract.options import RunOptions
     from circuitnn.spice.engines import DEFAULT_ENGINE, ngspice_version
 
     chunk_size = args.chunk_size or RunOptions().chunk_size

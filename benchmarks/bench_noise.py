@@ -56,13 +56,13 @@ SEED = 0
 
 
 def analysis() -> Any:
-    from circuitnn.analyses import NoiseAnalysis
+    from circuitnn.spice.analyses import NoiseAnalysis
 
     return NoiseAnalysis(bias_points=9, fmin=1.0, fmax=1e9, points_per_decade=10, bandwidth=1e6)
 
 
 def options(jobs: int, chunk_size: int) -> Any:
-    from circuitnn.pipeline import RunOptions
+    from circuitnn.extract.options import RunOptions
 
     return RunOptions(jobs=jobs, chunk_size=chunk_size, progress=False)
 
@@ -97,13 +97,13 @@ def time_circuitnn(dc_store: Path, n: int, jobs: int, chunk_size: int, folder: P
 
 def warm_pool(jobs: int) -> None:
     """Start the loky workers once (and import circuitnn in them) before anything is timed."""
-    from circuitnn.parallel import run_tasks
+    from circuitnn.extract.parallel import run_tasks
 
     list(run_tasks(_noop, [(k,) for k in range(2 * jobs)], jobs, "loky"))
 
 
 def _noop(k: int) -> int:
-    import circuitnn.simulate_analyses  # noqa: F401
+    import circuitnn.extract.analysis_chunks  # noqa: F401
 
     return k
 
@@ -113,9 +113,9 @@ def _noop(k: int) -> int:
 
 def chunk_netlists(n: int, chunk_size: int) -> list[str]:
     """The netlists circuitnn renders for the noise run of the family (same chunks)."""
-    from circuitnn.circuits import get_neuron
-    from circuitnn.testbench import render_noise_bench
-    from circuitnn.variation import MonteCarlo, sample_parameters
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo, sample_parameters
+    from circuitnn.spice.benches import render_noise_bench
 
     spec = get_neuron(NEURON)
     noise = analysis()
@@ -154,7 +154,7 @@ def time_raw(texts: list[str], folder: Path) -> float:
 
 def naive_netlist(spec: Any, names: tuple[str, ...], row: np.ndarray, bias: float) -> str:
     """What a user would write for one instance at one bias: its own little test bench."""
-    from circuitnn.units import format_spice
+    from circuitnn.neuron.units import format_spice
 
     params = " ".join(f"{n}={format_spice(float(v))}" for n, v in zip(names, row, strict=True))
     load = format_spice(spec.output.load_capacitance)
@@ -209,8 +209,8 @@ def naive_child(mode: str, samples: int, n: int) -> None:
     """Child process: for each of ``samples`` instances, one PySpice noise run per bias."""
     from naive_pyspice import tolerant_ngspice
 
-    from circuitnn.circuits import get_neuron
-    from circuitnn.variation import MonteCarlo, sample_parameters
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 
     spec = get_neuron(NEURON)
     table = sample_parameters(spec, MonteCarlo(n=n, seed=SEED), 0, min(samples, n))
@@ -267,9 +267,9 @@ def run_naive(mode: str, samples: int, n: int) -> dict[str, Any]:
 def naive_agreement(psd: np.ndarray, n: int) -> float:
     """Largest relative difference between the naive loop's instance-0 PSD (B×F) and
     circuitnn's for the same instance, simulated in a batch with others."""
-    from circuitnn.circuits import get_neuron
-    from circuitnn.simulate_analyses import simulate_noise_chunk
-    from circuitnn.variation import MonteCarlo, sample_parameters
+    from circuitnn.extract.analysis_chunks import simulate_noise_chunk
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 
     spec = get_neuron(NEURON)
     table = sample_parameters(spec, MonteCarlo(n=n, seed=SEED), 0, min(n, 4))
@@ -282,9 +282,9 @@ def naive_agreement(psd: np.ndarray, n: int) -> float:
 
 def scaling(sizes: list[int]) -> list[tuple[int, float]]:
     """Seconds per instance of one ``simulate_noise_chunk`` run of each size."""
-    from circuitnn.circuits import get_neuron
-    from circuitnn.simulate_analyses import simulate_noise_chunk
-    from circuitnn.variation import MonteCarlo, sample_parameters
+    from circuitnn.extract.analysis_chunks import simulate_noise_chunk
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 
     spec = get_neuron(NEURON)
     result = []
@@ -319,7 +319,7 @@ def main() -> int:
     if args.naive_child is not None:
         naive_child(args.naive_child[0], int(args.naive_child[1]), args.n)
         return 0
-    from circuitnn.pipeline import DEFAULT_CHUNK_SIZE
+    from circuitnn.extract.options import DEFAULT_CHUNK_SIZE
     from circuitnn.spice.engines import ngspice_version
 
     chunk_size = args.chunk_size or DEFAULT_CHUNK_SIZE

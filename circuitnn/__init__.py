@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from circuitnn import _moved
+from circuitnn._version import __version__
 from circuitnn.errors import (
     CircuitnnError,
     ConfigError,
@@ -20,20 +22,24 @@ from circuitnn.errors import (
     StoreError,
 )
 
-__version__ = "0.1.0"
+_moved.install()
 
 _LAZY = {
-    "extract_family": "circuitnn.pipeline",
-    "RunOptions": "circuitnn.pipeline",
-    "sweep_families": "circuitnn.sweep",
-    "MonteCarlo": "circuitnn.variation",
-    "sample_parameters": "circuitnn.variation",
-    "NeuronSpec": "circuitnn.spec",
-    "load_spec": "circuitnn.spec",
-    "builtin_neurons": "circuitnn.circuits",
-    "get_neuron": "circuitnn.circuits",
+    "extract_family": "circuitnn.extract.pipeline",
+    "RunOptions": "circuitnn.extract.options",
+    "NoiseAnalysis": "circuitnn.spice.analyses",
+    "SpeedAnalysis": "circuitnn.spice.analyses",
+    "sweep_families": "circuitnn.campaign.sweep",
+    "MonteCarlo": "circuitnn.neuron.variation",
+    "sample_parameters": "circuitnn.neuron.variation",
+    "NeuronSpec": "circuitnn.neuron.spec",
+    "load_spec": "circuitnn.neuron.spec_file",
+    "builtin_neurons": "circuitnn.neuron.builtin",
+    "get_neuron": "circuitnn.neuron.builtin",
     "Family": "circuitnn.family",
-    "Store": "circuitnn.store",
+    "NoiseData": "circuitnn.family",
+    "SpeedData": "circuitnn.family",
+    "Store": "circuitnn.store.index",
 }
 
 __all__ = [

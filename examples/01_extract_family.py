@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 import circuitnn
-from circuitnn.plots import plot_family
+from circuitnn.extract.plots import plot_family
 
 out = Path("output/examples")
 store = out / "families.h5"

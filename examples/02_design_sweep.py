@@ -7,8 +7,8 @@ Same as:  circuitnn sweep mos_diffpair --param w=1u,2u,4u,8u --param ibias=20u,4
 from pathlib import Path
 
 from circuitnn import RunOptions
-from circuitnn.plots import plot_sweep
-from circuitnn.sweep import sweep_families
+from circuitnn.campaign.plots import plot_sweep
+from circuitnn.campaign.sweep import sweep_families
 
 out = Path("output/examples")
 grid = {"w": [1e-6, 2e-6, 4e-6, 8e-6], "ibias": [20e-6, 40e-6]}

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from circuitnn.circuits import builtin_folder
+from circuitnn.extract.options import RunOptions
 from circuitnn.family import Family
-from circuitnn.pipeline import RunOptions
-from circuitnn.spec import NeuronSpec, load_spec, spec_from_dict
+from circuitnn.neuron.builtin import builtin_folder
+from circuitnn.neuron.spec import NeuronSpec
+from circuitnn.neuron.spec_file import load_spec, spec_from_dict
 
 DATA = Path(__file__).parent / "data"
 NETLISTS = builtin_folder()

@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 from helpers import assert_same_family, options
 
-from circuitnn import parallel
-from circuitnn.analyses import NoiseAnalysis
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError
+from circuitnn.extract import parallel
+from circuitnn.extract.options import RunOptions
+from circuitnn.extract.pipeline import extract_family
 from circuitnn.family import Family
-from circuitnn.pipeline import RunOptions, extract_family
+from circuitnn.spice.analyses import NoiseAnalysis
 from circuitnn.store import Store
 
 N, SEED, CHUNK = 60, 5, 20

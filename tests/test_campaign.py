@@ -14,18 +14,19 @@ import numpy as np
 import pytest
 from helpers import DATA, assert_same_family, options
 
-import circuitnn.pipeline
-from circuitnn.campaign import is_campaign, load_campaign, run_campaign, summary_table
-from circuitnn.circuits import get_neuron
+import circuitnn.extract.pipeline
+from circuitnn.campaign.file import is_campaign, load_campaign
+from circuitnn.campaign.run import run_campaign, summary_table
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError
-from circuitnn.extract import describe
+from circuitnn.extract.dc_chunk import simulate_chunk
+from circuitnn.extract.pipeline import extract_family, family_key
 from circuitnn.family import Family
-from circuitnn.pipeline import extract_family, family_key
-from circuitnn.simulate import simulate_chunk
+from circuitnn.family.descriptors import describe
+from circuitnn.neuron.builtin import get_neuron
+from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.spice.benches import input_voltages
 from circuitnn.store import Store
-from circuitnn.testbench import input_voltages
-from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
 # --- the streaming writer --------------------------------------------------------------------
 
@@ -293,7 +294,7 @@ def test_campaign_progress_summary_and_resume(
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("simulated again")
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", forbidden)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", forbidden)
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
     again = capsys.readouterr().out
     assert again.count("r=") >= 2 and "2 points, 40 instances" in again

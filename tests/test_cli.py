@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from circuitnn.circuits import builtin_neurons
 from circuitnn.cli import main
+from circuitnn.neuron.builtin import builtin_neurons
 from circuitnn.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ def test_run_dispatches_to_the_main_job(
 ) -> None:
     """`circuitnn run` parses the config and options and hands them to run_main_job (the job
     itself runs end to end in tests/test_main_job.py)."""
-    import circuitnn.main_job
+    import circuitnn.job.run
 
     calls = []
 
@@ -32,7 +32,7 @@ def test_run_dispatches_to_the_main_job(
         say("[1/7] families    (stage line)")
         return Path(out) / "report.md"
 
-    monkeypatch.setattr(circuitnn.main_job, "run_main_job", fake)
+    monkeypatch.setattr(circuitnn.job.run, "run_main_job", fake)
     config = tmp_path / "small.toml"
     config.write_text('families = ["diode_relu"]\nn = 40\nseed = 3\n')
     out = tmp_path / "out"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from circuitnn.extract import describe, midpoints, slopes
 from circuitnn.family import Family
+from circuitnn.family.descriptors import describe, midpoints, slopes
 
 GRID = np.linspace(-1.0, 1.0, 801)
 STEP = GRID[1] - GRID[0]

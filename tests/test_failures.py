@@ -15,10 +15,10 @@ import pytest
 from helpers import data_spec
 
 from circuitnn.errors import SimulationError
-from circuitnn.parallel import run_tasks
+from circuitnn.extract.parallel import run_tasks
+from circuitnn.neuron.variation import nominal_table
 from circuitnn.spice import get_engine
-from circuitnn.testbench import render_dc_bench
-from circuitnn.variation import nominal_table
+from circuitnn.spice.benches import render_dc_bench
 
 
 def test_missing_ngspice_is_a_simulation_error(

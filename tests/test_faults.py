@@ -61,20 +61,21 @@ import pytest
 from helpers import DATA, assert_same_family, data_spec, options
 from scipy.optimize import brentq
 
-import circuitnn.pipeline
+import circuitnn.extract.pipeline
 from circuitnn import extract_family
-from circuitnn.analyses import NoiseAnalysis
-from circuitnn.circuits import get_neuron
+from circuitnn.campaign.sweep import apply_point, sweep_families
 from circuitnn.errors import NetlistError, SimulationError, SimulationTimeout, StoreError
-from circuitnn.family import Family
-from circuitnn.pipeline import family_key
-from circuitnn.simulate import FAILED, OK, simulate_chunk
+from circuitnn.extract.dc_chunk import simulate_chunk
+from circuitnn.extract.pipeline import family_key
+from circuitnn.family import FAILED, OK, Family
+from circuitnn.neuron.builtin import get_neuron
+from circuitnn.neuron.units import format_spice
+from circuitnn.neuron.variation import MonteCarlo, ParameterTable, sample_parameters
 from circuitnn.spice import get_engine
-from circuitnn.store import RESERVE_MARGIN, Store
-from circuitnn.sweep import apply_point, sweep_families
-from circuitnn.testbench import render_dc_bench
-from circuitnn.units import format_spice
-from circuitnn.variation import MonteCarlo, ParameterTable, sample_parameters
+from circuitnn.spice.analyses import NoiseAnalysis
+from circuitnn.spice.benches import render_dc_bench
+from circuitnn.store import Store
+from circuitnn.store.files import RESERVE_MARGIN
 
 # --- shared helpers -----------------------------------------------------------------------
 
@@ -109,14 +110,14 @@ def _store_files(store: Path, *others: str) -> set[str]:
 @pytest.fixture
 def simulated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record the first instance of every chunk this process simulates (-1: the nominal)."""
-    real = circuitnn.pipeline.simulate_chunk
+    real = circuitnn.extract.dc_chunk.simulate_chunk
     starts: list[int] = []
 
     def counting(spec: Any, table: Any, *args: Any, **kwargs: Any) -> Any:
         starts.append(int(table.index[0]))
         return real(spec, table, *args, **kwargs)
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", counting)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", counting)
     return starts
 
 
@@ -348,11 +349,11 @@ def test_4_killed_worker_chunk_is_retried_on_another_worker(
     spec_path = _divider_copy(tmp_path, "once")
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", _simulate_or_die)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", _simulate_or_die)
     family = extract_family(spec_path, n=12, seed=0, store=store, options=options(jobs=2))
     assert not (tmp_path / "die").exists()  # a worker really was killed running chunk 4-7
     assert family.failed.size == 0
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", simulate_chunk)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", simulate_chunk)
     reference = extract_family(DATA / "divider.toml", n=12, seed=0, options=options(jobs=1))
     assert_same_family(family, reference)
     assert_same_family(Store(store).load(family.key), reference)
@@ -366,8 +367,8 @@ def test_4_chunk_that_always_kills_its_worker_is_named_after_the_others_finish(
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
     before = _snapshot(store)
-    counting = circuitnn.pipeline.simulate_chunk
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", _simulate_or_die)
+    counting = circuitnn.extract.pipeline.simulate_chunk
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", _simulate_or_die)
     with pytest.raises(
         SimulationError,
         match=r"a worker process died each time it ran divider chunk 4-7 \(once with other "
@@ -381,7 +382,7 @@ def test_4_chunk_that_always_kills_its_worker_is_named_after_the_others_finish(
 
     # fixed (e.g. a worker with more memory): the rerun simulates only the lost chunk
     (tmp_path / "die").unlink()
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", counting)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", counting)
     simulated.clear()
     family = extract_family(spec_path, n=12, seed=0, store=store, options=options())
     assert sorted(simulated) == [-1, 4]  # chunk 4-7 and the nominal circuit
@@ -411,7 +412,7 @@ CHUNKS = N // CHUNK
 EXTRACT = """
 import sys
 from circuitnn import extract_family
-from circuitnn.pipeline import RunOptions
+from circuitnn.extract.options import RunOptions
 extract_family(sys.argv[1], n=int(sys.argv[2]), seed=int(sys.argv[3]), store=sys.argv[4],
                options=RunOptions(chunk_size=int(sys.argv[5]), jobs=1, progress=False))
 """
@@ -480,7 +481,7 @@ KILLED_WHILE_WRITING = """
 import os, signal, sys
 import h5py
 from circuitnn import extract_family
-from circuitnn.pipeline import RunOptions
+from circuitnn.extract.options import RunOptions
 
 where, spec, store = sys.argv[1:4]
 if where == "family":  # the family's scratch HDF5 file, after some rows are written
@@ -546,7 +547,7 @@ EXTRACT_MANY = """
 import sys, time
 from pathlib import Path
 from circuitnn import extract_family
-from circuitnn.pipeline import RunOptions
+from circuitnn.extract.options import RunOptions
 
 spec, store, go, *seeds = sys.argv[1:]
 while not Path(go).exists():
@@ -779,9 +780,9 @@ SMALL_NOISE = {"bias_points": 2, "fmin": 1.0, "fmax": 1e6, "points_per_decade": 
 DISK_FULL = """
 import json, resource, signal, sys
 from circuitnn import extract_family
-from circuitnn.analyses import NoiseAnalysis
+from circuitnn.spice.analyses import NoiseAnalysis
 from circuitnn.errors import CircuitnnError
-from circuitnn.pipeline import RunOptions
+from circuitnn.extract.options import RunOptions
 
 where, spec, store, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 SMALL_NOISE = json.loads(sys.argv[5])

@@ -12,7 +12,7 @@ import pytest
 
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError
-from circuitnn.main_job import MainJobConfig, config_from_dict, load_config
+from circuitnn.job.config import MainJobConfig, config_from_dict, load_config
 
 pytest.importorskip("sklearn")
 

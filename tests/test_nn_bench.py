@@ -26,10 +26,12 @@ DEFERRED = (
     "pandas",
     "PySpice",
     "circuitnn.data",
-    "circuitnn.simulate",
+    "circuitnn.neuron",
+    "circuitnn.spice",
+    "circuitnn.extract",
     "circuitnn.store",
-    "circuitnn.spec",
-    "circuitnn.variation",
+    "circuitnn.campaign",
+    "circuitnn.job",
 )
 
 

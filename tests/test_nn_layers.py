@@ -255,16 +255,19 @@ def test_store_round_trip(tmp_path, tanh_family):
     family = dataclasses.replace(tanh_family, noise=None)
     store = Store(tmp_path / "families.h5")
     store.commit(family)
-    by_name = CircuitActivation("synthetic_tanh", 5, store=store.path, generator=0).double()
+    loaded = CircuitActivation(store.load("synthetic_tanh"), 5, generator=0).double()
     in_memory = CircuitActivation(family, 5, generator=0).double()
-    assert by_name.family_key == family.key
-    assert torch.equal(by_name.chip, in_memory.chip)
+    with pytest.warns(DeprecationWarning, match=r"circuitnn.Store\(.*\).load\('synthetic_tanh'\)"):
+        by_name = CircuitActivation("synthetic_tanh", 5, store=store.path, generator=0).double()
     x = torch.randn(4, 5, dtype=torch.float64)
-    torch.testing.assert_close(by_name(x), in_memory(x))
+    for layer in (loaded, by_name):
+        assert layer.family_key == family.key
+        assert torch.equal(layer.chip, in_memory.chip)
+        torch.testing.assert_close(layer(x), in_memory(x))
 
 
 def test_configuration_errors(tanh_family):
-    with pytest.raises(ConfigError, match="store"):
+    with pytest.raises(ConfigError, match="pass a Family"):
         CircuitActivation("synthetic_tanh", 4)
     with pytest.raises(ConfigError, match="mode"):
         CircuitActivation(tanh_family, 4, mode="average")

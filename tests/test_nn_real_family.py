@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from circuitnn import RunOptions, extract_family
-from circuitnn.analyses import NoiseAnalysis
 from circuitnn.nn import CircuitActivation, CircuitNoise
+from circuitnn.spice.analyses import NoiseAnalysis
 from circuitnn.store import Store
 
 
@@ -23,8 +23,8 @@ def test_circuit_activation_and_noise_from_a_stored_simulated_family(tmp_path: P
         options=RunOptions(progress=False),
         noise=NoiseAnalysis(bias_points=5, points_per_decade=3, bandwidth=1e6),
     )
-    layer = CircuitActivation("mos_diffpair", 8, store=store, generator=0).double()
     family = Store(store).load("mos_diffpair")
+    layer = CircuitActivation(family, 8, generator=0).double()
     assert family.noise is not None and np.all(family.noise.status == 1)
     chip = layer.chip.numpy()
 

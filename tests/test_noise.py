@@ -18,21 +18,22 @@ import pytest
 from helpers import NGSPICE_BOLTZMANN, NGSPICE_CHARGE, NGSPICE_GMIN, data_spec, options
 from scipy.optimize import brentq
 
-import circuitnn.analysis_pipeline
-import circuitnn.pipeline
-import circuitnn.simulate_analyses
+import circuitnn.extract.analysis_chunks
+import circuitnn.extract.noise
+import circuitnn.extract.pipeline
+import circuitnn.extract.speed
 from circuitnn import extract_family
-from circuitnn.analyses import NoiseAnalysis
-from circuitnn.circuits import get_neuron
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError, SimulationError
-from circuitnn.noise import fit_white_flicker, integrated_sigma
-from circuitnn.simulate_analyses import simulate_noise_chunk
+from circuitnn.extract.analysis_chunks import simulate_noise_chunk
+from circuitnn.extract.spectra import fit_white_flicker, integrated_sigma
+from circuitnn.neuron.builtin import get_neuron
+from circuitnn.neuron.units import format_spice
+from circuitnn.neuron.variation import ParameterTable, nominal_table
+from circuitnn.spice.analyses import NoiseAnalysis
+from circuitnn.spice.benches import render_noise_bench
 from circuitnn.spice.engines import run_script
 from circuitnn.store import Store
-from circuitnn.testbench import render_noise_bench
-from circuitnn.units import format_spice
-from circuitnn.variation import ParameterTable, nominal_table
 
 KELVIN = 273.15  # ngspice's CONSTCtoK
 EPS_OX = 3.9 * 8.854214871e-12  # F/m, ngspice level 1: Cox = 3.9·ε0/TOX
@@ -308,7 +309,7 @@ def test_bias_outside_the_sweep_is_a_config_error_before_any_simulation(
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("simulated although the request is invalid")
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", forbidden)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", forbidden)
     spec = data_spec("divider")  # sweep −1…3 V
     with pytest.raises(ConfigError, match=r"bias 3\.5 V lies outside the input sweep"):
         extract_family(spec, n=2, options=options(), noise=NoiseAnalysis(bias=(0.0, 3.5)))
@@ -338,7 +339,7 @@ def test_noise_is_added_to_a_stored_family_without_rerunning_dc(
     def no_dc(*args: object, **kwargs: object) -> None:
         raise AssertionError("the DC sweep ran again")
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", no_dc)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", no_dc)
     analysis = NoiseAnalysis(bias_points=3, **SMALL)
     with_noise = extract_family(spec, n=5, seed=3, store=store, options=options(), noise=analysis)
     assert with_noise.key == family.key
@@ -366,7 +367,7 @@ def test_noise_is_added_to_a_stored_family_without_rerunning_dc(
     def no_noise(*args: object, **kwargs: object) -> None:
         raise AssertionError("the noise analysis ran again")
 
-    monkeypatch.setattr(circuitnn.analysis_pipeline, "simulate_noise_chunk", no_noise)
+    monkeypatch.setattr(circuitnn.extract.noise, "simulate_noise_chunk", no_noise)
     again = extract_family(spec, n=5, seed=3, store=store, options=options(), noise=analysis)
     np.testing.assert_array_equal(again.noise.psd, with_noise.noise.psd)
     np.testing.assert_array_equal(again.noise.sigma, with_noise.noise.sigma)
@@ -396,7 +397,7 @@ def test_instance_failing_in_noise_run_is_recorded_and_others_kept(
             raise SimulationError("noise analysis failed: timestep too small (injected)")
         return run_script(text, *args, **kwargs)
 
-    monkeypatch.setattr(circuitnn.simulate_analyses, "run_script", flaky)
+    monkeypatch.setattr(circuitnn.extract.analysis_chunks, "run_script", flaky)
     family = extract_family(spec, n=6, seed=8, options=options(chunk_size=6), noise=analysis)
     noise = family.noise
     assert noise is not None
@@ -452,8 +453,8 @@ def test_noise_streams_into_the_store_equal_to_the_analysis_in_memory(
     store = Store(tmp_path / "s.h5")
     store.commit(family)
     run = options(chunk_size=2)
-    in_memory = circuitnn.analysis_pipeline.add_noise(family, spec, analysis, None, run)
-    streamed = circuitnn.analysis_pipeline.add_noise(family, spec, analysis, store, run, arrays)
+    in_memory = circuitnn.extract.noise.add_noise(family, spec, analysis, None, run)
+    streamed = circuitnn.extract.noise.add_noise(family, spec, analysis, store, run, arrays)
     rows = 8 if arrays else 0
     assert streamed.psd.shape == (rows, 2, in_memory.psd.shape[2])
     assert streamed.input_psd.shape == streamed.psd.shape

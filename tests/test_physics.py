@@ -24,7 +24,7 @@ from scipy import constants
 from scipy.optimize import brentq
 
 from circuitnn import extract_family
-from circuitnn.circuits import get_neuron
+from circuitnn.neuron.builtin import get_neuron
 
 
 def thermal_voltage(

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from helpers import assert_same_family, data_spec, options
 
-import circuitnn.pipeline
+import circuitnn.extract.pipeline
 from circuitnn import extract_family
-from circuitnn.circuits import get_neuron
-from circuitnn.pipeline import family_key
+from circuitnn.extract.pipeline import family_key
+from circuitnn.neuron.builtin import get_neuron
+from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 from circuitnn.store import Store
-from circuitnn.variation import MonteCarlo, sample_parameters
 
 
 class SimulationForbidden(AssertionError):
@@ -73,7 +73,7 @@ def test_second_identical_request_is_a_cache_hit(
     assert Store(store).keys() == [first.key]
     assert not (tmp_path / "families.h5.partial").exists()  # journal removed after the commit
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", _forbid_simulation)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", _forbid_simulation)
     again = extract_family("diode_relu", n=9, seed=4, store=store, options=options())
     assert_same_family(first, again)
     assert again.attrs["created"] == first.attrs["created"]

@@ -33,16 +33,16 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from circuitnn import extract_family
-from circuitnn.analyses import NoiseAnalysis
-from circuitnn.campaign import Campaign, is_campaign, load_campaign
-from circuitnn.campaign import options as campaign_options
+from circuitnn.campaign.file import Campaign, is_campaign, load_campaign
+from circuitnn.campaign.run import options as campaign_options
+from circuitnn.campaign.sweep import check_grid, parse_grid
 from circuitnn.errors import CircuitnnError, ConfigError, StoreError
-from circuitnn.netlist import check_safe
-from circuitnn.spec import load_spec, spec_from_dict
+from circuitnn.neuron.safety import check_safe
+from circuitnn.neuron.spec_file import load_spec, spec_from_dict
+from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.spice.analyses import NoiseAnalysis
+from circuitnn.spice.benches import render_dc_bench
 from circuitnn.store import Store
-from circuitnn.sweep import check_grid, parse_grid
-from circuitnn.testbench import render_dc_bench
-from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
 FAST = settings(
     max_examples=80,
@@ -106,7 +106,7 @@ def outcome(call: Callable[[], Any]) -> Any:
 @FAST
 @given(st.one_of(scalars, st.binary(max_size=20), st.lists(st.integers(), max_size=2)))
 def test_parse_spice_gives_a_finite_number_or_a_config_error(value: object) -> None:
-    from circuitnn.units import parse_spice
+    from circuitnn.neuron.units import parse_spice
 
     result = outcome(lambda: parse_spice(value, "the_field"))
     if isinstance(result, CircuitnnError):
@@ -148,7 +148,7 @@ def test_sweep_definitions_give_a_grid_or_a_config_error(definition: Any) -> Non
 @FAST
 @given(st.dictionaries(st.sampled_from(["r1", "r2", "temperature"]) | texts, json_values))
 def test_sweep_grids_from_python_give_points_or_a_config_error(grid: dict[str, Any]) -> None:
-    from circuitnn.sweep import apply_point
+    from circuitnn.campaign.sweep import apply_point
 
     spec = load_spec(DATA / "divider.toml")
     points = outcome(lambda: check_grid(spec, grid))

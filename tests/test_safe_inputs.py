@@ -20,19 +20,19 @@ import pytest
 from helpers import DATA, assert_same_family, build_spec, options, spec_data
 
 import circuitnn
-import circuitnn.pipeline
+import circuitnn.extract.pipeline
 from circuitnn import extract_family
+from circuitnn.campaign.sweep import parse_grid, sweep_families
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError, NetlistError
-from circuitnn.netlist import check_safe
-from circuitnn.pipeline import family_key
-from circuitnn.simulate import simulate_chunk
-from circuitnn.spec import load_spec
+from circuitnn.extract.dc_chunk import simulate_chunk
+from circuitnn.extract.pipeline import family_key
+from circuitnn.neuron.safety import check_safe
+from circuitnn.neuron.spec_file import load_spec
+from circuitnn.neuron.units import parse_spice
+from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.spice.benches import render_dc_bench
 from circuitnn.store import Store
-from circuitnn.sweep import parse_grid, sweep_families
-from circuitnn.testbench import render_dc_bench
-from circuitnn.units import parse_spice
-from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
 
 INJECTED = "1u\n.control\nshell touch PWNED\n.endc"
 
@@ -192,7 +192,7 @@ def test_journal_refuses_a_pickled_object_and_recomputes_the_chunk(
         simulated.append(int(table.index[0]))
         return real(spec, table, *args, **kwargs)
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", counting)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", counting)
     family = extract_family(DATA / "divider.toml", n=8, seed=1, store=store, options=options())
     assert sorted(simulated) == [-1, 4]  # the trapped chunk was recomputed, chunk 0 reused
     assert not trap.exists()

@@ -12,9 +12,10 @@ from helpers import DATA, assert_same_family, data_spec, options
 
 from circuitnn import extract_family
 from circuitnn.errors import NetlistError
-from circuitnn.simulate import OK, simulate_chunk
+from circuitnn.extract.dc_chunk import simulate_chunk
+from circuitnn.family import OK
+from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 from circuitnn.spice import get_engine
-from circuitnn.variation import MonteCarlo, sample_parameters
 
 # A node whose only element is a cubic current source: at the starting guess v = 0 the Jacobian
 # is zero, so ngspice reports a singular matrix, prints "Note: Starting dynamic gmin stepping" and

@@ -13,11 +13,11 @@ import pytest
 from helpers import DATA, build_spec, data_spec, options, spec_data
 
 from circuitnn import extract_family
-from circuitnn.circuits import builtin_neurons, get_neuron
 from circuitnn.errors import ConfigError, NetlistError
-from circuitnn.pipeline import family_key
-from circuitnn.spec import load_spec
-from circuitnn.variation import MonteCarlo, sample_parameters
+from circuitnn.extract.pipeline import family_key
+from circuitnn.neuron.builtin import builtin_neurons, get_neuron
+from circuitnn.neuron.spec_file import load_spec
+from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 
 
 def _drop(key: str) -> Callable[[dict[str, Any]], None]:

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from helpers import data_spec, options
 
-import circuitnn.analysis_pipeline
-import circuitnn.pipeline
+import circuitnn.extract.noise
+import circuitnn.extract.pipeline
+import circuitnn.extract.speed
 from circuitnn import extract_family
-from circuitnn.analyses import SpeedAnalysis
 from circuitnn.errors import ConfigError
-from circuitnn.speed import bandwidth_3db, settling_time
+from circuitnn.extract.response import bandwidth_3db, settling_time
+from circuitnn.spice.analyses import SpeedAnalysis
 from circuitnn.store import Store
 
 CAPACITANCE = 1e-9  # F: resistor_rc.toml's output.load_capacitance
@@ -63,12 +64,12 @@ def test_speed_added_to_stored_family_without_rerunning_dc(
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("simulated again")
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", forbidden)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", forbidden)
     analysis = SpeedAnalysis(fmin=10.0, fmax=1e8, points_per_decade=10)
     first = extract_family(spec, n=3, seed=2, store=store, options=options(), speed=analysis)
     assert first.key == family.key and first.speed is not None
-    monkeypatch.setattr(circuitnn.analysis_pipeline, "simulate_ac_chunk", forbidden)
-    monkeypatch.setattr(circuitnn.analysis_pipeline, "simulate_step_chunk", forbidden)
+    monkeypatch.setattr(circuitnn.extract.speed, "simulate_ac_chunk", forbidden)
+    monkeypatch.setattr(circuitnn.extract.speed, "simulate_step_chunk", forbidden)
     again = extract_family(spec, n=3, seed=2, store=store, options=options(), speed=analysis)
     np.testing.assert_array_equal(again.speed.bandwidth, first.speed.bandwidth)
     np.testing.assert_array_equal(again.speed.settling_time, first.speed.settling_time)
@@ -115,7 +116,7 @@ def test_speed_bias_outside_the_sweep_is_a_config_error_before_any_simulation(
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("simulated although the request is invalid")
 
-    monkeypatch.setattr(circuitnn.pipeline, "simulate_chunk", forbidden)
+    monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", forbidden)
     spec = data_spec("resistor_rc")  # sweep 0…1 V
     with pytest.raises(ConfigError, match=r"bias 7 V lies outside the input sweep"):
         extract_family(spec, n=2, options=options(), speed=SpeedAnalysis(bias=7.0))

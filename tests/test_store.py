@@ -12,10 +12,11 @@ from helpers import DATA, assert_same_family, options
 
 from circuitnn import extract_family
 from circuitnn.errors import StoreError
-from circuitnn.extract import DESCRIPTOR_UNITS
 from circuitnn.family import Family
+from circuitnn.family.descriptors import DESCRIPTOR_UNITS
 from circuitnn.spice import ngspice_version
-from circuitnn.store import SCHEMA_VERSION, Store
+from circuitnn.store import Store
+from circuitnn.store.files import SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from helpers import build_spec, data_spec, spec_data
 
-from circuitnn.circuits import get_neuron
-from circuitnn.simulate import simulate_chunk
-from circuitnn.testbench import render_dc_bench
-from circuitnn.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.extract.dc_chunk import simulate_chunk
+from circuitnn.neuron.builtin import get_neuron
+from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.spice.benches import render_dc_bench
 
 
 def test_bench_batches_instances_on_one_swept_source() -> None:

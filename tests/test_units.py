@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from circuitnn.errors import ConfigError
-from circuitnn.units import format_spice, parse_spice
+from circuitnn.neuron.units import format_spice, parse_spice
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from helpers import build_spec, spec_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from circuitnn.spec import NeuronSpec
-from circuitnn.variation import (
+from circuitnn.neuron.spec import NeuronSpec
+from circuitnn.neuron.variation import (
     MonteCarlo,
     nominal_table,
     sample_parameters,

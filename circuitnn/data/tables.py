@@ -100,7 +100,7 @@ def read_table(
     elif kind == "npz":
         table = _from_arrays(path, _read_npz(path))
     else:
-        from circuitnn.data.hdf5_table import read_hdf5
+        from circuitnn.store.tables import read_hdf5
 
         table = _from_arrays(path, read_hdf5(path, key))
     if not table.columns:

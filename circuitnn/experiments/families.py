@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from circuitnn.analyses import NoiseAnalysis
+from circuitnn.extract.options import RunOptions
+from circuitnn.extract.pipeline import extract_family
 from circuitnn.family import Family
-from circuitnn.pipeline import RunOptions, extract_family
+from circuitnn.spice.analyses import NoiseAnalysis
 
 # instances per family: enough for chips of a few hundred distinct neurons / a test-sized run
 FULL_INSTANCES = 600

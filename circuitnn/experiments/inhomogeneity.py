@@ -1,5 +1,5 @@
 """Experiment 1, ``inhomogeneity``: noise tolerance of circuit networks and the damage done by
-per-neuron activation inhomogeneity, repaired by retraining on each chip (study 1 of DESIGN.md).
+per-neuron activation inhomogeneity, repaired by retraining on each chip (study 1).
 
 For a regression task (default: the generated smooth task; ``regression="diabetes"`` or a user
 table ``table=PATH, target=NAME[, features=[...]]``) and a classification task (digits), with the

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from circuitnn._matplotlib import pyplot
 from circuitnn.experiments.result import Row
-from circuitnn.plots import _pyplot
 
 ERROR_LABELS = {
     "classification": "error (1 − accuracy)",
@@ -25,7 +25,7 @@ def _save(figure: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
@@ -41,7 +41,7 @@ def _spaced(levels: list[float], ratio: float = 1.9) -> list[float]:
 def plot_noise_curves(curves: list[Row], path: Path) -> Path:
     """Error versus additive noise σ: a panel per (task, family), a colour per width, a line
     style per depth."""
-    plt = _pyplot()
+    plt = pyplot()
     tasks, families = _ordered(curves, "task"), _ordered(curves, "family")
     widths = sorted({row["width"] for row in curves})
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(widths), 2)))
@@ -87,7 +87,7 @@ def plot_noise_curves(curves: list[Row], path: Path) -> Path:
 def plot_tolerance(tolerance: list[Row], path: Path) -> Path:
     """Damage index (mean normalized error increase over the noise grid) versus width: a panel
     per task, a line per (family, depth)."""
-    plt = _pyplot()
+    plt = pyplot()
     tasks = _ordered(tolerance, "task")
     figure, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.6), squeeze=False)
     markers = ("o", "s", "^", "D")
@@ -124,7 +124,7 @@ def plot_tolerance(tolerance: list[Row], path: Path) -> Path:
 def plot_inhomogeneity(chips: list[Row], summary: list[Row], path: Path) -> Path:
     """Per task: nominal error, the nominal-trained network on each chip (damaged) and after
     retraining on that chip (repaired), a line per chip; bars are means, whiskers ± std."""
-    plt = _pyplot()
+    plt = pyplot()
     tasks = _ordered(summary, "task")
     figure, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
     stages = (

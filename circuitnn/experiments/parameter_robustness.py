@@ -1,5 +1,5 @@
 """Experiment 4, ``parameter-robustness``: how training regimes protect circuit networks against
-parameter (weight) mismatch, random and targeted (study 4 of DESIGN.md).
+parameter (weight) mismatch, random and targeted (study 4).
 
 On scikit-learn's digits, analog MLPs whose hidden neurons are simulated circuits (layer *i* from
 ``neurons[i % 2]``, every neuron its own Monte Carlo curve) are trained five ways, ``networks``

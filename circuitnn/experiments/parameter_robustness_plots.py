@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from circuitnn._matplotlib import pyplot
 from circuitnn.experiments.result import Row
-from circuitnn.plots import _pyplot
 
 COLOURS = {
     "clean": "tab:gray",
@@ -21,14 +21,14 @@ def _save(figure: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
 def plot_robustness(summary: list[Row], path: Path) -> Path:
     """Accuracy versus relative bound ζ under random and under worst-case weight perturbation, a
     line per training regime (mean ± SEM over networks; ζ = 0 is the unperturbed network)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), sharey=True)
     regimes = list(dict.fromkeys(r["regime"] for r in summary))
     for axis, kind, title in (
@@ -60,7 +60,7 @@ def plot_robustness(summary: list[Row], path: Path) -> Path:
 def plot_flatness(summary: list[Row], path: Path) -> Path:
     """Training-loss increase versus step α along random filter-normalized directions, a line per
     regime (log scale)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(1, 1, figsize=(5.5, 4.0))
     for row in summary:
         steps = [key for key in row if key.startswith("increase@")]

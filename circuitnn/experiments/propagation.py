@@ -1,5 +1,5 @@
 """Experiment 2, ``propagation``: noise through deep networks of circuit neurons, measured by Monte
-Carlo and predicted analytically layer by layer (study 2 of DESIGN.md).
+Carlo and predicted analytically layer by layer (study 2).
 
 Networks: ``depth`` (8) hidden layers of ``width`` neurons of one simulated family
 (``mos_diffpair``: tanh-like; ``cmos_inverter``: a steep inverter whose threshold mismatch is

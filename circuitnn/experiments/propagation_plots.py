@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from circuitnn._matplotlib import pyplot
 from circuitnn.experiments.result import Row
-from circuitnn.plots import _pyplot
 
 KIND_COLOURS = {
     "additive": "tab:blue",
@@ -39,14 +39,14 @@ def _save(figure: Any, path: Path, bottom: float = 0.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
     figure.savefig(path, dpi=110)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
 def plot_noise_vs_depth(layers: list[Row], path: Path) -> Path:
     """Noise σ per layer: a panel per (family, gain), a colour per noise kind; Monte Carlo as
     markers, the analytic prediction as lines, the signal in grey."""
-    plt = _pyplot()
+    plt = pyplot()
     families, gains = _ordered(layers, "family"), sorted(_ordered(layers, "gain"))
     figure, axes = plt.subplots(
         len(families), len(gains), figsize=(5.2 * len(gains), 3.9 * len(families)), squeeze=False
@@ -87,7 +87,7 @@ def plot_noise_vs_depth(layers: list[Row], path: Path) -> Path:
 def plot_accuracy(layers: list[Row], path: Path) -> Path:
     """Left: predicted versus measured σ of every layer row (y = x and ±10 %); right: their
     ratio versus the noise relative to the signal."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.2))
     families, gains = _ordered(layers, "family"), sorted(_ordered(layers, "gain"))
     colours = {gain: colour for gain, colour in zip(gains, ("tab:blue", "tab:red"), strict=False)}
@@ -132,7 +132,7 @@ def plot_accuracy(layers: list[Row], path: Path) -> Path:
 def plot_single_source(layers: list[Row], path: Path) -> Path:
     """Left: noise of a single additive source in layer 1 versus depth, per family and gain;
     right: signal-to-noise ratio versus depth with additive noise in every layer."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10.5, 4.2))
     families, gains = _ordered(layers, "family"), sorted(_ordered(layers, "gain"))
     for f, family in enumerate(families):

@@ -1,5 +1,5 @@
 """Experiment 3, ``walking-noise``: layer-wise noise sensitivity of circuit networks, and what noisy
-training does to their weights (study 3 of DESIGN.md, "Walking Noise").
+training does to their weights (study 3, "Walking Noise").
 
 On scikit-learn's digits, analog MLPs whose hidden neurons are simulated circuits (layer *i* from
 ``neurons[i % 2]``: ``mos_diffpair`` tanh-like, ``cmos_inverter`` a steep inverter; every neuron

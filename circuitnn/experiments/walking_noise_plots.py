@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from circuitnn._matplotlib import pyplot
 from circuitnn.experiments.result import Row
 from circuitnn.experiments.weight_stats import GAUSSIAN_BIMODALITY
-from circuitnn.plots import _pyplot
 
 NOISES = ("additive", "multiplicative", "mixed")
 COLOURS = {
@@ -37,7 +37,7 @@ def _save(figure: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return path
 
 
@@ -63,7 +63,7 @@ def _grouped_bars(
 def plot_midpoints(summary: list[Row], path: Path) -> Path:
     """Midpoint per layer (and all layers at once): a panel per evaluation noise, a bar per
     training regime."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(NOISES), figsize=(5.0 * len(NOISES), 3.8))
     layers, regimes = _ordered(summary, "layer"), _ordered(summary, "regime")
     for axis, noise in zip(axes, NOISES, strict=True):
@@ -90,7 +90,7 @@ def plot_weights(
 ) -> Path:
     """Weight RMS and binarization index per layer and training regime, and the distribution of
     the first layer's weights (each divided by its row's RMS) of the first network."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(15.0, 3.8))
     layers, regimes = _ordered(weights, "layer"), _ordered(weights, "regime")
     rms = {g: _layer_means(weights, g, "rms", layers) for g in regimes}
@@ -131,7 +131,7 @@ def plot_weights(
 def plot_curves(curves: list[Row], path: Path) -> Path:
     """Accuracy versus noise level in every activation layer: a panel per noise, a line per
     training regime (mean over networks)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(NOISES), figsize=(5.0 * len(NOISES), 3.6))
     for axis, noise in zip(axes, NOISES, strict=True):
         rows = [r for r in curves if r["noise"] == noise and r["level"] > 0]

@@ -13,12 +13,13 @@ from torch import nn
 from circuitnn.errors import ConfigError
 from circuitnn.family import Family
 from circuitnn.nn._check import choice, integer
+from circuitnn.nn._deprecated import resolve_family
 from circuitnn.nn.fit import FORMS, choose_form, evaluate_fit, fit_curves
 from circuitnn.nn.interp import EXTRAPOLATIONS, lookup, neuron_offsets, segment_table
 from circuitnn.nn.random import SeedLike, cpu_generator
 from circuitnn.nn.saved import MODES, SavedLayer, before_load
 from circuitnn.nn.scaling import Scaling
-from circuitnn.nn.tables import FamilyTables, resolve_family
+from circuitnn.nn.tables import FamilyTables
 
 _EXACT = ("pool", "nominal_curve", "table", "sigma_pool", "nominal_sigma", "sigma_table")
 _SAVED = ("identity", "chip", "table", "nominal_curve", "sigma_table", "nominal_sigma")

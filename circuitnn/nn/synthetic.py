@@ -131,7 +131,7 @@ def synthetic_family(
         "failed": failed,
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:40]
-    from circuitnn.extract import describe
+    from circuitnn.family.descriptors import describe
 
     return Family(
         key=key,

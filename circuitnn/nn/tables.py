@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -11,22 +10,6 @@ from circuitnn.errors import ConfigError
 from circuitnn.family import Family
 from circuitnn.nn._check import choice
 from circuitnn.nn.scaling import ANCHORS, Scaling
-
-
-def resolve_family(family: Family | str, store: str | Path | None = None) -> Family:
-    """``family`` itself, or the family a selector (key, key prefix, neuron name) names in
-    ``store``."""
-    if isinstance(family, Family):
-        return family
-    if isinstance(family, str):
-        if store is None:
-            raise ConfigError(
-                f"family {family!r} is a selector: give store=PATH (the HDF5 store to load it from)"
-            )
-        from circuitnn.store import Store
-
-        return Store(store).load(family)
-    raise ConfigError(f"family must be a Family or a selector string, got {type(family).__name__}")
 
 
 @dataclass(frozen=True)

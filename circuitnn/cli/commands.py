@@ -1,0 +1,245 @@
+"""The ``circuitnn`` command line (also ``python -m circuitnn``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from circuitnn.errors import ConfigError
+
+
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    given = {
+        "jobs": args.jobs,
+        "chunk_size": args.chunk_size,
+        "engine": args.engine,
+        "timeout": args.timeout,
+        "backend": args.backend,
+        "scheduler": args.scheduler,
+        "progress": not args.quiet,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def run_options(args: argparse.Namespace) -> Any:
+    from circuitnn.extract.options import RunOptions
+
+    return RunOptions(**_given_options(args))
+
+
+def campaign_command(args: argparse.Namespace, jobs_default: int | None = None) -> int:
+    from circuitnn.campaign.run import run_campaign, summary_table, write_json
+
+    overrides = _given_options(args)
+    if jobs_default is not None and overrides.get("jobs") == jobs_default:
+        overrides.pop("jobs")  # `circuitnn run FILE`: its default (-1) is not the user's choice
+    result = run_campaign(
+        args.file, store=getattr(args, "store", None), overrides=overrides, out=args.out
+    )
+    print(summary_table(result))
+    print(f"summary: {write_json(result, Path(args.out) / 'campaign.json')}")
+    return 0
+
+
+def _spec(args: argparse.Namespace) -> Any:
+    from circuitnn.neuron.builtin import get_neuron
+
+    return get_neuron(args.neuron, allow_control=args.allow_control)
+
+
+def _monte_carlo(args: argparse.Namespace) -> dict[str, Any]:
+    from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
+
+    noise = speed = None
+    if args.noise:
+        noise = NoiseAnalysis(
+            bias_points=args.bias_points,
+            fmin=args.fmin,
+            fmax=args.fmax,
+            points_per_decade=args.ppd,
+            bandwidth=args.bandwidth,
+            input_referred=args.input_referred,
+        )
+    if args.speed:
+        speed = SpeedAnalysis(fmin=args.fmin, points_per_decade=args.ppd)
+    return {
+        "chip_size": args.chip_size,
+        "corner": args.corner,
+        "temperature": args.temp,
+        "noise": noise,
+        "speed": speed,
+    }
+
+
+def neurons_command(args: argparse.Namespace) -> int:
+    from circuitnn.neuron.builtin import builtin_neurons, get_neuron
+
+    for name in builtin_neurons():
+        spec = get_neuron(name)
+        print(f"{name}: {spec.description}")
+        sweep = spec.sweep
+        kind = "differential" if spec.ports.differential_input else "single-ended"
+        print(
+            f"  input {kind} {sweep.start:g}…{sweep.stop:g} V ({sweep.points} points); "
+            f"output {spec.output.quantity} [{spec.output.unit}]; "
+            f"supplies {spec.ports.supplies or 'none'}; {spec.temperature:g} °C"
+        )
+        params = ", ".join(f"{k}={v:.6g}" for k, v in spec.parameters.items())
+        print(f"  parameters: {params}")
+        for variation in spec.variations:
+            parts = []
+            for scope, dist in (("global", variation.global_), ("local", variation.local)):
+                if dist is not None:
+                    parts.append(f"{scope} {_distribution_text(dist)}")
+            print(f"  varies {variation.parameter}: {'; '.join(parts)}")
+        if spec.corners:
+            print(f"  corners: {', '.join(spec.corners)}")
+    return 0
+
+
+def _distribution_text(dist: Any) -> str:
+    if dist.pelgrom is not None:
+        return f"{dist.distribution} σ = {dist.pelgrom:g}/√({dist.area[0]}·{dist.area[1]})"
+    if dist.relative is not None:
+        return f"{dist.distribution} σ = {dist.relative:g} relative"
+    return f"{dist.distribution} σ = {dist.sigma:g}"
+
+
+def extract_command(args: argparse.Namespace) -> int:
+    from circuitnn.extract.pipeline import extract_family
+    from circuitnn.extract.plots import plot_all
+
+    began = time.perf_counter()
+    family = extract_family(
+        _spec(args),
+        args.n,
+        args.seed,
+        store=args.store,
+        options=run_options(args),
+        **_monte_carlo(args),
+    )
+    seconds = time.perf_counter() - began
+    print(
+        f"{family.neuron}: {family.n} instances, {len(family.failed)} failed, "
+        f"family {family.key} in {args.store} ({seconds:.1f} s)"
+    )
+    _print_summary(family)
+    if args.plot:
+        for picture in plot_all(family, args.plot):
+            print(f"picture: {picture}")
+    return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from circuitnn.campaign.plots import plot_sweep
+    from circuitnn.campaign.sweep import parse_grid, sweep_families
+
+    grid = parse_grid(args.param)
+    results = sweep_families(
+        _spec(args),
+        grid,
+        args.n,
+        args.seed,
+        store=args.store,
+        options=run_options(args),
+        arrays=False,  # the table needs the descriptors only: memory flat in the points
+        **_monte_carlo(args),
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "point": r.point,
+            "key": r.family.key,
+            "failed": len(r.family.failed),
+            "unit": r.family.output_unit,
+            "summary": r.family.summary(),
+        }
+        for r in results
+    ]
+    table = out / "sweep.json"
+    table.write_text(json.dumps(rows, indent=2))
+    print(f"\n{'point':40s} {'failed':>6s} " + " ".join(f"{n:>22s}" for n in _COLUMNS))
+    for row in rows:
+        label = ", ".join(f"{k}={v:g}" for k, v in row["point"].items())
+        cells = " ".join(_cell(row["summary"][n]) for n in _COLUMNS)
+        print(f"{label:40s} {row['failed']:6d} {cells}")
+    pictures = [plot_sweep(rows, name, out / f"sweep_{name}.png") for name in grid]
+    print(f"\ntable: {table}\npictures: {', '.join(map(str, pictures))}\nstore: {args.store}")
+    return 0
+
+
+def show_command(args: argparse.Namespace) -> int:
+    from circuitnn.extract.plots import plot_all
+    from circuitnn.store import Store
+
+    store = Store(args.store)
+    if not store.path.exists():
+        raise ConfigError(f"store {store.path} does not exist")
+    keys = [store.resolve(args.family)] if args.family else [row["key"] for row in store.describe()]
+    out = Path(args.out) if args.out else store.path.parent / "plots"
+    for key in keys:
+        family = store.load(key)
+        attrs = family.attrs
+        print(
+            f"{family.neuron}  key {key}  n={family.n}  failed={len(family.failed)}  "
+            f"seed={attrs['seed']}  T={attrs['temperature']:g} °C  "
+            f"corner={attrs['corner'] or '-'}  "
+            f"{attrs['ngspice_version']}  created {attrs['created']}"
+        )
+        _print_summary(family)
+        for index in family.failed[:5]:
+            print(f"  failed instance {index}: {family.reasons[index]}")
+        for picture in plot_all(family, out / f"{family.neuron}-{key[:12]}.png"):
+            print(f"  picture: {picture}")
+        print()
+    return 0
+
+
+_COLUMNS = ("swing", "midpoint", "gain", "mean_power")
+
+
+def _cell(stats: dict[str, float]) -> str:
+    return f"{stats['mean']:>11.4g} ± {stats['std']:<8.3g}"
+
+
+def _print_analyses(family: Any) -> None:
+    import numpy as np
+
+    if family.noise is not None:
+        noise = family.noise
+        ok = noise.status == 1
+        print(
+            f"  noise ({noise.key}): {int(ok.sum())} ok, σ_out over {noise.bandwidth:g} Hz "
+            f"[{family.output_unit} RMS]:"
+        )
+        for bias, column in zip(noise.bias, noise.sigma.T, strict=True):
+            values = column[ok]
+            print(
+                f"    x = {bias:+8.4g} V   mean {np.mean(values):10.4g}   "
+                f"std {np.std(values):10.4g}"
+            )
+    if family.speed is not None:
+        speed = family.speed
+        ok = speed.status == 1
+        for name, unit in (("bandwidth", "Hz"), ("settling_time", "s"), ("energy", "J")):
+            values = getattr(speed, name)[ok]
+            values = values[np.isfinite(values)]
+            if len(values):
+                print(
+                    f"  {name:14s} mean {np.mean(values):10.4g} {unit:2s}  "
+                    f"std {np.std(values):10.4g}  ({len(values)} instances)"
+                )
+
+
+def _print_summary(family: Any) -> None:
+    print(f"  {'descriptor':12s} {'mean':>12s} {'std':>11s} {'min':>11s} {'max':>11s}")
+    for name, stats in family.summary().items():
+        print(
+            f"  {name:12s} {stats['mean']:12.5g} {stats['std']:11.4g} "
+            f"{stats['min']:11.4g} {stats['max']:11.4g}"
+        )
+    _print_analyses(family)

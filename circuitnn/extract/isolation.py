@@ -1,0 +1,101 @@
+"""Failure isolation: run a chunk of instances, bisecting failed runs down to the guilty ones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitnn.errors import NetlistError, SimulationError, SimulationTimeout
+from circuitnn.family import FAILED, OK
+
+
+@dataclass
+class Isolated:
+    """Arrays (instance-major, NaN where failed), status, reasons and cost of an isolated run."""
+
+    arrays: dict[str, np.ndarray]
+    status: np.ndarray
+    reasons: list[str]
+    runs: int
+    seconds: float
+
+
+def run_isolated(
+    name: str,
+    index: np.ndarray,
+    shapes: dict[str, tuple[int, ...]],
+    run: Callable[[np.ndarray, str], dict[str, np.ndarray]],
+    retries: int = 1,
+    dtype: type = np.float64,
+) -> Isolated:
+    """Call ``run(rows, what)`` on all rows, bisecting failures down to single instances.
+
+    ``run`` returns arrays whose first axis follows ``rows``; ``shapes`` gives each array's
+    per-instance shape (used where every instance failed). A run that does not converge or crashes
+    ngspice is split in halves; a timed-out run is retried ``retries`` times and then its rows are
+    marked failed; :class:`NetlistError` propagates. Rows with non-finite values are failed too.
+    """
+    count = len(index)
+    arrays = {key: np.full((count, *shape), np.nan, dtype=dtype) for key, shape in shapes.items()}
+    status = np.zeros(count, dtype=np.int8)
+    reasons = [""] * count
+    runs = 0
+    began = time.perf_counter()
+
+    def fail(rows: np.ndarray, reason: str) -> None:
+        status[rows] = FAILED
+        for values in arrays.values():
+            values[rows] = np.nan
+        for row in rows:
+            reasons[row] = reason
+
+    pending = [np.arange(count)]
+    while pending:
+        rows = pending.pop()
+        what = f"{name} instances {_describe(index[rows])}"
+        for attempt in range(retries + 1):
+            try:
+                runs += 1
+                produced = run(rows, what)
+            except NetlistError:
+                raise
+            except SimulationTimeout as error:
+                if attempt < retries:
+                    continue
+                fail(rows, _first_line(error))
+            except SimulationError as error:
+                if len(rows) == 1:
+                    fail(rows, _first_line(error))
+                else:
+                    half = len(rows) // 2
+                    pending += [rows[half:], rows[:half]]
+            else:
+                finite = np.ones(len(rows), dtype=bool)
+                for key, values in produced.items():
+                    if values.shape[1:] != arrays[key].shape[1:]:
+                        arrays[key] = _resized(arrays[key], values.shape[1:])
+                    arrays[key][rows] = values
+                    finite &= np.isfinite(values.reshape(len(rows), -1)).all(axis=1)
+                status[rows] = np.where(finite, OK, FAILED)
+                for row in rows[~finite]:
+                    reasons[row] = "non-finite output"
+            break
+    return Isolated(arrays, status, reasons, runs, time.perf_counter() - began)
+
+
+def _resized(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.full((len(values), *shape), np.nan, dtype=values.dtype)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _describe(index: np.ndarray) -> str:
+    if len(index) == 1:
+        return str(int(index[0]))
+    return f"{int(index[0])}-{int(index[-1])}"

@@ -1,0 +1,102 @@
+"""Add a noise analysis to a family: chunked, parallel, journaled, stored beside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from circuitnn.extract.analysis_chunks import (
+    simulate_noise_chunk,
+)
+from circuitnn.extract.analysis_rows import (
+    cached_analysis,
+    commit_analysis,
+    dc_failures,
+    family_table,
+    ok_chunks,
+    rows_sink,
+)
+from circuitnn.extract.journaled import stream_journaled
+from circuitnn.extract.spectra import fit_white_flicker, integrated_sigma
+from circuitnn.family import OK, Family, NoiseData
+from circuitnn.neuron.spec import NeuronSpec
+from circuitnn.spice.analyses import NoiseAnalysis, analysis_key
+from circuitnn.store import Store
+
+
+def add_noise(
+    family: Family,
+    spec: NeuronSpec,
+    analysis: NoiseAnalysis,
+    store: Store | None,
+    options: Any,
+    arrays: bool = True,
+) -> NoiseData:
+    """Noise of every ok instance of ``family`` (cached in ``store`` beside the family).
+
+    With a store, each chunk's spectra go to a scratch file as the chunk arrives (bounded
+    memory); ``arrays=False`` then returns the analysis without them (``psd`` and ``input_psd``
+    with 0 rows; the σ and fit arrays are complete)."""
+    key = analysis_key("noise", analysis.identity(spec))
+    cached = cached_analysis(store, family.key, key, "noise", arrays)
+    if cached is not None:
+        return cached
+    journal = store.journal(f"{family.key}-{key}", options.chunk_size) if store else None
+    table = family_table(family)
+    chunks = ok_chunks(family, options.chunk_size)
+    tasks = [
+        (f"noise-{rows[0]:09d}", (spec, table.rows(rows), analysis, options.timeout))
+        for rows in chunks
+    ]
+    biases = analysis.biases(spec)
+    status, reasons = dc_failures(family)
+    sigma = np.full((family.n, len(biases)), np.nan)
+    white, flicker, alpha = (np.full_like(sigma, np.nan) for _ in range(3))
+    frequency = np.array([])
+    band = analysis.bandwidth
+    with rows_sink(store, journal, family.n, options.chunk_size) as sink:
+        results = stream_journaled(
+            simulate_noise_chunk,
+            tasks,
+            [len(r) for r in chunks],
+            journal,
+            options,
+            f"noise {spec.name}",
+        )
+        for number, result in results:
+            rows = chunks[number]
+            status[rows] = result["status"]
+            for row, reason in zip(rows, result["reasons"], strict=True):
+                reasons[row] = str(reason)
+            psd = result["psd"]
+            sink.write("psd", rows, psd)
+            if "gain" in result:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    sink.write("input_psd", rows, psd / result["gain"])  # inf where gain is 0
+            ok = result["status"] == OK
+            if not ok.any():
+                continue
+            own = np.asarray(result["frequency"][np.argmax(ok)], dtype=np.float64)
+            frequency = own if frequency.size == 0 else frequency
+            sigma[rows[ok]] = integrated_sigma(own, psd[ok], band)
+            inside = own <= band
+            white[rows[ok]], flicker[rows[ok]], alpha[rows[ok]] = fit_white_flicker(
+                own[inside], psd[ok][..., inside]
+            )
+        spectra = sink.arrays((len(biases), len(frequency)), ("psd", "input_psd"))
+        data = NoiseData(
+            bias=biases,
+            frequency=frequency,
+            psd=spectra["psd"],
+            input_psd=spectra["input_psd"],
+            sigma=sigma,
+            bandwidth=band,
+            white=white,
+            flicker=flicker,
+            alpha=alpha,
+            status=status,
+            reasons=reasons,
+            key=key,
+        )
+        return commit_analysis(store, family.key, data, journal, sink, arrays)

@@ -1,0 +1,235 @@
+"""Extract a family: sample → render → simulate (in parallel chunks) → describe → store.
+
+A family is identified by a content hash of everything that determines its numbers; asking for a
+family already in the store is a cache hit that runs no simulation, and an interrupted extraction
+resumes from the chunks its journal holds. Chunks stream from the workers to the one writer as
+they finish: each is journaled, described and handed to a writer thread that writes it into the
+family's rows while the next chunks simulate, so the writer holds a few chunks (plus the N-long
+bookkeeping arrays) however large the family.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitnn._version import __version__
+from circuitnn.extract.dc_chunk import ChunkResult, simulate_chunk
+from circuitnn.extract.journaled import stream_journaled
+from circuitnn.extract.noise import add_noise
+from circuitnn.extract.options import RunOptions
+from circuitnn.extract.sinks import FamilySink, MemoryFamily
+from circuitnn.extract.speed import add_speed
+from circuitnn.family import Family
+from circuitnn.family.descriptors import describe
+from circuitnn.neuron.builtin import get_neuron
+from circuitnn.neuron.spec import NeuronSpec
+from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
+from circuitnn.spice.benches import input_voltages
+from circuitnn.spice.engines import ngspice_version
+from circuitnn.store import Store
+from circuitnn.store.files import SCHEMA_VERSION
+from circuitnn.store.journal import Journal
+
+WRITES_IN_FLIGHT = 2  # chunks handed to the writer thread and not yet written
+
+
+def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("dc",)) -> str:
+    """Content hash naming a family: spec, netlists, analyses, N, seed, chips, corner, versions."""
+    identity = {
+        "spec": spec.identity(),
+        "analyses": list(analyses),
+        "n": mc.n,
+        "seed": mc.seed,
+        "chip_size": mc.chip_size,
+        "corner": mc.corner,
+        "ngspice": ngspice_version(),
+        "schema": SCHEMA_VERSION,
+    }
+    text = json.dumps(identity, sort_keys=True, default=float)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def extract_family(
+    neuron: str | Path | NeuronSpec,
+    n: int = 1000,
+    seed: int = 0,
+    *,
+    store: str | Path | Store | None = None,
+    chip_size: int = 1,
+    corner: str | None = None,
+    temperature: float | None = None,
+    options: RunOptions | None = None,
+    noise: NoiseAnalysis | bool | None = None,
+    speed: SpeedAnalysis | bool | None = None,
+    arrays: bool = True,
+) -> Family:
+    """Simulate ``n`` Monte Carlo instances of ``neuron`` and return (and store) the family.
+
+    ``neuron``: a built-in name, a spec/netlist path or a :class:`NeuronSpec`. ``temperature`` in
+    °C overrides the spec's. With a ``store`` the family is streamed into it chunk by chunk and
+    cached there (a second identical call runs nothing) and a killed run resumes; without one it
+    is only returned. ``noise`` and ``speed`` (settings, or True for the defaults) add those
+    analyses; on a stored family they run alone, without repeating the DC sweep.
+    ``arrays=False`` (with a store) returns the family without its N×K arrays (see
+    :meth:`Store.load`), for campaigns whose families are read from the store later.
+    """
+    spec = get_neuron(neuron)
+    if temperature is not None:
+        spec = spec.with_temperature(temperature)
+    mc = MonteCarlo(n=n, seed=seed, chip_size=chip_size, corner=corner)
+    options = options or RunOptions()
+    spec.nominal(corner)
+    key = family_key(spec, mc)
+    target = store if isinstance(store, Store) or store is None else Store(store)
+    noise = NoiseAnalysis() if noise is True else (noise or None)
+    speed = SpeedAnalysis() if speed is True else (speed or None)
+    if noise is not None:
+        noise.biases(spec)
+    if speed is not None:
+        speed.check(spec)
+    if target is None:
+        memory = MemoryFamily(key, spec, mc.n)
+        _extract_into(memory, spec, mc, options, None)
+        family = memory.family()
+    else:
+        if key not in target:
+            _extract_to_store(target, spec, mc, key, options)
+        else:  # a journal left by a run killed between its commit and the clean-up
+            target.journal(key, options.chunk_size).clear()
+        family = target.load(key, arrays=arrays)
+    if noise is not None:
+        family.noise = add_noise(family, spec, noise, target, options, arrays)
+    if speed is not None:
+        family.speed = add_speed(family, spec, speed, target, options, arrays)
+    return family
+
+
+def _extract_to_store(
+    store: Store, spec: NeuronSpec, mc: MonteCarlo, key: str, options: RunOptions
+) -> None:
+    """Stream the family into a scratch file beside ``store`` and commit it (crash-safe)."""
+    journal = store.journal(key, options.chunk_size)
+    try:
+        with store.family_writer(journal, key, mc.n, options.chunk_size) as writer:
+            _extract_into(writer, spec, mc, options, journal)
+        store.commit_written(writer)
+    finally:
+        journal.tidy()
+    journal.clear()
+
+
+def _extract_into(
+    sink: FamilySink,
+    spec: NeuronSpec,
+    mc: MonteCarlo,
+    options: RunOptions,
+    journal: Journal | None,
+) -> None:
+    """Simulate every chunk (journaled, in parallel) and hand each to ``sink`` as it arrives."""
+    table = sample_parameters(spec, mc)
+    grid = spec.sweep.grid()
+    sink.write_header(
+        _attrs(spec, mc, options), grid, spec.output.unit, table.names, table.values, table.chip
+    )
+    starts = range(0, mc.n, options.chunk_size)
+    tables = [sample_parameters(spec, mc, s, min(s + options.chunk_size, mc.n)) for s in starts]
+    tasks = [
+        (f"chunk-{table.index[0]:09d}", (spec, table, options.engine, options.timeout))
+        for table in tables
+    ]
+    # the sink writes (HDF5 compression, checksums) in a thread of their own, so they overlap the
+    # simulation of the next chunks; at most WRITES_IN_FLIGHT chunks wait for it
+    with ThreadPoolExecutor(1, thread_name_prefix="circuitnn-writer") as writer:
+        writes: deque[Future[None]] = deque()
+        for _, arrays in stream_journaled(
+            simulate_chunk,
+            tasks,
+            [len(t) for t in tables],
+            journal,
+            options,
+            f"simulating {spec.name}",
+            describe=lambda task: f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}",
+        ):
+            chunk = ChunkResult.from_arrays(arrays)
+            power = _power(spec, chunk.supply_current, chunk.input_current)
+            writes.append(
+                writer.submit(
+                    sink.write_rows,
+                    chunk.start,
+                    chunk.curves,
+                    chunk.supply_current,
+                    chunk.input_current,
+                    power,
+                    chunk.status,
+                    chunk.reasons,
+                    describe(grid, chunk.curves, power),
+                )
+            )
+            del chunk, arrays, power
+            while len(writes) > WRITES_IN_FLIGHT or (writes and writes[0].done()):
+                writes.popleft().result()  # a failed write raises here
+        while writes:
+            writes.popleft().result()
+    nominal = _nominal(spec, mc, options, journal)
+    sink.finish(nominal.curves[0], {"created": _now()})
+
+
+def _nominal(
+    spec: NeuronSpec, mc: MonteCarlo, options: RunOptions, journal: Journal | None
+) -> ChunkResult:
+    saved = journal.load_arrays("nominal") if journal is not None else None
+    if saved is not None:
+        return ChunkResult.from_arrays(saved)
+    arrays = simulate_chunk(
+        spec, nominal_table(spec, mc.corner), options.engine, options.timeout
+    ).to_arrays()
+    if journal is not None:
+        journal.save_arrays("nominal", arrays)
+    return ChunkResult.from_arrays(arrays)
+
+
+def _power(spec: NeuronSpec, supply_current: np.ndarray, input_current: np.ndarray) -> np.ndarray:
+    """Static power (N×K, W) delivered by the supplies and the measured inputs."""
+    volts = np.array(list(spec.ports.supplies.values()), dtype=np.float64)
+    power = np.einsum("nsk,s->nk", supply_current, volts)
+    power += np.einsum("nik,ik->nk", input_current, input_voltages(spec))
+    return power
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds")
+
+
+def _attrs(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> dict[str, Any]:
+    """The family's provenance (HDF5 attributes; ``created`` is added when it is finished)."""
+    return {
+        "neuron": spec.name,
+        "description": spec.description,
+        "n": mc.n,
+        "seed": mc.seed,
+        "chip_size": mc.chip_size,
+        "corner": mc.corner or "",
+        "temperature": spec.temperature,
+        "output_quantity": spec.output.quantity,
+        "output_unit": spec.output.unit,
+        "supplies": json.dumps(list(spec.ports.supplies)),
+        "supply_voltages": json.dumps(list(spec.ports.supplies.values())),
+        "nominal_parameters": json.dumps(spec.nominal(mc.corner)),
+        "spec": json.dumps(spec.identity(), default=float),
+        "netlist": spec.netlist_text,
+        "netlist_source": spec.netlist_source,
+        "engine": options.engine,
+        "chunk_size": options.chunk_size,
+        "ngspice_version": ngspice_version(),
+        "circuitnn_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+    }

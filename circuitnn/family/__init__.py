@@ -1,0 +1,140 @@
+"""A family: every simulated instance of one neuron under one Monte Carlo run (plain numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+OK, FAILED = 1, 2
+
+
+@dataclass
+class NoiseData:
+    """Output noise of every instance at ``B`` bias points of the input sweep.
+
+    ``bias`` (B,) V; ``frequency`` (F,) Hz; ``psd`` (N×B×F) output noise power spectral density
+    in output unit²/Hz; ``input_psd`` (N×B×F) input-referred, V²/Hz; ``sigma`` (N×B) RMS output
+    noise integrated over ``bandwidth`` (Hz), in the output unit; ``white`` (N×B), ``flicker``
+    (N×B) and ``alpha`` (N×B): the fit S(f) = white + flicker/f^alpha over the signal band
+    (``frequency`` ≤ ``bandwidth``). ``status`` (N,) 1 ok,
+    2 failed (reason in ``reasons``; instances whose DC run failed are not simulated again);
+    failed instances hold NaN. ``key`` names the analysis settings in the store.
+    """
+
+    bias: np.ndarray
+    frequency: np.ndarray
+    psd: np.ndarray
+    input_psd: np.ndarray
+    sigma: np.ndarray
+    bandwidth: float
+    white: np.ndarray
+    flicker: np.ndarray
+    alpha: np.ndarray
+    status: np.ndarray
+    reasons: list[str]
+    key: str = ""
+
+    def sigma_at(self, x: np.ndarray) -> np.ndarray:
+        """σ_out of every instance at inputs ``x`` (V), linearly interpolated between bias points
+        (held constant outside them); shape (N, len(x))."""
+        x = np.asarray(x, dtype=np.float64)
+        return np.stack([np.interp(x, self.bias, row) for row in self.sigma])
+
+
+@dataclass
+class SpeedData:
+    """Small-signal bandwidth and large-signal settling of every instance.
+
+    ``bias`` V where the AC analysis linearized; ``frequency`` (F,) Hz; ``response`` (N×F)
+    complex small-signal gain (output unit per V); ``bandwidth`` (N,) −3 dB frequency in Hz (NaN
+    if beyond ``frequency[-1]``); ``settling_time`` (N,) s after the input step (from the sweep's
+    start to its stop at ``step_time``) until the output stays within ``tolerance`` of its own step;
+    ``energy`` (N,) J = mean static power × settling time; ``status``/``reasons`` as in a family.
+    """
+
+    bias: float
+    frequency: np.ndarray
+    response: np.ndarray
+    bandwidth: np.ndarray
+    settling_time: np.ndarray
+    energy: np.ndarray
+    step_time: float
+    stop_time: float
+    tolerance: float
+    status: np.ndarray
+    reasons: list[str]
+    key: str = ""
+
+
+@dataclass
+class Family:
+    """Curves and measurements of ``n`` instances of one neuron on one input grid.
+
+    Shapes: ``grid`` (K,) V; ``curves`` (N×K) in ``output_unit``; ``nominal_curve`` (K,);
+    ``supply_current`` (N×S×K) A drawn from each supply; ``input_current`` (N×I×K) A flowing
+    from the input driver into each input port (I = 0 unless ``ports.measure_input_current``, by
+    default on only for neurons without supplies); ``power`` (N×K) W static power delivered by
+    the supplies and the measured inputs;
+    ``parameters`` (N×P) SI units, columns ``parameter_names``; ``chip`` (N,) die index;
+    ``status`` (N,) 1 = ok, 2 = failed; ``reasons`` failure text per instance ("" when ok);
+    ``descriptors`` name → (N,). ``attrs`` holds the provenance (spec, netlist, versions, seed).
+    ``noise`` and ``speed`` hold those analyses when they were run (:class:`NoiseData`,
+    :class:`SpeedData`).
+    """
+
+    key: str
+    neuron: str
+    grid: np.ndarray
+    curves: np.ndarray
+    nominal_curve: np.ndarray
+    supply_current: np.ndarray
+    supplies: tuple[str, ...]
+    input_current: np.ndarray
+    power: np.ndarray
+    parameter_names: tuple[str, ...]
+    parameters: np.ndarray
+    chip: np.ndarray
+    status: np.ndarray
+    reasons: list[str]
+    descriptors: dict[str, np.ndarray]
+    output_unit: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    noise: NoiseData | None = None
+    speed: SpeedData | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of instances (ok and failed)."""
+        return len(self.status)
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of instances that simulated successfully."""
+        return self.status == OK
+
+    @property
+    def failed(self) -> np.ndarray:
+        """Indices of failed instances."""
+        return np.flatnonzero(self.status == FAILED)
+
+    def parameter(self, name: str) -> np.ndarray:
+        """One column of the parameter table."""
+        return self.parameters[:, self.parameter_names.index(name)]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean, standard deviation, min and max of each descriptor over the ok instances."""
+        table = {}
+        for name, values in self.descriptors.items():
+            good = values[self.ok & np.isfinite(values)]
+            if len(good) == 0:
+                table[name] = {"mean": np.nan, "std": np.nan, "min": np.nan, "max": np.nan}
+                continue
+            table[name] = {
+                "mean": float(np.mean(good)),
+                "std": float(np.std(good, ddof=1)) if len(good) > 1 else 0.0,
+                "min": float(np.min(good)),
+                "max": float(np.max(good)),
+            }
+        return table

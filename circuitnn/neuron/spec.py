@@ -1,0 +1,292 @@
+"""Neuron specs: which ports a ``.subckt`` has, how it is driven, what is measured, what varies.
+
+A spec is a frozen dataclass, loaded from the TOML file beside a netlist (see ``netlists/*.toml``)
+or built in Python. All numbers are SI units (V, A, Ω, m, °C) after parsing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitnn.errors import ConfigError
+from circuitnn.neuron.netlist import Subcircuit
+from circuitnn.neuron.units import parse_spice
+
+DISTRIBUTIONS = ("normal", "lognormal", "uniform")
+
+
+QUANTITIES = ("voltage", "differential_voltage", "current")
+
+
+# a neuron's name is written into netlist comments, file names and the store: one word only
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+
+
+MAX_POINTS = 1_000_000  # largest DC sweep (points per curve)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One random variation of a parameter.
+
+    Exactly one of ``sigma`` (absolute σ, parameter units), ``relative`` (σ as a fraction of the
+    nominal value) or ``pelgrom`` (σ = A/√(W·L), A in parameter-unit·m, W and L named by ``area``)
+    is set. ``normal`` adds σ·z; ``uniform`` adds a uniform draw of the same σ (half-width √3·σ);
+    ``lognormal`` multiplies by exp(relative·z) (median = nominal; only ``relative`` is allowed).
+    """
+
+    distribution: str = "normal"
+    sigma: float | None = None
+    relative: float | None = None
+    pelgrom: float | None = None
+    area: tuple[str, str] | None = None
+
+    def absolute_sigma(self, nominal: float, values: dict[str, float]) -> float:
+        """σ of the additive variation for a parameter of value ``nominal`` (parameter units)."""
+        if self.sigma is not None:
+            return self.sigma
+        if self.relative is not None:
+            return abs(nominal) * self.relative
+        assert self.pelgrom is not None and self.area is not None
+        width, length = (values[name] for name in self.area)
+        return self.pelgrom / math.sqrt(width * length)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """Die-to-die (``global_``, shared by a chip) and mismatch (``local``, per neuron) variation."""
+
+    parameter: str
+    global_: Distribution | None = None
+    local: Distribution | None = None
+
+
+@dataclass(frozen=True)
+class Ports:
+    """How each port of the subckt is connected by the test bench (voltages in V).
+
+    ``measure_input_current``: give every instance a 0 V sense source at each input so the
+    current (and power) it draws from the input driver is measured. Default: only when the neuron
+    has no supplies, i.e. when the input is what powers it (a MOSFET gate draws nothing, and the
+    senses cost ngspice about a third more time).
+    """
+
+    input: tuple[str, ...]
+    output: tuple[str, ...]
+    supplies: dict[str, float] = field(default_factory=dict)
+    ground: tuple[str, ...] = ()
+    bias: dict[str, float] = field(default_factory=dict)
+    measure_input_current: bool | None = None
+
+    @property
+    def input_measured(self) -> bool:
+        """Whether input currents are measured (the resolved default, see the class doc)."""
+        if self.measure_input_current is None:
+            return not self.supplies
+        return self.measure_input_current
+
+    @property
+    def differential_input(self) -> bool:
+        """True when the input is a port pair driven at common mode ± x/2."""
+        return len(self.input) == 2
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Uniform DC input sweep: ``points`` values from ``start`` to ``stop`` volts (inclusive)."""
+
+    start: float
+    stop: float
+    points: int = 401
+    common_mode: float = 0.0
+
+    @property
+    def step(self) -> float:
+        """Grid spacing in volts."""
+        return (self.stop - self.start) / (self.points - 1)
+
+    def grid(self) -> np.ndarray:
+        """The input grid in volts, shape (points,)."""
+        return np.linspace(self.start, self.stop, self.points)
+
+
+@dataclass(frozen=True)
+class Output:
+    """What is measured: a node voltage (V), a differential voltage (V) or a port current (A).
+
+    For ``current`` the output port is held at ``load_voltage`` volts and the current flowing out of
+    the port into that load is reported (``invert`` flips the sign). Voltage outputs are loaded by
+    ``load_capacitance`` farads to ground (each node of a differential output), the input of the
+    next stage, which sets the neuron's speed.
+    """
+
+    quantity: str = "voltage"
+    load_voltage: float = 0.0
+    invert: bool = False
+    load_capacitance: float = 0.0
+
+    @property
+    def unit(self) -> str:
+        """SI unit of the output quantity."""
+        return "A" if self.quantity == "current" else "V"
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """A neuron circuit ready to simulate: netlist, test bench, nominal values and variations."""
+
+    name: str
+    subckt: Subcircuit
+    netlist_text: str
+    netlist_source: str
+    ports: Ports
+    sweep: Sweep
+    output: Output
+    parameters: dict[str, float]
+    variations: tuple[Variation, ...] = ()
+    corners: dict[str, dict[str, float]] = field(default_factory=dict)
+    temperature: float = 27.0
+    description: str = ""
+    includes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Parameter names in table column order."""
+        return tuple(self.parameters)
+
+    def nominal(self, corner: str | None = None) -> dict[str, float]:
+        """Nominal parameter values, shifted by the additive offsets of ``corner`` if given."""
+        values = dict(self.parameters)
+        if corner is None:
+            return values
+        if corner not in self.corners:
+            known = ", ".join(sorted(self.corners)) or "none defined"
+            raise ConfigError(f"{self.name}: unknown corner {corner!r} (known: {known})")
+        for name, offset in self.corners[corner].items():
+            values[name] += offset
+        return values
+
+    def with_parameters(self, **values: object) -> NeuronSpec:
+        """A copy with some nominal values replaced (numbers or SPICE strings)."""
+        updated = dict(self.parameters)
+        for key, value in values.items():
+            name = key.lower()
+            if name not in updated:
+                raise ConfigError(f"{self.name}: no parameter {key!r} (has {', '.join(updated)})")
+            updated[name] = parse_spice(value, f"{self.name}.{key}")
+        return validated(dataclasses.replace(self, parameters=updated))
+
+    def with_temperature(self, celsius: float) -> NeuronSpec:
+        """A copy simulated at ``celsius`` °C."""
+        return validated(dataclasses.replace(self, temperature=parse_spice(celsius, "temperature")))
+
+    def identity(self) -> dict[str, Any]:
+        """Everything about the spec that determines simulation results, as plain JSON data."""
+        return {
+            "name": self.name,
+            "subckt": self.subckt.name,
+            "netlist": _without_include_paths(self.netlist_text),
+            "includes": [text for _, text in self.includes],
+            "ports": {
+                **dataclasses.asdict(self.ports),
+                "measure_input_current": self.ports.input_measured,
+            },
+            "sweep": dataclasses.asdict(self.sweep),
+            "output": dataclasses.asdict(self.output),
+            "parameters": self.parameters,
+            "variations": [dataclasses.asdict(v) for v in self.variations],
+            "corners": self.corners,
+            "temperature": self.temperature,
+        }
+
+
+def _without_include_paths(text: str) -> str:
+    """Netlist text with include paths reduced to file names (their contents are hashed apart),
+    so that moving a project folder keeps its families' keys."""
+    return re.sub(
+        r"^(\s*\.(?:include|inc|lib)\s+)\"([^\"]*)\"",
+        lambda match: f'{match.group(1)}"{Path(match.group(2)).name}"',
+        text,
+        flags=re.IGNORECASE | re.MULTILINE,
+    )
+
+
+def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
+    where = source or repr(spec.name)
+    if not isinstance(spec.name, str) or not _NAME.fullmatch(spec.name):
+        raise ConfigError(
+            f"{where}: name {spec.name!r} must be one word of at most 100 letters, digits and "
+            "_ . + - (it is written into netlists, file names and the store)"
+        )
+    ports = spec.ports
+    assigned = [*ports.input, *ports.output, *ports.supplies, *ports.ground, *ports.bias]
+    for port in assigned:
+        if port not in spec.subckt.ports:
+            raise ConfigError(
+                f"{where}: port {port!r} is not a port of .subckt {spec.subckt.name} "
+                f"({' '.join(spec.subckt.ports)})"
+            )
+    for port in spec.subckt.ports:
+        count = assigned.count(port)
+        if count != 1:
+            state = "not connected" if count == 0 else "connected more than once"
+            raise ConfigError(
+                f"{where}: port {port!r} of .subckt {spec.subckt.name} is {state}; name it exactly "
+                "once in ports.input/output/supplies/ground/bias"
+            )
+    quantity = spec.output.quantity
+    if quantity not in QUANTITIES:
+        raise ConfigError(f"{where}: output.quantity {quantity!r} must be one of {QUANTITIES}")
+    wanted = 2 if quantity == "differential_voltage" else 1
+    if len(ports.output) != wanted:
+        raise ConfigError(f"{where}: ports.output needs {wanted} port(s) for quantity {quantity!r}")
+    if spec.output.load_capacitance < 0:
+        raise ConfigError(f"{where}: output.load_capacitance must be non-negative (F)")
+    if not 2 <= spec.sweep.points <= MAX_POINTS:
+        raise ConfigError(
+            f"{where}: sweep.points must be from 2 to {MAX_POINTS} (got {spec.sweep.points})"
+        )
+    if not spec.sweep.stop > spec.sweep.start:
+        raise ConfigError(f"{where}: sweep.stop ({spec.sweep.stop}) must exceed sweep.start")
+    if spec.temperature < -273.15:
+        raise ConfigError(f"{where}: temperature {spec.temperature} °C is below absolute zero")
+    for name, value in spec.parameters.items():
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: parameter {name!r} has no numeric nominal value")
+        if name not in spec.subckt.defaults:
+            raise ConfigError(
+                f"{where}: parameter {name!r} is not a params: entry of .subckt {spec.subckt.name}"
+            )
+    for variation in spec.variations:
+        _check_variation(spec, variation, where)
+    for corner, offsets in spec.corners.items():
+        for name in offsets:
+            if name not in spec.parameters:
+                raise ConfigError(f"{where}: corners.{corner}: unknown parameter {name!r}")
+    return spec
+
+
+def _check_variation(spec: NeuronSpec, variation: Variation, where: str) -> None:
+    if variation.parameter not in spec.parameters:
+        raise ConfigError(f"{where}: variation.{variation.parameter}: no such parameter")
+    for scope, dist in (("global", variation.global_), ("local", variation.local)):
+        if dist is None or dist.area is None:
+            continue
+        for name in dist.area:
+            if name not in spec.parameters:
+                raise ConfigError(
+                    f"{where}: variation.{variation.parameter}.{scope}.area names unknown "
+                    f"parameter {name!r}"
+                )
+            if spec.parameters[name] <= 0:
+                raise ConfigError(
+                    f"{where}: variation.{variation.parameter}.{scope}: area parameter {name!r} "
+                    "must be positive"
+                )

@@ -1,0 +1,229 @@
+"""Reading a neuron spec from its TOML file (or TOML-shaped data) into a :class:`NeuronSpec`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from circuitnn.errors import ConfigError
+from circuitnn.neuron.netlist import find_subckt, resolve_includes
+from circuitnn.neuron.safety import check_safe
+from circuitnn.neuron.spec import (
+    DISTRIBUTIONS,
+    Distribution,
+    NeuronSpec,
+    Output,
+    Ports,
+    Sweep,
+    Variation,
+    validated,
+)
+from circuitnn.neuron.units import parse_spice
+from circuitnn.toml_file import read_toml
+
+
+def load_spec(path: str | Path, allow_control: bool = False) -> NeuronSpec:
+    """Load a neuron spec from its TOML file (the netlist path inside is relative to it).
+
+    A path to a ``.cir``/``.sp`` netlist is accepted too when a ``.toml`` of the same stem lies
+    beside it. ``allow_control`` admits netlists with ``.control`` blocks or ``shell`` commands.
+    """
+    path = Path(path)
+    if not path.name:  # "/", ".", "": a folder, never a spec file
+        raise ConfigError(f"spec file not found: {path} is not a file name")
+    if path.suffix.lower() != ".toml":
+        path = path.with_suffix(".toml")
+    data = read_toml(path, "spec")
+    return spec_from_dict(data, path.parent, str(path), allow_control=allow_control)
+
+
+def spec_from_dict(
+    data: dict[str, Any], directory: Path, source: str = "<spec>", allow_control: bool = False
+) -> NeuronSpec:
+    """Build and validate a spec from TOML-shaped data; relative paths resolve in ``directory``."""
+    reader = _Reader(data, source)
+    name = reader.text("name")
+    netlist_path = Path(reader.text("netlist"))
+    if not netlist_path.is_absolute():
+        netlist_path = directory / netlist_path
+    try:
+        raw_text = netlist_path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: netlist: file not found: {netlist_path}") from None
+    except (OSError, ValueError) as error:  # a folder, unreadable, a name too long, a NUL
+        raise ConfigError(f"{source}: netlist: cannot read {netlist_path}: {error}") from None
+    if not allow_control:
+        check_safe(raw_text, str(netlist_path))
+    text, includes = resolve_includes(raw_text, netlist_path.parent, str(netlist_path))
+    if not allow_control:
+        for included_path, included_text in includes:
+            check_safe(included_text, included_path)
+    subckt = find_subckt(text, reader.text("subckt", default=name), str(netlist_path))
+
+    ports_data = reader.table("ports")
+    ports = Ports(
+        input=_names(ports_data, "input", f"{source}: ports.input", (1, 2)),
+        output=_names(ports_data, "output", f"{source}: ports.output", (1, 2)),
+        supplies=_volts(ports_data.get("supplies", {}), f"{source}: ports.supplies"),
+        ground=_names(ports_data, "ground", f"{source}: ports.ground", None),
+        bias=_volts(ports_data.get("bias", {}), f"{source}: ports.bias"),
+        measure_input_current=_flag(
+            ports_data.get("measure_input_current"), f"{source}: ports.measure_input_current"
+        ),
+    )
+    sweep_data = reader.table("sweep")
+    sweep = Sweep(
+        start=parse_spice(_need(sweep_data, "start", f"{source}: sweep"), f"{source}: sweep.start"),
+        stop=parse_spice(_need(sweep_data, "stop", f"{source}: sweep"), f"{source}: sweep.stop"),
+        points=_integer(sweep_data.get("points", 401), f"{source}: sweep.points"),
+        common_mode=parse_spice(sweep_data.get("common_mode", 0.0), f"{source}: sweep.common_mode"),
+    )
+    output_data = reader.table("output", required=False)
+    output = Output(
+        quantity=str(output_data.get("quantity", "voltage")),
+        load_voltage=parse_spice(
+            output_data.get("load_voltage", 0.0), f"{source}: output.load_voltage"
+        ),
+        invert=bool(_flag(output_data.get("invert", False), f"{source}: output.invert")),
+        load_capacitance=parse_spice(
+            output_data.get("load_capacitance", 0.0), f"{source}: output.load_capacitance"
+        ),
+    )
+    parameters = dict(subckt.defaults)
+    for key, value in reader.table("parameters", required=False).items():
+        parameters[key.lower()] = parse_spice(value, f"{source}: parameters.{key}")
+    variations = tuple(
+        _variation(key.lower(), value, f"{source}: variation.{key}")
+        for key, value in reader.table("variation", required=False).items()
+    )
+    corners = {
+        corner: {
+            key.lower(): parse_spice(offset, f"{source}: corners.{corner}.{key}")
+            for key, offset in _as_table(offsets, f"{source}: corners.{corner}").items()
+        }
+        for corner, offsets in reader.table("corners", required=False).items()
+    }
+    spec = NeuronSpec(
+        name=name,
+        subckt=subckt,
+        netlist_text=text,
+        netlist_source=str(netlist_path),
+        ports=ports,
+        sweep=sweep,
+        output=output,
+        parameters=parameters,
+        variations=variations,
+        corners=corners,
+        temperature=parse_spice(data.get("temperature", 27.0), f"{source}: temperature"),
+        description=str(data.get("description", "")),
+        includes=tuple(includes),
+    )
+    return validated(spec, source)
+
+
+def _variation(parameter: str, data: object, where: str) -> Variation:
+    table = _as_table(data, where)
+    unknown = set(table) - {"global", "local"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use 'global' and/or 'local'")
+    if not table:
+        raise ConfigError(f"{where}: give a 'global' and/or 'local' distribution")
+    return Variation(
+        parameter=parameter,
+        global_=_distribution(table["global"], f"{where}.global") if "global" in table else None,
+        local=_distribution(table["local"], f"{where}.local") if "local" in table else None,
+    )
+
+
+def _distribution(data: object, where: str) -> Distribution:
+    table = _as_table(data, where)
+    unknown = set(table) - {"distribution", "sigma", "relative", "pelgrom", "area"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
+    kind = str(table.get("distribution", "normal"))
+    if kind not in DISTRIBUTIONS:
+        raise ConfigError(f"{where}.distribution: {kind!r} must be one of {DISTRIBUTIONS}")
+    given = [key for key in ("sigma", "relative", "pelgrom") if key in table]
+    if len(given) != 1:
+        raise ConfigError(f"{where}: give exactly one of sigma, relative, pelgrom (got {given})")
+    amount = parse_spice(table[given[0]], f"{where}.{given[0]}")
+    if amount < 0:
+        raise ConfigError(f"{where}.{given[0]}: must be non-negative (got {amount})")
+    if kind == "lognormal" and given[0] != "relative":
+        raise ConfigError(f"{where}: a lognormal variation takes 'relative' (σ of ln x)")
+    area = None
+    if given[0] == "pelgrom":
+        raw_area = table.get("area")
+        if not (isinstance(raw_area, list) and len(raw_area) == 2):
+            raise ConfigError(f'{where}.area: pelgrom needs area = ["w", "l"] (two parameters)')
+        area = (str(raw_area[0]).lower(), str(raw_area[1]).lower())
+    elif "area" in table:
+        raise ConfigError(f"{where}.area: only meaningful with pelgrom")
+    return Distribution(distribution=kind, area=area, **{given[0]: amount})
+
+
+class _Reader:
+    def __init__(self, data: dict[str, Any], source: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a spec must be a table")
+        self.data = data
+        self.source = source
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{self.source}: '{key}' must be a non-empty string")
+        return value.strip()
+
+    def table(self, key: str, required: bool = True) -> dict[str, Any]:
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.source}: missing [{key}] table")
+            return {}
+        return _as_table(self.data[key], f"{self.source}: {key}")
+
+
+def _as_table(value: object, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}: keys must be names (strings), got {key!r}")
+    return value
+
+
+def _need(table: dict[str, Any], key: str, where: str) -> object:
+    if key not in table:
+        raise ConfigError(f"{where}: missing '{key}'")
+    return table[key]
+
+
+def _integer(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return value
+
+
+def _names(
+    table: dict[str, Any], key: str, where: str, sizes: tuple[int, ...] | None
+) -> tuple[str, ...]:
+    value = table.get(key, [] if sizes is None else None)
+    if value is None:
+        raise ConfigError(f"{where}: missing")
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise ConfigError(f"{where}: expected a port name or a list of port names, got {value!r}")
+    if sizes is not None and len(names) not in sizes:
+        raise ConfigError(f"{where}: expected {' or '.join(map(str, sizes))} port name(s)")
+    return tuple(n.strip().lower() for n in names)
+
+
+def _flag(value: object, where: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _volts(value: object, where: str) -> dict[str, float]:
+    table = _as_table(value, where)
+    return {port.lower(): parse_spice(volts, f"{where}.{port}") for port, volts in table.items()}

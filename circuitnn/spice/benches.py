@@ -1,0 +1,317 @@
+"""Render a batched test bench: many instances of one neuron sharing one swept input source.
+
+Pure text generation: every number is formatted from a float, never pasted from user text.
+Each instance *k* gets its own output node(s), supply sources and 0 V input sense sources, so its
+curve, supply current and input current are its own; the input is one ideal source shared by all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from circuitnn.neuron.spec import NeuronSpec
+from circuitnn.neuron.units import format_spice
+from circuitnn.neuron.variation import ParameterTable
+from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
+
+SWEEP_SOURCE = "vx"
+
+
+@dataclass(frozen=True)
+class Bench:
+    """A rendered netlist and the vectors it saves (lower-case ngspice names)."""
+
+    text: str
+    instances: int
+    output_vectors: tuple[tuple[str, ...], ...]
+    supply_vectors: tuple[tuple[str, ...], ...]
+    input_vectors: tuple[tuple[str, ...], ...]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The output vectors only."""
+        return [name for group in self.output_vectors for name in group]
+
+    @property
+    def vectors(self) -> list[str]:
+        """Every vector to read back: outputs, supplies, inputs."""
+        groups = (*self.output_vectors, *self.supply_vectors, *self.input_vectors)
+        return [name for group in groups for name in group]
+
+
+def _differential_drive(spec: NeuronSpec) -> list[str]:
+    """E sources driving inp/inn at common mode ± x/2 from the swept node ``x``."""
+    if not spec.ports.differential_input:
+        return []
+    return [
+        f"vcm cm 0 DC {format_spice(spec.sweep.common_mode)}",
+        "einp inp cm x 0 0.5",
+        "einn inn cm x 0 -0.5",
+    ]
+
+
+def input_nodes(spec: NeuronSpec) -> tuple[str, ...]:
+    """The shared driven node of each input port (``x``, or ``inp`` and ``inn``)."""
+    return ("inp", "inn") if spec.ports.differential_input else ("x",)
+
+
+def _port_nodes(spec: NeuronSpec, k: int, measured: bool = True) -> list[str]:
+    ports = spec.ports
+    nodes = []
+    for port in spec.subckt.ports:
+        if port in ports.input:
+            index = ports.input.index(port)
+            sensed = measured and ports.input_measured
+            nodes.append(f"i{index}_{k}" if sensed else input_nodes(spec)[index])
+        elif port in ports.output:
+            nodes.append(f"o{ports.output.index(port)}_{k}")
+        elif port in ports.supplies:
+            nodes.append(f"s_{port}_{k}" if measured else f"s_{port}")
+        elif port in ports.ground:
+            nodes.append("0")
+        else:
+            nodes.append(f"b_{port}")
+    return nodes
+
+
+def _circuit(
+    spec: NeuronSpec, table: ParameterTable, input_source: str, measured: bool = True
+) -> tuple[list[str], Bench]:
+    """Netlist lines of the instances around the shared input, and the vectors they expose.
+
+    ``measured``: every instance gets its own supply sources and 0 V input-sense sources, so its
+    supply and input currents can be read. Without it (small-signal and transient benches, which
+    read only outputs) instances share one ideal source per supply and connect to the input
+    directly: the same circuit for every instance, with fewer unknowns for ngspice.
+    """
+    ports = spec.ports
+    lines = [
+        # (one comment line, whatever the name holds: a spec built in Python is not validated)
+        f"* circuitnn batch: {' '.join(str(spec.name).split())}, {len(table)} instances",
+        spec.netlist_text.rstrip(),
+        "",
+        input_source,
+        *_differential_drive(spec),
+    ]
+    lines += [
+        f"vb_{port} b_{port} 0 DC {format_spice(volts)}" for port, volts in ports.bias.items()
+    ]
+    output_vectors = []
+    supply_vectors = []
+    input_vectors = []
+    for k, row in enumerate(table.values):
+        assignments = " ".join(
+            f"{name}={format_spice(value)}" for name, value in zip(table.names, row, strict=True)
+        )
+        lines.append(
+            f"xn{k} {' '.join(_port_nodes(spec, k, measured))} {spec.subckt.name} {assignments}"
+        )
+        if not measured:
+            output_vectors.append(_outputs(spec, k, lines))
+            continue
+        supplies = []
+        for port, volts in ports.supplies.items():
+            lines.append(f"vs_{port}_{k} s_{port}_{k} 0 DC {format_spice(volts)}")
+            supplies.append(f"i(vs_{port}_{k})")
+        supply_vectors.append(tuple(supplies))
+        senses = []
+        for j, node in enumerate(input_nodes(spec) if ports.input_measured else ()):
+            lines.append(f"vi{j}_{k} {node} i{j}_{k} DC 0")
+            senses.append(f"i(vi{j}_{k})")
+        input_vectors.append(tuple(senses))
+        output_vectors.append(_outputs(spec, k, lines))
+    if not measured:
+        lines += [
+            f"vs_{port} s_{port} 0 DC {format_spice(v)}" for port, v in ports.supplies.items()
+        ]
+    lines.append(f".temp {format_spice(spec.temperature)}")
+    bench = Bench(
+        text="",
+        instances=len(table),
+        output_vectors=tuple(output_vectors),
+        supply_vectors=tuple(supply_vectors),
+        input_vectors=tuple(input_vectors),
+    )
+    return lines, bench
+
+
+def _outputs(spec: NeuronSpec, k: int, lines: list[str]) -> tuple[str, ...]:
+    """Add instance ``k``'s output load to ``lines``; return the vectors of its output."""
+    if spec.output.quantity == "current":
+        lines.append(f"vl_{k} o0_{k} 0 DC {format_spice(spec.output.load_voltage)}")
+        return (f"i(vl_{k})",)
+    load = spec.output.load_capacitance
+    outputs = range(len(spec.ports.output))
+    lines += [f"cl{j}_{k} o{j}_{k} 0 {format_spice(load)}" for j in outputs if load > 0]
+    return tuple(f"v(o{j}_{k})" for j in outputs)
+
+
+def _finish(lines: list[str], bench: Bench) -> Bench:
+    return dataclasses.replace(bench, text="\n".join([*lines, ".end"]) + "\n")
+
+
+def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
+    """The batched DC-sweep netlist for every row of ``table``."""
+    sweep = spec.sweep
+    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC {format_spice(sweep.start)}")
+    # ngspice accumulates the sweep value (value += step) and ends once it passes stop by more
+    # than ~2e-13, so rounding can drop the last point; half a step of headroom keeps exactly
+    # sweep.points points
+    lines += [
+        *(_wrap(".save", bench.vectors)),
+        f".dc {SWEEP_SOURCE} {format_spice(sweep.start)} "
+        f"{format_spice(sweep.stop + sweep.step / 2)} {format_spice(sweep.step)}",
+    ]
+    return _finish(lines, bench)
+
+
+def _sum_chain(spec: NeuronSpec, instances: int) -> list[str]:
+    """Sources making node ``sum`` equal Σ outputs (V, or A × 1 Ω for current outputs).
+
+    Every instance injects a current equal to its output into one 1 Ω resistor (a star, not a
+    chain of series E sources: a chain's N series nodes make ngspice's per-frequency solves grow
+    faster than N; the star keeps the bench O(N)). The resistor's own noise belongs to no
+    instance (it is not inside an ``xn…`` subcircuit).
+    """
+    lines = []
+    for k in range(instances):
+        if spec.output.quantity == "current":
+            lines.append(f"fsum{k} 0 sum vl_{k} 1")
+        elif spec.output.quantity == "differential_voltage":
+            lines.append(f"gsum{k} 0 sum o0_{k} o1_{k} 1")
+        else:
+            lines.append(f"gsum{k} 0 sum o0_{k} 0 1")
+    lines.append("rsum sum 0 1")
+    return lines
+
+
+def _decade(analysis: NoiseAnalysis | SpeedAnalysis) -> str:
+    return (
+        f"dec {analysis.points_per_decade} {format_spice(analysis.fmin)} "
+        f"{format_spice(analysis.fmax)}"
+    )
+
+
+def render_noise_bench(
+    spec: NeuronSpec, table: ParameterTable, analysis: NoiseAnalysis, biases: np.ndarray
+) -> tuple[Bench, list[tuple[str, str]]]:
+    """Noise and AC at every bias in one ngspice run; returns the bench and, per bias, the raw
+    file names of its noise spectra and its AC response (written into ngspice's working folder;
+    "" when the analysis is not input-referred)."""
+    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC 0 AC 1", measured=False)
+    lines += _sum_chain(spec, len(table))
+    files = [
+        (f"noise{j}.raw", f"ac{j}.raw" if analysis.input_referred else "")
+        for j in range(len(biases))
+    ]
+    lines += [".control", "set filetype=binary"]
+    for bias, (noise_file, ac_file) in zip(biases, files, strict=True):
+        lines += [
+            f"alter {SWEEP_SOURCE} dc = {format_spice(float(bias))}",
+            f"noise v(sum) {SWEEP_SOURCE} {_decade(analysis)} 1",
+            "setplot previous",
+            f"write {noise_file} all",
+            "destroy all",
+        ]
+        if analysis.input_referred:
+            lines += [f"ac {_decade(analysis)}", f"write {ac_file} all", "destroy all"]
+    lines += ["quit", ".endc"]
+    return _finish(lines, bench), files
+
+
+def render_ac_bench(
+    spec: NeuronSpec, table: ParameterTable, analysis: SpeedAnalysis, bias: float
+) -> Bench:
+    """Small-signal AC response of every output at input ``bias`` (V)."""
+    source = f"{SWEEP_SOURCE} x 0 DC {format_spice(bias)} AC 1"
+    lines, bench = _circuit(spec, table, source, measured=False)
+    lines += [
+        *_wrap(".save", bench.output_names),
+        f".ac {_decade(analysis)}",
+    ]
+    return _finish(lines, bench)
+
+
+def render_step_bench(
+    spec: NeuronSpec, table: ParameterTable, step_time: float, rise_time: float, stop_time: float
+) -> Bench:
+    """Transient of an input step from the sweep's start to its stop at ``step_time`` (s)."""
+    sweep = spec.sweep
+    low, high = format_spice(sweep.start), format_spice(sweep.stop)
+    source = (
+        f"{SWEEP_SOURCE} x 0 DC {low} PWL(0 {low} {format_spice(step_time)} {low} "
+        f"{format_spice(step_time + rise_time)} {high})"
+    )
+    lines, bench = _circuit(spec, table, source, measured=False)
+    step = stop_time / 4000
+    lines += [
+        *_wrap(".save", bench.output_names),
+        f".tran {format_spice(step)} {format_spice(stop_time)} 0 {format_spice(step)}",
+    ]
+    return _finish(lines, bench)
+
+
+def output_signals(spec: NeuronSpec, bench: Bench, vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """Each instance's output quantity from raw vectors (N×points; complex for AC)."""
+    rows = []
+    sign = -1.0 if spec.output.invert else 1.0
+    for group in bench.output_vectors:
+        if spec.output.quantity == "differential_voltage":
+            rows.append(vectors[group[0]] - vectors[group[1]])
+        elif spec.output.quantity == "current":
+            rows.append(sign * vectors[group[0]])
+        else:
+            rows.append(vectors[group[0]])
+    return np.asarray(rows)
+
+
+def _wrap(keyword: str, names: list[str], width: int = 200) -> list[str]:
+    lines, current = [], keyword
+    for name in names:
+        if len(current) + len(name) + 1 > width and current != keyword:
+            lines.append(current)
+            current = keyword
+        current += " " + name
+    if current != keyword:
+        lines.append(current)
+    return lines
+
+
+def _currents(
+    groups: tuple[tuple[str, ...], ...], vectors: dict[str, np.ndarray], sign: float, points: int
+) -> np.ndarray:
+    width = len(groups[0]) if groups else 0
+    data = [[sign * vectors[name] for name in group] for group in groups]
+    return np.array(data, dtype=np.float64).reshape(len(groups), width, points)
+
+
+def assemble(
+    spec: NeuronSpec, bench: Bench, vectors: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-instance output curves (N×K), supply currents (N×S×K, A), input currents (N×I×K, A).
+
+    Supply current is positive when the circuit draws it from the supply; input current is positive
+    when it flows from the input driver into the input port.
+    """
+    # ngspice's source current flows + to − through the source: current leaving the neuron's
+    # output port enters the load source's + terminal, which ngspice reports as positive.
+    outputs = output_signals(spec, bench, vectors)
+    points = spec.sweep.points
+    curves = np.asarray(outputs, dtype=np.float64).reshape(bench.instances, points)
+    supplies = _currents(bench.supply_vectors, vectors, -1.0, points)
+    inputs = _currents(bench.input_vectors, vectors, 1.0, points)
+    return curves, supplies, inputs
+
+
+def input_voltages(spec: NeuronSpec) -> np.ndarray:
+    """Voltage of each measured input port along the sweep (I×K, V; I = 0 when not measured)."""
+    grid = spec.sweep.grid()
+    if not spec.ports.input_measured:
+        return np.zeros((0, len(grid)))
+    if spec.ports.differential_input:
+        cm = spec.sweep.common_mode
+        return np.stack([cm + grid / 2, cm - grid / 2])
+    return grid[None, :]
