@@ -39,6 +39,18 @@ ALLOWED: dict[str, set[str]] = {
         "train",
         "evaluate",
     },
+    "codesign": {
+        "base",
+        "neuron",
+        "spice",
+        "store",
+        "extract",
+        "nn",
+        "data",
+        "train",
+        "evaluate",
+        "experiments",
+    },
     "job": {
         "base",
         "neuron",
@@ -51,6 +63,7 @@ ALLOWED: dict[str, set[str]] = {
         "evaluate",
         "experiments",
         "campaign",
+        "codesign",
     },
     "cli": {
         "base",
@@ -64,6 +77,7 @@ ALLOWED: dict[str, set[str]] = {
         "train",
         "evaluate",
         "experiments",
+        "codesign",
         "job",
     },
     "top": {"base", "cli"},  # circuitnn/__init__.py and __main__.py
@@ -78,7 +92,7 @@ OWNED = {
     "ray": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "torch": (
         "the simulation side runs without PyTorch",
-        {"base", "nn", "train", "evaluate", "data", "experiments", "job"},
+        {"base", "nn", "train", "evaluate", "data", "experiments", "codesign", "job"},
     ),
 }
 # deliberate exceptions, each with its reason and the release that removes it

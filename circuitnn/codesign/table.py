@@ -1,0 +1,128 @@
+"""The co-design table: one row per design point, every setting and metric a column, units in
+the names; written as CSV that ``pandas.read_csv`` loads as it is.
+
+Columns (``M`` is the task's metric, ``accuracy`` or ``rmse``; ``U`` the neuron's output unit):
+
+- settings: ``point``, ``source`` (grid / search), ``neuron``, ``n``, ``seed``, ``chip_size``,
+  ``corner`` (``nominal`` when none), ``temperature_C``, the supplies (``vdd_V``) and each
+  design parameter with its unit (``w_m``, ``ibias_A``; ``_SI`` when the netlist does not tell);
+- circuit (over the family's ok instances): ``failed_instances``, ``midpoint_mean_V`` and
+  ``midpoint_sigma_V`` (the threshold / offset spread), ``swing_mean_U``, ``gain_mean_U_per_V``,
+  ``power_mean_W``, ``settling_time_mean_s``, ``bandwidth_mean_Hz``, ``sigma_out_mid_U`` (RMS
+  output noise at the middle bias point), ``area_um2`` (Σ W·L of the neuron's MOSFETs) and
+  ``area_network_um2`` (× hidden neurons);
+- network: ``M_nominal`` (nominal curves), ``M_mean`` and ``M_p5`` (``M_p95`` for RMSE: the
+  worst 5 % of chips) with ``_ci_low`` / ``_ci_high`` (95 %), ``M_chip_min``, ``yield`` (fraction
+  of chips within ``yield_target_M``) with its interval, ``noise_midpoint`` (additive σ in
+  network units where the metric is halfway to chance) with its interval, ``energy_J`` and
+  ``latency_s`` per inference (mean over chips) with intervals, ``chips``, ``draws``;
+- results: ``pareto`` (on the front of the objectives), ``selected`` (the selections that chose
+  the row); bookkeeping: ``family_source`` (simulated / store), ``simulation_s``,
+  ``training_s``, ``evaluation_s``, ``family_key``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from circuitnn.codesign.space import Area, column_name
+from circuitnn.family import Family
+from circuitnn.neuron.spec import NeuronSpec
+
+Row = dict[str, Any]
+
+
+def settings_columns(
+    spec: NeuronSpec, point: dict[str, Any], config: Any, corner: str | None
+) -> Row:
+    """The settings columns of a design point (``spec`` is the point's spec)."""
+    row: Row = {
+        "neuron": spec.name,
+        "n": config.n,
+        "seed": config.seed,
+        "chip_size": config.chip_size,
+        "corner": corner or "nominal",
+        "temperature_C": spec.temperature,
+    }
+    for supply, volts in spec.ports.supplies.items():
+        row[f"{supply}_V"] = volts
+    for name, value in point.items():
+        if name not in ("corner", "temperature") and name not in spec.ports.supplies:
+            row[column_name(spec, name)] = float(value)
+    return row
+
+
+def circuit_columns(family: Family, area: Area | None, hidden: int) -> Row:
+    """The circuit columns of a design point from its family (noise and speed included)."""
+    unit = family.output_unit
+    summary = family.summary()
+    row: Row = {
+        "failed_instances": len(family.failed),
+        "midpoint_mean_V": summary["midpoint"]["mean"],
+        "midpoint_sigma_V": summary["midpoint"]["std"],
+        f"swing_mean_{unit}": summary["swing"]["mean"],
+        f"gain_mean_{unit}_per_V": summary["gain"]["mean"],
+        "power_mean_W": summary["mean_power"]["mean"],
+    }
+    if family.speed is not None:
+        ok = family.speed.status == 1
+        row["settling_time_mean_s"] = _mean(family.speed.settling_time[ok])
+        row["bandwidth_mean_Hz"] = _mean(family.speed.bandwidth[ok])
+    if family.noise is not None:
+        noise = family.noise
+        middle = noise.sigma[noise.status == 1, len(noise.bias) // 2]
+        row[f"sigma_out_mid_{unit}"] = _mean(middle)
+    if area is not None:
+        row["area_um2"] = area.um2
+        row["area_network_um2"] = area.um2 * hidden
+    return row
+
+
+def _mean(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def write_csv(path: str | Path, rows: list[Row]) -> Path:
+    """The rows as CSV (the union of their columns, in first-seen order; booleans as
+    True/False, missing cells empty) written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _cell(row.get(key)) for key in columns})
+    partial.replace(path)
+    return path
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "nan"
+    return value
+
+
+def read_table(path: str | Path) -> Any:
+    """A co-design (or sweep / campaign) CSV as a pandas DataFrame (needs pandas:
+    ``pip install 'circuitnn[codesign]'``)."""
+    try:
+        import pandas
+    except ImportError:
+        from circuitnn.errors import ConfigError
+
+        raise ConfigError(
+            "reading the table needs pandas: pip install 'circuitnn[codesign]'"
+        ) from None
+    return pandas.read_csv(path, keep_default_na=True)
