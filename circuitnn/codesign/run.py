@@ -108,7 +108,7 @@ def run_codesign(
                 check_value(spec, name, value, f"[codesign.search] {name}")
     if not grid_points and space is None:
         raise ConfigError("nothing to run: the design space has no grid and no search")
-    options = _options(config, options)
+    options = run_options(config, options)
     target = Path(store or config.store or out / "families.h5")
     target.parent.mkdir(parents=True, exist_ok=True)
     runner = _PointRunner(config, spec, out, target, options, say)
@@ -182,7 +182,9 @@ def _grid_points(spec: Any, config: CodesignConfig) -> list[dict[str, Any]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def _options(config: CodesignConfig, options: Any) -> Any:
+def run_options(config: CodesignConfig, options: Any = None) -> Any:
+    """``options`` if given, else the RunOptions of ``[codesign.run]`` (no progress bar;
+    chunks of ⌈n / jobs⌉ instances unless the file sets chunk_size)."""
     from circuitnn.extract.options import RunOptions
 
     if options is not None:

@@ -23,18 +23,19 @@ Columns (``M`` is the task's metric, ``accuracy`` or ``rmse``; ``U`` the neuron'
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from circuitnn.campaign.table import write_table as write_csv
 from circuitnn.codesign.space import Area, column_name
 from circuitnn.family import Family
 from circuitnn.neuron.spec import NeuronSpec
 
 Row = dict[str, Any]
+__all__ = ["circuit_columns", "read_table", "settings_columns", "write_csv"]
 
 
 def settings_columns(
@@ -86,32 +87,6 @@ def circuit_columns(family: Family, area: Area | None, hidden: int) -> Row:
 def _mean(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     return float(np.mean(values)) if len(values) else math.nan
-
-
-def write_csv(path: str | Path, rows: list[Row]) -> Path:
-    """The rows as CSV (the union of their columns, in first-seen order; booleans as
-    True/False, missing cells empty) written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _cell(row.get(key)) for key in columns})
-    partial.replace(path)
-    return path
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else "nan"
-    return value
 
 
 def read_table(path: str | Path) -> Any:
