@@ -45,6 +45,7 @@ ALLOWED: dict[str, set[str]] = {
         "spice",
         "store",
         "extract",
+        "campaign",
         "nn",
         "data",
         "train",
