@@ -24,6 +24,7 @@ SECTIONS = (
     "Layer-wise midpoints",
     "Chip spread",
     "Retraining recovery",
+    "Co-design",
     "Settings and provenance",
 )
 
@@ -56,8 +57,8 @@ def quick_run(
 
 def test_console_has_one_line_per_stage_and_the_report_path(quick_run) -> None:
     out, lines = quick_run
-    stages = [line for line in lines if re.match(r"\[\d/7\] ", line)]
-    assert len(stages) == 7, lines
+    stages = [line for line in lines if re.match(r"\[\d/8\] ", line)]
+    assert len(stages) == 8, lines
     assert all(re.search(r"\(\d+\.\d s\)$", line) for line in stages), stages
     assert stages[0].count("cached") == 2, "the families come from the store, not ngspice"
     assert lines[-2] == f"report: {out / 'report.md'}"

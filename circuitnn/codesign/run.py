@@ -31,7 +31,13 @@ from circuitnn.codesign.space import (
     column_name,
     point_spec,
 )
-from circuitnn.codesign.table import Row, circuit_columns, settings_columns, write_csv
+from circuitnn.codesign.table import (
+    Row,
+    check_columns,
+    circuit_columns,
+    settings_columns,
+    write_csv,
+)
 from circuitnn.errors import ConfigError
 
 Say = Callable[[str], None]
@@ -108,6 +114,7 @@ def run_codesign(
                 check_value(spec, name, value, f"[codesign.search] {name}")
     if not grid_points and space is None:
         raise ConfigError("nothing to run: the design space has no grid and no search")
+    check_columns(config, spec)
     options = run_options(config, options)
     target = Path(store or config.store or out / "families.h5")
     target.parent.mkdir(parents=True, exist_ok=True)

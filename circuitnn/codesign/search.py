@@ -36,25 +36,19 @@ def constraint_values(row: Row, selection: Selection) -> list[float]:
     return values
 
 
-def make_sampler(space: SearchSpace, seed: int, constraints: Callable[..., Any] | None) -> Any:
-    """The Optuna sampler named by ``space.sampler``, seeded."""
+def make_sampler(space: SearchSpace, seed: int) -> Any:
+    """The Optuna sampler named by ``space.sampler``, seeded (constraints reach it through
+    ``Trial.set_constraint``)."""
     import optuna
 
     if space.sampler == "gp":
-        return optuna.samplers.GPSampler(
-            seed=seed, n_startup_trials=space.startup, constraints_func=constraints
-        )
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=space.startup)
     if space.sampler == "tpe":
         return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=space.startup,
-            multivariate=True,
-            constraints_func=constraints,
+            seed=seed, n_startup_trials=space.startup, multivariate=True
         )
     if space.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=seed, population_size=max(2, space.startup), constraints_func=constraints
-        )
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(2, space.startup))
     if space.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ConfigError(f"unknown sampler {space.sampler!r}")
@@ -68,13 +62,9 @@ def run_search(
         import optuna
     except ImportError:
         raise ConfigError("the search needs optuna: pip install 'circuitnn[codesign]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # not its per-trial lines
     selection = config.selections[0]
-
-    def constraints(trial: Any) -> list[float]:
-        return trial.user_attrs["constraints"]
-
-    sampler = make_sampler(space, config.seed, constraints if selection.require else None)
+    sampler = make_sampler(space, config.seed)
     direction = "minimize" if selection.lowest else "maximize"
     study = optuna.create_study(direction=direction, sampler=sampler)
     rows = []
@@ -92,6 +82,9 @@ def run_search(
             raise ConfigError(
                 f"search: the design point has no finite {selection.column!r} to optimise"
             )
-        trial.set_user_attr("constraints", constraint_values(row, selection))
+        for condition, excess in zip(
+            selection.require, constraint_values(row, selection), strict=True
+        ):
+            trial.set_constraint(condition.text(), excess)
         study.tell(trial, float(value))
     return rows

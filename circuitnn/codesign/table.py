@@ -30,12 +30,19 @@ from typing import Any
 import numpy as np
 
 from circuitnn.campaign.table import write_table as write_csv
-from circuitnn.codesign.space import Area, column_name
+from circuitnn.codesign.space import Area, area_proxy, column_name
 from circuitnn.family import Family
 from circuitnn.neuron.spec import NeuronSpec
 
 Row = dict[str, Any]
-__all__ = ["circuit_columns", "read_table", "settings_columns", "write_csv"]
+__all__ = [
+    "check_columns",
+    "circuit_columns",
+    "known_columns",
+    "read_table",
+    "settings_columns",
+    "write_csv",
+]
 
 
 def settings_columns(
@@ -87,6 +94,63 @@ def circuit_columns(family: Family, area: Area | None, hidden: int) -> Row:
 def _mean(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     return float(np.mean(values)) if len(values) else math.nan
+
+
+def known_columns(config: Any, spec: NeuronSpec) -> set[str]:
+    """Every numeric column a run of ``config`` on ``spec`` writes (without running it), so
+    objectives and selections can be checked before anything is simulated."""
+    metric = config.task.metric
+    tail = "p5" if metric == "accuracy" else "p95"
+    unit = spec.output.unit
+    names = [*config.grid, *(config.search.ranges if config.search else ())]
+    columns = {column_name(spec, name) for name in names if name != "corner"}
+    columns |= {"n", "seed", "chip_size", "temperature_C", "point"}
+    columns |= {f"{supply}_V" for supply in spec.ports.supplies}
+    columns |= {
+        "failed_instances",
+        "midpoint_mean_V",
+        "midpoint_sigma_V",
+        f"swing_mean_{unit}",
+        f"gain_mean_{unit}_per_V",
+        "power_mean_W",
+        "settling_time_mean_s",
+        "bandwidth_mean_Hz",
+        f"sigma_out_mid_{unit}",
+        f"{metric}_nominal",
+        f"{metric}_chip_min",
+        f"yield_target_{metric}",
+        "chips",
+        "draws",
+        "simulation_s",
+        "training_s",
+        "evaluation_s",
+    }
+    estimated = [f"{metric}_mean", f"{metric}_{tail}", "yield", "energy_J", "latency_s"]
+    if config.task.midpoint:
+        estimated.append("noise_midpoint")
+    if area_proxy(spec) is not None:
+        columns |= {"area_um2", "area_network_um2"}
+    for name in estimated:
+        columns |= {name, f"{name}_ci_low", f"{name}_ci_high"}
+    return columns
+
+
+def check_columns(config: Any, spec: NeuronSpec) -> None:
+    """:class:`ConfigError` naming an objective or selection column the run will not write."""
+    from circuitnn.errors import ConfigError
+
+    known = known_columns(config, spec)
+    wanted = [(f"objective {o.text()}", o.column) for o in config.objectives]
+    for selection in config.selections:
+        wanted.append((f"selection {selection.name!r}", selection.column))
+        wanted += [(f"selection {selection.name!r}", c.column) for c in selection.require]
+    for where, column in wanted:
+        if column not in known:
+            hint = " (this neuron has no MOSFETs, so no area proxy)" if "area" in column else ""
+            raise ConfigError(
+                f"{where}: {column!r} is not a numeric column of the table{hint}; known: "
+                f"{', '.join(sorted(known))}"
+            )
 
 
 def read_table(path: str | Path) -> Any:
