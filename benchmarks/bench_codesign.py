@@ -13,7 +13,9 @@ speed, an MLP 64-16-10 of the pair's neurons on the digits (10 epochs), judged o
 noise draws; 2 ngspice jobs, 1 torch thread. Three runs into a fresh folder:
 
   grid, fresh store        the baseline: every family simulated; total and its split
-                           (simulation, training, evaluation: seconds summed over the points);
+                           (simulation, training, evaluation: seconds summed over the points;
+                           other: the rest — loading the data set, torch's first call, the
+                           store's index, the table);
   grid, cached families    the same space into a new output folder on the same store: every
                            family from the store; target: no simulation (0 families simulated);
   search (per sampler)     a budget of 6 (half the grid) over the continuous ranges
@@ -162,6 +164,7 @@ def main() -> int:
 
 def _line(name: str, result) -> None:
     split = ", ".join(f"{key} {seconds:.1f} s" for key, seconds in result.timings.items())
+    split += f", other {result.seconds - sum(result.timings.values()):.1f} s"
     print(
         f"{name:28s} total {result.seconds:6.1f} s   ({split}; {result.simulated} families "
         f"simulated, {len(result.rows)} points)"

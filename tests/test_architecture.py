@@ -91,6 +91,8 @@ OWNED = {
     "joblib": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "distributed": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "ray": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
+    "optuna": ("only circuitnn.codesign runs the design search", {"codesign"}),
+    "pandas": ("only circuitnn.codesign reads tables back as DataFrames", {"codesign"}),
     "torch": (
         "the simulation side runs without PyTorch",
         {"base", "nn", "train", "evaluate", "data", "experiments", "codesign", "job"},

@@ -272,6 +272,17 @@ def test_bad_settings_stop_before_any_simulation(
     assert not (tmp_path / "families.h5").exists()
 
 
+def test_the_example_file_loads_and_names_only_known_columns() -> None:
+    from circuitnn.codesign import load_codesign
+    from circuitnn.codesign.table import check_columns
+    from circuitnn.neuron.builtin import get_neuron
+
+    config = load_codesign(Path(__file__).resolve().parents[1] / "examples" / "codesign.toml")
+    assert config.search is not None and config.search.budget == 6
+    assert len(config.grid["l"]) * len(config.grid["ibias"]) == 12
+    check_columns(config, get_neuron(config.neuron))
+
+
 def test_a_neuron_without_mosfets_has_no_area_column(tmp_path: Path) -> None:
     table = {"codesign": {"neuron": "diode_relu", "grid": {"r": ["5k"]}}}
     table["codesign"]["objectives"] = ["area_um2:min", "energy_J:min"]

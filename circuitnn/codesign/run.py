@@ -104,7 +104,7 @@ def run_codesign(
     say = say or (lambda line: None)
     out = Path(out)
     spec = get_neuron(config.neuron, allow_control=config.allow_control)
-    grid_points = _grid_points(spec, config) if grid else []
+    grid_points = _grid_points(spec, config) if grid and config.grid else []
     space = config.search if search else None
     if space is not None:
         for name in (*space.ranges, *space.choices):
