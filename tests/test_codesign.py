@@ -272,6 +272,41 @@ def test_bad_settings_stop_before_any_simulation(
     assert not (tmp_path / "families.h5").exists()
 
 
+def test_a_point_sets_supply_temperature_and_corner() -> None:
+    from types import SimpleNamespace
+
+    from circuitnn.codesign.space import point_spec
+    from circuitnn.codesign.table import settings_columns
+    from circuitnn.extract.pipeline import family_key
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo
+
+    base = get_neuron("mos_diffpair")
+    point = {"vdd": 1.5, "temperature": 85.0, "corner": "ss", "w": 2e-6}
+    spec, corner = point_spec(base, point)
+    assert spec.ports.supplies == {"vdd": 1.5} and spec.temperature == 85.0
+    assert corner == "ss" and spec.parameters["w"] == 2e-6
+    assert base.ports.supplies == {"vdd": 1.8}  # the neuron itself is unchanged
+    config = SimpleNamespace(n=10, seed=3, chip_size=1)
+    row = settings_columns(spec, point, config, corner)
+    assert row == {
+        "neuron": "mos_diffpair",
+        "n": 10,
+        "seed": 3,
+        "chip_size": 1,
+        "corner": "ss",
+        "temperature_C": 85.0,
+        "vdd_V": 1.5,
+        "w_m": 2e-6,
+    }
+    # every setting reaches the family's key: each is a different family
+    keys = {
+        family_key(point_spec(base, p)[0], MonteCarlo(n=10, corner=point_spec(base, p)[1]))
+        for p in ({}, {"vdd": 1.5}, {"temperature": 85.0}, {"corner": "ss"}, {"w": 2e-6})
+    }
+    assert len(keys) == 5
+
+
 def test_the_example_file_loads_and_names_only_known_columns() -> None:
     from circuitnn.codesign import load_codesign
     from circuitnn.codesign.table import check_columns

@@ -69,11 +69,15 @@ def codesign_stage(
             f"{design.n} Monte Carlo instances per point with noise and speed. At each point an "
             f"MLP (hidden {list(task.widths)}) of that circuit is trained on its nominal curves "
             f"and judged on {task.chips} chips × {task.draws} noise draws. Intervals are 95 %.",
+            "",
             *selection_lines(result),
+            "",
             f"Every point, every setting and metric: `{result.table.relative_to(out)}` "
             "(one row per design point, `pandas.read_csv` loads it); `circuitnn codesign "
             "FILE.toml` runs your own design space (`examples/codesign.toml`).",
+            "",
             ENERGY_NOTE,
+            "",
             AREA_NOTE,
         ],
     )
