@@ -88,6 +88,18 @@ def test_report_has_every_section_filled(quick_run) -> None:
     assert "ngspice" in sections["Settings and provenance"]
 
 
+def test_the_codesign_section_keeps_its_families_apart(quick_run, quick_store: Path) -> None:
+    """Its mos_diffpair designs go to a store of their own: in the main job's store they would
+    make `Store.load("mos_diffpair")` pick one of them instead of the job's family."""
+    from circuitnn.store import Store
+
+    out, _ = quick_run
+    neurons = [row["neuron"] for row in Store(quick_store).describe()]
+    assert neurons.count("mos_diffpair") == 1, neurons
+    assert len(Store(out / "codesign" / "families.h5").keys()) == 2
+    assert (out / "codesign" / "design" / "codesign.csv").is_file()
+
+
 def test_each_section_is_also_written_alone_and_as_html(quick_run) -> None:
     out, _ = quick_run
     for folder in ("families", "training", "robustness", "midpoints", "chips", "retraining"):

@@ -42,15 +42,16 @@ def codesign_config(config: MainJobConfig, quick: bool) -> CodesignConfig:
 def codesign_stage(
     config: MainJobConfig, out: Path, options: Any, note: Note, quick: bool
 ) -> ExperimentResult:
-    """Run the default co-design into ``OUT/codesign/design`` (families in the main job's
-    store) and make its report section."""
+    """Run the default co-design into ``OUT/codesign/design`` and make its report section. Its
+    families go to a store of their own, ``OUT/codesign/families.h5``: in the main job's store
+    five ``mos_diffpair`` families would make the name ambiguous for ``Store.load``."""
     from circuitnn.codesign.report import AREA_NOTE, ENERGY_NOTE, selection_lines, short_rows
     from circuitnn.codesign.run import run_codesign
 
     design = codesign_config(config, quick)
     options = _split(options, design.n)
     folder = out / "codesign"
-    result = run_codesign(design, folder / "design", store=config.store_path(out), options=options)
+    result = run_codesign(design, folder / "design", store=folder / "families.h5", options=options)
     task = design.task
     space = QUICK_GRID if quick else GRID
     grid = " × ".join(f"{name} ∈ {{{', '.join(values)}}}" for name, values in space.items())
