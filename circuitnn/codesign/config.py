@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import ConfigError
-from circuitnn.neuron.units import shown
+from circuitnn.neuron.units import parse_spice, shown
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
 from circuitnn.toml_file import read_toml
 
@@ -381,8 +381,6 @@ def _search(table: Any) -> SearchSpace | None:
     _integer("[codesign.search] startup", startup, 1)
     ranges: dict[str, tuple[float, float]] = {}
     choices: dict[str, tuple[Any, ...]] = {}
-    from circuitnn.neuron.units import parse_spice
-
     for key, values in table.items():
         if key in ("budget", "sampler", "startup"):
             continue
