@@ -39,6 +39,19 @@ ALLOWED: dict[str, set[str]] = {
         "train",
         "evaluate",
     },
+    "codesign": {
+        "base",
+        "neuron",
+        "spice",
+        "store",
+        "extract",
+        "campaign",
+        "nn",
+        "data",
+        "train",
+        "evaluate",
+        "experiments",
+    },
     "job": {
         "base",
         "neuron",
@@ -51,6 +64,7 @@ ALLOWED: dict[str, set[str]] = {
         "evaluate",
         "experiments",
         "campaign",
+        "codesign",
     },
     "cli": {
         "base",
@@ -64,6 +78,7 @@ ALLOWED: dict[str, set[str]] = {
         "train",
         "evaluate",
         "experiments",
+        "codesign",
         "job",
     },
     "top": {"base", "cli"},  # circuitnn/__init__.py and __main__.py
@@ -76,9 +91,11 @@ OWNED = {
     "joblib": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "distributed": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "ray": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
+    "optuna": ("only circuitnn.codesign runs the design search", {"codesign"}),
+    "pandas": ("only circuitnn.codesign reads tables back as DataFrames", {"codesign"}),
     "torch": (
         "the simulation side runs without PyTorch",
-        {"base", "nn", "train", "evaluate", "data", "experiments", "job"},
+        {"base", "nn", "train", "evaluate", "data", "experiments", "codesign", "job"},
     ),
 }
 # deliberate exceptions, each with its reason and the release that removes it

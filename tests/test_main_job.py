@@ -24,6 +24,7 @@ SECTIONS = (
     "Layer-wise midpoints",
     "Chip spread",
     "Retraining recovery",
+    "Co-design",
     "Settings and provenance",
 )
 
@@ -56,8 +57,8 @@ def quick_run(
 
 def test_console_has_one_line_per_stage_and_the_report_path(quick_run) -> None:
     out, lines = quick_run
-    stages = [line for line in lines if re.match(r"\[\d/7\] ", line)]
-    assert len(stages) == 7, lines
+    stages = [line for line in lines if re.match(r"\[\d/8\] ", line)]
+    assert len(stages) == 8, lines
     assert all(re.search(r"\(\d+\.\d s\)$", line) for line in stages), stages
     assert stages[0].count("cached") == 2, "the families come from the store, not ngspice"
     assert lines[-2] == f"report: {out / 'report.md'}"
@@ -85,6 +86,18 @@ def test_report_has_every_section_filled(quick_run) -> None:
     assert findings[0].startswith("- **reproduced**: per-neuron activation inhomogeneity")
     assert findings[1].startswith("- **reproduced**: retraining with the realized")
     assert "ngspice" in sections["Settings and provenance"]
+
+
+def test_the_codesign_section_keeps_its_families_apart(quick_run, quick_store: Path) -> None:
+    """Its mos_diffpair designs go to a store of their own: in the main job's store they would
+    make `Store.load("mos_diffpair")` pick one of them instead of the job's family."""
+    from circuitnn.store import Store
+
+    out, _ = quick_run
+    designs = set(Store(out / "codesign" / "families.h5").keys())
+    assert len(designs) == 2
+    assert not designs & set(Store(quick_store).keys())
+    assert (out / "codesign" / "design" / "codesign.csv").is_file()
 
 
 def test_each_section_is_also_written_alone_and_as_html(quick_run) -> None:

@@ -121,12 +121,14 @@ class PointSummary:
 
 @dataclass(frozen=True)
 class CampaignResult:
-    """Every point's summary, the store, and the campaign's wall seconds."""
+    """Every point's summary, the store, the campaign's wall seconds, and the points as table
+    rows (:func:`circuitnn.campaign.table.point_row`, for ``campaign.csv``)."""
 
     campaign: Campaign
     store: Path
     points: list[PointSummary]
     seconds: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def instances(self) -> int:

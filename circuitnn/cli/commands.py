@@ -32,6 +32,7 @@ def run_options(args: argparse.Namespace) -> Any:
 
 def campaign_command(args: argparse.Namespace, jobs_default: int | None = None) -> int:
     from circuitnn.campaign.run import run_campaign, summary_table, write_json
+    from circuitnn.campaign.table import write_table
 
     overrides = _given_options(args)
     if jobs_default is not None and overrides.get("jobs") == jobs_default:
@@ -41,6 +42,7 @@ def campaign_command(args: argparse.Namespace, jobs_default: int | None = None) 
     )
     print(summary_table(result))
     print(f"summary: {write_json(result, Path(args.out) / 'campaign.json')}")
+    print(f"table: {write_table(Path(args.out) / 'campaign.csv', result.rows)}")
     return 0
 
 
@@ -136,10 +138,12 @@ def extract_command(args: argparse.Namespace) -> int:
 def sweep_command(args: argparse.Namespace) -> int:
     from circuitnn.campaign.plots import plot_sweep
     from circuitnn.campaign.sweep import parse_grid, sweep_families
+    from circuitnn.campaign.table import point_row, write_table
 
     grid = parse_grid(args.param)
+    spec = _spec(args)
     results = sweep_families(
-        _spec(args),
+        spec,
         grid,
         args.n,
         args.seed,
@@ -162,6 +166,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     ]
     table = out / "sweep.json"
     table.write_text(json.dumps(rows, indent=2))
+    csv_rows = [point_row(i, spec, r.point, r.family, r.seconds) for i, r in enumerate(results)]
+    csv_table = write_table(out / "sweep.csv", csv_rows)
     print(f"\n{'point':40s} {'failed':>6s} " + " ".join(f"{n:>22s}" for n in _COLUMNS))
     for row in rows:
         label = ", ".join(f"{k}={v:g}" for k, v in row["point"].items())
@@ -169,6 +175,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         print(f"{label:40s} {row['failed']:6d} {cells}")
     pictures = [plot_sweep(rows, name, out / f"sweep_{name}.png") for name in grid]
     print(f"\ntable: {table}\npictures: {', '.join(map(str, pictures))}\nstore: {args.store}")
+    print(f"rows: {csv_table}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from circuitnn.cli.codesign import add_codesign_parser
 from circuitnn.cli.commands import (
     campaign_command,
     extract_command,
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.add_argument("--store", help="HDF5 store (default: the file's, else OUT/families.h5)")
     _add_run_options(campaign, jobs_default=None)
     campaign.set_defaults(handler=campaign_command)
+    add_codesign_parser(commands, _add_run_options)
     return parser
 
 

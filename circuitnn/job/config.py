@@ -33,7 +33,19 @@ MIDPOINT_NOISES = ("additive", "multiplicative", "mixed")
 SCALINGS = ("midpoint", "knee")  # circuitnn.nn.scaling.ANCHORS (without importing torch)
 
 
-STAGES = ("families", "training", "robustness", "midpoints", "chips", "retraining", "report")
+STAGES = (
+    "families",
+    "training",
+    "robustness",
+    "midpoints",
+    "chips",
+    "retraining",
+    "codesign",
+    "report",
+)
+
+
+CODESIGN_SIZES = ("default", "quick", "off")
 
 
 RENAMED = {"neurons": "families"}  # keys of the old extraction-only `run` config
@@ -63,6 +75,10 @@ class MainJobConfig:
     noise draws per evaluation; ``chips`` Monte Carlo chips for the chip spread;
     ``retrain_chips`` chips to retrain on (the first of the spread's chips), ``retrain_epochs``
     and ``retrain_lr`` for that fine-tuning.
+    Co-design: ``codesign_size`` the size of the co-design section (``"default"``: 4 design
+    points of ``mos_diffpair`` × 120 instances; ``"quick"``: 2 points × 60 with a smaller
+    network;
+    ``"off"``: skipped), see :mod:`circuitnn.job.stages_codesign`.
     Run: ``threads`` torch threads for training and evaluation (1 is fastest for these small
     networks on a shared machine); ``html`` also write ``report.html``.
     """
@@ -89,6 +105,7 @@ class MainJobConfig:
     retrain_chips: int = 4
     retrain_epochs: int = 5
     retrain_lr: float = 1e-3
+    codesign_size: str = "default"
     threads: int = 1
     html: bool = True
 
@@ -138,6 +155,7 @@ class MainJobConfig:
             )
         _integer("retrain_epochs", self.retrain_epochs, 1)
         _number("retrain_lr", self.retrain_lr, 0.0, None, open_low=True)
+        _choice("codesign_size", self.codesign_size, CODESIGN_SIZES)
         _integer("threads", self.threads, 1)
         if not isinstance(self.html, bool):
             raise ConfigError(f"html must be true or false, got {self.html!r}")
@@ -158,6 +176,7 @@ class MainJobConfig:
             chips=3,
             retrain_chips=2,
             retrain_epochs=2,
+            codesign_size="off" if self.codesign_size == "off" else "quick",
         )
 
     def store_path(self, out: Path) -> Path:

@@ -62,6 +62,8 @@ def run_main_job(
             chips = stages_eval.chips_stage(config, out, trained, clock.note)
         with clock("retraining"):
             retraining = stages_eval.retraining_stage(config, out, trained, clock.note)
+    with clock("codesign"):
+        codesign = _codesign(config, out, options, clock.note)
     with clock("report"):
         found = stages_eval.findings(trained, chips, retraining, midpoints)
         settings = settings_section(
@@ -79,6 +81,7 @@ def run_main_job(
             midpoints,
             chips,
             retraining,
+            *codesign,
             settings,
         ]
         headline = stages_eval.headline(config, trained, chips, retraining)
@@ -92,6 +95,16 @@ def run_main_job(
     say(f"report: {report}")
     say(f"done in {time.perf_counter() - began:.1f} s")
     return report
+
+
+def _codesign(config: MainJobConfig, out: Path, options: Any, note: Callable[[str], None]) -> list:
+    """The co-design section (none when ``codesign_size`` is ``"off"``)."""
+    if config.codesign_size == "off":
+        note('off (codesign_size = "off")')
+        return []
+    from circuitnn.job.stages_codesign import codesign_stage
+
+    return [codesign_stage(config, out, options, note, config.codesign_size == "quick")]
 
 
 def _require(config: MainJobConfig) -> None:
