@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Co-design benchmark (issue 17): a 12-point design space of the differential pair.
+"""Co-design benchmark: a 12-point design space of the differential pair.
 
 One command::
 
