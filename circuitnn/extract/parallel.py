@@ -18,6 +18,7 @@ import contextlib
 import gc
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -205,6 +206,10 @@ def _backend(
     worker died", and whether the backend streams (``return_as="generator_unordered"``)."""
     from joblib import Parallel
 
+    # an interrupted run (Ctrl-C, SIGTERM) cancels the tasks in flight: that is the point
+    warnings.filterwarnings(
+        "ignore", message=r"\d+ tasks which were still being processed", category=UserWarning
+    )
     if backend == "loky":
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 

@@ -117,8 +117,8 @@ def read_file(path: str | Path, what: str, error: type[Exception] = NetlistError
     except (OSError, ValueError) as failure:
         reason = getattr(failure, "strerror", None) or failure
         raise error(f"{what}: cannot read {shown(path)}: {reason}") from None
-    with open(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
             raise error(f"{what}: {shown(path)} is not a regular file ({kind})")
@@ -127,10 +127,12 @@ def read_file(path: str | Path, what: str, error: type[Exception] = NetlistError
                 f"{what}: {shown(path)} is {info.st_size / 2**20:.0f} MiB, more than the "
                 f"{MAX_FILE_BYTES // 2**20} MiB a netlist file may have"
             )
-        try:
+        with open(descriptor, "rb", closefd=False) as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
-        except OSError as failure:
-            raise error(f"{what}: cannot read {shown(path)}: {failure.strerror}") from None
+    except OSError as failure:
+        raise error(f"{what}: cannot read {shown(path)}: {failure.strerror}") from None
+    finally:
+        os.close(descriptor)
     if len(data) > MAX_FILE_BYTES:
         raise error(f"{what}: {shown(path)} grew beyond {MAX_FILE_BYTES // 2**20} MiB while read")
     if b"\0" in data:
