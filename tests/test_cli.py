@@ -27,7 +27,7 @@ def test_run_dispatches_to_the_main_job(
 
     calls = []
 
-    def fake(config, out, *, options, say):
+    def fake(config, out, *, options, say, **settings):
         calls.append((config, Path(out), options))
         say("[1/7] families    (stage line)")
         return Path(out) / "report.md"

@@ -148,4 +148,12 @@ def check_grid(spec: NeuronSpec, grid: dict[str, list[float]]) -> list[dict[str,
         if not values:
             raise ConfigError(f"sweep parameter {name!r} has no values")
         parsed[name] = [parse_spice(value, f"sweep parameter {name}") for value in values]
+        repeated = [
+            value for number, value in enumerate(parsed[name]) if value in parsed[name][:number]
+        ]
+        if repeated:
+            raise ConfigError(
+                f"sweep parameter {name!r}: {repeated[0]:g} is given twice (each grid point is "
+                "one family: give each value once)"
+            )
     return grid_points(parsed)

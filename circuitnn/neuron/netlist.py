@@ -76,3 +76,61 @@ def _split_params(line: str) -> tuple[str, str, str]:
             head, params = line[: first.start()], line[first.start() :]
         return head, "", params
     return line[: match.start()], match.group(0), line[match.end() :]
+
+
+# a device value that is one parameter alone: `{r}` or `r`
+_ONE_PARAMETER = re.compile(r"\{?\s*([A-Za-z_]\w*)\s*\}?")
+
+
+_SIZES = {"r": "resistance", "c": "capacitance", "l": "inductance"}
+
+
+def sized_parameters(texts: Sequence[tuple[str, str]], name: str) -> dict[str, str]:
+    """Parameters of ``.subckt name`` that alone set a resistance, capacitance or inductance
+    (``R1 a b {r}``, ``r={r}``) or a MOSFET's W or L (``W={w}``): parameter → what it sets (such
+    a parameter must be positive). Expressions (``{w*(1+d)}``) are left alone."""
+    sized: dict[str, str] = {}
+    for _, text in texts:
+        for match in _SUBCKT.finditer(text):
+            if match.group(1).lower() == name.lower():
+                for card in _body(text, match.start()):
+                    _sized_in(card, sized)
+                return sized
+    return sized
+
+
+def _body(text: str, start: int) -> list[str]:
+    """The cards (continuations joined) after the ``.subckt`` line at ``start``, to ``.ends``."""
+    cards: list[str] = []
+    for raw in text[start:].split("\n")[1:]:
+        line = raw.replace("\r", "").lstrip(" \t")
+        if line.lower().startswith(".ends"):
+            break
+        if line.startswith("+") and cards:
+            cards[-1] += " " + line[1:]
+        elif line and not line.startswith("*"):
+            cards.append(line)
+    return cards
+
+
+def _sized_in(card: str, sized: dict[str, str]) -> None:
+    words = card.split()
+    kind = words[0][0].lower()
+    device = words[0]
+    values: list[tuple[str, str]] = []
+    if kind in _SIZES:
+        if len(words) >= 4 and "=" not in words[3]:
+            values.append((words[3], f"the {_SIZES[kind]} of {device}"))
+        keys = {kind, "value"}
+    elif kind == "m":
+        keys = {"w", "l"}
+    else:
+        return
+    for word in words[3:]:
+        key, equals, value = word.partition("=")
+        if equals and key.lower() in keys:
+            values.append((value, f"{key.upper()} of {device}"))
+    for value, what in values:
+        match = _ONE_PARAMETER.fullmatch(value)
+        if match is not None:
+            sized.setdefault(match.group(1).lower(), what)

@@ -16,7 +16,7 @@ import numpy as np
 
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.includes import IncludedFile, portable_text
-from circuitnn.neuron.netlist import Subcircuit
+from circuitnn.neuron.netlist import Subcircuit, sized_parameters
 from circuitnn.neuron.units import parse_spice
 
 DISTRIBUTIONS = ("normal", "lognormal", "uniform")
@@ -270,8 +270,32 @@ def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
         for name in offsets:
             if name not in spec.parameters:
                 raise ConfigError(f"{where}: corners.{corner}: unknown parameter {name!r}")
+    _check_sizes(spec, where)
     check_spec(spec)
     return spec
+
+
+def _check_sizes(spec: NeuronSpec, where: str) -> None:
+    """A parameter that alone sets a resistance, capacitance, inductance or a MOSFET's W or L
+    must be positive, at the nominal point and at every corner."""
+    texts = [(spec.netlist_source, spec.netlist_text)]
+    texts += [(i.source, i.text) for i in spec.includes if i.text is not None]
+    for name, what in sized_parameters(texts, spec.subckt.name).items():
+        if name not in spec.parameters:
+            continue
+        points = {"": spec.parameters[name]}
+        points.update(
+            {
+                f" at corner {c!r}": spec.parameters[name] + o.get(name, 0.0)
+                for c, o in spec.corners.items()
+            }
+        )
+        for at, value in points.items():
+            if not value > 0:
+                raise ConfigError(
+                    f"{where}: parameter {name!r} = {value:g}{at} sets {what}, which must be "
+                    "positive"
+                )
 
 
 def _check_variation(spec: NeuronSpec, variation: Variation, where: str) -> None:
