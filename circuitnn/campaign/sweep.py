@@ -100,6 +100,7 @@ def iterate_sweep(
     """:func:`sweep_families`, one point at a time, under one progress bar over all points."""
     spec = get_neuron(neuron)
     points = check_grid(spec, grid)
+    specs = [apply_point(spec, point) for point in points]  # every point checked before any runs
     options = options or RunOptions()
     analyses = (
         1
@@ -117,7 +118,7 @@ def iterate_sweep(
             before, began = bar.n, time.perf_counter()
             with overall_progress(bar):
                 family = extract_family(
-                    apply_point(spec, point), n, seed, store=store, options=options, **extract
+                    specs[number - 1], n, seed, store=store, options=options, **extract
                 )
             done = bar.n - before
             if done == 0:  # from the store's cache: no work, so no effect on the rate

@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=V1,V2,...",
         help="swept parameter values (SPICE suffixes ok); repeat for a grid; "
-        "'temperature' sweeps °C (required)",
+        "'temperature' sweeps °C (no default: give at least one)",
     )
     _add_monte_carlo(sweep, n_default=500)
     sweep.add_argument(

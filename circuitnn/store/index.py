@@ -98,6 +98,8 @@ class Store:
         """The index file, read-only; any failure inside is a :class:`StoreError` naming it."""
         if not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
+        if self.path.is_dir():
+            raise ConfigError(f"store {shown(self.path)} is a folder, not a store's index file")
         with open_store_file(self.path, f"store {self.path}") as handle:
             yield handle
 
