@@ -138,7 +138,6 @@ def test_neurons_lists_every_builtin(capsys: pytest.CaptureFixture) -> None:
         (["extract", "no_such_neuron"], "unknown neuron 'no_such_neuron'"),
         (["extract", "diode_relu", "--n", "0"], "n must be from 1 to 100,000,000 instances, got 0"),
         (["extract", "diode_relu", "--corner", "zz"], "unknown corner 'zz'"),
-        (["extract", "diode_relu", "--engine", "warp"], "engine 'warp'"),
         (["sweep", "diode_relu", "--param", "q=1,2"], "sweep parameter 'q'"),
         (["sweep", "diode_relu", "--param", "r=1k,abc"], "--param r: 'abc' is not a number"),
         (["sweep", "diode_relu", "--param", "r"], "expected NAME=V1,V2"),

@@ -128,13 +128,13 @@ def read_file(path: str | Path, what: str, error: type[Exception] = NetlistError
                 f"{MAX_FILE_BYTES // 2**20} MiB a netlist file may have"
             )
         with open(descriptor, "rb", closefd=False) as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            data = handle.read(info.st_size + 1)  # (+1: a file that grew is noticed below)
     except OSError as failure:
         raise error(f"{what}: cannot read {shown(path)}: {failure.strerror}") from None
     finally:
         os.close(descriptor)
-    if len(data) > MAX_FILE_BYTES:
-        raise error(f"{what}: {shown(path)} grew beyond {MAX_FILE_BYTES // 2**20} MiB while read")
+    if len(data) > info.st_size:
+        raise error(f"{what}: {shown(path)} grew while it was read")
     if b"\0" in data:
         raise error(f"{what}: {shown(path)} is not a text file (it holds NUL bytes)")
     text = data.decode("utf-8", errors="replace")

@@ -97,6 +97,9 @@ class SharedServer:
             self._stop()
         mine, theirs = socket.socketpair()
         log = open(self._folder / "helper.log", "ab")  # noqa: SIM115 (the child holds it)
+        # the helper imports circuitnn from where this process did (it runs in the staging folder)
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "circuitnn.spice.shared_server", str(theirs.fileno())],
@@ -105,6 +108,7 @@ class SharedServer:
                 stdout=log,
                 stderr=log,
                 cwd=self._folder,
+                env={**os.environ, "PYTHONPATH": path},
                 process_group=0,
             )
         except OSError as error:
