@@ -17,7 +17,7 @@ from helpers import DATA, options
 
 from circuitnn._version import __version__
 from circuitnn.cli import main
-from circuitnn.cli.parser import DEFAULTS, build_parser
+from circuitnn.cli.parser import build_parser
 from circuitnn.neuron.builtin import builtin_neurons, get_neuron
 
 
@@ -50,6 +50,7 @@ def test_every_option_shows_its_default_and_choices() -> None:
 
 
 def test_the_help_shows_the_library_defaults() -> None:
+    from circuitnn.cli.parser import DEFAULTS
     from circuitnn.extract.options import RunOptions
     from circuitnn.extract.parallel import BACKENDS, DASK_CONNECT_SECONDS
     from circuitnn.spice.analyses import NoiseAnalysis
