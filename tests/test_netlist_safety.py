@@ -210,13 +210,17 @@ def test_the_subckt_may_live_in_an_included_file(tmp_path: Path) -> None:
     """A netlist that only includes (or takes a library section of) the file defining the
     subckt: found there, simulated exactly like the one-file divider."""
     plain = extract_family(DATA / "divider.toml", n=4, seed=1, options=options())
-    for netlist, files in (
-        ('.include "cells/divider.lib"\n', {"cells/divider.lib": DIVIDER}),
-        ('.lib "cells/all.lib" typical\n', {"cells/all.lib": f".lib typical\n{DIVIDER}.endl\n"}),
+    for netlist, files, engine in (
+        ('.include "cells/divider.lib"\n', {"cells/divider.lib": DIVIDER}, "subprocess"),
+        (
+            '.lib "cells/all.lib" typical\n',
+            {"cells/all.lib": f".lib typical\n{DIVIDER}.endl\n"},
+            "shared",
+        ),
     ):
         folder = tmp_path / str(len(netlist))
         spec = _neuron(folder, "* the divider, from a library\n" + netlist, files)
-        family = extract_family(spec, n=4, seed=1, options=options())
+        family = extract_family(spec, n=4, seed=1, options=options(engine=engine))
         np.testing.assert_allclose(family.curves, plain.curves, rtol=1e-12)
     missing = _neuron(tmp_path / "none", '.include "x.lib"\n', {"x.lib": "* nothing\n"})
     with pytest.raises(NetlistError, match=r"or the 1 file\(s\) it includes: no \.subckt"):

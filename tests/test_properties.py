@@ -593,6 +593,7 @@ def test_random_bytes_as_a_store_give_a_store_error(scratch: Path, data: bytes, 
     _exercise(path)
 
 
+@pytest.mark.filterwarnings("ignore:store .* skipped .* damaged famil")  # (the point here)
 @settings(FAST, max_examples=80)
 @given(st.data())
 def test_truncated_or_flipped_store_gives_a_result_or_a_store_error(
@@ -636,6 +637,7 @@ odd_values = st.one_of(
 OPERATIONS = ["delete", "dataset", "group", "drop_attribute", "set_attribute"]
 
 
+@pytest.mark.filterwarnings("ignore:store .* skipped .* damaged famil")  # (the point here)
 @settings(FAST, max_examples=60)
 @given(
     st.lists(
