@@ -40,7 +40,8 @@ class SharedServer:
     """The helper process of this process' shared engine (started on first use)."""
 
     def __init__(self) -> None:
-        self._folder = Path(tempfile.mkdtemp(prefix="circuitnn-shared-"))
+        _remove_stale_folders()
+        self._folder = Path(tempfile.mkdtemp(prefix=f"circuitnn-shared-{os.getpid()}-"))
         self._process: subprocess.Popen[bytes] | None = None
         self._channel: socket.socket | None = None
         atexit.register(self.remove)
@@ -157,3 +158,21 @@ class SharedServer:
             return log_tail((self._folder / "helper.log").read_text(errors="replace"))
         except OSError:
             return ""
+
+
+def _remove_stale_folders() -> None:
+    """Remove the staging folders of processes that died without cleaning up (a killed worker)."""
+    for folder in Path(tempfile.gettempdir()).glob("circuitnn-shared-*-*"):
+        owner = folder.name.split("-")[2]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
