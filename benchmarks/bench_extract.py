@@ -351,17 +351,15 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
             engines.SubprocessEngine, "_execute", "engine I/O: tempdir, write .cir, read .raw"
         )
         proxy = types.SimpleNamespace(**vars(subprocess))
-        proxy.run = timer.wrap(subprocess.run, "ngspice process (ngspice -b)")
+
+        class TimedPopen(subprocess.Popen):  # type: ignore[type-arg]
+            communicate = timer.wrap(subprocess.Popen.communicate, "ngspice process (ngspice -b)")
+
+        proxy.Popen = TimedPopen
         timer.patch_value(engines, "subprocess", proxy)
         timer.patch(engines, "read_raw", "parse raw file")
-    else:
-        timer.patch(engines.SharedEngine, "_execute", "shared engine (glue)")
-        timer.patch(engines, "_wait", "ngspice bg_run + wait (shared)")
-        timer.patch(engines, "_read_vectors", "read vectors (shared)")
-        timer.patch(engines, "_release", "destroy all + remcirc (shared)")
-        ng = engines.get_engine("shared")._ngspice
-        timer.patch_value(ng, "load_circuit", timer.wrap(ng.load_circuit, "ngspice load_circuit"))
-        timer.patch_value(ng, "exec_command", timer.wrap(ng.exec_command, "ngspice exec_command"))
+    else:  # libngspice runs in the engine's helper process: one round trip per run
+        timer.patch(engines.SharedEngine, "_execute", "shared engine: helper round trip")
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import DATA
 
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError
@@ -150,8 +151,9 @@ def test_missing_config_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
-    spec = tmp_path / "mine.toml"
-    spec.write_text("")
+    spec = tmp_path / "mine.toml"  # a real spec: every family is loaded and checked first
+    spec.write_text((DATA / "divider.toml").read_text())
+    (tmp_path / "divider.cir").write_text((DATA / "divider.cir").read_text())
     config = config_from_dict(
         {"families": ["mine.toml", "mos_diffpair"], "store": "s.h5"}, tmp_path
     )

@@ -5,22 +5,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Callable
 
 
-def add_codesign_parser(commands: argparse._SubParsersAction, run_options: object) -> None:
-    """Register ``circuitnn codesign CONFIG.toml``; ``run_options`` adds --jobs etc."""
-    codesign = commands.add_parser(
+def add_codesign_parser(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    command: Callable[..., argparse.ArgumentParser],
+    run_options: Callable[..., None],
+) -> None:
+    """Register ``circuitnn codesign CONFIG.toml``; ``command`` makes a subcommand's parser (with
+    its examples), ``run_options`` adds --jobs etc."""
+    codesign = command(
+        commands,
         "codesign",
-        help="which circuit should my network use: a design space → accuracy, yield, energy, "
+        "which circuit should my network use: a design space → accuracy, yield, energy, "
         "latency, area, Pareto front",
+        (
+            "circuitnn codesign examples/codesign.toml --out results/codesign",
+            "circuitnn codesign examples/codesign.toml --grid-only --jobs 2",
+        ),
     )
     codesign.add_argument("config", help="co-design TOML with a [codesign] table")
-    codesign.add_argument("--out", default="output/codesign", help="output folder")
-    codesign.add_argument("--store", help="HDF5 store (default: the file's, else OUT/families.h5)")
+    codesign.add_argument(
+        "--out", default="output/codesign", help="output folder (default: output/codesign)"
+    )
+    codesign.add_argument(
+        "--store", help="HDF5 store (default: the file's store, else OUT/families.h5)"
+    )
     part = codesign.add_mutually_exclusive_group()
     part.add_argument("--grid-only", action="store_true", help="skip [codesign.search]")
     part.add_argument("--search-only", action="store_true", help="skip [codesign.grid]")
-    run_options(codesign, jobs_default=None)  # type: ignore[operator]
+    run_options(codesign, jobs_default=None)
     codesign.set_defaults(handler=codesign_command)
 
 

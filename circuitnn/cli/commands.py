@@ -33,7 +33,9 @@ def run_options(args: argparse.Namespace) -> Any:
 def campaign_command(args: argparse.Namespace, jobs_default: int | None = None) -> int:
     from circuitnn.campaign.run import run_campaign, summary_table, write_json
     from circuitnn.campaign.table import write_table
+    from circuitnn.store.paths import writable_folder
 
+    writable_folder(args.out, "--out")
     overrides = _given_options(args)
     if jobs_default is not None and overrides.get("jobs") == jobs_default:
         overrides.pop("jobs")  # `circuitnn run FILE`: its default (-1) is not the user's choice
@@ -82,6 +84,7 @@ def neurons_command(args: argparse.Namespace) -> int:
     for name in builtin_neurons():
         spec = get_neuron(name)
         print(f"{name}: {spec.description}")
+        print(f"  ports: {_ports_text(spec)}")
         sweep = spec.sweep
         kind = "differential" if spec.ports.differential_input else "single-ended"
         print(
@@ -102,6 +105,27 @@ def neurons_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ports_text(spec: Any) -> str:
+    """The subckt's ports in order, each with its role (input, output, supply V, ground, bias V)."""
+    ports = spec.ports
+    roles = []
+    for port in spec.subckt.ports:
+        if port in ports.input:
+            role = "input" if len(ports.input) == 1 else f"input {'+-'[ports.input.index(port)]}"
+        elif port in ports.output:
+            role = (
+                "output" if len(ports.output) == 1 else f"output {'+-'[ports.output.index(port)]}"
+            )
+        elif port in ports.supplies:
+            role = f"supply {ports.supplies[port]:g} V"
+        elif port in ports.ground:
+            role = "ground"
+        else:
+            role = f"bias {ports.bias[port]:g} V"
+        roles.append(f"{port} ({role})")
+    return ", ".join(roles)
+
+
 def _distribution_text(dist: Any) -> str:
     if dist.pelgrom is not None:
         return f"{dist.distribution} σ = {dist.pelgrom:g}/√({dist.area[0]}·{dist.area[1]})"
@@ -112,8 +136,10 @@ def _distribution_text(dist: Any) -> str:
 
 def extract_command(args: argparse.Namespace) -> int:
     from circuitnn.extract.pipeline import extract_family
-    from circuitnn.extract.plots import plot_all
+    from circuitnn.extract.plots import picture_path, plot_all
+    from circuitnn.store.paths import writable_file
 
+    plot = writable_file(picture_path(args.plot), "--plot") if args.plot else None
     began = time.perf_counter()
     family = extract_family(
         _spec(args),
@@ -129,8 +155,8 @@ def extract_command(args: argparse.Namespace) -> int:
         f"family {family.key} in {args.store} ({seconds:.1f} s)"
     )
     _print_summary(family)
-    if args.plot:
-        for picture in plot_all(family, args.plot):
+    if plot is not None:
+        for picture in plot_all(family, plot):
             print(f"picture: {picture}")
     return 0
 
@@ -139,7 +165,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     from circuitnn.campaign.plots import plot_sweep
     from circuitnn.campaign.sweep import parse_grid, sweep_families
     from circuitnn.campaign.table import point_row, write_table
+    from circuitnn.store.paths import writable_folder
 
+    out = writable_folder(args.out, "--out")
     grid = parse_grid(args.param)
     spec = _spec(args)
     results = sweep_families(
@@ -152,7 +180,6 @@ def sweep_command(args: argparse.Namespace) -> int:
         arrays=False,  # the table needs the descriptors only: memory flat in the points
         **_monte_carlo(args),
     )
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [
         {
@@ -182,12 +209,21 @@ def sweep_command(args: argparse.Namespace) -> int:
 def show_command(args: argparse.Namespace) -> int:
     from circuitnn.extract.plots import plot_all
     from circuitnn.store import Store
+    from circuitnn.store.paths import shown, writable_folder
 
     store = Store(args.store)
     if not store.path.exists():
-        raise ConfigError(f"store {store.path} does not exist")
-    keys = [store.resolve(args.family)] if args.family else [row["key"] for row in store.describe()]
-    out = Path(args.out) if args.out else store.path.parent / "plots"
+        raise ConfigError(f"store {shown(store.path)} does not exist")
+    if store.path.is_dir():
+        raise ConfigError(f"store {shown(store.path)} is a folder, not a store's index file")
+    out = writable_folder(args.out or store.path.parent / "plots", "--out")
+    damaged: dict[str, str] = {}
+    if args.family:
+        keys = store.matching(args.family)
+        if not keys:
+            store.resolve(args.family)  # raises, naming what is there (and what is damaged)
+    else:
+        keys = [row["key"] for row in store.describe(damaged)]
     for key in keys:
         family = store.load(key)
         attrs = family.attrs
@@ -203,6 +239,52 @@ def show_command(args: argparse.Namespace) -> int:
         for picture in plot_all(family, out / f"{family.neuron}-{key[:12]}.png"):
             print(f"  picture: {picture}")
         print()
+    for key, reason in damaged.items():
+        print(f"damaged family {key}: {reason}")
+    if damaged:
+        print(
+            f"{len(damaged)} damaged famil{'y' if len(damaged) == 1 else 'ies'} skipped: "
+            f"circuitnn store repair {shown(store.path)} sets them aside to be extracted again"
+        )
+    return 0
+
+
+def store_command(args: argparse.Namespace) -> int:
+    from circuitnn.store import Store
+    from circuitnn.store.paths import shown
+    from circuitnn.store.repair import check_store, remove_family, repair_store
+
+    store = Store(args.store)
+    if not store.path.exists() and not store.folder.is_dir():
+        raise ConfigError(f"store {shown(store.path)} does not exist")
+    if store.path.is_dir():
+        raise ConfigError(f"store {shown(store.path)} is a folder, not a store's index file")
+    if args.action == "remove":
+        if not args.family:
+            raise ConfigError("store remove needs the FAMILY to remove (a key or neuron name)")
+        print(f"removed family {remove_family(store, args.family)} from {shown(store.path)}")
+        return 0
+    if args.action == "repair":
+        state = repair_store(store)
+        kept = [family for family in state.families if family.intact]
+        print(
+            f"{shown(store.path)}: index rebuilt with {len(kept)} intact famil"
+            f"{'y' if len(kept) == 1 else 'ies'}"
+        )
+        for family in state.damaged:
+            print(f"  set aside {family.key} ({family.neuron or 'unreadable'}): {family.problem}")
+        return 0
+    state = check_store(store, args.family)
+    if state.index_problem:
+        print(f"index damaged: {state.index_problem}")
+    for family in state.families:
+        verdict = "ok" if family.intact else f"DAMAGED: {family.problem}"
+        linked = "" if family.linked else " (not in the index)"
+        print(f"{family.key}  {family.neuron or '?':16s} {verdict}{linked}")
+    if not state.healthy:
+        print(f"repair with: circuitnn store repair {shown(store.path)}")
+        return 1
+    print(f"{len(state.families)} famil{'y' if len(state.families) == 1 else 'ies'} intact")
     return 0
 
 

@@ -101,8 +101,10 @@ def run_codesign(
 
     if not isinstance(config, CodesignConfig):
         config = load_codesign(config)
+    from circuitnn.store.paths import writable_file, writable_folder
+
     say = say or (lambda line: None)
-    out = Path(out)
+    out = writable_folder(out, "--out (the co-design's output folder)")
     spec = get_neuron(config.neuron, allow_control=config.allow_control)
     grid_points = _grid_points(spec, config) if grid and config.grid else []
     space = config.search if search else None
@@ -116,7 +118,7 @@ def run_codesign(
         raise ConfigError("nothing to run: the design space has no grid and no search")
     check_columns(config, spec)
     options = run_options(config, options)
-    target = Path(store or config.store or out / "families.h5")
+    target = writable_file(store or config.store or out / "families.h5", "--store")
     target.parent.mkdir(parents=True, exist_ok=True)
     runner = _PointRunner(config, spec, out, target, options, say)
     began = time.perf_counter()

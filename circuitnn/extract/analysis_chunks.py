@@ -55,7 +55,8 @@ def simulate_noise_chunk(
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
         bench, files = render_noise_bench(spec, table.rows(rows), analysis, biases)
-        plots = run_script(bench.text, [f for pair in files for f in pair if f], timeout, what)
+        names = [f for pair in files for f in pair if f]
+        plots = run_script(bench.text, names, timeout, what, bench.includes)
         psd, gain = [], []
         devices = device_instances(list(plots[files[0][0]][0].vectors), len(rows))
         for noise_file, ac_file in files:
@@ -93,7 +94,8 @@ def simulate_ac_chunk(
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
         bench = render_ac_bench(spec, table.rows(rows), analysis, bias)
-        vectors = solver.run(bench.text, ["frequency", *bench.output_names], None, timeout, what)
+        saved = ["frequency", *bench.output_names]
+        vectors = solver.run(bench.text, saved, None, timeout, what, bench.includes)
         frequency = np.real(vectors["frequency"])
         return {
             "response": output_signals(spec, bench, vectors),
@@ -123,7 +125,8 @@ def simulate_step_chunk(
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
         bench = render_step_bench(spec, table.rows(rows), step_time, rise_time, stop_time)
-        vectors = solver.run(bench.text, ["time", *bench.output_names], None, timeout, what)
+        saved = ["time", *bench.output_names]
+        vectors = solver.run(bench.text, saved, None, timeout, what, bench.includes)
         waveforms = output_signals(spec, bench, vectors)
         time = np.real(vectors["time"])
         return {"waveform": np.stack([np.interp(time_grid, time, row) for row in waveforms])}

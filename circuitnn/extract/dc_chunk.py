@@ -85,7 +85,7 @@ def simulate_chunk(
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
         bench = render_dc_bench(spec, table.rows(rows))
-        vectors = solver.run(bench.text, bench.vectors, points, timeout, what)
+        vectors = solver.run(bench.text, bench.vectors, points, timeout, what, bench.includes)
         curves, supplies, inputs = assemble(spec, bench, vectors)
         return {"curves": curves, "supply_current": supplies, "input_current": inputs}
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from circuitnn._version import __version__
 from circuitnn.extract.dc_chunk import ChunkResult, simulate_chunk
-from circuitnn.extract.journaled import stream_journaled
+from circuitnn.extract.journaled import progress_bar, stream_journaled
 from circuitnn.extract.noise import add_noise
 from circuitnn.extract.options import RunOptions
 from circuitnn.extract.sinks import FamilySink, MemoryFamily
@@ -31,7 +31,12 @@ from circuitnn.family import Family
 from circuitnn.family.descriptors import describe
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.spec import NeuronSpec
-from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.neuron.variation import (
+    MonteCarlo,
+    ParameterTable,
+    nominal_table,
+    sample_parameters,
+)
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
 from circuitnn.spice.benches import input_voltages
 from circuitnn.spice.engines import ngspice_version
@@ -40,6 +45,9 @@ from circuitnn.store.files import SCHEMA_VERSION
 from circuitnn.store.journal import Journal
 
 WRITES_IN_FLIGHT = 2  # chunks handed to the writer thread and not yet written
+
+
+SAMPLING_BAR = 100_000  # instances from which sampling the parameters shows a progress bar
 
 
 def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("dc",)) -> str:
@@ -102,6 +110,7 @@ def extract_family(
         family = memory.family()
     else:
         if key not in target:
+            target.check_writable()
             _extract_to_store(target, spec, mc, key, options)
         else:  # a journal left by a run killed between its commit and the clean-up
             target.journal(key, options.chunk_size).clear()
@@ -135,13 +144,16 @@ def _extract_into(
     journal: Journal | None,
 ) -> None:
     """Simulate every chunk (journaled, in parallel) and hand each to ``sink`` as it arrives."""
-    table = sample_parameters(spec, mc)
+    tables = _sample(spec, mc, options)
     grid = spec.sweep.grid()
     sink.write_header(
-        _attrs(spec, mc, options), grid, spec.output.unit, table.names, table.values, table.chip
+        _attrs(spec, mc, options),
+        grid,
+        spec.output.unit,
+        tables[0].names,
+        np.concatenate([table.values for table in tables]),
+        np.concatenate([table.chip for table in tables]),
     )
-    starts = range(0, mc.n, options.chunk_size)
-    tables = [sample_parameters(spec, mc, s, min(s + options.chunk_size, mc.n)) for s in starts]
     tasks = [
         (f"chunk-{table.index[0]:09d}", (spec, table, options.engine, options.timeout))
         for table in tables
@@ -181,6 +193,20 @@ def _extract_into(
             writes.popleft().result()
     nominal = _nominal(spec, mc, options, journal)
     sink.finish(nominal.curves[0], {"created": _now()})
+
+
+def _sample(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> list[ParameterTable]:
+    """The parameter table of every chunk (the same numbers however it is cut), with a progress
+    bar from :data:`SAMPLING_BAR` instances on (sampling 10⁸ instances takes minutes)."""
+    bar = progress_bar(mc.n, 0, f"sampling {spec.name}", options.progress and mc.n >= SAMPLING_BAR)
+    tables = []
+    try:
+        for start in range(0, mc.n, options.chunk_size):
+            tables.append(sample_parameters(spec, mc, start, min(start + options.chunk_size, mc.n)))
+            bar.update(len(tables[-1]))
+    finally:
+        bar.close()
+    return tables
 
 
 def _nominal(

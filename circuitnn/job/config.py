@@ -248,9 +248,24 @@ def config_from_dict(
     if isinstance(store, str) and store and not Path(store).is_absolute():
         values["store"] = str(folder / store)
     try:
-        return MainJobConfig(**values)
+        config = MainJobConfig(**values)
+        check_families(config)
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
+    return config
+
+
+def check_families(config: MainJobConfig) -> None:
+    """:class:`ConfigError` naming ``families`` unless every entry is a built-in neuron or a
+    usable spec (read and checked, netlist safety included), before anything runs."""
+    from circuitnn.errors import NetlistError
+    from circuitnn.neuron.builtin import get_neuron
+
+    for name in config.families:
+        try:
+            get_neuron(name)
+        except (ConfigError, NetlistError) as error:
+            raise ConfigError(f"families: {error}") from None
 
 
 def load_config(path: str | Path) -> MainJobConfig:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import ConfigError
-from circuitnn.job.config import STAGES, MainJobConfig
+from circuitnn.job.config import STAGES, MainJobConfig, check_families
 
 Say = Callable[[str], None]
 
@@ -24,15 +24,19 @@ def run_main_job(
     *,
     options: Any = None,
     say: Say = _print,
+    progress: bool = False,
 ) -> Path:
     """Run the whole pipeline into folder ``out`` and return the Markdown report's path.
 
     ``options``: a :class:`~circuitnn.extract.options.RunOptions` for the ngspice extraction (jobs,
     chunk size, engine, timeout; default: all cores, no progress bar); ``say`` receives one line
-    per stage (default: print). Raises ConfigError for bad settings or an unusable dataset.
+    per stage (default: print); ``progress`` shows a bar over the training epochs (default:
+    quiet). Raises ConfigError for bad settings or an unusable dataset, before anything runs.
     """
     _require(config)
     from circuitnn.extract.options import RunOptions
+
+    check_families(config)
     from circuitnn.job import stages_eval, stages_train
     from circuitnn.job.report import python_command, settings_section, write_report
 
@@ -53,7 +57,7 @@ def run_main_job(
         families = stages_train.families_stage(config, out, options, clock.note)
     with stages_train.torch_threads(config.threads):
         with clock("training"):
-            trained = stages_train.training_stage(config, out, families, clock.note)
+            trained = stages_train.training_stage(config, out, families, clock.note, progress)
         with clock("robustness"):
             robustness = stages_eval.robustness_stage(config, out, trained, clock.note)
         with clock("midpoints"):
@@ -61,7 +65,7 @@ def run_main_job(
         with clock("chips"):
             chips = stages_eval.chips_stage(config, out, trained, clock.note)
         with clock("retraining"):
-            retraining = stages_eval.retraining_stage(config, out, trained, clock.note)
+            retraining = stages_eval.retraining_stage(config, out, trained, clock.note, progress)
     with clock("codesign"):
         codesign = _codesign(config, out, options, clock.note)
     with clock("report"):

@@ -223,10 +223,15 @@ def score_of(model: nn.Module, data: Data, config: MainJobConfig, task: str) -> 
 
 
 def training_stage(
-    config: MainJobConfig, out: Path, families: FamiliesOutcome, note: Note
+    config: MainJobConfig,
+    out: Path,
+    families: FamiliesOutcome,
+    note: Note,
+    progress: bool = False,
 ) -> Trained:
     """Train the clean network on the nominal curves, and the noise-aware one when
-    ``noise_training`` > 0 (additive noise injected after every activation layer)."""
+    ``noise_training`` > 0 (additive noise injected after every activation layer); ``progress``
+    shows a bar over the epochs."""
     from circuitnn.job.plots import plot_training
 
     family = families.families[config.families[0]]
@@ -243,6 +248,7 @@ def training_stage(
         batch_size=config.batch_size,
         lr=config.lr,
         seed=config.seed,
+        progress=progress,
     )
     folder = out / "training"
     metric = "accuracy" if dataset.task == "classification" else "rmse"

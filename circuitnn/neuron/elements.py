@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from circuitnn.errors import ConfigError
-from circuitnn.neuron.netlist import logical_lines
+from circuitnn.neuron.cards import strip_comments
+from circuitnn.neuron.netlist import subckt_cards
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.units import parse_spice
 
@@ -118,22 +119,15 @@ def area_proxy(spec: NeuronSpec) -> Area | None:
 
 
 def _body(spec: NeuronSpec) -> list[str]:
-    """Element lines of the spec's ``.subckt`` (comments and dot-commands left out)."""
-    lines, inside = [], False
-    for _, raw in logical_lines(spec.netlist_text):
-        line = raw.strip()
-        words = line.split()
-        if not words or line.startswith("*"):
-            continue
-        head = words[0].lower()
-        if head == ".subckt":
-            inside = len(words) > 1 and words[1].lower() == spec.subckt.name
-            continue
-        if head == ".ends":
-            inside = False
-            continue
-        if inside and not head.startswith("."):
-            lines.append(line.split(";")[0].split("$ ")[0])
+    """Element lines of the spec's ``.subckt`` (in the netlist or a file it includes; comments
+    and dot-commands left out)."""
+    texts = [(spec.netlist_source, spec.netlist_text)]
+    texts += [(i.source, i.text) for i in spec.includes if i.text is not None]
+    lines = []
+    for card in subckt_cards(texts, spec.subckt.name):
+        line = strip_comments(card).strip()
+        if line and not line.startswith(("*", ".")):
+            lines.append(line)
     return lines
 
 

@@ -4,9 +4,15 @@ Two engines, same contract (:meth:`Engine.run`):
 
 * ``subprocess`` — ``ngspice -b -r FILE`` in a temporary folder. A hang is killed at the timeout, a
   crash costs only that child process, and no memory accumulates in the worker.
-* ``shared`` — libngspice loaded in-process through PySpice's ``NgSpiceShared`` (one instance per
-  process, as libngspice keeps global state). ngspice's messages are classified here, not by
-  PySpice.
+* ``shared`` — libngspice loaded through PySpice's ``NgSpiceShared`` in a helper process that
+  stays up between runs (one per worker, as libngspice keeps global state; see
+  :mod:`circuitnn.spice.shared`), so a hang is killed at the timeout and a crash costs only the
+  helper. ngspice's messages are classified here, not by PySpice.
+
+Both run ngspice in a process group of its own, killed as a whole (ngspice's own children with
+it) at the timeout or when the caller is interrupted, and write the files a netlist includes
+(:class:`~circuitnn.neuron.includes.IncludedFile`) into ngspice's run folder under their safe
+names before the run.
 
 Errors: :class:`NetlistError` when ngspice rejects the netlist, :class:`ConvergenceError` when the
 analysis aborts, :class:`SimulationTimeout` on a hang, :class:`SimulationError` on a crash.
@@ -19,15 +25,18 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from circuitnn.errors import ConfigError, SimulationError, SimulationTimeout, log_tail
+from circuitnn.errors import ConfigError, NetlistError, SimulationError, SimulationTimeout, log_tail
+from circuitnn.neuron.includes import STAGED, IncludedFile
 from circuitnn.spice.messages import raise_for_log
 from circuitnn.spice.rawfile import RawPlot, read_raw
 
@@ -46,14 +55,16 @@ class Engine:
         points: int | None,
         timeout: float,
         what: str = "netlist",
+        includes: Sequence[IncludedFile] = (),
     ) -> dict[str, np.ndarray]:
         """Simulate ``netlist`` (one analysis) and return ``vectors`` with ``points`` points each
         (any number of points, the same for all, when ``points`` is None: transients).
 
         ``vectors`` use ngspice's lower-case names (``v(node)``, ``i(vsource)``); ``timeout`` is in
-        seconds; ``what`` names the job in error messages.
+        seconds; ``what`` names the job in error messages; ``includes`` are the files the netlist
+        names (a bench's ``includes``).
         """
-        results, log = self._execute(netlist, vectors, timeout, what)
+        results, log = self._execute(netlist, vectors, timeout, what, includes)
         complete = results is not None and all(
             name in results and (points is None or len(results[name]) == points) for name in vectors
         )
@@ -62,9 +73,27 @@ class Engine:
         return {name: results[name] for name in vectors}
 
     def _execute(
-        self, netlist: str, vectors: list[str], timeout: float, what: str
+        self,
+        netlist: str,
+        vectors: list[str],
+        timeout: float,
+        what: str,
+        includes: Sequence[IncludedFile],
     ) -> tuple[dict[str, np.ndarray] | None, str]:
         raise NotImplementedError
+
+
+def stage_includes(folder: Path, includes: Sequence[IncludedFile]) -> None:
+    """Write the copied files among ``includes`` into ``folder`` under their safe names (a
+    referenced library is named by its absolute path and read in place)."""
+    for included in includes:
+        if included.text is None:
+            continue
+        if not STAGED.fullmatch(included.name):
+            raise NetlistError(f"included file name {included.name!r} is not a safe name")
+        target = folder / included.name
+        if not target.exists():
+            target.write_text(included.text, encoding="utf-8", errors="surrogatepass")
 
 
 def ngspice_executable() -> str:
@@ -79,26 +108,62 @@ def ngspice_executable() -> str:
 
 
 def _spawn(netlist: str, folder: Path, raw: Path | None, timeout: float, what: str) -> str:
-    """Run ``ngspice -b`` on ``netlist`` in ``folder``; return its log (stdout + stderr)."""
+    """Run ``ngspice -b`` on ``netlist`` in ``folder``; return its log (stdout + stderr).
+
+    ngspice runs in a process group of its own, killed as a whole (its own children too) when it
+    outlives ``timeout`` seconds or when this call is interrupted (Ctrl-C, SIGTERM).
+    """
     circuit = folder / "bench.cir"
     circuit.write_text(netlist)
     command = [ngspice_executable(), "-b", *(["-r", str(raw)] if raw else []), str(circuit)]
     env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
     try:
-        done = subprocess.run(
-            command, capture_output=True, timeout=timeout, cwd=folder, env=env, check=False
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=folder,
+            env=env,
+            process_group=0,
         )
-    except subprocess.TimeoutExpired as expired:
-        log = _decode(expired.stdout) + _decode(expired.stderr)
+    except OSError as error:
+        raise SimulationError(f"{what}: ngspice could not be started: {error}") from None
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        log = "\n".join(_drain(process))
         raise SimulationTimeout(
             f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n{log_tail(log)}"
         ) from None
-    log = _decode(done.stdout) + "\n" + _decode(done.stderr)
-    if done.returncode < 0:
+    except BaseException:
+        kill_group(process)
+        _drain(process)
+        raise
+    log = _decode(stdout) + "\n" + _decode(stderr)
+    if process.returncode < 0:
         raise SimulationError(
-            f"{what}: ngspice crashed (signal {-done.returncode})\n{log_tail(log)}"
+            f"{what}: ngspice crashed (signal {-process.returncode})\n{log_tail(log)}"
         )
     return log
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """Kill the process group led by ``process`` (not yet waited for, so its id is still its)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _drain(process: subprocess.Popen[Any]) -> list[str]:
+    """What a killed process wrote (its pipes are read for at most a few seconds)."""
+    try:
+        stdout, stderr = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a child that left the group still holds a pipe
+        process.kill()
+        process.wait()
+        return []
+    return [_decode(stdout), _decode(stderr)]
 
 
 def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
@@ -111,7 +176,11 @@ def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
 
 
 def run_script(
-    netlist: str, files: list[str], timeout: float, what: str = "netlist"
+    netlist: str,
+    files: list[str],
+    timeout: float,
+    what: str = "netlist",
+    includes: Sequence[IncludedFile] = (),
 ) -> dict[str, list[RawPlot]]:
     """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder.
 
@@ -121,6 +190,7 @@ def run_script(
     """
     with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
         folder = Path(name)
+        stage_includes(folder, includes)
         log = _spawn(netlist, folder, None, timeout, what)
         plots = {file: _read_plots(folder / file, what) for file in files}
     complete = all(plots.values())
@@ -134,40 +204,61 @@ class SubprocessEngine(Engine):
     name = "subprocess"
 
     def _execute(
-        self, netlist: str, vectors: list[str], timeout: float, what: str
+        self,
+        netlist: str,
+        vectors: list[str],
+        timeout: float,
+        what: str,
+        includes: Sequence[IncludedFile],
     ) -> tuple[dict[str, np.ndarray] | None, str]:
         with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
             folder = Path(name)
+            stage_includes(folder, includes)
             log = _spawn(netlist, folder, folder / "bench.raw", timeout, what)
             plots = _read_plots(folder / "bench.raw", what)
         return (plots[-1].vectors if plots else None), log
 
 
 class SharedEngine(Engine):
-    """libngspice in this process through PySpice (one per process)."""
+    """libngspice through PySpice, in a helper process of this process (started on first use,
+    again after a timeout or a crash; see :mod:`circuitnn.spice.shared`)."""
 
     name = "shared"
 
     def __init__(self) -> None:
-        self._ngspice = _shared_ngspice()
+        from circuitnn.spice.shared import SharedServer
+
+        self._server = SharedServer()
 
     def _execute(
-        self, netlist: str, vectors: list[str], timeout: float, what: str
+        self,
+        netlist: str,
+        vectors: list[str],
+        timeout: float,
+        what: str,
+        includes: Sequence[IncludedFile],
     ) -> tuple[dict[str, np.ndarray] | None, str]:
-        ng = self._ngspice
-        ng.messages.clear()
-        ng.clear_output()
-        try:
-            ng.load_circuit(netlist)
-            if not ng.messages_say_error():
-                ng.background_finished = False
-                ng.exec_command("bg_run")
-                _wait(ng, timeout, what)
-            results = None if ng.messages_say_error() else _read_vectors(ng, vectors)
-        finally:
-            log = "\n".join(ng.messages)
-            _release(ng)
-        return results, log
+        return self._server.run(netlist, vectors, timeout, what, includes)
+
+
+def run_in_library(
+    ng: Any, netlist: str, vectors: list[str], timeout: float, what: str
+) -> tuple[dict[str, np.ndarray] | None, str]:
+    """Run ``netlist`` in the libngspice ``ng`` of this process (the helper process of the shared
+    engine); the vectors read back (None when ngspice reported an error) and ngspice's log."""
+    ng.messages.clear()
+    ng.clear_output()
+    try:
+        ng.load_circuit(netlist)
+        if not ng.messages_say_error():
+            ng.background_finished = False
+            ng.exec_command("bg_run")
+            _wait(ng, timeout, what)
+        results = None if ng.messages_say_error() else _read_vectors(ng, vectors)
+    finally:
+        log = "\n".join(ng.messages)
+        _release(ng)
+    return results, log
 
 
 def _wait(ng: Any, timeout: float, what: str) -> None:
@@ -220,7 +311,9 @@ def _release(ng: Any) -> None:
 
 
 @functools.cache
-def _shared_ngspice() -> Any:
+def shared_ngspice() -> Any:
+    """libngspice of this process, through PySpice (loaded once; for the shared engine's helper
+    process)."""
     import logging
 
     try:
