@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     experiment.add_argument("--quick", action="store_true", help="reduced size (as in the tests)")
     experiment.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     experiment.add_argument(
+        "--replicates",
+        type=int,
+        help="independent repetitions the confidence intervals are computed over (seeds SEED, "
+        "SEED+1, …; default: the experiment's)",
+    )
+    experiment.add_argument(
         "--store", help="HDF5 store of the circuit families (default OUT/families.h5)"
     )
     experiment.add_argument(
@@ -384,7 +390,13 @@ def _experiment(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / args.name
     began = time.perf_counter()
     result = run_experiment(
-        args.name, out, quick=args.quick, seed=args.seed, store=args.store, jobs=args.jobs
+        args.name,
+        out,
+        quick=args.quick,
+        seed=args.seed,
+        store=args.store,
+        jobs=args.jobs,
+        replicates=args.replicates,
     )
     result.print_summary()
     print(

@@ -105,9 +105,7 @@ def test_equivalence_is_a_tost_with_its_margin() -> None:
     rule = Rule("equivalent", null=0.0, margin=0.5)
     trials = 1000
     # a true difference exactly at the margin: called equivalent at most 5 % of the time
-    at_margin = [
-        rule.decide(mean_effect(rng.normal(0.5, 1.0, 6), "d")) for _ in range(trials)
-    ]
+    at_margin = [rule.decide(mean_effect(rng.normal(0.5, 1.0, 6), "d")) for _ in range(trials)]
     assert rates(at_margin)[Verdict.REPRODUCED] <= allowed(trials, 0.05)
     # no difference, enough replicates: equivalence found; a big difference: contradicted
     assert rule.decide(mean_effect(rng.normal(0.0, 0.3, 20), "d")) == Verdict.REPRODUCED
