@@ -114,6 +114,20 @@ def test_equivalence_is_a_tost_with_its_margin() -> None:
     assert rule.level == 0.9
 
 
+def test_a_two_sided_difference_claim() -> None:
+    """``differs``: found on either side; under no effect 5 % of the time (two-sided);
+    contradicted when the interval shows the two equal within the margin."""
+    rng = np.random.default_rng(9)
+    rule = Rule("differs", null=0.0, margin=0.5)
+    assert rule.decide(mean_effect(rng.normal(-1.0, 0.3, 8), "d")) == Verdict.REPRODUCED
+    assert rule.decide(mean_effect(rng.normal(1.0, 0.3, 8), "d")) == Verdict.REPRODUCED
+    assert rule.decide(mean_effect(rng.normal(0.0, 0.1, 20), "d")) == Verdict.CONTRADICTED
+    trials = 1000
+    null = [rule.decide(mean_effect(rng.normal(0, 1, 5), "d")) for _ in range(trials)]
+    counts = rates(null)
+    assert fewest(trials, 0.05) <= counts[Verdict.REPRODUCED] <= allowed(trials, 0.05), counts
+
+
 @pytest.mark.parametrize("mode", ["all", "any"])
 def test_combined_claims_keep_their_false_verdict_rates(mode: str) -> None:
     """Three independent parts, none with an effect: the combined claim is reproduced and
@@ -184,7 +198,9 @@ def test_what_cannot_be_estimated_says_why() -> None:
         paired_effect([1.0, 2.0], [1.0], "x")
     with pytest.raises(ConfigError, match="needs a margin"):
         Rule("equivalent")
-    with pytest.raises(ConfigError, match="greater, less or equivalent"):
+    with pytest.raises(ConfigError, match="needs a margin"):
+        Rule("differs")
+    with pytest.raises(ConfigError, match="greater, less, equivalent or differs"):
         Rule("bigger")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least one check"):
         combine([])

@@ -291,21 +291,28 @@ def bootstrap_effect(
     return Effect(label, estimate, low, high, count, method, level, interval=interval)
 
 
+CLAIMS = ("greater", "less", "equivalent", "differs")
+
+
 @dataclass(frozen=True)
 class Rule:
     """How an effect decides a claim. ``claim``: ``"greater"`` (the effect exceeds ``null``),
-    ``"less"`` (below ``null``) or ``"equivalent"`` (within ``null ± margin``, the margin fixed
-    before the run)."""
+    ``"less"`` (below ``null``), ``"equivalent"`` (within ``null ± margin``, the margin fixed
+    before the run) or ``"differs"`` (two-sided: reproduced when the 95 % interval excludes
+    ``null`` on either side — 5 % of the time under no effect —, contradicted when the 90 %
+    interval lies within ``null ± margin``)."""
 
-    claim: Literal["greater", "less", "equivalent"]
+    claim: Literal["greater", "less", "equivalent", "differs"]
     null: float = 0.0
     margin: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.claim not in ("greater", "less", "equivalent"):
-            raise ConfigError(f"Rule.claim must be greater, less or equivalent, got {self.claim!r}")
-        if self.claim == "equivalent" and not self.margin > 0:
-            raise ConfigError("an equivalence rule needs a margin > 0")
+        if self.claim not in CLAIMS:
+            raise ConfigError(
+                f"Rule.claim must be greater, less, equivalent or differs, got {self.claim!r}"
+            )
+        if self.claim in ("equivalent", "differs") and not self.margin > 0:
+            raise ConfigError(f"an {self.claim} rule needs a margin > 0")
 
     @property
     def level(self) -> float:
@@ -313,14 +320,23 @@ class Rule:
         return EQUIVALENCE_LEVEL if self.claim == "equivalent" else LEVEL
 
     def describe(self) -> str:
-        """``> 0``, ``< 1`` or ``within 0 ± 0.05``."""
+        """``> 0``, ``< 1``, ``within 0 ± 0.05`` or ``≠ 1 (equal within ± 0.2)``."""
         if self.claim == "equivalent":
             return f"within {self.null:g} ± {self.margin:g}"
+        if self.claim == "differs":
+            return f"≠ {self.null:g} (same within ± {self.margin:g})"
         return f"{'>' if self.claim == 'greater' else '<'} {self.null:g}"
 
     def decide(self, effect: Effect) -> Verdict:
         """The verdict of ``effect``'s interval (recomputed at :attr:`level` if needed)."""
         if not effect.ok:
+            return Verdict.INCONCLUSIVE
+        if self.claim == "differs":
+            if effect.at(self.level).low > self.null or effect.at(self.level).high < self.null:
+                return Verdict.REPRODUCED
+            inner = effect.at(EQUIVALENCE_LEVEL)
+            if self.null - self.margin < inner.low and inner.high < self.null + self.margin:
+                return Verdict.CONTRADICTED
             return Verdict.INCONCLUSIVE
         effect = effect.at(self.level)
         low, high = effect.low, effect.high
