@@ -110,13 +110,13 @@ QUICK = Settings(
     levels=(0.0, 0.05, 0.1, 0.2, 0.5, 1.0),
     circuit_scales=(1.0, 1000.0),
     chips=2,
-    epochs=30,
+    epochs=20,
     retrain_epochs=8,
     draws=8,
     overfit_widths=(8, 64),
-    overfit_epochs=(5, 40),
+    overfit_epochs=(5, 30),
     overfit_decays=(0.0,),
-    patience=8,
+    patience=6,
 )
 FULL = Settings(
     depths=(1, 2, 3, 4),

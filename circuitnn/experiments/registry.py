@@ -6,6 +6,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from circuitnn.errors import ConfigError
 from circuitnn.experiments.result import ExperimentResult
 from circuitnn.nn import torch_threads
@@ -75,5 +77,6 @@ def run_experiment(
             replicates=count,
             **options,
         )
+        result.config["torch_threads"] = torch.get_num_threads()
     result.write()
     return result

@@ -24,18 +24,17 @@ def torch_threads(count: int = 1) -> Iterator[None]:
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError(f"threads must be an integer >= 1, got {count!r}")
     before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - scikit-learn brings it
-            pass
-        else:
-            stack.enter_context(threadpool_limits(limits=count))
-        try:
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # pragma: no cover - scikit-learn brings it
+                pass
+            else:  # limits the OpenMP pool torch shares too: set torch's count after it
+                stack.enter_context(threadpool_limits(limits=count))
+            torch.set_num_threads(count)
             yield
-        finally:
-            torch.set_num_threads(before)
-
+    finally:
+        torch.set_num_threads(before)
 
 __all__ = ["torch_threads"]
