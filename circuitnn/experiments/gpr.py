@@ -27,7 +27,11 @@ circuit's nominal curve in network units (:class:`~circuitnn.nn.Scaling`). :func
 finds ``a, b, d, e`` by least squares over the training points (``a`` and ``e`` solved linearly for
 each ``b, d``; ``b, d`` refined by :func:`scipy.optimize.least_squares` from a small grid of starts)
 and reports the fraction of the activation's variance over the data the circuit shape leaves
-unexplained (0: a perfect match, 1: no better than a constant).
+unexplained (0: a perfect match, 1: no better than a constant). The input gain is kept within
+:data:`GAIN_BOUNDS` (per unit standard deviation of the neuron's input): a smaller gain would run
+the circuit on a sliver of its curve, where any smooth curve looks linear, and the large readout
+weight needed then multiplies the circuit's mismatch and noise just as much (a near-linear optimal
+activation would otherwise "match" every circuit and wreck every circuit network).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from sklearn.gaussian_process.kernels import (
 from circuitnn.errors import ConfigError
 
 Curve = Callable[[np.ndarray], np.ndarray]
+GAIN_BOUNDS = (0.25, 8.0)  # b, network input units per standard deviation of the neuron input
 
 
 class AdditiveRBF(StationaryKernelMixin, Kernel):
@@ -204,15 +209,16 @@ def match_shape(
     shifts: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0),
 ) -> ShapeMatch:
     """Fit ``a·curve(b·t + d) + e`` to the activation values ``f`` at the data points ``t``
-    (module docstring)."""
+    (module docstring; ``b`` within :data:`GAIN_BOUNDS`, the grid of starts clipped to them)."""
     t = np.asarray(t, dtype=np.float64)
     f = np.asarray(f, dtype=np.float64)
     variance = float(np.var(f))
     if not variance > 0:
         raise ConfigError("the activation is constant over the data: nothing to match")
     # start from the best of a small grid of (b, d), then refine both by least squares
+    low, high = GAIN_BOUNDS
     starts = sorted(
-        ((b, d) for b in gains for d in shifts),
+        ((min(max(b, low), high), d) for b in gains for d in shifts),
         key=lambda p: float(np.sum(_linear_part(curve, t, f, *p)[2] ** 2)),
     )[:3]
     best: tuple[float, float, float] | None = None
@@ -220,6 +226,7 @@ def match_shape(
         found = least_squares(
             lambda p: _linear_part(curve, t, f, p[0], p[1])[2],
             x0=np.array([gain, shift]),
+            bounds=([GAIN_BOUNDS[0], -np.inf], [GAIN_BOUNDS[1], np.inf]),
             method="trf",
         )
         cost = float(np.sum(found.fun**2))
