@@ -71,7 +71,7 @@ def test_writes_tables_figures_and_every_claim(quick_run) -> None:
     for finding in document["findings"]:
         assert finding["verdict"] in VERDICTS and finding["checks"], finding["claim"]
         for check in finding["checks"]:
-            assert check["replicates"] in (1, 2) and check["rule"]
+            assert check["replicates"] <= 2 and check["rule"]
             if not check["note"]:  # estimated: an interval around the estimate
                 assert check["ci_low"] <= check["estimate"] <= check["ci_high"]
     summary = (out / "summary.md").read_text()
@@ -104,7 +104,7 @@ def test_noise_hurts_and_the_size_search_is_consistent(quick_run) -> None:
     curves = quick_run.tables["noise_curves"]
     tolerance = quick_run.tables["tolerance"]
     for row in [r for r in tolerance if r["replicate"] == 0]:
-        key = ("study", "task", "family", "depth", "width")
+        key = ("study", "task", "family", "depth", "width", "max_epochs", "weight_decay")
         line = [c for c in curves if all(c[k] == row[k] for k in key)]
         errors = {c["sigma"]: c["error"] for c in line}
         assert errors[0.0] == pytest.approx(row["clean_error"])

@@ -18,8 +18,8 @@ draws) runs:
    10 % / 50 % of the way from clean to chance; the *damage index*, the mean over the level grid
    of that normalized increase, capped at 1 (0: no damage, 1: chance everywhere).
 2. **Size.** One hidden layer at every width of ``widths`` (first family): the *optimal* width is
-   the one with the lowest clean validation error; the *larger-than-optimal* network is the grid
-   width nearest ``larger`` × the optimal one above it.
+   the smallest whose clean validation error is within 10 % of the lowest; the
+   *larger-than-optimal* network is the grid width nearest ``larger`` × the optimal one above it.
 3. **Overfitting.** One hidden layer (first family) trained without early stopping at every
    combination of ``overfit_widths``, ``overfit_epochs`` and ``overfit_decays`` (weight decay):
    the train–test gap of the clean error against the damage index.

@@ -12,10 +12,12 @@ inconclusive). Per task:
   the largest level tried (a lower bound);
 - *one hidden layer tolerates noise better than deeper networks*: for every family and every
   depth d > 1 of the grid, the paired difference of damage indices (depth d − depth 1) is > 0;
-- *larger-than-optimal networks tolerate noise better*: the optimal width (lowest clean
-  validation error of the one-layer size grid) against the grid width nearest ``larger`` × it
-  above: paired damage-index difference (optimal − larger) > 0 (replicates whose optimal width is
-  the widest have no larger network and are left out, and said so);
+- *larger-than-optimal networks tolerate noise better*: the optimal width — the smallest width of
+  the one-layer size grid whose clean validation error is within :data:`OPTIMAL_TOLERANCE` of the
+  grid's lowest (the smallest network that does about as well as any) — against the grid width
+  nearest ``larger`` × it above: paired damage-index difference (optimal − larger) > 0
+  (replicates whose optimal width is the widest have no larger network and are left out, and
+  said so);
 - *less overfitting means more noise tolerance*: within each replicate, the Spearman rank
   correlation between the train–test gap of the clean error and the damage index over the
   overfitting grid (widths × epochs × weight decays, no early stopping); its mean over replicates
@@ -49,6 +51,7 @@ from circuitnn.experiments.stats import (
 
 QUICK_SIGMA = 0.2  # σ₁₀ below this (network units, 10 % of the full swing): "quickly"
 HALF = 0.5  # share of the damage retraining must recover
+OPTIMAL_TOLERANCE = 0.1  # relative: a width whose validation error is this close to the best
 
 
 def findings(tables: dict[str, list[Row]], settings: Any) -> list[Finding]:
@@ -129,9 +132,9 @@ def _one_layer_better(task: str, rows: list[Row], settings: Any) -> Finding | No
 
 
 def optimal_widths(rows: list[Row], family: str, settings: Any) -> list[Row]:
-    """Per replicate: the optimal width of the one-layer size grid (lowest clean validation
-    error), the larger-than-optimal width compared with it (None if the optimum is the widest)
-    and both damage indices."""
+    """Per replicate: the optimal width of the one-layer size grid (the smallest whose clean
+    validation error is within :data:`OPTIMAL_TOLERANCE` of the lowest), the larger-than-optimal
+    width compared with it (None if the optimum is the widest) and both damage indices."""
     grid = [
         r
         for r in _architecture(rows)
@@ -140,7 +143,10 @@ def optimal_widths(rows: list[Row], family: str, settings: Any) -> list[Row]:
     result = []
     for replicate in sorted({r["replicate"] for r in grid}):
         members = {r["width"]: r for r in grid if r["replicate"] == replicate}
-        best = min(members, key=lambda w: members[w]["validation_error"])
+        lowest = min(r["validation_error"] for r in members.values())
+        best = min(
+            w for w in members if members[w]["validation_error"] <= lowest * (1 + OPTIMAL_TOLERANCE)
+        )
         above = [w for w in sorted(members) if w > best]
         larger = min(above, key=lambda w: abs(math.log(w / (settings.larger * best))), default=None)
         result.append(
@@ -173,8 +179,9 @@ def _larger_than_optimal(task: str, rows: list[Row], settings: Any) -> Finding |
         f"{r['optimal_width']} → {r['larger_width'] or 'none (widest is optimal)'}" for r in search
     )
     return Finding.judged(
-        f"{task}: networks larger than the optimal size tolerate neuron noise better (one layer, "
-        f"optimal width by validation error vs the grid width nearest {settings.larger:g}× it)",
+        f"{task}: networks larger than the optimal size tolerate neuron noise better (one layer; "
+        f"optimal: the smallest width within {OPTIMAL_TOLERANCE:.0%} of the best validation "
+        f"error; larger: the grid width nearest {settings.larger:g}× it)",
         [Check(effect, Rule("greater"))],
         evidence,
     )

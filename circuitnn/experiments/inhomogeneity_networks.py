@@ -184,6 +184,8 @@ def noise_rows(
         "family": item.family,
         "depth": item.depth,
         "width": item.width,
+        "weight_decay": item.weight_decay,
+        "max_epochs": item.max_epochs,
     }
     curves = [
         {
@@ -202,8 +204,6 @@ def noise_rows(
     train_error = error(item.model, task, "train", seed)
     row = {
         **base,
-        "weight_decay": item.weight_decay,
-        "max_epochs": item.max_epochs,
         "epochs": item.epochs,
         "train_error": train_error,
         "validation_error": error(item.model, task, "validation", seed),

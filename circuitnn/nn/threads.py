@@ -37,4 +37,5 @@ def torch_threads(count: int = 1) -> Iterator[None]:
     finally:
         torch.set_num_threads(before)
 
+
 __all__ = ["torch_threads"]
