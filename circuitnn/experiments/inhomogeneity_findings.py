@@ -24,7 +24,8 @@ inconclusive). Per task:
   (BCa bootstrap interval: a bounded statistic) is > 0;
 - *per-neuron inhomogeneity damages a network trained on the nominal curve* (per family): mean
   error over chips − nominal error > 0 (paired);
-- *retraining on each chip's realized activations repairs the damage* (every family): it recovers
+- *retraining on each chip's realized activations repairs the damage* (every family whose damage
+  finding is reproduced: there is nothing to repair elsewhere, and those are listed): it recovers
   more than half of it, i.e. the linear contrast (damaged − repaired) − ½·(damaged − baseline) > 0,
   the baseline being the better of the nominal network and the nominal network trained for as
   many more epochs (so more training alone does not count as repair).
@@ -44,6 +45,7 @@ from circuitnn.experiments.result import Finding, Row
 from circuitnn.experiments.stats import (
     Check,
     Rule,
+    Verdict,
     bootstrap_effect,
     log_mean_effect,
     paired_effect,
@@ -73,8 +75,16 @@ def findings(tables: dict[str, list[Row]], settings: Any) -> list[Finding]:
     chips = tables["chip_summary"]
     for task in dict.fromkeys(r["task"] for r in chips):
         members = [r for r in chips if r["task"] == task]
-        result += _inhomogeneity_damages(task, members)
-        result.append(_retraining_repairs(task, members))
+        damages = _inhomogeneity_damages(task, members)
+        result += damages
+        damaged = [
+            family
+            for family, finding in zip(
+                dict.fromkeys(r["family"] for r in members), damages, strict=True
+            )
+            if finding.verdict == Verdict.REPRODUCED
+        ]
+        result.append(_retraining_repairs(task, members, damaged))
     return result
 
 
@@ -260,9 +270,17 @@ def recovery_contrast(rows: Sequence[Row]) -> np.ndarray:
     )
 
 
-def _retraining_repairs(task: str, chips: list[Row]) -> Finding:
+def _retraining_repairs(task: str, chips: list[Row], damaged: list[str]) -> Finding:
+    claim = (
+        f"{task}: retraining on each chip's realized activations repairs the damage (recovers "
+        "more than half of it, every damaged family)"
+    )
+    others = [f for f in dict.fromkeys(r["family"] for r in chips) if f not in damaged]
+    skipped = f"not judged (damage not reproduced): {', '.join(others)}" if others else ""
+    if not damaged:
+        return Finding(claim, False, "no damage to repair; " + skipped, str(Verdict.INCONCLUSIVE))
     checks, parts = [], []
-    for family in dict.fromkeys(r["family"] for r in chips):
+    for family in damaged:
         members = [r for r in chips if r["family"] == family]
         contrast = recovery_contrast(members)
         zero = np.zeros_like(contrast)
@@ -280,12 +298,7 @@ def _retraining_repairs(task: str, chips: list[Row]) -> Finding:
             f"{family}: {fmt(damaged)} on the chips → {fmt(repaired)} retrained (baseline "
             f"{fmt(baseline)}: {fmt(share, 2)} of the damage recovered, ratio of means)"
         )
-    return Finding.judged(
-        f"{task}: retraining on each chip's realized activations repairs the damage (recovers "
-        "more than half of it, every family)",
-        checks,
-        "; ".join(parts),
-    )
+    return Finding.judged(claim, checks, "; ".join([*parts, *([skipped] if skipped else [])]))
 
 
 def summary_lines(
