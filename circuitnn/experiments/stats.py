@@ -26,10 +26,10 @@ entirely outside it contradicted. A two-sided *difference* claim ("layers differ
 when the 95 % interval excludes no-effect on either side (5 % of the time under no effect) and
 contradicted when the 90 % interval lies within ``null ± margin``. A claim of several parts
 (:func:`combine`) is reproduced when every part is (intersection–union test, no correction
-needed) and contradicted when some part is contradicted at the Bonferroni level 1 − 0.05/k (``"all"``); or, for an existential claim ("some
-layer differs", ``"any"``), reproduced when some part is reproduced at the Bonferroni level and
-contradicted when every part is contradicted. Both keep each false verdict at or below 2.5 % when
-no part has an effect.
+needed) and contradicted when some part is contradicted at the Bonferroni level 1 − 0.05/k
+(``"all"``); an existential claim ("some layer differs", ``"any"``) is reproduced when some part
+is reproduced at the Bonferroni level and contradicted when every part is contradicted. Both
+keep each false verdict at or below its single-part rate when no part has an effect.
 
 A quantity that cannot be estimated (too few replicates, a non-finite or non-positive value where
 a logarithm is needed) gives an :class:`Effect` whose ``note`` says why; its verdict is
