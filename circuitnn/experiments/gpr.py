@@ -28,10 +28,14 @@ finds ``a, b, d, e`` by least squares over the training points (``a`` and ``e`` 
 each ``b, d``; ``b, d`` refined by :func:`scipy.optimize.least_squares` from a small grid of starts)
 and reports the fraction of the activation's variance over the data the circuit shape leaves
 unexplained (0: a perfect match, 1: no better than a constant). The input gain is kept within
-:data:`GAIN_BOUNDS` (per unit standard deviation of the neuron's input): a smaller gain would run
-the circuit on a sliver of its curve, where any smooth curve looks linear, and the large readout
-weight needed then multiplies the circuit's mismatch and noise just as much (a near-linear optimal
-activation would otherwise "match" every circuit and wreck every circuit network).
+:data:`GAIN_BOUNDS` (per unit standard deviation of the neuron's input) and the shift within
+±:data:`SHIFT_BOUND` network units, and the circuit's output must swing over the data (its
+standard deviation at least :data:`MIN_SWING` network units, half the nominal swing being one;
+enforced by a penalty): a smaller gain, or an operating point far out on a saturated tail, would
+run the circuit on a sliver of its curve where any smooth curve looks linear, and the large
+readout weight needed then multiplies the circuit's mismatch and noise just as much (a
+near-linear optimal activation would otherwise "match" every circuit and wreck every circuit
+network).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ from circuitnn.errors import ConfigError
 
 Curve = Callable[[np.ndarray], np.ndarray]
 GAIN_BOUNDS = (0.25, 8.0)  # b, network input units per standard deviation of the neuron input
+SHIFT_BOUND = 3.0  # |d|, network input units (one unit moves the nominal's steepest part by one)
+MIN_SWING = 0.1  # std over the data of the circuit's output, network units (half swing = 1)
 
 
 class AdditiveRBF(StationaryKernelMixin, Kernel):
@@ -194,11 +200,15 @@ class ShapeMatch:
 
 
 def _linear_part(curve: Curve, t: np.ndarray, f: np.ndarray, gain: float, shift: float):
-    """For fixed ``b, d``: the least-squares ``a, e`` and the residual."""
+    """For fixed ``b, d``: the least-squares ``a, e`` and the residuals, with one more entry that
+    penalizes an output swing below :data:`MIN_SWING` (zero above it)."""
     g = curve(gain * t + shift)
     design = np.stack([g, np.ones_like(g)], axis=1)
     (scale, offset), *_ = np.linalg.lstsq(design, f, rcond=None)
-    return float(scale), float(offset), design @ np.array([scale, offset]) - f
+    residual = design @ np.array([scale, offset]) - f
+    shortfall = max(0.0, 1.0 - float(np.std(g)) / MIN_SWING)
+    penalty = 10.0 * shortfall * float(np.std(f)) * np.sqrt(len(f))
+    return float(scale), float(offset), np.append(residual, penalty)
 
 
 def match_shape(
@@ -209,7 +219,8 @@ def match_shape(
     shifts: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0),
 ) -> ShapeMatch:
     """Fit ``a·curve(b·t + d) + e`` to the activation values ``f`` at the data points ``t``
-    (module docstring; ``b`` within :data:`GAIN_BOUNDS`, the grid of starts clipped to them)."""
+    (module docstring; ``b`` within :data:`GAIN_BOUNDS` and ``|d|`` within :data:`SHIFT_BOUND`,
+    the grid of starts inside them)."""
     t = np.asarray(t, dtype=np.float64)
     f = np.asarray(f, dtype=np.float64)
     variance = float(np.var(f))
@@ -226,16 +237,16 @@ def match_shape(
         found = least_squares(
             lambda p: _linear_part(curve, t, f, p[0], p[1])[2],
             x0=np.array([gain, shift]),
-            bounds=([GAIN_BOUNDS[0], -np.inf], [GAIN_BOUNDS[1], np.inf]),
+            bounds=([GAIN_BOUNDS[0], -SHIFT_BOUND], [GAIN_BOUNDS[1], SHIFT_BOUND]),
             method="trf",
         )
         cost = float(np.sum(found.fun**2))
         if best is None or cost < best[0]:
             best = (cost, float(found.x[0]), float(found.x[1]))
     assert best is not None
-    cost, gain, shift = best
-    scale, offset, _ = _linear_part(curve, t, f, gain, shift)
-    unexplained = cost / (len(f) * variance)
+    _, gain, shift = best
+    scale, offset, residual = _linear_part(curve, t, f, gain, shift)
+    unexplained = float(np.sum(residual[:-1] ** 2)) / (len(f) * variance)
     return ShapeMatch(scale, gain, shift, offset, float(min(max(unexplained, 0.0), 1.0)))
 
 
