@@ -17,6 +17,9 @@ pytest.importorskip("ase")
 from circuitnn.errors import ConfigError
 from circuitnn.experiments import run_experiment
 from circuitnn.experiments.gpr import (
+    GAIN_BOUNDS,
+    MIN_SWING,
+    SHIFT_BOUND,
     AdditiveRBF,
     directions,
     fit_additive_gpr,
@@ -73,6 +76,13 @@ def test_shape_matching_finds_a_known_rescaling() -> None:
     assert 0.01 < match_shape(linear, t, saturating).unexplained < 1.0
     with pytest.raises(ConfigError, match="constant over the data"):
         match_shape(tanh, t, np.ones_like(t))
+    # a near-linear activation may not be matched on a saturated tail with a huge readout weight:
+    # the circuit keeps swinging over the data
+    for curve in (tanh, lambda u: np.clip(u, -1.0, 1.0)):
+        found = match_shape(curve, t, 0.01 * t)
+        swing = np.std(curve(found.gain * t + found.shift))
+        assert swing >= 0.99 * MIN_SWING and abs(found.scale) < 0.5, found
+        assert abs(found.shift) <= SHIFT_BOUND and GAIN_BOUNDS[0] <= found.gain <= GAIN_BOUNDS[1]
 
 
 def test_mapped_network_realizes_the_matched_activations() -> None:
