@@ -13,16 +13,13 @@ from scipy import stats
 from circuitnn.errors import ConfigError
 from circuitnn.experiments.result import Finding
 from circuitnn.experiments.stats import (
-    Check,
-    Rule,
-    Verdict,
     bootstrap_effect,
-    combine,
     log_mean_effect,
     mean_effect,
     paired_effect,
     ratio_effect,
 )
+from circuitnn.experiments.verdicts import Check, Rule, Verdict, combine
 
 GREATER = Rule("greater")
 

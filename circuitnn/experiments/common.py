@@ -1,5 +1,5 @@
 """Pieces shared by the experiments: the circuit MLP they train, their option overrides, replicate
-seeds and per-replicate tables, and small statistics over seeds."""
+seeds and per-replicate tables with intervals."""
 
 from __future__ import annotations
 
@@ -23,9 +23,7 @@ __all__ = [
     "circuit_mlp",
     "column",
     "fmt",
-    "geometric_mean",
     "interval_table",
-    "mean_and_sem",
     "override",
     "replicate_seeds",
     "torch_threads",
@@ -72,22 +70,6 @@ def override(settings: S, options: Mapping[str, Any], experiment: str, extra: st
         except (TypeError, ValueError):
             raise ConfigError(f"{experiment}: option {name}={value!r} is not valid") from None
     return dataclasses.replace(settings, **changes)  # type: ignore[type-var]
-
-
-def mean_and_sem(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean of the finite ``values`` (NaN, NaN when none; SEM 0
-    for a single value)."""
-    finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if finite.size == 0:
-        return math.nan, math.nan
-    sem = float(finite.std(ddof=1) / math.sqrt(finite.size)) if finite.size > 1 else 0.0
-    return float(finite.mean()), sem
-
-
-def geometric_mean(values: Sequence[float]) -> float:
-    """Geometric mean of the positive finite ``values`` (NaN when none)."""
-    usable = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    return float(np.exp(np.mean(np.log(usable)))) if usable else math.nan
 
 
 def fmt(value: float | None, digits: int = 3) -> str:

@@ -23,7 +23,8 @@ from scipy import stats as scipy_stats
 
 from circuitnn.experiments.common import column, fmt
 from circuitnn.experiments.result import Finding, Row
-from circuitnn.experiments.stats import Check, Rule, bootstrap_effect, paired_effect
+from circuitnn.experiments.stats import bootstrap_effect, paired_effect
+from circuitnn.experiments.verdicts import Check, Rule
 
 GPR, TANH = "additive GPR", "tanh network"
 

@@ -42,14 +42,8 @@ from scipy import stats as scipy_stats
 
 from circuitnn.experiments.common import column, fmt
 from circuitnn.experiments.result import Finding, Row
-from circuitnn.experiments.stats import (
-    Check,
-    Rule,
-    Verdict,
-    bootstrap_effect,
-    log_mean_effect,
-    paired_effect,
-)
+from circuitnn.experiments.stats import bootstrap_effect, log_mean_effect, paired_effect
+from circuitnn.experiments.verdicts import Check, Rule, Verdict
 
 QUICK_SIGMA = 0.2  # σ₁₀ below this (network units, 10 % of the full swing): "quickly"
 HALF = 0.5  # share of the damage retraining must recover

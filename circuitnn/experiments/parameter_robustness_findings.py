@@ -26,7 +26,8 @@ from typing import Any
 
 from circuitnn.experiments.common import column, fmt
 from circuitnn.experiments.result import Finding, Row
-from circuitnn.experiments.stats import Check, Rule, paired_effect, ratio_effect
+from circuitnn.experiments.stats import paired_effect, ratio_effect
+from circuitnn.experiments.verdicts import Check, Rule
 
 AWP = "adversarial"
 

@@ -39,7 +39,8 @@ import numpy as np
 
 from circuitnn.experiments.common import column, fmt
 from circuitnn.experiments.result import Finding, Row
-from circuitnn.experiments.stats import Check, Rule, mean_effect, ratio_effect
+from circuitnn.experiments.stats import mean_effect, ratio_effect
+from circuitnn.experiments.verdicts import Check, Rule
 
 EVERY_LAYER = (
     "additive",

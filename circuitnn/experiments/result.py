@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from circuitnn.experiments.stats import Check, Verdict, combine
+from circuitnn.experiments.verdicts import Check, Verdict, combine
 
 Row = dict[str, Any]
 

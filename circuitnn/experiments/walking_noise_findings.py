@@ -32,7 +32,8 @@ import numpy as np
 
 from circuitnn.experiments.common import column, fmt
 from circuitnn.experiments.result import Finding, Row
-from circuitnn.experiments.stats import Check, Rule, log_mean_effect, ratio_effect
+from circuitnn.experiments.stats import log_mean_effect, ratio_effect
+from circuitnn.experiments.verdicts import Check, Rule
 
 ALL = "all"
 
