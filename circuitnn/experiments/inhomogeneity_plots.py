@@ -110,11 +110,15 @@ def plot_tolerance(summary: list[Row], path: Path) -> Path:
             size = [r for r in mine if r["family"] == family and r["depth"] == 1]
             if len({r["width"] for r in size}) > 1:
                 _errorbar(by_width, size, "width", family)
-            widths = [r["width"] for r in mine if r["depth"] > 1]
-            if widths:
-                depth = [r for r in mine if r["family"] == family and r["width"] == widths[0]]
+            deep = [r["width"] for r in mine if r["depth"] > 1]
+            if deep:
+                depth = [r for r in mine if r["family"] == family and r["width"] == deep[0]]
                 _errorbar(by_depth, depth, "depth", family, "-s")
         by_width.set_xscale("log", base=2)
+        widths = sorted({r["width"] for r in mine if r["depth"] == 1})
+        by_width.set_xticks(widths, [str(w) for w in widths])
+        by_width.minorticks_off()
+        by_depth.set_xticks(sorted({r["depth"] for r in mine}))
         by_width.set_xlabel("hidden width (one layer)")
         by_depth.set_xlabel("hidden layers")
         for axis in (by_width, by_depth):
