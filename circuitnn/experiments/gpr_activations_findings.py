@@ -27,6 +27,7 @@ from circuitnn.experiments.stats import bootstrap_effect, paired_effect
 from circuitnn.experiments.verdicts import Check, Rule
 
 GPR, TANH = "additive GPR", "tanh network"
+TIE = 0.01  # relative: misfits this close count as the same shape in the summary
 
 
 def circuits(tables: dict[str, list[Row]]) -> list[str]:
@@ -131,11 +132,13 @@ def summary_lines(
         lines.append(text.rstrip("; "))
     if ranked:
         best = ranked[0]
+        tied = [r["candidate"] for r in ranked[1:] if r["misfit"] <= best["misfit"] * (1 + TIE)]
         lines.append(
             f"closest circuit: {best['candidate']} (leaves {fmt(best['misfit'])} of the optimal "
-            f"activations' variance unexplained); with its mismatch and noise on "
-            f"{settings.chips} chips: RMSE {_ci(best, 'rmse_target_units')} target units, R² "
-            f"{_ci(best, 'r2')}"
+            "activations' variance unexplained"
+            + (f"; the same shape within {TIE:.0%}: {', '.join(tied)}" if tied else "")
+            + f"); with its mismatch and noise on {settings.chips} chips: RMSE "
+            f"{_ci(best, 'rmse_target_units')} target units, R² {_ci(best, 'r2')}"
         )
     lines.append(f"run time {seconds:.0f} s")
     return lines
