@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
         "base",
         "neuron",
         "spice",
+        "campaign",
         "store",
         "extract",
         "nn",

@@ -30,39 +30,64 @@ def _summary(result, kind: str) -> dict[tuple[str, float], float]:
 
 def test_writes_tables_figures_and_summary(result):
     out = result.out
-    for table in ("training", "random", "worst_case", "flatness", "summary", "flatness_summary"):
+    tables = ("selection", "training", "random", "worst_case", "flatness", "summary", "compute")
+    for table in (*tables, "flatness_summary", "findings"):
         assert (out / f"{table}.csv").stat().st_size > 0
     for figure in ("robustness", "flatness"):
         assert result.figures[figure].stat().st_size > 10_000
     document = json.loads((out / "result.json").read_text())
-    assert document["config"]["regimes"]["adversarial"]["zeta"] == 0.2
+    assert document["config"]["replicates"] == 2
+    assert document["config"]["settings"]["awp_zeta"] == [0.1, 0.2]
     assert {r["regime"] for r in result.tables["training"]} == set(REGIMES)
-    assert all(r["test_accuracy"] > 0.9 for r in result.tables["training"])
+    assert all(r["test_accuracy"] > 0.85 for r in result.tables["training"])
     assert len(result.findings) == 4
     assert "## Findings" in (out / "summary.md").read_text()
+    for row in result.tables["summary"]:
+        assert row["replicates"] == 2 and row["random_low"] <= row["random"] <= row["random_high"]
+
+
+def test_each_regime_is_tuned_on_validation_and_its_compute_reported(result):
+    """Per replicate, the AWP grid's chosen strength is the one with the best validation score;
+    AWP's extra attack steps cost it more than clean training (measured: ×2.7 at full size)."""
+    selection = [r for r in result.tables["selection"] if r["regime"] == "adversarial"]
+    for replicate in (0, 1):
+        mine = [r for r in selection if r["replicate"] == replicate]
+        assert len(mine) == 2 and sum(r["chosen"] for r in mine) == 1
+        best = max(mine, key=lambda r: r["validation_score"])
+        assert best["chosen"]
+    compute = {r["regime"]: r for r in result.tables["compute"]}
+    assert compute["adversarial"]["relative_cost"] > 1.5
+    assert compute["adversarial"]["grid_seconds"] > compute["adversarial"]["seconds"]
+    assert compute["clean"]["relative_cost"] == pytest.approx(1.0)
 
 
 def test_adversarial_training_resists_the_worst_case_at_its_bound(result):
-    """Measured at quick size on seeds 0-3: AWP 0.28-0.49 against clean 0.10-0.30 at ζ = 0.2."""
+    """Measured at quick size (seed 0, 2 replicates): AWP 0.14 above clean at ζ = 0.2."""
     worst = _summary(result, "worst_case")
-    assert worst[("adversarial", 0.2)] >= worst[("clean", 0.2)] + 0.1
-    assert next(f for f in result.findings if "worst-case" in f.claim).evidence
+    assert worst[("adversarial", 0.2)] >= worst[("clean", 0.2)] + 0.05
+    finding = next(f for f in result.findings if "worst-case" in f.claim)
+    assert [c.effect.label for c in finding.checks] == [
+        f"AWP − {other}" for other in REGIMES if other != "adversarial"
+    ]
 
 
 def test_worst_case_is_worse_than_random_and_degrades_with_zeta(result):
     worst, random = _summary(result, "worst_case"), _summary(result, "random")
     for regime in REGIMES:
-        attacked = [worst[(regime, z)] for z in (0.05, 0.1, 0.2, 0.5)]
+        attacked = [worst[(regime, z)] for z in (0.05, 0.2, 0.5)]
         assert attacked == sorted(attacked, reverse=True), regime
         assert attacked[-1] < 0.2  # ζ = 0.5 aimed at the loss leaves about chance
-        assert all(worst[(regime, z)] < random[(regime, z)] for z in (0.05, 0.1, 0.2, 0.5))
-        assert random[(regime, 0.5)] > 0.85  # random relative mismatch hurts far less
+        assert all(worst[(regime, z)] < random[(regime, z)] for z in (0.05, 0.2, 0.5))
+        assert random[(regime, 0.5)] > 0.8  # random relative mismatch hurts far less
 
 
-def test_adversarial_minimum_is_flatter_than_clean(result):
-    """Measured at quick size on seeds 0-3: AWP/clean flatness 0.73-0.87."""
-    flat = {r["regime"]: r["mean"] for r in result.tables["flatness_summary"]}
-    assert flat["adversarial"] <= 0.95 * flat["clean"]
+def test_claims_are_stated_as_the_study_states_them(result):
+    equal = next(f for f in result.findings if "equally robust" in f.claim)
+    assert all(c.rule.claim == "equivalent" and c.rule.margin == 0.05 for c in equal.checks)
+    assert all(c.row()["level"] == 0.9 for c in equal.checks)  # TOST reads the 90 % interval
+    flatter = next(f for f in result.findings if "flatter" in f.claim)
+    assert len(flatter.checks) == len(REGIMES) - 1  # against each other regime
+    assert all(c.rule.claim == "less" and c.rule.null == 1.0 for c in flatter.checks)
 
 
 def test_unknown_option_is_a_config_error(tmp_path):

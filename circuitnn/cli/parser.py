@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--quick", action="store_true", help="reduced size (as in the tests)")
     experiment.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     experiment.add_argument(
+        "--replicates",
+        type=int,
+        help="independent repetitions the confidence intervals are computed over (seeds SEED, "
+        "SEED+1, …; default: the experiment's own, e.g. 5 for inhomogeneity, 2 with --quick)",
+    )
+    experiment.add_argument(
         "--store", help="HDF5 store of the circuit families (default: OUT/families.h5)"
     )
     experiment.add_argument(

@@ -25,7 +25,13 @@ def experiment_command(args: argparse.Namespace) -> int:
     out = writable_folder(args.out or Path("results") / args.name, "--out")
     began = time.perf_counter()
     result = run_experiment(
-        args.name, out, quick=args.quick, seed=args.seed, store=args.store, jobs=args.jobs
+        args.name,
+        out,
+        quick=args.quick,
+        seed=args.seed,
+        store=args.store,
+        jobs=args.jobs,
+        replicates=args.replicates,
     )
     result.print_summary()
     print(

@@ -61,7 +61,8 @@ class MainJobConfig:
     (None: ``OUT/families.h5``).
     Data and network: ``dataset`` a built-in of :mod:`circuitnn.data` (``"digits"``:
     scikit-learn's 8×8 digits, 10 classes, scored by accuracy; ``"diabetes"``, ``"smooth"``,
-    ``"friedman"``: regression, scored by RMSE in standardized target units);
+    ``"friedman"``, ``"g2-zpe"`` (zero-point energies of the G2 molecules, from ase):
+    regression, scored by RMSE in standardized target units);
     ``validation_fraction`` (for the best epoch) and ``test_fraction`` of the rows, split by seed;
     ``widths`` hidden-layer widths (neurons); ``scaling`` how the first family's nominal curve
     maps to network units (``"midpoint"`` for sigmoid / tanh-like neurons, ``"knee"`` for

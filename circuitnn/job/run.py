@@ -39,6 +39,7 @@ def run_main_job(
     check_families(config)
     from circuitnn.job import stages_eval, stages_train
     from circuitnn.job.report import python_command, settings_section, write_report
+    from circuitnn.nn import torch_threads
 
     options = options if options is not None else RunOptions(jobs=-1, progress=False)
     out = Path(out)
@@ -55,7 +56,7 @@ def run_main_job(
     clock = _Clock(say, timings)
     with clock("families"):
         families = stages_train.families_stage(config, out, options, clock.note)
-    with stages_train.torch_threads(config.threads):
+    with torch_threads(config.threads):
         with clock("training"):
             trained = stages_train.training_stage(config, out, families, clock.note, progress)
         with clock("robustness"):
@@ -112,13 +113,18 @@ def _codesign(config: MainJobConfig, out: Path, options: Any, note: Callable[[st
 
 
 def _require(config: MainJobConfig) -> None:
-    """ConfigError (before anything is simulated) if PyTorch or scikit-learn is missing."""
+    """ConfigError (before anything is simulated) if PyTorch, scikit-learn or ase is missing."""
     import importlib.util
 
     needed = {"torch": "PyTorch"}
     if config.dataset in ("digits", "diabetes"):
         needed["sklearn"] = "scikit-learn (for the bundled data sets)"
     missing = [name for module, name in needed.items() if importlib.util.find_spec(module) is None]
+    if config.dataset == "g2-zpe" and importlib.util.find_spec("ase") is None:
+        raise ConfigError(
+            "dataset g2-zpe needs ase (its molecules and zero-point energies): "
+            "pip install 'circuitnn[materials]'"
+        )
     if missing:
         raise ConfigError(
             f"the main job needs {' and '.join(missing)}: pip install 'circuitnn[torch]' "
