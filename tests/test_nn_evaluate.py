@@ -28,6 +28,7 @@ from circuitnn.nn import (
     mlp_spec,
     synthetic_family,
 )
+from circuitnn.train import Task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -181,6 +182,124 @@ def test_layer_sweep_finds_each_layers_midpoint(trained):
         layers=("linear1", "output"),
     )
     assert set(weights) == {"linear1", "output"}
+
+
+WIDE = 1e9  # Hardtanh(-WIDE, WIDE): the identity on every value here, but an activation layer
+
+
+class TwoStages(nn.Module):
+    """Logits through ``act_a``, amplified ``GAIN`` times, then ``act_b``: noise σ put after
+    ``act_a`` reaches the output as GAIN·σ, after ``act_b`` as σ."""
+
+    GAIN = 1.5  # all layers at once: σ·√(GAIN² + 1) at the output, 17 % below act_a alone
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act_a = nn.Hardtanh(-WIDE, WIDE)
+        self.act_b = nn.Hardtanh(-WIDE, WIDE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act_b(self.GAIN * self.act_a(x))
+
+
+def test_layer_sweep_puts_the_noise_in_one_layer_at_a_time():
+    """Two classes, clean logits GAIN·(1, 0) or GAIN·(0, 1): accuracy falls halfway to chance at
+    output noise σ* = GAIN / (√2·Φ⁻¹(0.75)), i.e. at σ*/GAIN after ``act_a``, σ* after ``act_b``,
+    and σ*/√(GAIN² + 1) in both at once."""
+    model, data = TwoStages(), two_class_data(margin=1.0, n=1000)
+    settings = {"draws": 64, "tolerance": 0.01}
+    at_output = TwoStages.GAIN / (math.sqrt(2) * norm.ppf(0.75))
+    expected = {"act_a": at_output / TwoStages.GAIN, "act_b": at_output}
+    sweep = layer_sweep(model, data, noise="additive", **settings)
+    assert list(sweep) == ["act_a", "act_b"]
+    for name, result in sweep.items():
+        assert abs(result.level - expected[name]) < max(
+            4 * result.uncertainty, 0.02 * expected[name]
+        )
+        # re-evaluated with noise in that layer only, the level is halfway to chance
+        again = monte_carlo(
+            model, data, noise=NoiseSpec("additive", result.level), layers=(name,), draws=64
+        )
+        assert again.mean() == pytest.approx(0.75, abs=4 * again.sem() + 0.01), name
+        alone = midpoint(model, data, noise="additive", layers=(name,), **settings)
+        assert alone.level == result.level and alone.evaluations == result.evaluations
+    both = midpoint(model, data, noise="additive", **settings)
+    assert both.level == pytest.approx(at_output / math.hypot(TwoStages.GAIN, 1), rel=0.03)
+
+
+def test_midpoint_widens_the_bracket_downward():
+    """The bracket starts above the midpoint (accuracy below halfway at ``low``): ``low`` is
+    divided by 10 until it is above, and the midpoint is still found; where even low/10⁴ is
+    below halfway the error says so."""
+    data = two_class_data(margin=1.0, n=1000)
+    expected = 1.0 / (math.sqrt(2) * norm.ppf(0.75))
+    result = midpoint(
+        Logits(),
+        data,
+        noise="additive",
+        layers=("act",),
+        low=5.0,
+        high=50.0,
+        draws=64,
+        tolerance=0.01,
+    )
+    levels = [level for level, _, _ in result.evaluations]
+    assert levels[:3] == [5.0, 0.5, 50.0]  # low, low / 10, then high
+    assert abs(result.level - expected) < max(4 * result.uncertainty, 0.02 * expected)
+    with pytest.raises(ConfigError, match="below halfway already at noise level 10"):
+        midpoint(Logits(), data, noise="additive", layers=("act",), low=1e5, high=1e6, draws=8)
+
+
+class Identity(nn.Module):
+    """A regression 'network' whose prediction is its input, through one activation layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act = nn.Hardtanh(-WIDE, WIDE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x)
+
+
+def test_chance_level_of_regression_metrics():
+    """RMSE of predicting the targets' mean (their population standard deviation), MAE of
+    predicting their median, per output column."""
+    task = Task("regression")
+    y = torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0], dtype=torch.float64)
+    assert task.chance("rmse", 1, y) == pytest.approx(math.sqrt(10.0))  # mean 4
+    assert task.chance("mae", 1, y) == pytest.approx(2.2)  # median 3
+    assert task.chance("r2", 1, y) == 0.0
+    two = torch.stack([y, 2 * y + 5], dim=1)  # second column: mean 13, median 11
+    assert task.chance("rmse", 2, two) == pytest.approx(math.sqrt((10.0 + 40.0) / 2))
+    assert task.chance("mae", 2, two) == pytest.approx((2.2 + 4.4) / 2)
+    with pytest.raises(ConfigError, match="needs the targets"):
+        task.chance("rmse", 1)
+    with pytest.raises(ConfigError, match="unknown metric"):
+        task.chance("accuracy_at_5", 1, y)
+
+
+@pytest.mark.parametrize("metric", ["rmse", "mae"])
+def test_regression_midpoint_is_where_the_error_reaches_half_of_chance(metric):
+    """Prediction = target + σ·z: RMSE σ, MAE σ·√(2/π); clean error 0, so halfway to chance is
+    half of chance's error: σ* = chance/2 (RMSE) or chance/(2·√(2/π)) (MAE)."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(2000, 1, generator=generator, dtype=torch.float64) * 3.0
+    y = x[:, 0]
+    chance = Task("regression").chance(metric, 1, y)
+    expected = chance / 2 if metric == "rmse" else chance / (2 * math.sqrt(2 / math.pi))
+    result = midpoint(
+        Identity(),
+        (x, y),
+        noise="additive",
+        layers=("act",),
+        task="regression",
+        metric=metric,
+        draws=32,
+        tolerance=0.01,
+    )
+    assert result.clean == 0.0 and result.chance == pytest.approx(chance)
+    assert result.target == pytest.approx(chance / 2)
+    assert abs(result.level - expected) < max(4 * result.uncertainty, 0.02 * expected)
 
 
 def test_midpoint_errors(trained):
