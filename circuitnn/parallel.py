@@ -29,6 +29,7 @@ BACKENDS = ("loky", "dask", "ray")
 _PACKAGES = {"dask": ("distributed", "dask"), "ray": ("ray", "ray")}  # import name, pip extra
 # dask clients and Ray pools, kept for the process' life (or until shutdown())
 _CLIENTS: dict[tuple[str, str | None, int], Any] = {}
+CONNECT_TIMEOUT = 30.0  # s: how long to try to reach an existing dask scheduler
 
 
 def check_backend(backend: str, scheduler: str | None = None) -> None:
@@ -292,7 +293,7 @@ def _dask_client(scheduler: str | None, workers: int) -> Any:
     if scheduler is not None:
         try:
             with dask.config.set(_CLIENT_DASK):
-                client = Client(scheduler, timeout=30, set_as_default=False)
+                client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as error:
             raise ConfigError(
                 f"cannot connect to the dask scheduler at {scheduler}: {error}"
