@@ -18,6 +18,7 @@ RESULTS = """\
     circuitnn.nn.activation.xǁCircuitActivationǁresample__mutmut_3: killed
     circuitnn.nn.activation.xǁCircuitActivationǁ__init____mutmut_12: timeout
     circuitnn.nn.activation.x_neuron_shape__mutmut_1: survived
+    circuitnn.nn.activation.x_neuron_shape__mutmut_2: not checked
 """
 
 
@@ -25,9 +26,9 @@ def test_results_are_counted_per_module() -> None:
     counts = mutation_score.read_results(RESULTS)
     assert counts == {
         "circuitnn/noise.py": {"killed": 1, "survived": 1, "no tests": 1},
-        "circuitnn/nn/activation.py": {"killed": 1, "timeout": 1, "survived": 1},
+        "circuitnn/nn/activation.py": {"killed": 1, "timeout": 1, "survived": 1, "not checked": 1},
     }
     rows = mutation_score.table(counts)
-    assert rows[2] == "| `circuitnn/nn/activation.py` | 2 | 1 | 0 | 1 | 2 of 3 killed |"
-    assert rows[3] == "| `circuitnn/noise.py` | 1 | 1 | 1 | 0 | 1 of 3 killed |"
-    assert rows[4] == "| **all** | 3 | 2 | 1 | 1 | 3 of 6 killed |"
+    assert rows[2] == "| `circuitnn/nn/activation.py` | 2 | 1 | 0 | 1 | 1 | 2 of 3 killed |"
+    assert rows[3] == "| `circuitnn/noise.py` | 1 | 1 | 1 | 0 | 0 | 1 of 3 killed |"
+    assert rows[4] == "| **all** | 3 | 2 | 1 | 1 | 1 | 3 of 6 killed |"
