@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -225,6 +226,49 @@ def test_layer_sweep_puts_the_noise_in_one_layer_at_a_time():
         assert alone.level == result.level and alone.evaluations == result.evaluations
     both = midpoint(model, data, noise="additive", **settings)
     assert both.level == pytest.approx(at_output / math.hypot(TwoStages.GAIN, 1), rel=0.03)
+
+
+def test_robustness_curve_of_a_regression_metric_matches_monte_carlo():
+    """Prediction = target + σ·z: RMSE σ and MAE σ·√(2/π) at every level (additive noise by
+    default, in the layer given), each column equal to monte_carlo's at that level."""
+    generator = torch.Generator().manual_seed(4)
+    x = torch.rand(500, 1, generator=generator, dtype=torch.float64)
+    data = (x, x[:, 0])
+    levels = [0.0, 0.1, 0.4]
+    settings = {"layers": ("act",), "task": "regression", "draws": 16, "seed": 2}
+    curve = robustness_curve(Identity(), data, levels, metric="mae", **settings)
+    assert curve.noise == {"type": "NoiseSpec", **dataclasses.asdict(NoiseSpec("additive"))}
+    assert curve.metric == "mae" and curve.levels.dtype == np.float64
+    np.testing.assert_array_equal(curve.levels, levels)
+    np.testing.assert_allclose(curve.mean, np.array(levels) * math.sqrt(2 / math.pi), rtol=0.05)
+    for k, level in enumerate(levels):
+        result = monte_carlo(
+            Identity(),
+            data,
+            noise=NoiseSpec("additive", level) if level else None,
+            **settings,
+        )
+        assert curve.mean[k] == result.mean("mae")
+        assert curve.std[k] == result.std("mae") and curve.sem[k] == result.sem("mae")
+    assert curve.sem[1] != monte_carlo(
+        Identity(), data, noise=NoiseSpec("additive", 0.1), **settings
+    ).sem("rmse")
+
+
+def test_layer_sweep_of_weight_noise_walks_the_analog_layers(trained):
+    """Weight noise: by default every analog layer in turn, each sweep entry the midpoint of that
+    noise in that layer alone."""
+    model, test_data = trained
+    noise = WeightNoiseSpec("multiplicative")
+    settings = {"draws": 4, "tolerance": 0.3, "max_evaluations": 6}
+    sweep = layer_sweep(model, test_data, noise=noise, **settings)
+    assert list(sweep) == ["linear1", "linear2", "output"]
+    alone = midpoint(model, test_data, noise=noise, layers=("output",), **settings)
+    assert sweep["output"].level == alone.level
+    additive = midpoint(
+        model, test_data, noise=WeightNoiseSpec("additive"), layers=("output",), **settings
+    )
+    assert sweep["output"].level != additive.level
 
 
 def test_midpoint_widens_the_bracket_downward():
