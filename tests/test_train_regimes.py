@@ -19,6 +19,7 @@ import torch
 from scipy import stats
 from torch.func import functional_call
 
+from circuitnn.errors import ConfigError
 from circuitnn.nn import CircuitSpec, NoiseSpec, build_mlp, mlp_spec, synthetic_family
 from circuitnn.nn.model import chip_state, resample_chips
 from circuitnn.train import (
@@ -96,6 +97,49 @@ def test_dropout_zeroes_a_fraction_p_in_training_only() -> None:
         assert torch.equal(_hidden(model, x), clean), "no dropout in evaluation"
         model.train()
     assert torch.equal(_hidden(model, x), clean), "removed after training"
+
+
+def test_dropout_masks_come_from_the_training_seed_alone() -> None:
+    """The same seed draws the same masks whatever torch's global generator holds; another seed
+    draws others."""
+    model, (x, _) = _model(), _batch()
+    model.train()
+    masks = []
+    for seed, global_seed in ((0, 1), (0, 2), (1, 1)):
+        torch.manual_seed(global_seed)
+        with _installed(Dropout(0.3), model, seed=seed):
+            masks.append(_hidden(model, x) == 0)
+    assert torch.equal(masks[0], masks[1])
+    assert not torch.equal(masks[0], masks[2])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: ChipRetrain(mode="curved"), "ChipRetrain.mode"),
+        (lambda: ChipRetrain(chip_seed=-1), "ChipRetrain.chip_seed"),
+        (lambda: ChipRetrain(chip_seed=1.5), "ChipRetrain.chip_seed"),
+        (lambda: Dropout(-0.1), "Dropout.p"),
+        (lambda: WeightSmoothing(-0.1), "WeightSmoothing.sigma"),
+        (lambda: WeightSmoothing(0.1, kind="relative"), "WeightSmoothing.kind"),
+        (lambda: WeightSmoothing(0.1, biases=1), "WeightSmoothing.biases"),
+        (lambda: AdversarialWeights(zeta=-1), "AdversarialWeights.zeta"),
+        (lambda: AdversarialWeights(beta=-1), "AdversarialWeights.beta"),
+        (lambda: AdversarialWeights(step_fraction=0), "AdversarialWeights.step_fraction"),
+        (lambda: AdversarialWeights(biases="yes"), "AdversarialWeights.biases"),
+        (lambda: NoiseInjection("additive"), "NoiseInjection.noise must be a NoiseSpec"),
+    ],
+)
+def test_bad_regime_settings_name_the_setting(make, message) -> None:
+    with pytest.raises(ConfigError) as error:
+        make()
+    assert str(error.value).startswith(message), str(error.value)
+
+
+def test_chip_retrain_needs_circuit_neurons() -> None:
+    with pytest.raises(ConfigError) as error:
+        ChipRetrain().install(_model(), Task(), 0)
+    assert str(error.value) == "ChipRetrain needs a model with CircuitActivation layers"
 
 
 def test_noise_injection_varies_training_outputs_by_sigma_and_leaves_evaluation_clean() -> None:
@@ -177,14 +221,14 @@ def test_adversarial_weights_add_the_attacked_distance_and_leave_the_weights() -
         assert (d.abs() <= zeta * params[name].detach().abs() + 1e-15).all(), name
     attacked = task.distance(
         clean, functional_call(model, {n: p + delta[n] for n, p in params.items()}, (x,))
-    )
+    ).detach()
     assert float(attacked) > 1e-4, "the attack moves the outputs"
     assert float(loss.detach()) == pytest.approx(
-        float(task.loss(clean, y) + beta * attacked), rel=1e-10
+        float(task.loss(clean, y).detach() + beta * attacked), rel=1e-10
     )
     # the sign-gradient steps find a larger distance than the random start they began from
     start = projected_attack(params, distance, zeta, 0, None, torch.Generator().manual_seed(9))
-    assert float(attacked) > float(distance({n: p + start[n] for n, p in params.items()}))
+    assert float(attacked) > float(distance({n: p + start[n] for n, p in params.items()}).detach())
     for name, parameter in model.named_parameters():
         assert torch.equal(parameter.detach(), before[name]), name
 
