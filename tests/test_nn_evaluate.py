@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -250,6 +251,14 @@ def test_robustness_curve_of_a_regression_metric_matches_monte_carlo():
         )
         assert curve.mean[k] == result.mean("mae")
         assert curve.std[k] == result.std("mae") and curve.sem[k] == result.sem("mae")
+    assert json.loads(json.dumps(curve.to_dict())) == {
+        "noise": curve.noise,
+        "metric": "mae",
+        "levels": levels,
+        "mean": curve.mean.tolist(),
+        "std": curve.std.tolist(),
+        "sem": curve.sem.tolist(),
+    }
     assert curve.sem[1] != monte_carlo(
         Identity(), data, noise=NoiseSpec("additive", 0.1), **settings
     ).sem("rmse")

@@ -283,3 +283,11 @@ def test_configuration_errors(tanh_family):
     act = CircuitActivation(tanh_family, 4, generator=0)
     with pytest.raises(ConfigError, match="shape"):
         act(torch.zeros(3, 5))
+
+
+def test_scaling_maps_volts_to_network_inputs_and_back(tanh_family):
+    scaling = CircuitActivation(tanh_family, 4, generator=0).scaling
+    volts = np.linspace(-1.0, 1.0, 7)
+    u = scaling.to_network_input(volts)
+    np.testing.assert_allclose(scaling.to_volts(u), volts, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(u, (volts - scaling.input_offset) / scaling.input_scale)

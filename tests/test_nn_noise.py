@@ -343,3 +343,26 @@ def test_unrepeated_inputs_give_the_same_draws_as_repeated_ones(family):
     with draws(d):
         eager = conv(image.repeat(d, 1, 1, 1))
     torch.testing.assert_close(lazy, eager)
+
+
+def test_reseed_noise_gives_every_noise_source_its_own_seed():
+    from circuitnn.nn import build_mlp, mlp_spec, reseed_noise
+
+    spec = mlp_spec(
+        4,
+        (6, 6),
+        2,
+        noise=NoiseSpec("additive", 0.5),
+        weight_noise=WeightNoiseSpec("additive", 0.1),
+    )
+    model = build_mlp(spec, seed=0)
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for seed in (3, 3, 4):
+        reseed_noise(model, seed)
+        outputs.append(model(x).detach())
+    assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[0], outputs[2])
+    seeds = [m.generators.seed for m in model.modules() if hasattr(m, "generators")]
+    assert len(seeds) >= 5 and len(set(seeds)) == len(seeds), seeds  # each its own
+    reseed_noise(model, None)
+    assert all(m.generators.seed is None for m in model.modules() if hasattr(m, "generators"))
