@@ -264,6 +264,35 @@ def test_robustness_curve_of_a_regression_metric_matches_monte_carlo():
     ).sem("rmse")
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"levels": []}, "levels must be a non-empty list of noise levels >= 0"),
+        ({"levels": [0.1, -0.1]}, "levels must be a non-empty list of noise levels >= 0"),
+        ({"levels": [[0.1, 0.2]]}, "levels must be a non-empty list of noise levels >= 0"),
+        ({"low": 0.0}, "low must be"),
+        ({"high": -1.0}, "high must be"),
+        ({"tolerance": 0.0}, "tolerance must be"),
+        ({"max_evaluations": 2}, "max_evaluations must be"),
+        ({"low": 2.0, "high": 1.0}, "high (1.0) must exceed low (2.0)"),
+        ({"metric": "mae"}, "metric must be one of ('accuracy', 'cross_entropy')"),
+    ],
+)
+def test_bad_curve_and_midpoint_settings_name_the_setting(call, message):
+    data = two_class_data(n=20)
+    with pytest.raises(ConfigError) as error:
+        if "levels" in call:
+            robustness_curve(Logits(), data, call["levels"], layers=("act",))
+        else:
+            midpoint(Logits(), data, layers=("act",), draws=2, **call)
+    assert str(error.value).startswith(message), str(error.value)
+
+
+def test_integer_levels_become_float_levels():
+    curve = robustness_curve(Logits(), two_class_data(n=20), [0, 1], layers=("act",), draws=2)
+    assert curve.levels.dtype == np.float64 and curve.levels.tolist() == [0.0, 1.0]
+
+
 def test_layer_sweep_of_weight_noise_walks_the_analog_layers(trained):
     """Weight noise: by default every analog layer in turn, each sweep entry the midpoint of that
     noise in that layer alone."""
