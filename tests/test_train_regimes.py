@@ -113,6 +113,34 @@ def test_dropout_masks_come_from_the_training_seed_alone() -> None:
     assert not torch.equal(masks[0], masks[2])
 
 
+def test_dropout_in_the_chosen_layers_only_each_with_its_own_masks() -> None:
+    model = build_mlp(mlp_spec(8, (WIDTH, WIDTH), 3), seed=0).double()
+    x, _ = _batch()
+    model.train()
+
+    def outputs() -> dict[str, torch.Tensor]:
+        seen: dict[str, torch.Tensor] = {}
+        handles = [
+            getattr(model, name).register_forward_hook(
+                lambda m, a, out, name=name: seen.__setitem__(name, out.detach())
+            )
+            for name in ("act1", "act2")
+        ]
+        model(x)
+        for handle in handles:
+            handle.remove()
+        return seen
+
+    clean = outputs()
+    with _installed(Dropout(0.3, layers=("act2",)), model):
+        torch.testing.assert_close(outputs()["act1"], clean["act1"], rtol=0, atol=0)
+    with _installed(Dropout(0.3), model):
+        both = outputs()
+    masks = [both[name] == 0 for name in ("act1", "act2")]
+    assert masks[0].any() and not torch.equal(masks[0], masks[1]), "one mask per layer"
+    ChipRetrain(chip_seed=0)  # seed 0 is a seed
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
