@@ -222,7 +222,9 @@ def test_weight_smoothing_step_is_taken_at_the_perturbed_weights(kind: str, bias
     torch.autograd.backward(expected)
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-12)
     clean = task.loss(model(x), y)
-    assert abs(float(loss.detach()) - float(clean)) > 1e-3, "the perturbation changes the loss"
+    assert abs(float(loss.detach()) - float(clean.detach())) > 1e-3, (
+        "the perturbation changes the loss"
+    )
     for name, parameter in perturbable(model, biases).items():
         torch.testing.assert_close(parameter.grad, at[name].grad, rtol=1e-10, atol=1e-12)
     # the perturbation is not left in the weights
