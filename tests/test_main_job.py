@@ -82,8 +82,9 @@ def test_report_has_every_section_filled(quick_run) -> None:
             assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG", image
     findings = [line for line in sections["Findings"].splitlines() if line.startswith("- **")]
     assert len(findings) == 3, findings  # inhomogeneity, retraining, noisy training
-    # cmos_inverter neurons: measured at this size 0.757 nominal → 0.218 on chips; retrained
-    # 0.180 → 0.502 against 0.214 for the same fine-tuning on the nominal curves
+    # regression guard: at this size the implementation's own runs reproduce both (cmos_inverter
+    # neurons: 0.757 nominal → 0.218 on chips; retrained 0.180 → 0.502 against 0.214 for the
+    # same fine-tuning on the nominal curves)
     assert findings[0].startswith("- **reproduced**: per-neuron activation inhomogeneity")
     assert findings[1].startswith("- **reproduced**: retraining with the realized")
     assert "ngspice" in sections["Settings and provenance"]

@@ -1,10 +1,14 @@
-"""The PyTorch benchmark runs end to end, and `import circuitnn` does not load torch."""
+"""The PyTorch benchmark runs end to end (each verdict following from its ratio), and
+`import circuitnn` does not load torch."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers import assert_verdicts_follow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,4 +80,15 @@ def test_benchmark_quick_run(tmp_path):
     assert result.returncode == 0, result.stderr
     for text in ("(1) Linear(512,512)", "(2) 3-layer MLP", "(3) training epoch", "targets:"):
         assert text in result.stdout
-    assert (tmp_path / "bench.json").read_text().startswith("[")
+    rows = assert_verdicts_follow(result.stdout, 2)  # (1) and (2) at 1 thread
+    (saved,) = json.loads((tmp_path / "bench.json").read_text())
+    for (_, value, _, _, passed), case in zip(rows, ("activation", "draws"), strict=True):
+        assert value == round(saved[case]["ratio"], 2)
+        assert passed == (saved[case]["verdict"] == "PASS")
+    failed = [case for case in ("activation", "draws") if saved[case]["verdict"] == "FAIL"]
+    closing = (
+        "targets: all passed"
+        if not failed
+        else "targets: FAILED: " + ", ".join(f"{case} @ 1 threads" for case in failed)
+    )
+    assert closing in result.stdout
