@@ -15,7 +15,8 @@ case "$command" in
     test) bash scripts/setup.sh && exec .venv/bin/python -m pytest "$@" ;;
     mutants)
         bash scripts/setup.sh
-        .venv/bin/mutmut run --max-children "${MUTANT_JOBS:-2}" "$@" || true  # survivors: exit 1
+        # lowest priority: it runs for hours on a machine others share
+        nice -n 19 .venv/bin/mutmut run --max-children "${MUTANT_JOBS:-2}" "$@" || true  # survivors: exit 1
         exec .venv/bin/python scripts/mutation_score.py ;;
     *)    echo "usage: bash dev.sh run|test|mutants [ARGS]" >&2; exit 2 ;;
 esac
