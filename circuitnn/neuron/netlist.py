@@ -122,6 +122,8 @@ def _body(text: str, start: int) -> list[str]:
 
 def _sized_in(card: str, sized: dict[str, str]) -> None:
     words = card.split()
+    if not words:  # a card of Unicode whitespace only (a no-break space): no device
+        return
     kind = words[0][0].lower()
     device = words[0]
     values: list[tuple[str, str]] = []
