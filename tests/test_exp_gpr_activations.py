@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from by_hand import assert_effect, directional, t_interval
+from scipy.stats import spearmanr
 
 pytest.importorskip("sklearn")
 pytest.importorskip("ase")
@@ -27,6 +29,7 @@ from circuitnn.experiments.gpr import (
     match_shape,
     tanh,
 )
+from circuitnn.experiments.gpr_activations_findings import shape_accuracy_correlations
 from circuitnn.nn import quiet, synthetic_family
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -142,3 +145,41 @@ def test_quick_run_answers_the_designer(quick_run) -> None:
     assert "closest circuit:" in " ".join(quick_run.summary)
     with pytest.raises(ConfigError, match="gpr-activations: unknown option"):
         run_experiment("gpr-activations", out / "x", quick=True, store="s.h5", width=3)
+
+
+def test_findings_recomputed_from_the_raw_tables(quick_run) -> None:
+    """Wiring: from the per-replicate test RMSEs, the GP's minus the tanh network's (paired t,
+    claim < 0), and per replicate the Spearman correlation over the circuit candidates between
+    shape misfit and RMSE, averaged over replicates (claim > 0 on its bootstrap interval): each
+    equals the effect its finding reports, and each verdict follows from its interval by the
+    rule."""
+    accuracy, shapes = quick_run.tables["accuracy"], quick_run.tables["shapes"]
+
+    def rmse(model: str, replicate: int) -> float:
+        (row,) = [r for r in accuracy if (r["model"], r["replicate"]) == (model, replicate)]
+        return row["rmse"]
+
+    gp_minus_tanh = [rmse("additive GPR", i) - rmse("tanh network", i) for i in (0, 1)]
+    estimate, low, high = t_interval(gp_minus_tanh)
+    accurate, shape = quick_run.findings
+    (check,) = accurate.checks
+    assert_effect(check.effect, estimate, low, high)
+    assert accurate.verdict == directional(low, high, "less", 0.0)
+
+    circuits = ["mos_diffpair", "cmos_inverter", "mos_diffpair rl=10k", "mos_diffpair rl=40k"]
+    assert {r["model"] for r in accuracy} == {*circuits, "additive GPR", "tanh network"}
+    rho = []
+    for replicate in (0, 1):
+        misfit = {r["candidate"]: r["misfit"] for r in shapes if r["replicate"] == replicate}
+        rho.append(
+            spearmanr(
+                [misfit[name] for name in circuits], [rmse(name, replicate) for name in circuits]
+            ).statistic
+        )
+    assert shape_accuracy_correlations(quick_run.tables) == pytest.approx(rho, rel=1e-12)
+    (check,) = shape.checks
+    if check.effect.ok:  # two replicates are too few for a bootstrap interval: said, not judged
+        assert check.effect.estimate == pytest.approx(np.mean(rho), rel=1e-12)
+        assert shape.verdict == directional(check.effect.low, check.effect.high, "greater", 0.0)
+    else:
+        assert "needs at least 3" in check.effect.note and shape.verdict == "inconclusive"

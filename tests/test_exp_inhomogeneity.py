@@ -9,6 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from by_hand import (
+    assert_effect,
+    bonferroni,
+    directional,
+    every_part,
+    t_interval,
+)
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -17,7 +24,11 @@ pytest.importorskip("ase")
 from circuitnn.errors import ConfigError
 from circuitnn.experiments import run_experiment
 from circuitnn.experiments.inhomogeneity import QUICK
-from circuitnn.experiments.inhomogeneity_findings import optimal_widths, recovery_contrast
+from circuitnn.experiments.inhomogeneity_findings import (
+    _retraining_repairs,
+    optimal_widths,
+    recovery_contrast,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,6 +112,76 @@ def test_the_inverter_chip_damage_is_repaired_in_every_replicate(quick_run) -> N
         assert (contrast > 0).all(), (task, contrast)  # more than half recovered, each replicate
     chips = [c for c in quick_run.tables["chips"] if c["family"] == "cmos_inverter"]
     assert len({c["damaged_error"] for c in chips}) == len(chips), "chips differ"
+
+
+def test_damage_and_repair_effects_recomputed_from_the_chips(quick_run) -> None:
+    """Wiring: per task and family, the damage effect (per replicate: the mean error over its
+    chips − the nominal network's error; paired t over replicates) and the repair contrast (per
+    replicate: (damaged − repaired) − ½·(damaged − baseline), the baseline the better of the
+    nominal network and the nominal network trained on), worked out here from the per-chip rows,
+    equal the effects the findings report; each verdict follows from its interval by the rule
+    (> 0; the repair claim over every damaged family: all parts, Bonferroni on the contradicted
+    side)."""
+    chips, summary = quick_run.tables["chips"], quick_run.tables["chip_summary"]
+    for task in ("regression", "classification"):
+        damaged_families, contrasts = [], {}
+        for family in ("mos_diffpair", "cmos_inverter"):
+            damage, contrast = [], []
+            for replicate in (0, 1):
+                mine = [
+                    c
+                    for c in chips
+                    if (c["task"], c["family"], c["replicate"]) == (task, family, replicate)
+                ]
+                (row,) = [
+                    r
+                    for r in summary
+                    if (r["task"], r["family"], r["replicate"]) == (task, family, replicate)
+                ]
+                assert len(mine) == quick_run.config["settings"]["chips"]
+                damaged = float(np.mean([c["damaged_error"] for c in mine]))
+                repaired = float(np.mean([c["repaired_error"] for c in mine]))
+                baseline = min(row["nominal_error"], row["continued_error"])
+                damage.append(damaged - row["nominal_error"])
+                contrast.append((damaged - repaired) - 0.5 * (damaged - baseline))
+            estimate, low, high = t_interval(damage)
+            (finding,) = [
+                f
+                for f in quick_run.findings
+                if f.claim.startswith(f"{task}/{family}: per-neuron inhomogeneity")
+            ]
+            (check,) = finding.checks
+            assert_effect(check.effect, estimate, low, high)
+            assert finding.verdict == directional(low, high, "greater", 0.0)
+            contrasts[family] = contrast
+            if finding.verdict == "reproduced":
+                damaged_families.append(family)
+        (repair,) = [
+            f for f in quick_run.findings if f.claim.startswith(f"{task}: retraining on each chip")
+        ]
+        judged = [c.effect.label.split(":")[0] for c in repair.checks]
+        assert judged == damaged_families  # only the families whose damage was reproduced
+        if not damaged_families:  # (two replicates seldom reproduce it): judge every family
+            assert repair.verdict == "inconclusive"
+            repair = _retraining_repairs(
+                task, [r for r in summary if r["task"] == task], list(contrasts)
+            )
+        judged = [c.effect.label.split(":")[0] for c in repair.checks]
+        assert judged == (damaged_families or list(contrasts))
+        parts = []
+        for check, family in zip(repair.checks, judged, strict=True):
+            values = contrasts[family]
+            estimate, low, high = t_interval(values)
+            assert_effect(check.effect, estimate, low, high)
+            wide = t_interval(values, bonferroni(0.95, len(repair.checks)))
+            parts.append(
+                (
+                    directional(low, high, "greater", 0.0),
+                    directional(wide[1], wide[2], "greater", 0.0),
+                )
+            )
+            assert check.verdict == parts[-1][0]
+        assert repair.verdict == every_part(parts)
 
 
 def test_noise_hurts_and_the_size_search_is_consistent(quick_run) -> None:

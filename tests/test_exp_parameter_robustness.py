@@ -9,6 +9,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from by_hand import (
+    EQUIVALENCE_LEVEL,
+    assert_effect,
+    bonferroni,
+    directional,
+    equivalent,
+    every_part,
+    t_interval,
+)
 from torch.func import functional_call
 
 from circuitnn.errors import ConfigError
@@ -92,6 +101,81 @@ def test_claims_are_stated_as_the_study_states_them(result):
     flatter = next(f for f in result.findings if "flatter" in f.claim)
     assert len(flatter.checks) == len(REGIMES) - 1  # against each other regime
     assert all(c.rule.claim == "less" and c.rule.null == 1.0 for c in flatter.checks)
+
+
+def _per_replicate(rows: list[dict], name: str, **where: object) -> np.ndarray:
+    """``name`` of the rows matching ``where``, one per replicate, in replicate order."""
+    mine = {r["replicate"]: r[name] for r in rows if all(r[k] == v for k, v in where.items())}
+    assert sorted(mine) == [0, 1], where
+    return np.array([mine[0], mine[1]])
+
+
+def test_worst_case_and_random_effects_recomputed_from_the_raw_tables(result):
+    """Wiring: from the per-replicate accuracies alone, (1) AWP's attacked accuracy minus each
+    other regime's at the selection bound (paired, claim > 0, every regime), (2) AWP's drop from
+    its own unperturbed accuracy at the largest ζ minus each other regime's (equivalence within
+    ± the margin on the 90 % interval) and (4) per regime random − worst-case accuracy at the
+    selection bound (claim > 0, every regime); each effect equals the one its finding reports,
+    and each verdict follows from the intervals by the rule (every part must hold; Bonferroni
+    on the contradicted side)."""
+    settings = result.config["settings"]
+    zeta, largest = settings["select_zeta"], max(settings["zetas"])
+    margin = settings["equivalence_margin"]
+    training, worst, random = (result.tables[n] for n in ("training", "worst_case", "random"))
+    regimes = list(dict.fromkeys(r["regime"] for r in training))
+    others = [regime for regime in regimes if regime != "adversarial"]
+    assert len(others) == len(REGIMES) - 1
+
+    def judge(finding, differences: dict[str, np.ndarray], rule, level: float = 0.95) -> None:
+        """Each part's effect at the rule's level, and the claim's verdict, worked out here."""
+        assert len(finding.checks) == len(differences)
+        parts = []
+        for check, (label, values) in zip(finding.checks, differences.items(), strict=True):
+            assert label in check.effect.label
+            estimate, low, high = t_interval(values, level)
+            assert_effect(check.effect.at(level), estimate, low, high)
+            wide = t_interval(values, bonferroni(level, len(differences)))
+            parts.append((rule(low, high), rule(*wide[1:])))
+            assert check.verdict == parts[-1][0]
+        assert finding.verdict == every_part(parts), finding.claim
+
+    def greater(low: float, high: float) -> str:
+        return directional(low, high, "greater", 0.0)
+
+    def within(low: float, high: float) -> str:
+        return equivalent(low, high, 0.0, margin)
+
+    awp = _per_replicate(worst, "accuracy", regime="adversarial", zeta=zeta)
+    judge(
+        result.findings[0],
+        {
+            f"AWP − {other}": awp - _per_replicate(worst, "accuracy", regime=other, zeta=zeta)
+            for other in others
+        },
+        greater,
+    )
+    drop = {
+        regime: _per_replicate(training, "test_accuracy", regime=regime)
+        - _per_replicate(random, "accuracy", regime=regime, zeta=largest)
+        for regime in regimes
+    }
+    judge(
+        result.findings[1],
+        {f"drop AWP − drop {other}": drop["adversarial"] - drop[other] for other in others},
+        within,
+        EQUIVALENCE_LEVEL,
+    )
+    judge(
+        result.findings[3],
+        {
+            f"{regime}: random − worst case": _per_replicate(
+                random, "accuracy", regime=regime, zeta=zeta
+            )
+            - _per_replicate(worst, "accuracy", regime=regime, zeta=zeta)
+            for regime in regimes
+        },
+        greater,
+    )
 
 
 def test_unknown_option_is_a_config_error(tmp_path):

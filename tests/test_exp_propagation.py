@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from by_hand import (
+    assert_effect,
+    bonferroni,
+    directional,
+    every_part,
+    geometric_interval,
+    t_interval,
+)
 
 pytest.importorskip("torch")
 
@@ -100,6 +110,88 @@ def test_slope_below_one_suppresses_and_bounds_the_noise(quick_run) -> None:
     assert quick_run.findings[2].verdict != "contradicted"
     assert quick_run.findings[1].verdict != "reproduced"
     assert "mos_diffpair g=1.5" in " ".join(c.effect.label for c in quick_run.findings[1].checks)
+
+
+def _last_and_first(layers: list[dict], family: str, gain: float, kind: str) -> np.ndarray:
+    """Per replicate (rows: replicates), the measured σ at the last and at the first layer, and
+    the largest transfer χ over layers 2…L, from the per-layer rows."""
+    values = []
+    for replicate in (0, 1):
+        mine = sorted(
+            (
+                r
+                for r in layers
+                if (r["family"], r["gain"], r["kind"], r["replicate"])
+                == (family, gain, kind, replicate)
+            ),
+            key=lambda r: r["layer"],
+        )
+        assert [r["layer"] for r in mine] == list(range(1, len(mine) + 1))  # one row per layer
+        values.append(
+            (mine[-1]["measured"], mine[0]["measured"], max(r["transfer"] for r in mine[1:]))
+        )
+    return np.array(values)
+
+
+def test_prediction_and_suppression_effects_recomputed_from_the_layers(quick_run) -> None:
+    """Wiring: from the per-layer rows alone, (1) per replicate the worst |predicted/measured − 1|
+    over the layers with noise ≤ 10 % of the signal, its mean with the t interval (claim < 0.10),
+    random and trained networks; (3) for every family: (a) per kind the geometric mean ratio of
+    the last layer's σ at gain 0.7 to gain 1.5, (b) a single source's σ_L / σ_1 at gain 0.7
+    (claim < 1 each), (c) additive σ_L over the linear bound σ/√(1 − χ_max) (claim < 1.1); each
+    equals the effect its finding reports, and each verdict follows from the intervals by the
+    rule (claim (3) every part, Bonferroni on the contradicted side)."""
+    for table, finding in (
+        ("layers", quick_run.findings[0]),
+        ("trained_layers", quick_run.findings[4]),
+    ):
+        worst = []
+        for replicate in (0, 1):
+            small = [
+                abs(r["predicted"] / r["measured"] - 1)
+                for r in quick_run.tables[table]
+                if r["replicate"] == replicate and r["measured"] / r["signal"] <= 0.10
+            ]
+            worst.append(max(small))
+        estimate, low, high = t_interval(worst)
+        (check,) = finding.checks
+        assert_effect(check.effect, estimate, low, high)
+        assert finding.verdict == directional(low, high, "less", 0.10), finding.claim
+
+    layers = quick_run.tables["layers"]
+    sigma = quick_run.config["settings"]["sigma"]
+    suppressed = quick_run.findings[2]
+    checks = {c.effect.label.split(":")[0]: c for c in suppressed.checks}
+    parts = []
+
+    def judge(label: str, values: np.ndarray, interval, claim_null: float) -> None:
+        estimate, low, high = interval(values)
+        assert_effect(checks.pop(label).effect, estimate, low, high)
+        wide = interval(values, bonferroni(0.95, len(suppressed.checks)))
+        parts.append(
+            (directional(low, high, "less", claim_null), directional(*wide[1:], "less", claim_null))
+        )
+
+    for family in ("mos_diffpair", "cmos_inverter"):
+        for kind in KINDS:
+            low_gain = _last_and_first(layers, family, 0.7, kind)
+            high_gain = _last_and_first(layers, family, 1.5, kind)
+            judge(f"(a) {family} {kind}", low_gain[:, 0] / high_gain[:, 0], geometric_interval, 1)
+        single = _last_and_first(layers, family, 0.7, "single-source")
+        judge(
+            f"(b) {family} single source σ_L/σ_1 at g=0.7",
+            single[:, 0] / single[:, 1],
+            geometric_interval,
+            1,
+        )
+        for kind in ("additive", "additive-correlated"):
+            rows = _last_and_first(layers, family, 0.7, kind)
+            assert (rows[:, 2] < 1).all()  # the bound exists: every transfer below 1
+            bound = sigma / np.sqrt(1 - rows[:, 2])
+            judge(f"(c) {family} {kind}", rows[:, 0] / bound, t_interval, 1.1)
+    assert not checks  # every part of the claim worked out here
+    assert suppressed.verdict == every_part(parts)
+    assert math.isfinite(sigma)
 
 
 def test_bad_options() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
+from by_hand import assert_effect, bonferroni, directional, every_part, geometric_interval
 
 from circuitnn.errors import ConfigError
 from circuitnn.experiments import run_experiment
@@ -109,6 +111,73 @@ def test_findings_are_decided_per_setting_and_layer(result):
     assert "σ = 2" in binarizes.checks[1].effect.label
     assert binarizes.verdict in ("reproduced", "contradicted", "inconclusive")
     assert binarizes.verdict in (result.out / "summary.md").read_text()
+
+
+def _values(rows: list[dict], name: str, **where: object) -> list[float]:
+    """``name`` of the rows matching ``where``, one per replicate, in replicate order."""
+    mine = {r["replicate"]: r[name] for r in rows if all(r[k] == v for k, v in where.items())}
+    assert sorted(mine) == [0, 1], where
+    return [mine[0], mine[1]]
+
+
+def test_robustness_and_weight_effects_recomputed_from_the_raw_tables(result):
+    """Wiring: from the per-replicate midpoints, for every setting and noise it trains with, the
+    geometric mean over the walked layers and ``all`` of (midpoint of the noise-trained network
+    / the clean one's), both under that noise, then the geometric mean over replicates with the
+    t interval of the mean log (claim > 1); and from the weight rows, per hidden layer of the
+    digits MLP the geometric mean ratio of the weight RMS additive-trained / clean (claim > 1,
+    every layer, Bonferroni on the contradicted side). Each equals the effect its finding
+    reports, and each verdict follows from the intervals by the rule."""
+    midpoints = result.tables["midpoints"]
+    judged = 0
+    for finding in result.findings:
+        claim = re.match(r"(\S+): training with (\S+) noise .* raises the", finding.claim)
+        if claim is None:
+            continue
+        setting, noise = claim.groups()
+        mine = [r for r in midpoints if r["setting"] == setting and r["noise"] == noise]
+        layers = list(dict.fromkeys(r["layer"] for r in mine))
+        assert layers[-1] == "all" and len(layers) >= 3  # the walked layers, then all of them
+        per_replicate = np.exp(
+            np.mean(
+                [
+                    np.log(
+                        np.array(_values(mine, "midpoint", regime=noise, layer=layer))
+                        / np.array(_values(mine, "midpoint", regime="clean", layer=layer))
+                    )
+                    for layer in layers
+                ],
+                axis=0,
+            )
+        )
+        estimate, low, high = geometric_interval(per_replicate)
+        (check,) = finding.checks
+        assert_effect(check.effect, estimate, low, high)
+        assert finding.verdict == directional(low, high, "greater", 1.0), finding.claim
+        judged += 1
+    assert judged >= 5  # digits MLP: 3 noises; the CNN and the regression MLP: additive
+
+    weights = [r for r in result.tables["weights"] if r["setting"] == "digits-mlp"]
+    (growth,) = [
+        f
+        for f in result.findings
+        if f.claim.startswith("digits-mlp: additive-noise training") and "weight" in f.claim
+    ]
+    hidden = [layer for layer in dict.fromkeys(r["layer"] for r in weights) if layer != "output"]
+    assert len(growth.checks) == len(hidden) == 2
+    parts = []
+    for check, layer in zip(growth.checks, hidden, strict=True):
+        ratios = np.array(_values(weights, "rms", regime="additive", layer=layer)) / np.array(
+            _values(weights, "rms", regime="clean", layer=layer)
+        )
+        estimate, low, high = geometric_interval(ratios)
+        assert_effect(check.effect, estimate, low, high)
+        wide = geometric_interval(ratios, bonferroni(0.95, len(hidden)))
+        parts.append(
+            (directional(low, high, "greater", 1.0), directional(*wide[1:], "greater", 1.0))
+        )
+        assert check.verdict == parts[-1][0]
+    assert growth.verdict == every_part(parts)
 
 
 def test_unknown_option_is_a_config_error(tmp_path):
