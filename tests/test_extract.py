@@ -78,6 +78,34 @@ def test_non_monotonic_flat_and_failed_curves() -> None:
     assert d["max_slope"][1] == pytest.approx(1 + 2 * (1 - (40 * STEP) ** 2 / 6), abs=3e-3)
 
 
+def test_monotonic_ignores_steps_back_below_a_millionth_of_the_swing_at_any_scale() -> None:
+    """The tolerance is relative to each curve's own swing: on a 100 µA current output a step
+    back of 1e-5 of the swing breaks monotonicity and one of 1e-7 does not, exactly as on the
+    same curves scaled to 1 V; rising and falling curves side by side are each monotonic."""
+    ramp = 1e-4 * (GRID + 1) / 2  # 0 … 100 µA
+    curves = [ramp, ramp[::-1]]
+    for fraction in (1e-5, 1e-7):
+        stepped = ramp.copy()
+        stepped[400] = stepped[399] - fraction * 1e-4
+        curves.append(stepped)
+    for scale in (1.0, 1e4):
+        d = describe(GRID, scale * np.stack(curves))
+        np.testing.assert_array_equal(d["monotonic"], [1, 1, 0, 1])
+
+
+def test_descriptors_are_floats_whatever_the_curves_type() -> None:
+    """Integer-valued curves (a list of ints) give float64 descriptors (NaN-capable, as the
+    store keeps them), equal to those of the same curves as floats."""
+    grid = np.arange(4.0)
+    ints = [[0, 1, 2, 3], [3, 2, 1, 0], [0, 1, 3, 4]]
+    d = describe(grid, ints, power=np.ones((3, 4)))
+    expected = describe(grid, np.array(ints, dtype=np.float64), power=np.ones((3, 4)))
+    for name, values in d.items():
+        assert values.dtype == np.float64, name
+        np.testing.assert_array_equal(values, expected[name], name)
+    np.testing.assert_array_equal(d["midpoint"], [1.5, 1.5, 1.5])
+
+
 def test_vectorised_rows_equal_single_rows_and_mean_power() -> None:
     rng = np.random.default_rng(5)
     centers = rng.uniform(-0.5, 0.5, 20)

@@ -26,7 +26,13 @@ from circuitnn import extract_family
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError, SimulationError
 from circuitnn.extract.analysis_chunks import simulate_noise_chunk
-from circuitnn.extract.spectra import fit_white_flicker, integrated_sigma
+from circuitnn.extract.spectra import (
+    device_instances,
+    device_totals,
+    fit_white_flicker,
+    instance_psd,
+    integrated_sigma,
+)
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.units import format_spice
 from circuitnn.neuron.variation import ParameterTable, nominal_table
@@ -217,6 +223,16 @@ def test_integrated_sigma_is_exact_for_white_and_one_over_f() -> None:
     assert integrated_sigma(f, np.broadcast_to(spectra, (2, 3, len(f))), 1e6).shape == (2, 3)
 
 
+def test_integrated_sigma_stops_at_the_last_frequency() -> None:
+    """A bandwidth past the analysis' last frequency integrates up to that frequency."""
+    f = np.logspace(0, 6, 31)
+    white = np.full((2, len(f)), 4e-17)
+    for bandwidth in (1e6, 1e7, 1e12):
+        np.testing.assert_allclose(
+            integrated_sigma(f, white, bandwidth), np.sqrt(4e-17 * (1e6 - 1.0)), rtol=1e-12
+        )
+
+
 @pytest.mark.parametrize("alpha", [0.8, 1.0, 1.3, 2.0])
 def test_fit_recovers_white_flicker_and_alpha(alpha: float) -> None:
     f = np.logspace(0, 6, 61)
@@ -252,6 +268,109 @@ def test_fit_of_pure_white_or_pure_flicker() -> None:
     # the α refinement is a parabola through three grid costs, so a little of the top decade
     # can land in the white term: under 5 % of the spectrum's lowest value
     assert w[0] < 0.05 * 1e-12 / f[-1]
+
+
+@pytest.mark.parametrize("alpha", [0.87, 1.234, 1.57, 2.41])
+def test_fit_refines_alpha_between_grid_points(alpha: float) -> None:
+    """Off the search grid (0.5…2.5 by 0.1, then by 0.02 around each spectrum's best): on exact
+    data the parabola through the three best fine-grid costs puts α within 1e-3 — a twentieth of
+    the fine step —, the white level within 1e-3 and the flicker coefficient within 2e-3."""
+    f = np.logspace(0, 6, 61)
+    white = np.array([1e-16, 4e-18, 2e-15])
+    corner = np.array([1e2, 3e3, 10.0])  # where flicker = white
+    flicker = white * corner**alpha
+    spectra = white[:, None] + flicker[:, None] / f[None, :] ** alpha
+    fitted_white, fitted_flicker, fitted_alpha = fit_white_flicker(f, spectra)
+    np.testing.assert_allclose(fitted_alpha, alpha, atol=1e-3)
+    np.testing.assert_allclose(fitted_white, white, rtol=1e-3)
+    np.testing.assert_allclose(fitted_flicker, flicker, rtol=2e-3)
+    # the default search grid is the documented one
+    documented = fit_white_flicker(f, spectra, np.linspace(0.5, 2.5, 21))
+    for default, given in zip(
+        (fitted_white, fitted_flicker, fitted_alpha), documented, strict=True
+    ):
+        np.testing.assert_array_equal(default, given)
+
+
+def test_fit_searches_the_exponents_it_is_given() -> None:
+    """``alphas`` sets the search: one value fits that exponent exactly; two values are refined
+    between and around them; a grid beyond the default range finds a steeper spectrum the
+    default grid cannot reach (it stops a fine half-step past 2.5)."""
+    f = np.logspace(0, 6, 61)
+    white = np.array([1e-16, 4e-18, 2e-15])
+    corner = np.array([1e2, 3e3, 10.0])
+
+    def spectra(alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        flicker = white * corner**alpha
+        return flicker, white[:, None] + flicker[:, None] / f[None, :] ** alpha
+
+    flicker, exact = spectra(1.0)
+    w, k, a = fit_white_flicker(f, exact, [1.0])
+    np.testing.assert_array_equal(a, 1.0)
+    np.testing.assert_allclose(w, white, rtol=1e-12)
+    np.testing.assert_allclose(k, flicker, rtol=1e-12)
+    flicker, exact = spectra(1.2)
+    w, k, a = fit_white_flicker(f, exact, [1.0, 1.5])
+    np.testing.assert_allclose(a, 1.2, atol=0.01)  # fine step 0.1 around the better of the two
+    np.testing.assert_allclose(w, white, rtol=0.01)
+    flicker, steep = spectra(3.0)
+    w, k, a = fit_white_flicker(f, steep, np.linspace(2.0, 4.0, 21))
+    np.testing.assert_allclose(a, 3.0, atol=1e-3)
+    np.testing.assert_allclose(k, flicker, rtol=2e-3)
+    assert np.all(fit_white_flicker(f, steep)[2] <= 2.6 + 1e-9)
+
+
+# A cell of every device kind whose noise ngspice splits into components, twice (xn0, xn1), and
+# a resistor outside the cells: ngspice names each device's total ``onoise_<device>`` and its
+# parts ``onoise_<device>_<part>``; r1 and r10 test that a name prefix is not a component.
+NOISE_NAMES_NETLIST = """* noise vector names
+.subckt cell in out
+r1 in out 1k
+r10 out 0 2k
+d1 out 0 dmod
+m1 out in 0 0 nmod w=1u l=1u
+.ends
+.model dmod d(is=1e-14 rs=10 kf=1e-14)
+.model nmod nmos(level=1 kf=1e-25)
+vin in 0 dc 0.7 ac 1
+xn0 in out0 cell
+xn1 in out1 cell
+rsum out0 out1 1meg
+.noise v(out0) vin dec 2 1 1e4 1
+.control
+run
+setplot noise1
+write noise.raw all
+.endc
+.end
+"""
+DEVICES = (("r", "r1"), ("r", "r10"), ("d", "d1"), ("m", "m1"))  # (kind, name) in each cell
+
+
+def test_instance_psd_sums_each_instances_device_totals_from_real_ngspice_vectors() -> None:
+    """On the vectors of a real ngspice noise run: the totals are the devices (components, the
+    spectra and non-noise vectors left out, r10 kept beside r1), each assigned to its instance;
+    an instance's PSD is the sum of its devices' squared densities; instances past the count
+    asked for are left out."""
+    (plot,) = run_script(NOISE_NAMES_NETLIST, ["noise.raw"], timeout=30.0)["noise.raw"]
+    vectors = plot.vectors
+    devices = [f"{kind}.xn{i}.{name}" for i in (0, 1) for kind, name in DEVICES]
+    assert device_totals(list(vectors)) == sorted(
+        [f"onoise_{device}" for device in devices] + ["onoise_rsum"]
+    )
+    assert any(name.endswith("_thermal") for name in vectors)  # components were there
+    owners = device_instances(list(vectors), 2)
+    assert sorted(owners) == sorted(
+        (f"onoise_{kind}.xn{i}.{name}", i) for i in (0, 1) for kind, name in DEVICES
+    )
+    assert sorted(device_instances(list(vectors), 1)) == sorted(o for o in owners if o[1] == 0)
+    psd = instance_psd(vectors, 2)
+    for i in (0, 1):
+        expected = sum(vectors[f"onoise_{kind}.xn{i}.{name}"] ** 2 for kind, name in DEVICES)
+        np.testing.assert_allclose(psd[i], expected, rtol=1e-12)
+        assert np.all(psd[i] > 0)
+    np.testing.assert_array_equal(instance_psd(vectors, 2, owners), psd)
+    np.testing.assert_array_equal(instance_psd(vectors, 1), psd[:1])
 
 
 # ---------------------------------------------------------------- batching
