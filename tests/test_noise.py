@@ -260,8 +260,9 @@ def test_fit_recovers_white_flicker_and_alpha(alpha: float) -> None:
 
 def test_fit_of_pure_white_or_pure_flicker() -> None:
     f = np.logspace(0, 6, 31)
-    white, _, _ = fit_white_flicker(f, np.full((1, len(f)), 5e-17))
+    white, flicker, alpha = fit_white_flicker(f, np.full((1, len(f)), 5e-17))
     np.testing.assert_allclose(white, 5e-17, rtol=1e-6)
+    assert flicker[0] == 0 and np.isnan(alpha[0])  # no flicker: its exponent is undefined
     w, k, a = fit_white_flicker(f, (1e-12 / f**1.0)[None, :])
     np.testing.assert_allclose(k, 1e-12, rtol=0.02)
     np.testing.assert_allclose(a, 1.0, atol=0.01)
@@ -318,6 +319,62 @@ def test_fit_searches_the_exponents_it_is_given() -> None:
     np.testing.assert_allclose(a, 3.0, atol=1e-3)
     np.testing.assert_allclose(k, flicker, rtol=2e-3)
     assert np.all(fit_white_flicker(f, steep)[2] <= 2.6 + 1e-9)
+
+
+def test_fit_is_per_spectrum_relative_and_non_negative() -> None:
+    """Each spectrum is fitted on its own (rows together equal rows alone, pure white beside
+    pure flicker); relative least squares is blind to the unit's scale (a current output's
+    1e-24 A²/Hz fits as a 1e4 V²/Hz one); points where the PSD is zero carry no information
+    and are left out; both coefficients stay non-negative where the unconstrained solution
+    would go below zero (a rising spectrum; a falling one flattening below its 1/f asymptote)."""
+    f = np.logspace(0, 6, 31)
+    spectra = np.stack(
+        [
+            np.full_like(f, 5e-17),
+            2e-12 / f**1.3,
+            1e-16 + 1e-12 / f**0.9,
+            1e-16 * f / (f + 1e3),  # rising: a high-pass
+            1e-12 / f - 0.9e-18,  # below its 1/f asymptote (positive up to 1e6 Hz)
+        ]
+    )
+    together = fit_white_flicker(f, spectra)
+    for row in range(len(spectra)):
+        alone = fit_white_flicker(f, spectra[row : row + 1])
+        for both, single in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(both[row], single[0])
+    white, flicker, alpha = together
+    assert np.all(white >= 0) and np.all(flicker >= 0)
+    assert flicker[0] == 0  # pure white: no flicker at all
+
+    def model(w: np.ndarray, k: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return w[:, None] + k[:, None] / f[None, :] ** np.nan_to_num(a)[:, None]
+
+    for scale in (1e-8, 1e20):
+        scaled = fit_white_flicker(f, spectra * scale)
+        np.testing.assert_allclose(model(*scaled), model(*together) * scale, rtol=1e-6)
+        np.testing.assert_allclose(scaled[2][1:], alpha[1:], rtol=1e-9)  # where there is flicker
+    holes = spectra.copy()
+    holes[:, ::5] = 0.0  # every fifth point carries nothing
+    kept = np.ones(len(f), dtype=bool)
+    kept[::5] = False
+    for with_holes, without in zip(
+        fit_white_flicker(f, holes), fit_white_flicker(f[kept], spectra[:, kept]), strict=True
+    ):
+        np.testing.assert_allclose(with_holes, without, rtol=1e-12)
+
+
+def test_an_exponent_past_the_search_is_reported_at_the_best_one_searched() -> None:
+    """Past either end of the search (the default grid's fine steps reach 0.4 and 2.6), the fit
+    reports the best exponent it evaluated — the end of its fine grid — and the coefficients
+    that go with it."""
+    f = np.logspace(0, 6, 61)
+    for alpha, end in ((3.0, 2.6), (0.3, 0.4)):
+        spectrum = (1e-16 + 1e-16 * 1e2**alpha / f**alpha)[None, :]
+        white, flicker, fitted = fit_white_flicker(f, spectrum)
+        np.testing.assert_allclose(fitted, end, rtol=1e-12)
+        at_end = fit_white_flicker(f, spectrum, [end])
+        np.testing.assert_allclose(white, at_end[0], rtol=1e-12)
+        np.testing.assert_allclose(flicker, at_end[1], rtol=1e-12)
 
 
 # A cell of every device kind whose noise ngspice splits into components, twice (xn0, xn1), and

@@ -115,7 +115,8 @@ def fit_white_flicker(
     curvature = c0 - 2 * c1 + c2
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = np.where(curvature > 0, 0.5 * (c0 - c2) / curvature, 0.0)
-    alpha = centre + offsets[inner] + np.where(best == inner, np.clip(shift, -1, 1), 0.0) * step
+    # at an end of the fine grid there is no parabola: the best exponent evaluated stands
+    alpha = centre + offsets[best] + np.where(best == inner, np.clip(shift, -1, 1), 0.0) * step
     refined, _ = _solve_each(f, s, alpha)
     alpha = np.where(refined[:, 1] > 0, alpha, np.nan)  # no flicker: its exponent is undefined
     shape = np.shape(psd)[:-1]
