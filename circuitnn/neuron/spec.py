@@ -17,9 +17,13 @@ import numpy as np
 
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.netlist import Subcircuit
+from circuitnn.neuron.simulator import Simulator, managed_options
 from circuitnn.neuron.units import parse_spice
 
 DISTRIBUTIONS = ("normal", "lognormal", "uniform")
+
+
+DIRECTIONS = ("up", "down", "both")
 
 
 QUANTITIES = ("voltage", "differential_voltage", "current")
@@ -100,12 +104,23 @@ class Ports:
 
 @dataclass(frozen=True)
 class Sweep:
-    """Uniform DC input sweep: ``points`` values from ``start`` to ``stop`` volts (inclusive)."""
+    """Uniform DC input sweep: ``points`` values from ``start`` to ``stop`` volts (inclusive).
+
+    ``direction``: ``"up"`` sweeps from start to stop, ``"down"`` from stop to start, ``"both"``
+    does both (two branches of a circuit with hysteresis; the up branch is the family's curves).
+    Curves are always stored in increasing input order.
+    """
 
     start: float
     stop: float
     points: int = 401
     common_mode: float = 0.0
+    direction: str = "up"
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The sweeps run, the family's main branch first."""
+        return ("up", "down") if self.direction == "both" else (self.direction,)
 
     @property
     def step(self) -> float:
@@ -155,6 +170,7 @@ class NeuronSpec:
     temperature: float = 27.0
     description: str = ""
     includes: tuple[tuple[str, str], ...] = ()
+    simulator: Simulator = field(default_factory=Simulator)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -187,6 +203,11 @@ class NeuronSpec:
         """A copy simulated at ``celsius`` °C."""
         return validated(dataclasses.replace(self, temperature=parse_spice(celsius, "temperature")))
 
+    def with_simulator(self, **changes: object) -> NeuronSpec:
+        """A copy with some simulator settings replaced (``reltol``, ``abstol``, ``vntol``;
+        ``options``, a mapping, is merged into the spec's)."""
+        return dataclasses.replace(self, simulator=self.simulator.replaced(**changes))
+
     def identity(self) -> dict[str, Any]:
         """Everything about the spec that determines simulation results, as plain JSON data."""
         return {
@@ -204,6 +225,7 @@ class NeuronSpec:
             "variations": [dataclasses.asdict(v) for v in self.variations],
             "corners": self.corners,
             "temperature": self.temperature,
+            "simulator": self.simulator.identity(),
         }
 
 
@@ -253,6 +275,20 @@ def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
         raise ConfigError(
             f"{where}: sweep.points must be from 2 to {MAX_POINTS} (got {spec.sweep.points})"
         )
+    if spec.sweep.direction not in DIRECTIONS:
+        raise ConfigError(
+            f"{where}: sweep.direction {spec.sweep.direction!r} must be one of {DIRECTIONS}"
+        )
+    if not isinstance(spec.simulator, Simulator):
+        raise ConfigError(f"{where}: simulator must be a Simulator, got {spec.simulator!r}")
+    for source, text in ((spec.netlist_source, spec.netlist_text), *spec.includes):
+        owned = managed_options(text)
+        if owned:
+            raise ConfigError(
+                f"{where}: {source} sets {', '.join(owned)} in a .options card; set "
+                f"{'them' if len(owned) > 1 else 'it'} in the spec's [simulator] table instead "
+                "(part of the family's key and of its self-check tolerance)"
+            )
     if not spec.sweep.stop > spec.sweep.start:
         raise ConfigError(f"{where}: sweep.stop ({spec.sweep.stop}) must exceed sweep.start")
     if spec.temperature < -273.15:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.netlist import find_subckt, resolve_includes
 from circuitnn.neuron.safety import check_safe
+from circuitnn.neuron.simulator import Simulator, simulator_from_dict
 from circuitnn.neuron.spec import (
     DISTRIBUTIONS,
     Distribution,
@@ -20,6 +22,27 @@ from circuitnn.neuron.spec import (
 )
 from circuitnn.neuron.units import parse_spice
 from circuitnn.toml_file import read_toml
+
+# the keys each table of a spec may hold (any other is a mistake, refused with the valid ones)
+SPEC_KEYS = {
+    "": (
+        "name",
+        "description",
+        "netlist",
+        "subckt",
+        "temperature",
+        "ports",
+        "sweep",
+        "output",
+        "parameters",
+        "variation",
+        "corners",
+        "simulator",
+    ),
+    "ports": ("input", "output", "supplies", "ground", "bias", "measure_input_current"),
+    "sweep": ("start", "stop", "points", "common_mode", "direction"),
+    "output": ("quantity", "load_voltage", "invert", "load_capacitance"),
+}
 
 
 def load_spec(path: str | Path, allow_control: bool = False) -> NeuronSpec:
@@ -42,6 +65,7 @@ def spec_from_dict(
 ) -> NeuronSpec:
     """Build and validate a spec from TOML-shaped data; relative paths resolve in ``directory``."""
     reader = _Reader(data, source)
+    strict_keys(data, SPEC_KEYS[""], f"{source}: the spec")
     name = reader.text("name")
     netlist_path = Path(reader.text("netlist"))
     if not netlist_path.is_absolute():
@@ -61,6 +85,7 @@ def spec_from_dict(
     subckt = find_subckt(text, reader.text("subckt", default=name), str(netlist_path))
 
     ports_data = reader.table("ports")
+    strict_keys(ports_data, SPEC_KEYS["ports"], f"{source}: [ports]")
     ports = Ports(
         input=_names(ports_data, "input", f"{source}: ports.input", (1, 2)),
         output=_names(ports_data, "output", f"{source}: ports.output", (1, 2)),
@@ -72,13 +97,16 @@ def spec_from_dict(
         ),
     )
     sweep_data = reader.table("sweep")
+    strict_keys(sweep_data, SPEC_KEYS["sweep"], f"{source}: [sweep]")
     sweep = Sweep(
         start=parse_spice(_need(sweep_data, "start", f"{source}: sweep"), f"{source}: sweep.start"),
         stop=parse_spice(_need(sweep_data, "stop", f"{source}: sweep"), f"{source}: sweep.stop"),
         points=_integer(sweep_data.get("points", 401), f"{source}: sweep.points"),
         common_mode=parse_spice(sweep_data.get("common_mode", 0.0), f"{source}: sweep.common_mode"),
+        direction=_text(sweep_data.get("direction", "up"), f"{source}: sweep.direction"),
     )
     output_data = reader.table("output")
+    strict_keys(output_data, SPEC_KEYS["output"], f"{source}: [output]")
     output = Output(
         quantity=str(output_data.get("quantity", "voltage")),
         load_voltage=parse_spice(
@@ -117,8 +145,31 @@ def spec_from_dict(
         temperature=parse_spice(data.get("temperature", 27.0), f"{source}: temperature"),
         description=str(data.get("description", "")),
         includes=tuple(includes),
+        simulator=(
+            simulator_from_dict(data["simulator"], f"{source}: [simulator]")
+            if "simulator" in data
+            else Simulator()
+        ),
     )
     return validated(spec, source)
+
+
+def strict_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """:class:`ConfigError` naming the first key of ``table`` not in ``allowed`` (with a close
+    match, if any, and the valid keys)."""
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(allowed)}"
+            )
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
 
 
 def _variation(parameter: str, data: object, where: str) -> Variation:

@@ -128,6 +128,7 @@ def _circuit(
             f"vs_{port} s_{port} 0 DC {format_spice(v)}" for port, v in ports.supplies.items()
         ]
     lines.append(f".temp {format_spice(spec.temperature)}")
+    lines.append(spec.simulator.card())
     bench = Bench(
         text="",
         instances=len(table),
@@ -153,17 +154,24 @@ def _finish(lines: list[str], bench: Bench) -> Bench:
     return dataclasses.replace(bench, text="\n".join([*lines, ".end"]) + "\n")
 
 
-def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
-    """The batched DC-sweep netlist for every row of ``table``."""
+def render_dc_bench(spec: NeuronSpec, table: ParameterTable, direction: str = "up") -> Bench:
+    """The batched DC-sweep netlist for every row of ``table``, sweeping ``direction`` (``"up"``
+    from the sweep's start to its stop, ``"down"`` from its stop to its start; the vectors then
+    come back in that order)."""
     sweep = spec.sweep
-    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC {format_spice(sweep.start)}")
+    first, last, step = sweep.start, sweep.stop, sweep.step
+    if direction == "down":
+        first, last, step = sweep.stop, sweep.start, -sweep.step
+    elif direction != "up":
+        raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC {format_spice(first)}")
     # ngspice accumulates the sweep value (value += step) and ends once it passes stop by more
     # than ~2e-13, so rounding can drop the last point; half a step of headroom keeps exactly
     # sweep.points points
     lines += [
         *(_wrap(".save", bench.vectors)),
-        f".dc {SWEEP_SOURCE} {format_spice(sweep.start)} "
-        f"{format_spice(sweep.stop + sweep.step / 2)} {format_spice(sweep.step)}",
+        f".dc {SWEEP_SOURCE} {format_spice(first)} "
+        f"{format_spice(last + step / 2)} {format_spice(step)}",
     ]
     return _finish(lines, bench)
 

@@ -1,15 +1,20 @@
-"""Run a rendered netlist in ngspice and return its saved vectors.
+"""Run rendered netlists in ngspice and return their saved vectors (and logs).
 
-Two engines, same contract (:meth:`Engine.run`):
+Two engines, same contract (:meth:`Engine.run`, :meth:`Engine.run_many`):
 
-* ``subprocess`` — ``ngspice -b -r FILE`` in a temporary folder. A hang is killed at the timeout, a
+* ``subprocess`` — ``ngspice -n -b`` in a temporary folder: one process runs a list of circuits,
+  each alone (loaded, simulated, written, removed, in turn). A hang is killed at the timeout, a
   crash costs only that child process, and no memory accumulates in the worker.
 * ``shared`` — libngspice loaded in-process through PySpice's ``NgSpiceShared`` (one instance per
   process, as libngspice keeps global state). ngspice's messages are classified here, not by
   PySpice.
 
+Neither reads a user's ``.spiceinit`` (``-n``; libngspice is started in an empty folder), so
+nothing outside a family's key changes its numbers.
+
 Errors: :class:`NetlistError` when ngspice rejects the netlist, :class:`ConvergenceError` when the
-analysis aborts, :class:`SimulationTimeout` on a hang, :class:`SimulationError` on a crash.
+analysis aborts, :class:`InstanceRejected` when it refuses some instances' parameters,
+:class:`SimulationTimeout` on a hang, :class:`SimulatorCrash` on a crash.
 """
 
 from __future__ import annotations
@@ -21,21 +26,60 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from circuitnn.errors import ConfigError, SimulationError, SimulationTimeout, log_tail
+from circuitnn.errors import (
+    ConfigError,
+    NetlistError,
+    SimulationError,
+    SimulationTimeout,
+    SimulatorCrash,
+    log_tail,
+)
 from circuitnn.spice.messages import raise_for_log
 from circuitnn.spice.rawfile import RawPlot, read_raw
 
 DEFAULT_ENGINE = "subprocess"
 
+JOB_MARK = "CIRCUITNN-JOB-"  # echoed before each circuit of a session, to split its log
+
+
+@dataclass(frozen=True)
+class Job:
+    """One circuit to simulate alone: a complete netlist (its analysis as a dot card, no
+    ``.control``), the ``vectors`` to return (ngspice's lower-case names) with ``points`` points
+    each (None: any number, the same for all, e.g. transients), and ``what`` names it in errors."""
+
+    netlist: str
+    vectors: tuple[str, ...]
+    points: int | None
+    what: str
+
+
+@dataclass
+class Outcome:
+    """What one :class:`Job` gave: its vectors, or the error that stopped it; and its log."""
+
+    vectors: dict[str, np.ndarray] | None
+    log: str
+    error: SimulationError | None = None
+
+    def result(self) -> dict[str, np.ndarray]:
+        """The vectors, or the error raised."""
+        if self.error is not None:
+            raise self.error
+        assert self.vectors is not None
+        return self.vectors
+
 
 class Engine:
-    """Runs one netlist; subclasses implement :meth:`_execute`."""
+    """Runs netlists; subclasses implement :meth:`_execute_many`."""
 
     name = "engine"
 
@@ -53,17 +97,41 @@ class Engine:
         ``vectors`` use ngspice's lower-case names (``v(node)``, ``i(vsource)``); ``timeout`` is in
         seconds; ``what`` names the job in error messages.
         """
-        results, log = self._execute(netlist, vectors, timeout, what)
-        complete = results is not None and all(
-            name in results and (points is None or len(results[name]) == points) for name in vectors
-        )
-        raise_for_log(log, what, complete)
-        assert results is not None
-        return {name: results[name] for name in vectors}
+        return self.run_many([Job(netlist, tuple(vectors), points, what)], timeout)[0].result()
 
-    def _execute(
-        self, netlist: str, vectors: list[str], timeout: float, what: str
-    ) -> tuple[dict[str, np.ndarray] | None, str]:
+    def run_many(self, jobs: list[Job], timeout: float, what: str | None = None) -> list[Outcome]:
+        """Simulate every job, each alone (its own circuit: nothing is shared between jobs), in
+        one ngspice session where the engine can, in order; one :class:`Outcome` per job.
+
+        A job that does not converge, returns incomplete results or whose instances ngspice
+        refuses gets its error in its outcome; a rejected netlist raises :class:`NetlistError`
+        (it would fail for every job); a session that hangs past ``timeout`` seconds raises
+        :class:`SimulationTimeout`, one that crashes :class:`SimulatorCrash` (``what`` names the
+        session in those errors; default: the first job and how many more).
+        """
+        if what is None:
+            what = jobs[0].what if len(jobs) == 1 else f"{jobs[0].what} (+{len(jobs) - 1} more)"
+        outcomes = []
+        executed = self._execute_many(jobs, timeout, what)
+        for job, (results, log) in zip(jobs, executed, strict=True):
+            complete = results is not None and all(
+                name in results and (job.points is None or len(results[name]) == job.points)
+                for name in job.vectors
+            )
+            try:
+                raise_for_log(log, job.what, complete)
+            except NetlistError:
+                raise
+            except SimulationError as error:
+                outcomes.append(Outcome(None, log, error))
+                continue
+            assert results is not None
+            outcomes.append(Outcome({name: results[name] for name in job.vectors}, log))
+        return outcomes
+
+    def _execute_many(
+        self, jobs: list[Job], timeout: float, what: str
+    ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
         raise NotImplementedError
 
 
@@ -78,27 +146,40 @@ def ngspice_executable() -> str:
     return path
 
 
-def _spawn(netlist: str, folder: Path, raw: Path | None, timeout: float, what: str) -> str:
-    """Run ``ngspice -b`` on ``netlist`` in ``folder``; return its log (stdout + stderr)."""
-    circuit = folder / "bench.cir"
+def _spawn(netlist: str, folder: Path, timeout: float, what: str) -> str:
+    """Run ``ngspice -n -b`` on ``netlist`` in ``folder``; return its log.
+
+    ``-n``: no ``.spiceinit`` is read (neither the user's nor one in a working folder), so
+    nothing outside a family's key changes results. ``-o``: ngspice writes its messages to one
+    log file in the order it makes them (its stdout is buffered when piped, stderr is not).
+    """
+    circuit, log_file = folder / "bench.cir", folder / "bench.log"
     circuit.write_text(netlist)
-    command = [ngspice_executable(), "-b", *(["-r", str(raw)] if raw else []), str(circuit)]
+    command = [ngspice_executable(), "-n", "-b", "-o", str(log_file), str(circuit)]
     env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
     try:
         done = subprocess.run(
             command, capture_output=True, timeout=timeout, cwd=folder, env=env, check=False
         )
     except subprocess.TimeoutExpired as expired:
-        log = _decode(expired.stdout) + _decode(expired.stderr)
+        log = _decode(expired.stdout) + _decode(expired.stderr) + _read_log(log_file)
         raise SimulationTimeout(
             f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n{log_tail(log)}"
         ) from None
-    log = _decode(done.stdout) + "\n" + _decode(done.stderr)
+    # (stdout holds only ngspice's banner; the log file, last, ends with what went wrong)
+    log = _decode(done.stdout) + "\n" + _decode(done.stderr) + "\n" + _read_log(log_file)
     if done.returncode < 0:
-        raise SimulationError(
+        raise SimulatorCrash(
             f"{what}: ngspice crashed (signal {-done.returncode})\n{log_tail(log)}"
         )
     return log
+
+
+def _read_log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
@@ -121,26 +202,66 @@ def run_script(
     """
     with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
         folder = Path(name)
-        log = _spawn(netlist, folder, None, timeout, what)
+        log = _spawn(netlist, folder, timeout, what)
         plots = {file: _read_plots(folder / file, what) for file in files}
     complete = all(plots.values())
     raise_for_log(log, what, complete)
     return {file: found for file, found in plots.items() if found}
 
 
+def session_netlist(jobs: list[Job]) -> tuple[str, dict[str, str]]:
+    """The netlist that runs every job alone in one ngspice process, and the other files it
+    sources (name → text). The first job's circuit is the session's own; each next one is
+    sourced after the previous one was removed. Each circuit's raw file is ``jobK.raw``; a
+    marker line echoed before each splits the log."""
+    first = jobs[0].netlist.rstrip()
+    if first.lower().endswith(".end"):
+        first = first[: -len(".end")].rstrip()
+    control = [".control", "set filetype=binary"]
+    files = {}
+    for number in range(len(jobs)):
+        control.append(f"echo {JOB_MARK}{number}")
+        if number:
+            files[f"job{number}.cir"] = jobs[number].netlist
+            control.append(f"source job{number}.cir")
+        control += ["run", f"write job{number}.raw", "destroy all", "remcirc"]
+    control += ["quit", ".endc", ".end"]
+    return "\n".join([first, *control]) + "\n", files
+
+
+def split_log(log: str, jobs: int) -> list[str]:
+    """The part of a session's log that belongs to each of its ``jobs`` circuits (the first
+    also gets what ngspice printed while reading the session's own netlist)."""
+    parts = [""] * jobs
+    current = 0
+    for line in log.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith(JOB_MARK) and stripped[len(JOB_MARK) :].isdigit():
+            current = min(int(stripped[len(JOB_MARK) :]), jobs - 1)
+            continue
+        parts[current] += line
+    return parts
+
+
 class SubprocessEngine(Engine):
-    """``ngspice -b`` with a binary raw file, one process per netlist."""
+    """``ngspice -n -b``, one process per list of jobs (each job alone in it, in turn)."""
 
     name = "subprocess"
 
-    def _execute(
-        self, netlist: str, vectors: list[str], timeout: float, what: str
-    ) -> tuple[dict[str, np.ndarray] | None, str]:
+    def _execute_many(
+        self, jobs: list[Job], timeout: float, what: str
+    ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
+        text, files = session_netlist(jobs)
         with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
             folder = Path(name)
-            log = _spawn(netlist, folder, folder / "bench.raw", timeout, what)
-            plots = _read_plots(folder / "bench.raw", what)
-        return (plots[-1].vectors if plots else None), log
+            for file, content in files.items():
+                (folder / file).write_text(content)
+            log = _spawn(text, folder, timeout, what)
+            results = []
+            for number, part in enumerate(split_log(log, len(jobs))):
+                plots = _read_plots(folder / f"job{number}.raw", jobs[number].what)
+                results.append(((plots[-1].vectors if plots else None), part))
+        return results
 
 
 class SharedEngine(Engine):
@@ -150,6 +271,11 @@ class SharedEngine(Engine):
 
     def __init__(self) -> None:
         self._ngspice = _shared_ngspice()
+
+    def _execute_many(
+        self, jobs: list[Job], timeout: float, what: str
+    ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
+        return [self._execute(job.netlist, list(job.vectors), timeout, job.what) for job in jobs]
 
     def _execute(
         self, netlist: str, vectors: list[str], timeout: float, what: str
@@ -259,12 +385,29 @@ def _shared_ngspice() -> Any:
 
     configure_pyspice_library()
     try:
-        return ClassifyingNgSpice()
+        with _empty_working_folder():
+            return ClassifyingNgSpice()
     except OSError as error:
         raise SimulationError(
             f"libngspice could not be loaded ({error}); install libngspice0 "
             "(Debian/Ubuntu) or set NGSPICE_LIBRARY_PATH"
         ) from None
+
+
+_FOLDER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _empty_working_folder() -> Any:
+    """Run the body in an empty temporary working folder: libngspice reads a ``.spiceinit`` from
+    the working folder when it starts, and has no option to skip it."""
+    with _FOLDER_LOCK, tempfile.TemporaryDirectory(prefix="circuitnn-init-") as empty:
+        previous = os.getcwd()
+        os.chdir(empty)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
 
 def configure_pyspice_library() -> None:
