@@ -138,7 +138,9 @@ def _option(name: object, value: object) -> tuple[str, float]:
     return name, float(number)
 
 
-_OPTIONS_CARD = re.compile(r"^[ \t]*\.options?\b(.*(?:\n[ \t]*\+.*)*)", re.IGNORECASE | re.MULTILINE)
+_OPTIONS_CARD = re.compile(
+    r"^[ \t]*\.options?\b(.*(?:\n[ \t]*\+.*)*)", re.IGNORECASE | re.MULTILINE
+)
 
 
 def managed_options(text: str) -> list[str]:
