@@ -29,6 +29,9 @@ DIRECTIONS = ("up", "down", "both")
 QUANTITIES = ("voltage", "differential_voltage", "current")
 
 
+DEFAULT_LOAD = 100e-15  # F per output node: the input of a next stage, unless a spec says
+
+
 # a neuron's name is written into netlist comments, file names and the store: one word only
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
 
@@ -138,14 +141,15 @@ class Output:
 
     For ``current`` the output port is held at ``load_voltage`` volts and the current flowing out of
     the port into that load is reported (``invert`` flips the sign). Voltage outputs are loaded by
-    ``load_capacitance`` farads to ground (each node of a differential output), the input of the
-    next stage, which sets the neuron's speed.
+    ``load_capacitance`` farads to ground (each node of a differential output; default
+    :data:`DEFAULT_LOAD`, 100 fF), the input of the next stage, which sets the neuron's speed
+    and filters its noise; 0 leaves the output unloaded.
     """
 
     quantity: str = "voltage"
     load_voltage: float = 0.0
     invert: bool = False
-    load_capacitance: float = 0.0
+    load_capacitance: float = DEFAULT_LOAD
 
     @property
     def unit(self) -> str:

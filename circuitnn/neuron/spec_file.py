@@ -11,6 +11,7 @@ from circuitnn.neuron.netlist import find_subckt, resolve_includes
 from circuitnn.neuron.safety import check_safe
 from circuitnn.neuron.simulator import Simulator, simulator_from_dict
 from circuitnn.neuron.spec import (
+    DEFAULT_LOAD,
     DISTRIBUTIONS,
     Distribution,
     NeuronSpec,
@@ -114,7 +115,7 @@ def spec_from_dict(
         ),
         invert=bool(_flag(output_data.get("invert", False), f"{source}: output.invert")),
         load_capacitance=parse_spice(
-            output_data.get("load_capacitance", 0.0), f"{source}: output.load_capacitance"
+            output_data.get("load_capacitance", DEFAULT_LOAD), f"{source}: output.load_capacitance"
         ),
     )
     parameters = dict(subckt.defaults)

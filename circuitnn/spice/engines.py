@@ -192,9 +192,14 @@ def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
 
 
 def run_script(
-    netlist: str, files: list[str], timeout: float, what: str = "netlist"
+    netlist: str,
+    files: list[str],
+    timeout: float,
+    what: str = "netlist",
+    sources: dict[str, str] | None = None,
 ) -> dict[str, list[RawPlot]]:
-    """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder.
+    """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder
+    (``sources``: other files it reads there, name → text).
 
     Used for analyses driven by a control script (noise and AC at several bias points); always an
     ngspice subprocess, whatever the engine. Raises like :meth:`Engine.run` when ngspice rejects
@@ -202,6 +207,8 @@ def run_script(
     """
     with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
         folder = Path(name)
+        for file, text in (sources or {}).items():
+            (folder / file).write_text(text)
         log = _spawn(netlist, folder, timeout, what)
         plots = {file: _read_plots(folder / file, what) for file in files}
     complete = all(plots.values())

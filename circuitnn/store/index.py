@@ -198,6 +198,12 @@ class Store:
                 ),
             )
 
+    def read_rows(self, key: str, name: str, rows: np.ndarray) -> np.ndarray:
+        """Instances ``rows`` (increasing) of dataset ``name`` (e.g. ``curves``) of family
+        ``key``, without loading the rest."""
+        with self._family(key) as group:
+            return group[name][np.asarray(rows, dtype=np.int64)]
+
     def analyses(self, key: str) -> list[str]:
         """Keys of the analyses (``noise-…``, ``speed-…``) stored with family ``key``."""
         with self._family(key) as group:
