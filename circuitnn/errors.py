@@ -39,12 +39,13 @@ class InstanceRejected(SimulationError):
     """ngspice refused the parameters of particular instances of a batched bench (e.g. a
     negative channel length); ``positions`` are their places in the bench (``xn<k>``)."""
 
-    def __init__(self, message: str, positions: frozenset[int]) -> None:
+    def __init__(self, message: str, positions: frozenset[int], detail: str = "") -> None:
         super().__init__(message)
         self.positions = positions
+        self.detail = detail  # what ngspice said, without naming the run
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable across worker processes
-        return (type(self), (str(self), self.positions))
+        return (type(self), (str(self), self.positions, self.detail))
 
 
 class StoreError(CircuitnnError):

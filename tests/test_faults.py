@@ -38,6 +38,17 @@ The matrix (fault → what happens → data lost; tests):
 8. disk full while writing (a chunk's journal file, a family's scratch file, the new copy of a
    family's file gaining an analysis) → ``StoreError`` naming the file; the store unchanged;
    finished chunks kept; a rerun resumes → none.  ``test_8_*``
+9. every instance of a family fails → ``circuitnn extract`` prints the count and the first
+   reasons and exits with status 1; ``--retry-failed`` simulates a stored family's failed
+   instances again (a failure that does not recur is then gone) → none.  ``test_9_*``
+10. instances coupled in a batch (a bistable neuron whose batched run moves instances onto
+    another branch) → the jumping curves, and every instance of a chunk whose self-check
+    deviates, are simulated alone; each stored curve is its isolated run → none.
+    ``test_independence.py``
+11. an instance whose parameters ngspice refuses (a negative channel length: a BSIM4 fatal
+    error that stops the batch, or a level-1 warning with curves above the rail) → that instance
+    fails with ngspice's words, the rest of its chunk is kept → none.
+    ``test_strict_specs.py::test_an_instance_ngspice_refuses_fails_alone``
 """
 
 from __future__ import annotations
@@ -865,3 +876,70 @@ def test_8_disk_full_while_writing_a_family_or_an_analysis(
         np.testing.assert_array_equal(noisy.noise.sigma, alone.noise.sigma)
     assert_same_family(Store(store).load(earlier.key, arrays=True), earlier)
     assert _files(tmp_path) == _store_files(store)
+
+
+# --- 9. every instance fails; failed instances simulated again -------------------------------
+
+
+def _all_singular(folder: Path) -> Path:
+    """The singular circuit with u = 0.9 for every instance: each fails to converge."""
+    shutil.copy(DATA / "singular.cir", folder / "singular.cir")
+    text = (DATA / "singular.toml").read_text().replace("u = 0.5", "u = 0.9")
+    text = text.replace('[variation.u]\nlocal = { distribution = "uniform", sigma = 0.2 }\n', "")
+    (folder / "singular.toml").write_text(text)
+    return folder / "singular.toml"
+
+
+def test_9_a_family_whose_instances_all_fail_exits_with_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from circuitnn.cli import main
+
+    spec = _all_singular(tmp_path)
+    store = str(tmp_path / "f.h5")
+    status = main(["extract", str(spec), "--n", "4", "--store", store, "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "4 instances, 4 failed" in out
+    assert "the nominal instance failed: singular nominal instance: " in out
+    assert "4 of 4 instances failed; first reasons:" in out
+    assert re.search(
+        r"instance 0: singular instances 0: .*(timestep too small|trouble)", out, re.IGNORECASE
+    )
+    assert (
+        main(["extract", str(DATA / "divider.toml"), "--n", "2", "--store", store, "--quiet"]) == 0
+    )
+
+
+def test_9_retry_failed_simulates_failed_instances_again(
+    tmp_path: Path, fake_ngspice: Callable[[str], Path]
+) -> None:
+    """ngspice fails to converge on instance 2 once (a fake program that then steps aside):
+    the failure is the circuit's as far as circuitnn can tell (status 2), so a rerun is a cache
+    hit; ``retry=True`` (``--retry-failed``) simulates it again, and the family is then whole."""
+    spec = data_spec("divider")
+    table = sample_parameters(spec, MonteCarlo(n=6, seed=0))
+    marker = f"r1={format_spice(table.values[2, 0])} "
+    real, once = shutil.which("ngspice"), tmp_path / "failed-once"
+    fake_ngspice(
+        'log=""; prev=""\nfor arg in "$@"; do [ "$prev" = "-o" ] && log="$arg"; prev="$arg"; '
+        'last="$arg"; done\n'
+        f"if [ ! -f {once} ] && grep -qF '{marker}' \"$last\"; then\n"
+        '  if [ "$(grep -c "^xn" "$last")" = "1" ]; then touch ' + str(once) + "; fi\n"
+        '  printf "doAnalyses: iteration limit reached\\nrun simulation(s) aborted\\n" > "$log"\n'
+        "  exit 0\nfi\n"
+        f'exec {real} "$@"'
+    )
+    store = tmp_path / "f.h5"
+    first = extract_family(DATA / "divider.toml", n=6, seed=0, store=store, options=options())
+    assert first.status.tolist() == [OK, OK, FAILED, OK, OK, OK]
+    assert "iteration limit" in first.reasons[2]
+    again = extract_family(DATA / "divider.toml", n=6, seed=0, store=store, options=options())
+    assert again.status.tolist() == first.status.tolist()  # a final failure: cached
+    retried = extract_family(
+        DATA / "divider.toml", n=6, seed=0, store=store, options=options(), retry=True
+    )
+    assert np.all(retried.status == OK)
+    reference = extract_family(DATA / "divider.toml", n=6, seed=0, options=options())
+    np.testing.assert_array_equal(retried.curves, reference.curves)
+    assert_same_family(Store(store).load(retried.key), retried)

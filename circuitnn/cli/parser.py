@@ -142,6 +142,22 @@ def _add_monte_carlo(parser: argparse.ArgumentParser, n_default: int = 1000) -> 
         action="store_true",
         help="add −3 dB bandwidth, settling time and energy per activation",
     )
+    simulator = parser.add_argument_group("ngspice tolerances (part of the family's key)")
+    simulator.add_argument("--reltol", type=float, help="relative tolerance (default 1e-3)")
+    simulator.add_argument("--abstol", type=float, help="absolute current tolerance, A (1e-12)")
+    simulator.add_argument("--vntol", type=float, help="absolute voltage tolerance, V (1e-6)")
+    simulator.add_argument(
+        "--spice-option",
+        action="append",
+        default=[],
+        metavar="NAME=NUMBER",
+        help="a numeric ngspice option (gmin, itl1, itl2, gminsteps, …); repeat for more",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="simulate the failed instances of a stored family again",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser, jobs_default: int = 1) -> None:

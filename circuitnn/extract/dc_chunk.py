@@ -217,9 +217,12 @@ class _Branch:
         bench = render_dc_bench(self.spec, self.table.rows(rows), self.direction)
         return bench, Job(bench.text, tuple(bench.vectors), self.spec.sweep.points, what)
 
-    def _arrays(self, bench: Bench, outcome: Outcome) -> dict[str, np.ndarray]:
+    def _arrays(
+        self, bench: Bench, outcome: Outcome, table_index: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """The vectors of ``outcome`` as instance arrays in increasing input order; instances
-        named by a warning the nominal circuit does not get are marked to fail with it."""
+        (``table_index``: their family indices) named by a warning the nominal circuit does not
+        get are marked to fail with it."""
         curves, supplies, inputs = assemble(self.spec, bench, outcome.result())
         if self.direction == "down":
             curves, supplies, inputs = curves[:, ::-1], supplies[..., ::-1], inputs[..., ::-1]
@@ -231,7 +234,11 @@ class _Branch:
                 continue
             for position in instance_positions(text):
                 if position < bench.instances:
-                    failure[position] = f"ngspice warned about this instance: {text}"
+                    index = int(table_index[position])
+                    failure[position] = (
+                        f"{self.spec.name} instances {index}: ngspice warned about this "
+                        f"instance: {text}"
+                    )
         return {
             "curves": np.ascontiguousarray(curves),
             "supply_current": np.ascontiguousarray(supplies),
@@ -257,7 +264,7 @@ class _Branch:
         for (position, single), outcome in zip(singles, outcomes[1:], strict=True):
             self.check_outcomes[position] = (single, outcome)
         self.aids += convergence_aids(outcomes[0].log)
-        return self._arrays(bench, outcomes[0])
+        return self._arrays(bench, outcomes[0], self.table.index[rows])
 
     def run(self) -> _Branch:
         spec, table = self.spec, self.table
@@ -302,7 +309,7 @@ class _Branch:
         """Keep the run alone of the instance at ``position`` (or its failure)."""
         self.alone[position] = code
         try:
-            arrays = self._arrays(bench, outcome)
+            arrays = self._arrays(bench, outcome, self.table.index[[position]])
         except SimulationError as error:
             self._fail(position, _first_line(error), FAILED)
             return

@@ -89,7 +89,8 @@ def run_isolated(
                     pending += [rows[half:], rows[:half]]
                     break
                 named = named if len(named) else np.arange(len(rows))
-                fail(rows[named], _first_line(error))
+                for row in rows[named]:
+                    fail(np.array([row]), f"{name} instances {int(index[row])}: {error.detail}")
                 rest = np.delete(rows, named)
                 if len(rest):
                     pending.append(rest)

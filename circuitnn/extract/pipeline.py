@@ -30,7 +30,7 @@ from circuitnn.extract.retry import retry_failed
 from circuitnn.extract.rows import chunk_descriptors, chunk_extra, static_power
 from circuitnn.extract.sinks import FamilySink, MemoryFamily
 from circuitnn.extract.speed import add_speed
-from circuitnn.family import Family
+from circuitnn.family import OK, Family
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
@@ -206,7 +206,12 @@ def _extract_into(
     )
     sink.finish(
         nominal.curves[0],
-        {"created": _now(), **checks.attrs(), "ngspice_warnings": json.dumps(known)},
+        {
+            "created": _now(),
+            **checks.attrs(),
+            "ngspice_warnings": json.dumps(known),
+            "nominal_failure": nominal.reasons[0] if nominal.status[0] != OK else "",
+        },
         extra,
     )
 

@@ -66,13 +66,23 @@ class Distribution:
         return self.pelgrom / math.sqrt(width * length)
 
 
+MAX_RELATIVE = 1.0  # largest relative σ accepted (100 %): beyond, a value is mostly noise
+
+
 @dataclass(frozen=True)
 class Variation:
-    """Die-to-die (``global_``, shared by a chip) and mismatch (``local``, per neuron) variation."""
+    """Die-to-die (``global_``, shared by a chip) and mismatch (``local``, per neuron) variation.
+
+    ``minimum``/``maximum`` bound the varied value (e.g. a channel length above 0): each draw
+    comes from its distribution truncated to the values that keep the parameter in bounds (not
+    clipped: no mass piles up at a bound).
+    """
 
     parameter: str
     global_: Distribution | None = None
     local: Distribution | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -314,8 +324,31 @@ def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
 
 
 def _check_variation(spec: NeuronSpec, variation: Variation, where: str) -> None:
-    if variation.parameter not in spec.parameters:
-        raise ConfigError(f"{where}: variation.{variation.parameter}: no such parameter")
+    name = variation.parameter
+    if name not in spec.parameters:
+        raise ConfigError(f"{where}: variation.{name}: no such parameter")
+    low, high = variation.minimum, variation.maximum
+    for bound, value in (("min", low), ("max", high)):
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"{where}: variation.{name}.{bound} must be a finite number")
+    if low is not None and high is not None and not low < high:
+        raise ConfigError(f"{where}: variation.{name}: min ({low:g}) must be below max ({high:g})")
+    for corner in (None, *spec.corners):
+        nominal = spec.parameters[name] + (spec.corners[corner].get(name, 0.0) if corner else 0.0)
+        if (low is not None and nominal < low) or (high is not None and nominal > high):
+            at = f" at corner {corner!r}" if corner else ""
+            raise ConfigError(
+                f"{where}: variation.{name}: the nominal value{at} {nominal:g} lies outside "
+                f"min/max"
+            )
+    for scope, dist in (("global", variation.global_), ("local", variation.local)):
+        if dist is not None and dist.relative is not None and dist.relative > MAX_RELATIVE:
+            raise ConfigError(
+                f"{where}: variation.{name}.{scope}.relative = {dist.relative:g} is a σ of "
+                f"{100 * dist.relative:g} % of the nominal value; at most {MAX_RELATIVE:g} (100 "
+                "%) is accepted (bound the parameter with min/max, or use a lognormal "
+                "distribution, to keep it physical)"
+            )
     for scope, dist in (("global", variation.global_), ("local", variation.local)):
         if dist is None or dist.area is None:
             continue

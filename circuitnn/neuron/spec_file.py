@@ -160,7 +160,7 @@ def strict_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> 
     match, if any, and the valid keys)."""
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.8)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
                 f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(allowed)}"
@@ -175,15 +175,15 @@ def _text(value: object, where: str) -> str:
 
 def _variation(parameter: str, data: object, where: str) -> Variation:
     table = _as_table(data, where)
-    unknown = set(table) - {"global", "local"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use 'global' and/or 'local'")
-    if not table:
+    strict_keys(table, ("global", "local", "min", "max"), where)
+    if "global" not in table and "local" not in table:
         raise ConfigError(f"{where}: give a 'global' and/or 'local' distribution")
     return Variation(
         parameter=parameter,
         global_=_distribution(table["global"], f"{where}.global") if "global" in table else None,
         local=_distribution(table["local"], f"{where}.local") if "local" in table else None,
+        minimum=parse_spice(table["min"], f"{where}.min") if "min" in table else None,
+        maximum=parse_spice(table["max"], f"{where}.max") if "max" in table else None,
     )
 
 

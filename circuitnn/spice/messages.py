@@ -132,10 +132,8 @@ def raise_for_log(log: str, what: str, complete: bool) -> None:
         # a fatal error about particular instances' parameters (BSIM4: "Effective channel length
         # <= 0"): those instances fail, the others are run again without them
         positions = frozenset().union(*(instance_positions(line) for line in refused))
-        raise InstanceRejected(
-            f"{what}: ngspice refused the instance's parameters: {refused[0]}\n{log_tail(log)}",
-            positions,
-        )
+        detail = f"ngspice refused the instance's parameters: {refused[0]}"
+        raise InstanceRejected(f"{what}: {detail}\n{log_tail(log)}", positions, detail)
     if diagnosis.netlist_errors:
         # ngspice's own "Error on line N" names the line; prefer it over an earlier warning
         located = [line for line in diagnosis.netlist_errors if line.lower().startswith("error")]
