@@ -338,8 +338,7 @@ def _check_variation(spec: NeuronSpec, variation: Variation, where: str) -> None
         if (low is not None and nominal < low) or (high is not None and nominal > high):
             at = f" at corner {corner!r}" if corner else ""
             raise ConfigError(
-                f"{where}: variation.{name}: the nominal value{at} {nominal:g} lies outside "
-                f"min/max"
+                f"{where}: variation.{name}: the nominal value{at} {nominal:g} lies outside min/max"
             )
     for scope, dist in (("global", variation.global_), ("local", variation.local)):
         if dist is not None and dist.relative is not None and dist.relative > MAX_RELATIVE:
