@@ -55,6 +55,8 @@ class CircuitActivation(nn.Module):
             ``"tanh"`` or ``"softplus"``.
         generator: seed source of the first chip (int seed, CPU ``torch.Generator`` or None for
             torch's global RNG).
+        branch: for a family with hysteresis swept both ways, ``"up"`` or ``"down"``: which
+            branch the neurons follow; None (default): the family's main branch (its curves).
 
     Network input ``u`` stands for ``scaling.to_volts(u)`` volts; the output is the neuron's output
     in network units. A *chip* is the set of instances the neurons were drawn from (without
@@ -74,13 +76,15 @@ class CircuitActivation(nn.Module):
         extrapolation: str = "linear",
         fit: str = "auto",
         generator: SeedLike = None,
+        branch: str | None = None,
     ) -> None:
         super().__init__()
         self.shape = _neuron_shape(shape)
         self._extrapolation = choice("extrapolation", extrapolation, EXTRAPOLATIONS)
         choice("fit", fit, ("auto", *FORMS))
         choice("mode", mode, MODES)
-        tables = FamilyTables.from_family(resolve_family(family, store), scaling)
+        tables = FamilyTables.from_family(resolve_family(family, store), scaling, branch)
+        self.branch = branch
         self.tables = tables
         self.scaling = tables.scaling
         self.family_key = tables.key
