@@ -49,10 +49,13 @@ def test_writes_tables_figures_and_summary(quick_run) -> None:
 
 def test_retraining_on_the_chip_repairs_what_inhomogeneity_damaged(quick_run) -> None:
     """Averaged over 3 chips (seed 0), the cmos_inverter network trained on the nominal curve
-    loses a lot on the chip (measured: RMSE 0.107 → 1.2, error rate 0.037 → 0.18) and retraining
-    on the chip's realized curves wins most of it back (RMSE 0.32, error rate 0.041)."""
+    loses on the chip and retraining on the chip's realized curves wins most of it back
+    (measured with the BSIM4 inverter: RMSE 0.106 → 0.82 → 0.20, error rate 0.033 → 0.053 →
+    0.036, every chip worse, then every chip better; the level-1 inverter, twice as steep and so
+    more sensitive to its threshold mismatch, lost more: error rate 0.037 → 0.18). The margins
+    are regression guards set from those runs."""
     summary = {(r["task"], r["family"]): r for r in quick_run.tables["inhomogeneity"]}
-    margins = {"regression": 0.3, "classification": 0.05}  # RMSE (standardized) / error rate
+    margins = {"regression": 0.3, "classification": 0.01}  # RMSE (standardized) / error rate
     for task, margin in margins.items():
         row = summary[(task, "cmos_inverter")]
         assert row["chips"] == 3
