@@ -784,10 +784,11 @@ def raw_chunk_sweep(seed: int, sizes: list[int], workdir: Path) -> list[dict[str
 
 
 def _session_ngspice(folder: Path) -> float:
-    """``ngspice -n -b`` on a session netlist (``session.cir``, sourcing the files beside it)."""
+    """``ngspice -n -b -r`` on a session netlist (``session.cir``, sourcing the files beside
+    it), as circuitnn runs it."""
     began = time.perf_counter()
     subprocess.run(
-        [ngspice_path(), "-n", "-b", "-o", "session.log", "session.cir"],
+        [ngspice_path(), "-n", "-b", "-r", "job0.raw", "-o", "session.log", "session.cir"],
         capture_output=True,
         cwd=folder,
         check=False,
@@ -802,7 +803,7 @@ def self_check_cost(n: int, seed: int, chunk_size: int, repeats: int, workdir: P
     from circuitnn.neuron.builtin import get_neuron
     from circuitnn.neuron.variation import MonteCarlo, sample_parameters
     from circuitnn.spice.benches import render_dc_bench
-    from circuitnn.spice.engines import Job, session_netlist
+    from circuitnn.spice.session import Job, session_netlist
 
     spec = get_neuron(NEURON)
     mc = MonteCarlo(n=n, seed=seed)

@@ -33,13 +33,14 @@ from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
 from circuitnn.spice.benches import Bench, assemble, render_dc_bench
-from circuitnn.spice.engines import Engine, Job, Outcome
+from circuitnn.spice.engines import Engine
 from circuitnn.spice.messages import (
     convergence_aids,
     instance_positions,
     normalized_warning,
     warnings_in,
 )
+from circuitnn.spice.session import Job, Outcome
 
 DEFAULT_CHECKS = 1  # instances of each chunk simulated alone as its self-check
 

@@ -28,7 +28,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,38 +43,9 @@ from circuitnn.errors import (
 )
 from circuitnn.spice.messages import raise_for_log
 from circuitnn.spice.rawfile import RawPlot, read_raw
+from circuitnn.spice.session import FIRST_RAW, Job, Outcome, session_netlist, split_log
 
 DEFAULT_ENGINE = "subprocess"
-
-JOB_MARK = "CIRCUITNN-JOB-"  # echoed before each circuit of a session, to split its log
-
-
-@dataclass(frozen=True)
-class Job:
-    """One circuit to simulate alone: a complete netlist (its analysis as a dot card, no
-    ``.control``), the ``vectors`` to return (ngspice's lower-case names) with ``points`` points
-    each (None: any number, the same for all, e.g. transients), and ``what`` names it in errors."""
-
-    netlist: str
-    vectors: tuple[str, ...]
-    points: int | None
-    what: str
-
-
-@dataclass
-class Outcome:
-    """What one :class:`Job` gave: its vectors, or the error that stopped it; and its log."""
-
-    vectors: dict[str, np.ndarray] | None
-    log: str
-    error: SimulationError | None = None
-
-    def result(self) -> dict[str, np.ndarray]:
-        """The vectors, or the error raised."""
-        if self.error is not None:
-            raise self.error
-        assert self.vectors is not None
-        return self.vectors
 
 
 class Engine:
@@ -146,8 +116,9 @@ def ngspice_executable() -> str:
     return path
 
 
-def _spawn(netlist: str, folder: Path, timeout: float, what: str) -> str:
-    """Run ``ngspice -n -b`` on ``netlist`` in ``folder``; return its log.
+def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | None = None) -> str:
+    """Run ``ngspice -n -b`` on ``netlist`` in ``folder`` (``-r raw``: stream the netlist's own
+    analysis into that file); return its log.
 
     ``-n``: no ``.spiceinit`` is read (neither the user's nor one in a working folder), so
     nothing outside a family's key changes results. ``-o``: ngspice writes its messages to one
@@ -155,7 +126,8 @@ def _spawn(netlist: str, folder: Path, timeout: float, what: str) -> str:
     """
     circuit, log_file = folder / "bench.cir", folder / "bench.log"
     circuit.write_text(netlist)
-    command = [ngspice_executable(), "-n", "-b", "-o", str(log_file), str(circuit)]
+    streamed = ["-r", raw] if raw else []
+    command = [ngspice_executable(), "-n", "-b", *streamed, "-o", str(log_file), str(circuit)]
     env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
     try:
         done = subprocess.run(
@@ -216,40 +188,6 @@ def run_script(
     return {file: found for file, found in plots.items() if found}
 
 
-def session_netlist(jobs: list[Job]) -> tuple[str, dict[str, str]]:
-    """The netlist that runs every job alone in one ngspice process, and the other files it
-    sources (name → text). The first job's circuit is the session's own; each next one is
-    sourced after the previous one was removed. Each circuit's raw file is ``jobK.raw``; a
-    marker line echoed before each splits the log."""
-    first = jobs[0].netlist.rstrip()
-    if first.lower().endswith(".end"):
-        first = first[: -len(".end")].rstrip()
-    control = [".control", "set filetype=binary"]
-    files = {}
-    for number in range(len(jobs)):
-        control.append(f"echo {JOB_MARK}{number}")
-        if number:
-            files[f"job{number}.cir"] = jobs[number].netlist
-            control.append(f"source job{number}.cir")
-        control += ["run", f"write job{number}.raw", "destroy all", "remcirc"]
-    control += ["quit", ".endc", ".end"]
-    return "\n".join([first, *control]) + "\n", files
-
-
-def split_log(log: str, jobs: int) -> list[str]:
-    """The part of a session's log that belongs to each of its ``jobs`` circuits (the first
-    also gets what ngspice printed while reading the session's own netlist)."""
-    parts = [""] * jobs
-    current = 0
-    for line in log.splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped.startswith(JOB_MARK) and stripped[len(JOB_MARK) :].isdigit():
-            current = min(int(stripped[len(JOB_MARK) :]), jobs - 1)
-            continue
-        parts[current] += line
-    return parts
-
-
 class SubprocessEngine(Engine):
     """``ngspice -n -b``, one process per list of jobs (each job alone in it, in turn)."""
 
@@ -263,7 +201,7 @@ class SubprocessEngine(Engine):
             folder = Path(name)
             for file, content in files.items():
                 (folder / file).write_text(content)
-            log = _spawn(text, folder, timeout, what)
+            log = _spawn(text, folder, timeout, what, FIRST_RAW)
             results = []
             for number, part in enumerate(split_log(log, len(jobs))):
                 plots = _read_plots(folder / f"job{number}.raw", jobs[number].what)
