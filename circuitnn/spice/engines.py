@@ -129,22 +129,45 @@ def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | Non
     streamed = ["-r", raw] if raw else []
     command = [ngspice_executable(), "-n", "-b", *streamed, "-o", str(log_file), str(circuit)]
     env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
-    try:
-        done = subprocess.run(
-            command, capture_output=True, timeout=timeout, cwd=folder, env=env, check=False
-        )
-    except subprocess.TimeoutExpired as expired:
-        log = _decode(expired.stdout) + _decode(expired.stderr) + _read_log(log_file)
+    stdout, stderr, returncode, stopped = _run_with_deadline(command, folder, env, timeout)
+    # (stdout holds only ngspice's banner; the log file, last, ends with what went wrong)
+    log = _decode(stdout) + "\n" + _decode(stderr) + "\n" + _read_log(log_file)
+    if stopped:
         raise SimulationTimeout(
             f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n{log_tail(log)}"
-        ) from None
-    # (stdout holds only ngspice's banner; the log file, last, ends with what went wrong)
-    log = _decode(done.stdout) + "\n" + _decode(done.stderr) + "\n" + _read_log(log_file)
-    if done.returncode < 0:
-        raise SimulatorCrash(
-            f"{what}: ngspice crashed (signal {-done.returncode})\n{log_tail(log)}"
         )
+    if returncode < 0:
+        raise SimulatorCrash(f"{what}: ngspice crashed (signal {-returncode})\n{log_tail(log)}")
     return log
+
+
+def _run_with_deadline(
+    command: list[str], folder: Path, env: dict[str, str], timeout: float
+) -> tuple[bytes, bytes, int, bool]:
+    """Run ``command``; kill it after ``timeout`` seconds. Returns its stdout, stderr, exit
+    status and whether it was stopped. (``subprocess.run(timeout=…)`` waits for the exit by
+    polling with sleeps of up to 50 ms: with ``-o`` ngspice leaves its pipes at once, so each
+    run would end up to 50 ms late; a timer that kills it lets the wait block instead.)"""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder, env=env
+    )
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        stdout, stderr = process.communicate()
+    finally:
+        timer.cancel()
+        if process.poll() is None:  # (interrupted: never leave ngspice behind)
+            process.kill()
+            process.wait()
+    return stdout, stderr, process.returncode, stopped.is_set()
 
 
 def _read_log(path: Path) -> str:
