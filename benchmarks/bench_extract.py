@@ -50,7 +50,6 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -360,9 +359,7 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
         timer.patch(
             engines.SubprocessEngine, "_execute", "engine I/O: tempdir, write .cir, read .raw"
         )
-        proxy = types.SimpleNamespace(**vars(subprocess))
-        proxy.run = timer.wrap(subprocess.run, "ngspice process (ngspice -b)")
-        timer.patch_value(engines, "subprocess", proxy)
+        timer.patch(engines, "_run_with_deadline", "ngspice process (ngspice -b)")
         timer.patch(engines, "read_raw", "parse raw file")
     else:
         timer.patch(engines.SharedEngine, "_execute", "shared engine (glue)")
