@@ -10,8 +10,16 @@ these lines as ``K + 1`` rows of ``(C, D)`` per neuron:
 
 So the row is ``trunc(clamp(t + 1, 0, K))`` with no search, and each element costs one 8-byte
 gather (the (C, D) pair is read as one packed element through a dtype view) and a few elementwise
-operations. The backward pass is ``grad · D`` (the slope of the piecewise-linear curve; at a grid
-point exactly, the right-hand segment's slope) and is itself differentiable in ``grad``.
+operations. The output is one ``addcmul`` of the gathered pair with ``x``; the row index is
+computed from ``x`` detached, so autograd's own ``addcmul`` backward is the lookup's: ``grad · D``
+(the slope of the piecewise-linear curve; at a grid point exactly, the right-hand segment's
+slope), itself differentiable in ``grad``, with no Python ``autograd.Function`` in the way.
+
+The gather is ``index_select`` on the 1-D packed table, which runs on one thread on CPU: the
+parallel gathers torch offers (``torch.gather`` on the table expanded over the batch, ``take``,
+advanced indexing, ``embedding_bag``) were measured slower at 1 thread, and ``gather``, the only
+close one, needs int64 rows whose conversion costs about what its second thread saves (see
+docs/pytorch.md, "Benchmark").
 
 Outside the grid, ``extrapolation`` decides:
 
@@ -36,43 +44,6 @@ _PACKED = {
 }
 
 
-class _TableLookup(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        x: torch.Tensor,
-        table: torch.Tensor,
-        offsets: torch.Tensor | None,
-        rows: int,
-        scale: float,
-        shift: float,
-    ) -> torch.Tensor:
-        t = x * scale
-        t.add_(shift + 1.0).nan_to_num_(nan=0.0).clamp_(0, rows - 1)
-        wide = table.shape[0] >= 2**31
-        index = t.long() if wide else t.int()
-        if offsets is not None:
-            index = index + (offsets.long() if wide else offsets)
-        flat = index.reshape(-1)
-        packed = _PACKED.get(table.dtype)
-        if packed is not None:
-            pairs = table.view(packed).view(-1).index_select(0, flat).view(table.dtype)
-        else:
-            pairs = table.index_select(0, flat)
-        pairs = pairs.view(*index.shape, 2)
-        intercept, slope = pairs[..., 0], pairs[..., 1]
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(slope)
-        return torch.addcmul(intercept, x, slope)
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
-        (slope,) = ctx.saved_tensors
-        return grad * slope, None, None, None, None, None
-
-
 def lookup(
     x: torch.Tensor,
     table: torch.Tensor,
@@ -86,9 +57,26 @@ def lookup(
     ``table``: the ``(n·(K+1)) × 2`` table of :func:`segment_table` built with the same ``scale``
     and ``shift``; ``offsets`` (int32, broadcastable against ``x``): the first row ``(K+1)·j`` of
     the neuron each element of ``x`` belongs to, or None when every element uses neuron 0;
-    ``points`` K. Returns ``x`` broadcast with ``offsets``; differentiable in ``x``.
+    ``points`` K. Returns ``x`` broadcast with ``offsets``; differentiable in ``x`` (not in
+    ``table``).
     """
-    return _TableLookup.apply(x, table, offsets, int(points) + 1, float(scale), float(shift))
+    rows = int(points) + 1
+    t = x.detach() * float(scale)
+    t.add_(float(shift) + 1.0).nan_to_num_(nan=0.0).clamp_(0, rows - 1)
+    wide = table.shape[0] >= 2**31
+    index = t.long() if wide else t.int()
+    if offsets is not None:
+        index = index + (offsets.long() if wide else offsets)
+    if table.requires_grad:
+        table = table.detach()
+    packed = _PACKED.get(table.dtype)
+    if packed is not None:
+        pairs = table.view(packed).view(-1).index_select(0, index.reshape(-1)).view(table.dtype)
+    else:
+        pairs = table.index_select(0, index.reshape(-1))
+    intercept, slope = pairs.view(*index.shape, 2).unbind(-1)
+    # Only x carries a gradient, so autograd's own addcmul backward is the lookup's: grad·slope.
+    return torch.addcmul(intercept, x, slope)
 
 
 def segment_table(
