@@ -136,6 +136,22 @@ def test_lookup_non_finite_huge_and_non_contiguous_inputs(device):
     assert not x.is_contiguous()
     reference = lookup(x.contiguous(), table, offsets, points, scale, shift)
     assert torch.equal(lookup(x, table, offsets, points, scale, shift), reference)
+    # An input narrower than the neurons broadcasts against them (every neuron sees x[:, 0]).
+    narrow = x[:, :1].contiguous()
+    wide = lookup(narrow, table, offsets, points, scale, shift)
+    assert wide.shape == (40, 4)
+    assert torch.equal(wide, lookup(narrow.expand(-1, 4), table, offsets, points, scale, shift))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_lookup_equals_previous(dtype):
+    values, scale, shift, x_np = random_case(seed=6, n=5)
+    table = segment_table(torch.as_tensor(values), scale, shift, "linear", dtype)
+    offsets = neuron_offsets((5,), values.shape[1])
+    x = torch.as_tensor(x_np, dtype=dtype)
+    rows = values.shape[1] + 1
+    previous = _PreviousLookup.apply(x, table, offsets, rows, scale, shift)
+    assert torch.equal(lookup(x, table, offsets, values.shape[1], scale, shift), previous)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -42,6 +42,10 @@ _PACKED = {
     torch.float32: torch.float64,
     torch.float64: torch.complex128,
 }
+# The integer type as wide as a float type: the row index is written over the scaled input. In a
+# network the lookup runs on cold caches (after a matmul), where each fresh buffer costs more than
+# the pass that fills it.
+_SAME_WIDTH_INDEX = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
 def lookup(
@@ -64,9 +68,18 @@ def lookup(
     t = x.detach() * float(scale)
     t.add_(float(shift) + 1.0).nan_to_num_(nan=0.0).clamp_(0, rows - 1)
     wide = table.shape[0] >= 2**31
-    index = t.long() if wide else t.int()
+    same_width = _SAME_WIDTH_INDEX.get(t.dtype)
+    if same_width is not None and (same_width == torch.int64 or not wide):
+        index = t.view(same_width)  # the rows overwrite t: no fresh index buffer
+        index.copy_(t)
+    else:
+        index = t.long() if wide else t.int()
     if offsets is not None:
-        index = index + (offsets.long() if wide else offsets)
+        offsets = offsets.to(index.dtype)
+        if _broadcasts_into(offsets.shape, index.shape):
+            index += offsets
+        else:
+            index = index + offsets
     if table.requires_grad:
         table = table.detach()
     packed = _PACKED.get(table.dtype)
@@ -77,6 +90,13 @@ def lookup(
     intercept, slope = pairs.view(*index.shape, 2).unbind(-1)
     # Only x carries a gradient, so autograd's own addcmul backward is the lookup's: grad·slope.
     return torch.addcmul(intercept, x, slope)
+
+
+def _broadcasts_into(shape: torch.Size, target: torch.Size) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` without growing it."""
+    return len(shape) <= len(target) and all(
+        size in (1, other) for size, other in zip(reversed(shape), reversed(target), strict=False)
+    )
 
 
 def segment_table(
