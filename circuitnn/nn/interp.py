@@ -88,6 +88,11 @@ def lookup(
     else:
         pairs = table.index_select(0, index.reshape(-1))
     intercept, slope = pairs.view(*index.shape, 2).unbind(-1)
+    reuse = index.dtype == _SAME_WIDTH_INDEX.get(x.dtype) and x.dtype == table.dtype
+    if reuse and not (x.requires_grad and torch.is_grad_enabled()):
+        # Without autograd the output, too, goes where the index was (inference on many draws:
+        # every fresh buffer of that size is paged in anew).
+        return torch.addcmul(intercept, x, slope, out=index.view(x.dtype))
     # Only x carries a gradient, so autograd's own addcmul backward is the lookup's: grad·slope.
     return torch.addcmul(intercept, x, slope)
 
