@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""PyTorch-side benchmark for circuitnn (issues 4 and 13).
+"""PyTorch-side benchmark for circuitnn.
 
 One command, every ratio measured against a baseline timed in the same run::
 
@@ -63,7 +63,7 @@ from circuitnn.train import AdversarialWeights, Clean, Regime, Task  # noqa: E40
 from circuitnn.train.data import batches  # noqa: E402
 
 WIDTH, BATCH, POINTS, DRAWS = 512, 256, 256, 100
-TARGETS = {"activation": 1.1, "draws": 1.3}  # issue 13
+TARGETS = {"activation": 1.1, "draws": 1.3}
 
 
 def timed(function: Callable[[], object], repeats: int) -> float:

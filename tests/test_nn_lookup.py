@@ -19,7 +19,7 @@ TOLERANCE = {torch.float32: 2e-5, torch.float64: 1e-11}
 
 
 class _PreviousLookup(torch.autograd.Function):
-    """The lookup before issue 13, kept as an oracle: same rows, same arithmetic, its own
+    """The previous lookup, kept as an oracle: same rows, same arithmetic, its own
     backward."""
 
     @staticmethod
