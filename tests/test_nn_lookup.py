@@ -210,3 +210,33 @@ def test_circuit_noise_sigma_path_equals_direct(noisy_family, device, dtype, mod
     expected_grad = f_slope + 2.5 * expected_slope * z
     atol = TOLERANCE[dtype] * 50 * (np.abs(f_slope).max() + np.abs(expected_slope * z).max())
     np.testing.assert_allclose(grad.cpu().double().numpy(), expected_grad, rtol=0, atol=atol)
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def torch_threads(request):
+    """Run the test with this many torch threads (the lookup gathers differently with several)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_lookup_equals_previous_at_any_thread_count(torch_threads, dtype):
+    # 130 × 517 elements: past the size from which several threads gather in blocks of 1024-wide
+    # rows, with a remainder that is not a whole row.
+    values, scale, shift, _ = random_case(seed=8, n=517)
+    table = segment_table(torch.as_tensor(values), scale, shift, "linear", dtype)
+    offsets = neuron_offsets((517,), values.shape[1])
+    generator = torch.Generator().manual_seed(9)
+    t = torch.empty(130, 517, dtype=torch.float64).uniform_(-4.0, 21.0, generator=generator)
+    x = ((t - shift) / scale).to(dtype).requires_grad_(True)
+    upstream = torch.randn(x.shape, dtype=dtype, generator=generator)
+    rows = values.shape[1] + 1
+    previous = _PreviousLookup.apply(x, table, offsets, rows, scale, shift)
+    (previous_grad,) = torch.autograd.grad(previous, x, upstream)
+    y = lookup(x, table, offsets, values.shape[1], scale, shift)
+    (grad,) = torch.autograd.grad(y, x, upstream)
+    assert torch.equal(y, previous) and torch.equal(grad, previous_grad)
+    with torch.no_grad():
+        assert torch.equal(lookup(x, table, offsets, values.shape[1], scale, shift), previous)
