@@ -214,7 +214,7 @@ def test_circuit_noise_sigma_path_equals_direct(noisy_family, device, dtype, mod
 
 @pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
 def torch_threads(request):
-    """Run the test with this many torch threads (the lookup gathers differently with several)."""
+    """Run the test with this many torch threads."""
     before = torch.get_num_threads()
     torch.set_num_threads(request.param)
     yield request.param
@@ -223,8 +223,7 @@ def torch_threads(request):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_lookup_equals_previous_at_any_thread_count(torch_threads, dtype):
-    # 130 × 517 elements: past the size from which several threads gather in blocks of 1024-wide
-    # rows, with a remainder that is not a whole row.
+    # 130 × 517 elements: past the size from which torch splits an operation over its threads.
     values, scale, shift, _ = random_case(seed=8, n=517)
     table = segment_table(torch.as_tensor(values), scale, shift, "linear", dtype)
     offsets = neuron_offsets((517,), values.shape[1])

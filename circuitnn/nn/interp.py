@@ -15,10 +15,11 @@ computed from ``x`` detached, so autograd's own ``addcmul`` backward is the look
 (the slope of the piecewise-linear curve; at a grid point exactly, the right-hand segment's
 slope), itself differentiable in ``grad``, with no Python ``autograd.Function`` in the way.
 
-The gather reads the 1-D packed table. ``index_select`` does it fastest on one thread (the other
-gathers torch offers were measured slower: see docs/pytorch.md, "Benchmark") but uses only one;
-with several torch threads on CPU, ``torch.gather`` on the table expanded over a 2-D block of
-rows spreads the work over them (:func:`_gather`).
+The gather is ``index_select`` on the 1-D packed table, which runs on one thread on CPU: the
+parallel gathers torch offers (``torch.gather`` on the table expanded over the batch, ``take``,
+advanced indexing, ``embedding_bag``) were measured slower at 1 thread, and ``gather``, the only
+close one, needs int64 rows whose conversion costs about what its second thread saves (see
+docs/pytorch.md, "Benchmark").
 
 Outside the grid, ``extrapolation`` decides:
 
@@ -45,11 +46,6 @@ _PACKED = {
 # network the lookup runs on cold caches (after a matmul), where each fresh buffer costs more than
 # the pass that fills it.
 _SAME_WIDTH_INDEX = {torch.float32: torch.int32, torch.float64: torch.int64}
-# The parallel gather on CPU (see _gather): rows per index row, index rows per call, and the
-# fewest rows worth it (torch splits an operation over threads from 32768 elements on).
-_GATHER_WIDTH = 1024
-_GATHER_BLOCK = 64
-_GATHER_MINIMUM = 2 * 32768
 
 
 def lookup(
@@ -88,7 +84,7 @@ def lookup(
         table = table.detach()
     packed = _PACKED.get(table.dtype)
     if packed is not None:
-        pairs = _gather(table.view(packed).view(-1), index.reshape(-1)).view(table.dtype)
+        pairs = table.view(packed).view(-1).index_select(0, index.reshape(-1)).view(table.dtype)
     else:
         pairs = table.index_select(0, index.reshape(-1))
     intercept, slope = pairs.view(*index.shape, 2).unbind(-1)
@@ -99,37 +95,6 @@ def lookup(
         return torch.addcmul(intercept, x, slope, out=index.view(x.dtype))
     # Only x carries a gradient, so autograd's own addcmul backward is the lookup's: grad·slope.
     return torch.addcmul(intercept, x, slope)
-
-
-def _gather(packed: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``packed[rows]`` for a 1-D ``packed`` and 1-D ``rows``.
-
-    ``index_select`` runs on one thread on CPU. With several torch threads and enough rows, the
-    rows are gathered by ``torch.gather``, which splits a 2-D index over the threads, in blocks of
-    ``_GATHER_BLOCK × _GATHER_WIDTH`` rows widened to the int64 it needs in a buffer that stays in
-    cache (the remainder by ``index_select``).
-    """
-    count = rows.numel()
-    if rows.device.type != "cpu" or torch.get_num_threads() < 2 or count < _GATHER_MINIMUM:
-        return packed.index_select(0, rows)
-    out = torch.empty(count, dtype=packed.dtype)
-    whole = count - count % _GATHER_WIDTH
-    blocks, out_blocks = rows[:whole].view(-1, _GATHER_WIDTH), out[:whole].view(-1, _GATHER_WIDTH)
-    height = min(_GATHER_BLOCK, blocks.shape[0])
-    source = packed.expand(height, -1)
-    wide = (
-        None
-        if rows.dtype == torch.int64
-        else rows.new_empty((height, _GATHER_WIDTH), dtype=torch.int64)
-    )
-    for start in range(0, blocks.shape[0], height):
-        block = blocks[start : start + height]
-        if wide is not None:
-            block = wide[: len(block)].copy_(block)
-        torch.gather(source[: len(block)], 1, block, out=out_blocks[start : start + len(block)])
-    if whole < count:
-        torch.index_select(packed, 0, rows[whole:], out=out[whole:])
-    return out
 
 
 def _broadcasts_into(shape: torch.Size, target: torch.Size) -> bool:
