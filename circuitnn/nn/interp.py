@@ -15,11 +15,11 @@ computed from ``x`` detached, so autograd's own ``addcmul`` backward is the look
 (the slope of the piecewise-linear curve; at a grid point exactly, the right-hand segment's
 slope), itself differentiable in ``grad``, with no Python ``autograd.Function`` in the way.
 
-The gather is ``index_select`` on the 1-D packed table, which runs on one thread on CPU: the
-parallel gathers torch offers (``torch.gather`` on the table expanded over the batch, ``take``,
-advanced indexing, ``embedding_bag``) were measured slower at 1 thread, and ``gather``, the only
-close one, needs int64 rows whose conversion costs about what its second thread saves (see
-docs/pytorch.md, "Benchmark").
+The gather is ``index_select`` on the 1-D packed table, which runs on one thread on CPU. The
+parallel gathers torch offers were measured slower (``take``, advanced indexing,
+``embedding_bag``) or, for ``torch.gather`` on the table expanded over the batch (which needs
+int64 rows), faster only for large inputs on a quiet machine and many times slower whenever
+another process holds a core (see docs/pytorch.md, "Benchmark").
 
 Outside the grid, ``extrapolation`` decides:
 
