@@ -230,7 +230,7 @@ class Table:
             verdict = "PASS" if best <= target else "FAIL"
         text = (
             f"  {label:<42} {self.best(name) * 1e3:>10.2f} {self.median(name) * 1e3:>10.2f}"
-            f"  {best:>6.2f}× {median:>6.2f}×  {'' if target is None else f'≤{target}×':>6}"
+            f"  {median:>6.2f}× {best:>6.2f}×  {'' if target is None else f'≤{target}×':>6}"
             f"  {verdict}"
         )
         return text.rstrip()
@@ -245,7 +245,7 @@ def report(threads: int, rounds: int, quick: bool, groups: set[int]) -> dict[str
     print(f"\ntorch threads = {threads} (load average {load():.2f} at start)")
     print(
         f"  {'case (ms: best and median round)':<42} {'best':>10} {'median':>10}"
-        f"  {'ratio: best':>11} {'median':>7}  {'target':>6}"
+        f"  {'ratio: median':>13} {'best':>5}  {'target':>6}"
     )
     spreads: dict[str, list[float]] = {}
 
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  torch {torch.__version__}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"load average {load():.2f} at start; {rounds} interleaved rounds "
-        "(ratios of the best rounds decide; ratios of the medians beside them)"
+        "(the ratio of the best rounds decides; that of the medians before it)"
     )
     everything = [report(count, rounds, args.quick, groups) for count in threads]
     failed = [
