@@ -2,6 +2,10 @@
 # circuitnn's two everyday commands; both set up whatever is missing first (scripts/setup.sh).
 #   bash dev.sh run [ARGS]    the main job on the built-in default (writes ./output/)
 #   bash dev.sh test [ARGS]   the test suite
+#   bash dev.sh mutants [NAMES]  mutation testing of the pure-Python core against the fast tests
+#                             (mutmut; modules and tests in pyproject.toml [tool.mutmut]; slow:
+#                             hours on 2 cores the first time, then only what changed), then the
+#                             score per module; MUTANT_JOBS sets the parallel children (default 2)
 set -euo pipefail
 cd "$(dirname "$0")"
 command="${1:-}"
@@ -9,5 +13,9 @@ shift || true
 case "$command" in
     run)  bash scripts/setup.sh && exec .venv/bin/circuitnn run "$@" ;;
     test) bash scripts/setup.sh && exec .venv/bin/python -m pytest "$@" ;;
-    *)    echo "usage: bash dev.sh run|test [ARGS]" >&2; exit 2 ;;
+    mutants)
+        bash scripts/setup.sh
+        .venv/bin/mutmut run --max-children "${MUTANT_JOBS:-2}" "$@" || true  # survivors: exit 1
+        exec .venv/bin/python scripts/mutation_score.py ;;
+    *)    echo "usage: bash dev.sh run|test|mutants [ARGS]" >&2; exit 2 ;;
 esac

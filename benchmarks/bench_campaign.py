@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Campaign benchmark for circuitnn (issue 6, "Benchmark"): backends, scaling, writer memory.
+"""Campaign benchmark for circuitnn: backends, scaling, writer memory.
 
 One command::
 

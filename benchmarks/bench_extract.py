@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""End-to-end extraction benchmark for circuitnn (issue 2, "Benchmark").
+"""End-to-end extraction benchmark for circuitnn.
 
 One command, every ratio measured in the same run::
 
@@ -361,14 +361,8 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
         )
         timer.patch(engines, "_run_with_deadline", "ngspice process (ngspice -b)")
         timer.patch(engines, "read_raw", "parse raw file")
-    else:
-        timer.patch(engines.SharedEngine, "_execute", "shared engine (glue)")
-        timer.patch(engines, "_wait", "ngspice bg_run + wait (shared)")
-        timer.patch(engines, "_read_vectors", "read vectors (shared)")
-        timer.patch(engines, "_release", "destroy all + remcirc (shared)")
-        ng = engines.get_engine("shared")._ngspice
-        timer.patch_value(ng, "load_circuit", timer.wrap(ng.load_circuit, "ngspice load_circuit"))
-        timer.patch_value(ng, "exec_command", timer.wrap(ng.exec_command, "ngspice exec_command"))
+    else:  # libngspice runs in the engine's helper process: one round trip per run
+        timer.patch(engines.SharedEngine, "_execute", "shared engine: helper round trip")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Noise-extraction benchmark for circuitnn (issue 3, "Benchmark").
+"""Noise-extraction benchmark for circuitnn.
 
 One command::
 
@@ -7,7 +7,7 @@ One command::
     .venv/bin/python benchmarks/bench_noise.py --n 400    # another size
     .venv/bin/python benchmarks/bench_noise.py --quick    # smoke run (a few seconds)
 
-The analysis is the issue's: 9 bias points across the sweep, 10 points per decade from 1 Hz to
+The analysis: 9 bias points across the sweep, 10 points per decade from 1 Hz to
 1 GHz (91 frequencies), σ over 1 MHz. The DC family is extracted first into a store (not timed);
 every timed circuitnn run is ``extract_family(..., noise=NoiseAnalysis())`` on a fresh copy of
 that store (so the DC sweep is a cache hit and the noise analysis is never one): rendering, one

@@ -1,9 +1,11 @@
 """Experiment 1: neuron noise, per-neuron inhomogeneity and retraining on the chip.
 
 Trains networks of mos_diffpair and cmos_inverter neurons (simulated by ngspice on first use,
-then read from the store) on a regression and a classification task, measures the error versus
-neuron noise for one and two hidden layers at several widths, the damage a chip's inhomogeneous
-curves do to a network trained on the nominal curve, and the repair by retraining on each chip.
+then read from the store) on a regression task (zero-point energies of the G2 molecules by
+default) and a classification task, measures the error versus neuron noise for 1–4 hidden
+layers, over a width grid (optimal size and larger) and an overfitting grid, the damage a chip's
+inhomogeneous curves do to a network trained on the nominal curve, and the repair by retraining
+on each chip, over several replicates.
 
 Run:  .venv/bin/python examples/03_inhomogeneity.py --quick      (about half a minute)
       .venv/bin/python examples/03_inhomogeneity.py              (full size, a few minutes)
@@ -16,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from circuitnn.experiments import run_experiment
 
 
@@ -28,12 +28,14 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="HDF5 store of families (default OUT/)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="ngspice worker processes")
-    parser.add_argument("--regression", default="smooth", help="smooth | friedman | diabetes")
+    parser.add_argument(
+        "--regression", default="g2-zpe", help="g2-zpe | smooth | friedman | diabetes"
+    )
+    parser.add_argument("--replicates", type=int, default=None, help="replicates (default 5)")
     parser.add_argument("--table", default=None, help="a CSV / NPZ / HDF5 regression table")
     parser.add_argument("--target", default=None, help="the table's target column")
     parser.add_argument("--features", default=None, help="comma-separated feature columns")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # small networks: one thread is fastest on a shared 2-core machine
     options = {}
     if args.table:
         options = {"table": args.table, "target": args.target}
@@ -47,6 +49,7 @@ def main() -> None:
         store=args.store,
         jobs=args.jobs,
         regression=args.regression,
+        replicates=args.replicates,
         **options,
     )
     result.print_summary()

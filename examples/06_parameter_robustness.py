@@ -10,7 +10,7 @@ directions.
 
 Run:  .venv/bin/python examples/06_parameter_robustness.py --quick      (well under a minute)
       .venv/bin/python examples/06_parameter_robustness.py              (full size, a few minutes)
-      .venv/bin/python examples/06_parameter_robustness.py --awp-zeta 0.1 --zetas 0.05,0.1,0.2
+      .venv/bin/python examples/06_parameter_robustness.py --awp-zeta 0.1,0.2 --zetas 0.05,0.1,0.2
 Writes tables (CSV, result.json), PNG plots and summary.md to --out (default
 output/examples/parameter-robustness).
 """
@@ -32,16 +32,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="ngspice worker processes")
     parser.add_argument("--zetas", default=None, help="relative bounds ζ, e.g. 0.05,0.1,0.2")
-    parser.add_argument("--awp-zeta", type=float, default=None, help="AWP's training bound ζ")
-    parser.add_argument("--networks", type=int, default=None, help="networks per regime")
+    parser.add_argument(
+        "--awp-zeta", default=None, help="AWP's grid of training bounds ζ, e.g. 0.1,0.2"
+    )
+    parser.add_argument("--replicates", type=int, default=None, help="replicates (default 5)")
     args = parser.parse_args()
     options: dict[str, object] = {}
     if args.zetas:
         options["zetas"] = [float(zeta) for zeta in args.zetas.split(",")]
     if args.awp_zeta is not None:
-        options["awp_zeta"] = args.awp_zeta
-    if args.networks:
-        options["networks"] = args.networks
+        options["awp_zeta"] = [float(zeta) for zeta in args.awp_zeta.split(",")]
     result = run_experiment(
         "parameter-robustness",
         args.out,
@@ -49,6 +49,7 @@ def main() -> None:
         seed=args.seed,
         store=args.store,
         jobs=args.jobs,
+        replicates=args.replicates,
         **options,
     )
     result.print_summary()

@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
 # Set up everything circuitnn needs, idempotently (a second run takes a second or two):
-#   1. ngspice + libngspice from Debian/Ubuntu packages, when missing;
+#   1. from Debian/Ubuntu packages, when missing: ngspice + libngspice, and python3.X-venv (the
+#      venv module's ensurepip); as root, through sudo, or else it prints the one command to run;
 #   2. a virtual environment in .venv (Python >= 3.11; override with PYTHON=/path/to/python3);
-#   3. the CPU build of PyTorch, pinned, before anything can pull a CUDA build;
+#   3. the CPU build of PyTorch, pinned, before anything can pull a CUDA build: a CPU wheel pip
+#      already finds without an index (a find-links folder, a wheel cache) if there is one, else
+#      PyTorch's CPU-only index;
 #   4. circuitnn in editable mode with its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TORCH_PIN="torch==2.13.0"
+TORCH_VERSION="2.13.0"
+TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
 say() { printf '[setup] %s\n' "$*"; }
+fail() {
+    printf '[setup] %s\n' "$@" >&2
+    exit 1
+}
+
+python=${PYTHON:-python3}
+command -v "$python" >/dev/null 2>&1 || fail "no Python found as '$python': install Python >= 3.11 or set PYTHON=/path/to/python3"
+read -r python_prefix python_major python_minor < <("$python" -c 'import sys; print(sys.base_prefix, *sys.version_info[:2])') ||
+    fail "'$python' does not run as Python; set PYTHON=/path/to/python3 (>= 3.11)"
+if [ "$python_major" -lt 3 ] || { [ "$python_major" -eq 3 ] && [ "$python_minor" -lt 11 ]; }; then
+    fail "circuitnn needs Python >= 3.11 (found $python_major.$python_minor at $python); set PYTHON=..."
+fi
 
 have_ngspice() {
     command -v ngspice >/dev/null 2>&1 || return 1
@@ -17,25 +33,37 @@ have_ngspice() {
         *) return 1 ;;
     esac
 }
-if ! have_ngspice; then
-    if command -v apt-get >/dev/null 2>&1; then
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        say "installing ngspice and libngspice (Debian packages)"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ngspice libngspice0 libngspice0-dev >/dev/null
+venv_ready() { [ -x .venv/bin/python ] && .venv/bin/python -c 'import pip' >/dev/null 2>&1; }
+
+packages=()
+have_ngspice || packages+=(ngspice libngspice0 libngspice0-dev)
+if ! venv_ready && ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    [ "$python_prefix" = /usr ] ||
+        fail "$python (Python at $python_prefix) cannot create a virtual environment: its ensurepip module is missing; use a Python that has it (PYTHON=/usr/bin/python3)"
+    packages+=("python$python_major.$python_minor-venv")
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 ||
+        fail "missing: ${packages[*]} (Debian/Ubuntu package names) and apt-get is not available: install ngspice, libngspice and Python's venv module yourself, then run bash scripts/setup.sh again"
+    install="apt-get update && apt-get install -y ${packages[*]}"
+    if [ "$(id -u)" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
     else
-        say "ngspice is missing and apt-get is not available: install ngspice and libngspice yourself" >&2
-        exit 1
+        fail "missing: ${packages[*]}, and installing needs root (you are not root and sudo is not available)." \
+            "Run this one command as root, then run bash scripts/setup.sh again:" \
+            "    su -c '$install'"
     fi
+    say "installing ${packages[*]} (Debian packages${as_root:+, with sudo})"
+    { "${as_root[@]}" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${packages[@]}" >/dev/null; } ||
+        fail "could not install ${packages[*]}; run this one command as root, then run bash scripts/setup.sh again:" \
+            "    su -c '$install'"
 fi
 
-python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
-        say "circuitnn needs Python >= 3.11 (found $("$python" --version 2>&1)); set PYTHON=..." >&2
-        exit 1
-    }
+if ! venv_ready; then
+    rm -rf .venv # a half-made one (e.g. created before ensurepip was there) has no pip
     say "creating .venv"
     "$python" -m venv .venv
 fi
@@ -48,10 +76,16 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && installed circuitnn t
     exit 0
 fi
 if ! installed torch; then
-    say "installing $TORCH_PIN (CPU build)"
-    pip install "$TORCH_PIN"
+    # Offline first: the CPU wheel from wherever pip already finds wheels without an index.
+    if pip install --dry-run --ignore-installed --no-index --no-deps "torch==$TORCH_VERSION+cpu" >/dev/null 2>&1; then
+        say "installing torch==$TORCH_VERSION+cpu (CPU build, the wheel pip finds locally)"
+        pip install "torch==$TORCH_VERSION+cpu"
+    else
+        say "installing torch==$TORCH_VERSION (CPU build) from PyTorch's CPU-only index $TORCH_CPU_INDEX"
+        pip install --index-url "$TORCH_CPU_INDEX" "torch==$TORCH_VERSION"
+    fi
 fi
 say "installing circuitnn (editable) with its test tools"
 pip install -e ".[dev,torch]"
-echo "$wanted" > "$stamp"
+echo "$wanted" >"$stamp"
 say "ready: $(.venv/bin/python -c 'import circuitnn, torch; print("circuitnn", circuitnn.__version__, "· torch", torch.__version__)') · $(ngspice -v 2>/dev/null | grep -o 'ngspice-[0-9.]*' | head -1)"

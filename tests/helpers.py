@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -95,3 +97,40 @@ def isolated_run(spec: NeuronSpec, table: Any, row: int, direction: str = "up") 
         vectors = read_raw((Path(folder) / "alone.raw").read_bytes())[-1].vectors
     curves, _, _ = assemble(spec, bench, vectors)
     return curves[0][::-1] if direction == "down" else curves[0]
+
+
+# a benchmark row ending in a target and a verdict: "... 1.43x time   <=1.25x  FAIL"
+_VERDICT = re.compile(
+    r"(?P<before>.*?)(?P<op>>=|<=|≥|≤)\s*(?P<target>[\d.]+)(?P<unit>x|×|%)\s+(?P<verdict>PASS|FAIL)\s*$"
+)
+_VALUE = re.compile(r"([+-]?\d+(?:\.\d+)?)(x|×|%)")
+COMPARE = {">=": operator.ge, "<=": operator.le, "≥": operator.ge, "≤": operator.le}
+
+
+def verdict_rows(output: str) -> list[tuple[str, float, str, float, bool]]:
+    """Every row of a benchmark's output that ends in a target and a verdict:
+    (row, the last ratio printed before the target, comparison, target, passed)."""
+    rows = []
+    for line in output.splitlines():
+        match = _VERDICT.match(line)
+        if match is None:
+            continue
+        values = _VALUE.findall(match["before"])
+        assert values, f"no ratio before the target in {line!r}"
+        value, unit = values[-1]
+        assert (unit == "%") == (match["unit"] == "%"), f"ratio and target differ: {line!r}"
+        rows.append(
+            (line, float(value), match["op"], float(match["target"]), match["verdict"] == "PASS")
+        )
+    return rows
+
+
+def assert_verdicts_follow(output: str, count: int) -> list[tuple[str, float, str, float, bool]]:
+    """``output`` has ``count`` verdict rows, each PASS exactly when its ratio meets its target
+    (a ratio printed equal to its target may have been rounded from either side)."""
+    rows = verdict_rows(output)
+    assert len(rows) == count, "\n".join(row[0] for row in rows) or output[-2000:]
+    for line, value, op, target, passed in rows:
+        if value != target:
+            assert COMPARE[op](value, target) == passed, f"verdict contradicts its numbers: {line}"
+    return rows

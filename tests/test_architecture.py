@@ -32,12 +32,26 @@ ALLOWED: dict[str, set[str]] = {
         "base",
         "neuron",
         "spice",
+        "campaign",
         "store",
         "extract",
         "nn",
         "data",
         "train",
         "evaluate",
+    },
+    "codesign": {
+        "base",
+        "neuron",
+        "spice",
+        "store",
+        "extract",
+        "campaign",
+        "nn",
+        "data",
+        "train",
+        "evaluate",
+        "experiments",
     },
     "job": {
         "base",
@@ -51,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
         "evaluate",
         "experiments",
         "campaign",
+        "codesign",
     },
     "cli": {
         "base",
@@ -64,6 +79,7 @@ ALLOWED: dict[str, set[str]] = {
         "train",
         "evaluate",
         "experiments",
+        "codesign",
         "job",
     },
     "top": {"base", "cli"},  # circuitnn/__init__.py and __main__.py
@@ -76,9 +92,11 @@ OWNED = {
     "joblib": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "distributed": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "ray": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
+    "optuna": ("only circuitnn.codesign runs the design search", {"codesign"}),
+    "pandas": ("only circuitnn.codesign reads tables back as DataFrames", {"codesign"}),
     "torch": (
         "the simulation side runs without PyTorch",
-        {"base", "nn", "train", "evaluate", "data", "experiments", "job"},
+        {"base", "nn", "train", "evaluate", "data", "experiments", "codesign", "job"},
     ),
 }
 # deliberate exceptions, each with its reason and the release that removes it

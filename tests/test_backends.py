@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +91,49 @@ def test_dask_workers_are_separate_single_threaded_processes(dask_cluster: objec
     assert len(pids) == 2 and os.getpid() not in pids
 
 
+def test_unreachable_dask_scheduler_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("distributed")
+    with socket.socket() as probe:  # a port of this machine that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setattr(parallel, "DASK_CONNECT_SECONDS", 1.0)
+    with pytest.raises(ConfigError, match=f"cannot connect to the dask scheduler at {address}"):
+        list(parallel.run_tasks(os.getpid, [()] * 2, jobs=2, backend="dask", scheduler=address))
+    assert not any(key[1] == address for key in parallel._CLIENTS)
+
+
+def test_dask_workers_with_several_threads_are_refused() -> None:
+    """libngspice keeps global state per process: a cluster whose workers run several threads
+    each is refused with the reason, before any task runs."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+    ) as cluster:
+        address = cluster.scheduler_address
+        with pytest.raises(ConfigError, match=r"run several threads each .*--nthreads 1"):
+            list(parallel.run_tasks(os.getpid, [()] * 2, backend="dask", scheduler=address))
+    assert not any(key[1] == address for key in parallel._CLIENTS)
+
+
+def test_local_dask_cluster_that_cannot_start_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A local cluster whose worker processes cannot start (here: the error multiprocessing raises
+    in a script without a main guard, standing in for LocalCluster) names the likely cause."""
+    distributed = pytest.importorskip("distributed")
+
+    def cannot_start(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "An attempt has been made to start a new process before the current process has "
+            "finished its bootstrapping phase."
+        )
+
+    monkeypatch.setattr(distributed, "LocalCluster", cannot_start)
+    with pytest.raises(ConfigError, match=r"could not start a local dask cluster of 3 .*__main__"):
+        list(parallel.run_tasks(os.getpid, [()] * 2, jobs=3, backend="dask"))
+    assert ("dask", None, 3) not in parallel._CLIENTS
+
+
 def test_dask_family_equals_loky_bit_for_bit(
     dask_cluster: object, loky_families: dict[str, Family], tmp_path: Path
 ) -> None:
@@ -120,6 +165,17 @@ def test_cli_backend_option(
     assert "scheduler address needs backend dask or ray" in capsys.readouterr().err
 
 
+def test_unreachable_ray_cluster_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs before this module starts its Ray instance (Ray connects once per process)."""
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    # "auto": the Ray instance running on this machine, and none is
+    with pytest.raises(ConfigError, match="cannot connect to the Ray cluster at auto"):
+        list(parallel.run_tasks(os.getpid, [()] * 2, backend="ray", scheduler="auto"))
+    assert not ray.is_initialized()
+
+
 def test_ray_family_equals_loky_bit_for_bit(
     ray_session: object, loky_families: dict[str, Family], tmp_path: Path
 ) -> None:
@@ -129,8 +185,12 @@ def test_ray_family_equals_loky_bit_for_bit(
 
 
 def test_ray_workers_are_separate_processes(ray_session: object) -> None:
-    pids = {pid for _, pid in parallel.run_tasks(os.getpid, [()] * 8, jobs=2, backend="ray")}
-    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+    def slow_pid() -> int:  # a local function: pickled by value, so the workers need no import
+        time.sleep(0.2)  # long enough that one worker cannot take every task
+        return os.getpid()
+
+    pids = {pid for _, pid in parallel.run_tasks(slow_pid, [()] * 8, jobs=2, backend="ray")}
+    assert len(pids) == 2 and os.getpid() not in pids
 
 
 @pytest.mark.parametrize(("backend", "extra"), [("dask", "dask"), ("ray", "ray")])

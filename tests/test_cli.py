@@ -25,10 +25,11 @@ def test_run_dispatches_to_the_main_job(
     itself runs end to end in tests/test_main_job.py)."""
     import circuitnn.job.run
 
-    calls = []
+    calls, shows = [], []
 
-    def fake(config, out, *, options, say):
+    def fake(config, out, *, options, say, **settings):
         calls.append((config, Path(out), options))
+        shows.append(settings["progress"])
         say("[1/7] families    (stage line)")
         return Path(out) / "report.md"
 
@@ -46,6 +47,7 @@ def test_run_dispatches_to_the_main_job(
     job = calls[-1][0]
     assert job.families == ("cmos_inverter", "mos_diffpair") and job.n == 120
     assert capsys.readouterr().out == f"report: {out / 'report.md'}\n"
+    assert shows == [True, False]  # a bar over the training epochs unless --quiet
 
 
 def test_extract_then_show(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -138,7 +140,6 @@ def test_neurons_lists_every_builtin(capsys: pytest.CaptureFixture) -> None:
         (["extract", "no_such_neuron"], "unknown neuron 'no_such_neuron'"),
         (["extract", "diode_relu", "--n", "0"], "n must be from 1 to 100,000,000 instances, got 0"),
         (["extract", "diode_relu", "--corner", "zz"], "unknown corner 'zz'"),
-        (["extract", "diode_relu", "--engine", "warp"], "engine 'warp'"),
         (["sweep", "diode_relu", "--param", "q=1,2"], "sweep parameter 'q'"),
         (["sweep", "diode_relu", "--param", "r=1k,abc"], "--param r: 'abc' is not a number"),
         (["sweep", "diode_relu", "--param", "r"], "expected NAME=V1,V2"),

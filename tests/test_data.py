@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import h5py
@@ -395,6 +396,56 @@ def test_generated_tasks() -> None:
         data.smooth_regression(noise=-1.0)
 
 
+def test_g2_zpe_descriptors_from_the_stored_geometries() -> None:
+    """Every G2 molecule with a zero-point energy, its descriptors counted from the geometry
+    (checked by hand for methane, water and carbon dioxide) and a target that they predict: a
+    least-squares linear fit on the training split explains the test split (R² > 0.98)."""
+    pytest.importorskip("ase")
+    from ase.build import molecule
+
+    from circuitnn.data.materials import DESCRIPTORS, descriptors, g2_molecules
+
+    molecules = g2_molecules()
+    assert len(molecules) == 148
+    names = {name: zpe for name, _, zpe in molecules}
+    assert names["CH4"] == pytest.approx(27.6744)  # kcal/mol, as ase stores it
+    column = {name: index for index, name in enumerate(DESCRIPTORS)}
+    methane, water, co2 = (descriptors(molecule(name)) for name in ("CH4", "H2O", "CO2"))
+    assert methane[column["n_H"]] == 4 and methane[column["n_C"]] == 1
+    assert methane[column["modes"]] == 9 and methane[column["bonds_h"]] == 4
+    assert water[column["modes"]] == 3 and water[column["bonds"]] == 2
+    assert co2[column["modes"]] == 4 and co2[column["bonds_heavy"]] == 2  # linear: 3N − 5
+    assert 1.08 < methane[column["mean_bond_length"]] < 1.1  # C–H, Å
+    zpe = data.builtin("g2-zpe", seed=3)
+    assert zpe.task == "regression" and zpe.inputs == len(DESCRIPTORS)
+    assert sum(zpe.sizes.values()) == 148 and zpe.target_name == "zpe_kcal_per_mol"
+    assert all(np.isfinite(split[0]).all() for split in zpe.splits().values())
+    x, y = zpe.train
+    fit, *_ = np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)
+    tx, ty = zpe.test
+    predicted = np.c_[tx, np.ones(len(tx))] @ fit
+    r2 = 1 - np.sum((predicted - ty) ** 2) / np.sum((ty - ty.mean()) ** 2)
+    assert r2 > 0.98, r2
+    assert zpe.scaler.target_error(1.0) == pytest.approx(zpe.scaler.target_scale)
+
+
+def test_g2_zpe_without_ase_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ase(name: str, *args, **kwargs):
+        if name == "ase" or name.startswith("ase."):
+            raise ImportError("no ase here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ase)
+    monkeypatch.setattr("importlib.import_module", lambda name: no_ase(name))
+    message = r"needs the ase package: pip install 'circuitnn\[materials\]'"
+    with pytest.raises(ConfigError, match=message):
+        data.builtin("g2-zpe")
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ConfigError, match=r"validation must be a fraction in \(0, 1\)"):
         split_indices(10, validation=1.5)
@@ -404,3 +455,21 @@ def test_bad_arguments() -> None:
         make_dataset(np.zeros((5, 1)), np.zeros(5), task="ranking")
     with pytest.raises(ConfigError, match="classification needs >= 2 classes"):
         make_dataset(np.zeros((10, 1)), np.zeros(10), task="classification")
+
+
+def test_data_folder_readme_is_true() -> None:
+    """data/README.md: the folder holds nothing else, and every name and path it cites exists."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "data" / "README.md").read_text()
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["README.md"]
+    assert "Nothing is stored in this folder" in text
+    names = re.findall(r"`circuitnn\.data\.(\w+)`", text)
+    assert len(names) >= 5
+    missing = [name for name in names if not hasattr(data, name)]
+    assert not missing, f"data/README.md cites circuitnn.data.{missing}"
+    for folder in re.findall(r"`(tests/\w+/|docs/\w+\.md)`", text):
+        assert (root / folder).exists(), folder
+    sections = re.findall(r'section "([^"]+)"', text)
+    assert sections and all(
+        f"### {s}" in (root / "docs" / "pytorch.md").read_text() for s in sections
+    )

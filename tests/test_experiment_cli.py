@@ -36,23 +36,65 @@ def test_user_errors_exit_2_with_one_line(
     assert not (tmp_path / "out").exists()
 
 
-def test_quick_walking_noise_through_the_cli(
+def test_quick_propagation_through_the_cli(
     quick_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    out = tmp_path / "wn"
-    argv = ["experiment", "walking-noise", "--quick", "--out", str(out), "--seed", "1"]
-    assert main([*argv, "--store", str(quick_store)]) == 0
+    """Every claim printed with its verdict, effect, interval and replicate count."""
+    out = tmp_path / "prop"
+    argv = ["experiment", "propagation", "--quick", "--out", str(out), "--seed", "1"]
+    assert main([*argv, "--store", str(quick_store), "--replicates", "2"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("walking-noise:\n")
-    assert "additive midpoints, clean → additive-trained: act1" in printed
-    assert "[ok ]" in printed or "[NO ]" in printed
+    assert printed.startswith("propagation:\n")
+    verdicts = [line for line in printed.splitlines() if line.startswith("  [")]
+    assert len(verdicts) == 7
+    assert all(
+        line.split("]")[0][3:] in ("reproduced", "contradicted", "inconclusive")
+        for line in verdicts
+    )
+    assert "(95% CI, R = 2, t; claim < 0.1) →" in printed
     assert f"report: {out / 'summary.md'}" in printed
-    assert str(out / "midpoints.png") in printed
-    assert (out / "midpoints.png").is_file() and (out / "midpoint_summary.csv").is_file()
+    assert str(out / "noise_vs_depth.png") in printed and (out / "findings.csv").is_file()
     document = json.loads((out / "result.json").read_text())
-    assert document["config"]["seed"] == 1 and document["config"]["quick"] is True
+    assert document["config"]["seed"] == 1 and document["config"]["replicates"] == 2
     assert document["config"]["store"] == str(quick_store)
     assert not (out / "families.h5").exists(), "the given store was used"
+
+
+def test_one_replicate_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["experiment", "propagation", "--quick", "--replicates", "1"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "replicates must be an integer from 2" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_experiments_run_on_one_torch_thread(quick_store: Path, tmp_path: Path) -> None:
+    """The registry's guard: one torch thread inside the run (seen by the experiment), the
+    caller's setting afterwards."""
+    import torch
+
+    from circuitnn.errors import ConfigError
+    from circuitnn.experiments import run_experiment
+    from circuitnn.nn import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(2):
+        result = run_experiment(
+            "propagation",
+            tmp_path,
+            quick=True,
+            store=quick_store,
+            width=8,
+            draws=8,
+            samples=8,
+            trained_width=8,
+            trained_epochs=1,
+        )
+        assert torch.get_num_threads() == 2
+    assert result.config["torch_threads"] == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
+        run_experiment("propagation", tmp_path, quick=True, threads=0)
 
 
 def test_default_out_is_results_name(
@@ -82,4 +124,10 @@ def test_default_out_is_results_name(
     assert main(argv) == 0
     ((name, out, options),) = calls
     assert name == "parameter-robustness" and out == Path("results/parameter-robustness")
-    assert options == {"quick": False, "seed": 0, "store": str(quick_store), "jobs": 2}
+    assert options == {
+        "quick": False,
+        "seed": 0,
+        "store": str(quick_store),
+        "jobs": 2,
+        "replicates": None,
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -28,6 +30,7 @@ from circuitnn.nn import (
     mlp_spec,
     synthetic_family,
 )
+from circuitnn.train import Task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -183,6 +186,204 @@ def test_layer_sweep_finds_each_layers_midpoint(trained):
     assert set(weights) == {"linear1", "output"}
 
 
+WIDE = 1e9  # Hardtanh(-WIDE, WIDE): the identity on every value here, but an activation layer
+
+
+class TwoStages(nn.Module):
+    """Logits through ``act_a``, amplified ``GAIN`` times, then ``act_b``: noise σ put after
+    ``act_a`` reaches the output as GAIN·σ, after ``act_b`` as σ."""
+
+    GAIN = 1.5  # all layers at once: σ·√(GAIN² + 1) at the output, 17 % below act_a alone
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act_a = nn.Hardtanh(-WIDE, WIDE)
+        self.act_b = nn.Hardtanh(-WIDE, WIDE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act_b(self.GAIN * self.act_a(x))
+
+
+def test_layer_sweep_puts_the_noise_in_one_layer_at_a_time():
+    """Two classes, clean logits GAIN·(1, 0) or GAIN·(0, 1): accuracy falls halfway to chance at
+    output noise σ* = GAIN / (√2·Φ⁻¹(0.75)), i.e. at σ*/GAIN after ``act_a``, σ* after ``act_b``,
+    and σ*/√(GAIN² + 1) in both at once."""
+    model, data = TwoStages(), two_class_data(margin=1.0, n=1000)
+    settings = {"draws": 64, "tolerance": 0.01}
+    at_output = TwoStages.GAIN / (math.sqrt(2) * norm.ppf(0.75))
+    expected = {"act_a": at_output / TwoStages.GAIN, "act_b": at_output}
+    sweep = layer_sweep(model, data, noise="additive", **settings)
+    assert list(sweep) == ["act_a", "act_b"]
+    for name, result in sweep.items():
+        assert abs(result.level - expected[name]) < max(
+            4 * result.uncertainty, 0.02 * expected[name]
+        )
+        # re-evaluated with noise in that layer only, the level is halfway to chance
+        again = monte_carlo(
+            model, data, noise=NoiseSpec("additive", result.level), layers=(name,), draws=64
+        )
+        assert again.mean() == pytest.approx(0.75, abs=4 * again.sem() + 0.01), name
+        alone = midpoint(model, data, noise="additive", layers=(name,), **settings)
+        assert alone.level == result.level and alone.evaluations == result.evaluations
+    both = midpoint(model, data, noise="additive", **settings)
+    assert both.level == pytest.approx(at_output / math.hypot(TwoStages.GAIN, 1), rel=0.03)
+
+
+def test_robustness_curve_of_a_regression_metric_matches_monte_carlo():
+    """Prediction = target + σ·z: RMSE σ and MAE σ·√(2/π) at every level (additive noise by
+    default, in the layer given), each column equal to monte_carlo's at that level."""
+    generator = torch.Generator().manual_seed(4)
+    x = torch.rand(500, 1, generator=generator, dtype=torch.float64)
+    data = (x, x[:, 0])
+    levels = [0.0, 0.1, 0.4]
+    settings = {"layers": ("act",), "task": "regression", "draws": 16, "seed": 2}
+    curve = robustness_curve(Identity(), data, levels, metric="mae", **settings)
+    assert curve.noise == {"type": "NoiseSpec", **dataclasses.asdict(NoiseSpec("additive"))}
+    assert curve.metric == "mae" and curve.levels.dtype == np.float64
+    np.testing.assert_array_equal(curve.levels, levels)
+    np.testing.assert_allclose(curve.mean, np.array(levels) * math.sqrt(2 / math.pi), rtol=0.05)
+    for k, level in enumerate(levels):
+        result = monte_carlo(
+            Identity(),
+            data,
+            noise=NoiseSpec("additive", level) if level else None,
+            **settings,
+        )
+        assert curve.mean[k] == result.mean("mae")
+        assert curve.std[k] == result.std("mae") and curve.sem[k] == result.sem("mae")
+    assert json.loads(json.dumps(curve.to_dict())) == {
+        "noise": curve.noise,
+        "metric": "mae",
+        "levels": levels,
+        "mean": curve.mean.tolist(),
+        "std": curve.std.tolist(),
+        "sem": curve.sem.tolist(),
+    }
+    assert curve.sem[1] != monte_carlo(
+        Identity(), data, noise=NoiseSpec("additive", 0.1), **settings
+    ).sem("rmse")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"levels": []}, "levels must be a non-empty list of noise levels >= 0"),
+        ({"levels": [0.1, -0.1]}, "levels must be a non-empty list of noise levels >= 0"),
+        ({"levels": [[0.1, 0.2]]}, "levels must be a non-empty list of noise levels >= 0"),
+        ({"low": 0.0}, "low must be"),
+        ({"high": -1.0}, "high must be"),
+        ({"tolerance": 0.0}, "tolerance must be"),
+        ({"max_evaluations": 2}, "max_evaluations must be"),
+        ({"low": 2.0, "high": 1.0}, "high (1.0) must exceed low (2.0)"),
+        ({"metric": "mae"}, "metric must be one of ('accuracy', 'cross_entropy')"),
+    ],
+)
+def test_bad_curve_and_midpoint_settings_name_the_setting(call, message):
+    data = two_class_data(n=20)
+    with pytest.raises(ConfigError) as error:
+        if "levels" in call:
+            robustness_curve(Logits(), data, call["levels"], layers=("act",))
+        else:
+            midpoint(Logits(), data, layers=("act",), draws=2, **call)
+    assert str(error.value).startswith(message), str(error.value)
+
+
+def test_integer_levels_become_float_levels():
+    curve = robustness_curve(Logits(), two_class_data(n=20), [0, 1], layers=("act",), draws=2)
+    assert curve.levels.dtype == np.float64 and curve.levels.tolist() == [0.0, 1.0]
+
+
+def test_layer_sweep_of_weight_noise_walks_the_analog_layers(trained):
+    """Weight noise: by default every analog layer in turn, each sweep entry the midpoint of that
+    noise in that layer alone."""
+    model, test_data = trained
+    noise = WeightNoiseSpec("multiplicative")
+    settings = {"draws": 4, "tolerance": 0.3, "max_evaluations": 6}
+    sweep = layer_sweep(model, test_data, noise=noise, **settings)
+    assert list(sweep) == ["linear1", "linear2", "output"]
+    alone = midpoint(model, test_data, noise=noise, layers=("output",), **settings)
+    assert sweep["output"].level == alone.level
+    additive = midpoint(
+        model, test_data, noise=WeightNoiseSpec("additive"), layers=("output",), **settings
+    )
+    assert sweep["output"].level != additive.level
+
+
+def test_midpoint_widens_the_bracket_downward():
+    """The bracket starts above the midpoint (accuracy below halfway at ``low``): ``low`` is
+    divided by 10 until it is above, and the midpoint is still found; where even low/10⁴ is
+    below halfway the error says so."""
+    data = two_class_data(margin=1.0, n=1000)
+    expected = 1.0 / (math.sqrt(2) * norm.ppf(0.75))
+    result = midpoint(
+        Logits(),
+        data,
+        noise="additive",
+        layers=("act",),
+        low=5.0,
+        high=50.0,
+        draws=64,
+        tolerance=0.01,
+    )
+    levels = [level for level, _, _ in result.evaluations]
+    assert levels[:3] == [5.0, 0.5, 50.0]  # low, low / 10, then high
+    assert abs(result.level - expected) < max(4 * result.uncertainty, 0.02 * expected)
+    with pytest.raises(ConfigError, match="below halfway already at noise level 10"):
+        midpoint(Logits(), data, noise="additive", layers=("act",), low=1e5, high=1e6, draws=8)
+
+
+class Identity(nn.Module):
+    """A regression 'network' whose prediction is its input, through one activation layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act = nn.Hardtanh(-WIDE, WIDE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x)
+
+
+def test_chance_level_of_regression_metrics():
+    """RMSE of predicting the targets' mean (their population standard deviation), MAE of
+    predicting their median, per output column."""
+    task = Task("regression")
+    y = torch.tensor([1.0, 2.0, 3.0, 4.0, 10.0], dtype=torch.float64)
+    assert task.chance("rmse", 1, y) == pytest.approx(math.sqrt(10.0))  # mean 4
+    assert task.chance("mae", 1, y) == pytest.approx(2.2)  # median 3
+    assert task.chance("r2", 1, y) == 0.0
+    two = torch.stack([y, 2 * y + 5], dim=1)  # second column: mean 13, median 11
+    assert task.chance("rmse", 2, two) == pytest.approx(math.sqrt((10.0 + 40.0) / 2))
+    assert task.chance("mae", 2, two) == pytest.approx((2.2 + 4.4) / 2)
+    with pytest.raises(ConfigError, match="needs the targets"):
+        task.chance("rmse", 1)
+    with pytest.raises(ConfigError, match="unknown metric"):
+        task.chance("accuracy_at_5", 1, y)
+
+
+@pytest.mark.parametrize("metric", ["rmse", "mae"])
+def test_regression_midpoint_is_where_the_error_reaches_half_of_chance(metric):
+    """Prediction = target + σ·z: RMSE σ, MAE σ·√(2/π); clean error 0, so halfway to chance is
+    half of chance's error: σ* = chance/2 (RMSE) or chance/(2·√(2/π)) (MAE)."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(2000, 1, generator=generator, dtype=torch.float64) * 3.0
+    y = x[:, 0]
+    chance = Task("regression").chance(metric, 1, y)
+    expected = chance / 2 if metric == "rmse" else chance / (2 * math.sqrt(2 / math.pi))
+    result = midpoint(
+        Identity(),
+        (x, y),
+        noise="additive",
+        layers=("act",),
+        task="regression",
+        metric=metric,
+        draws=32,
+        tolerance=0.01,
+    )
+    assert result.clean == 0.0 and result.chance == pytest.approx(chance)
+    assert result.target == pytest.approx(chance / 2)
+    assert abs(result.level - expected) < max(4 * result.uncertainty, 0.02 * expected)
+
+
 def test_midpoint_errors(trained):
     model, test_data = trained
     shared = NoiseSpec("additive", correlation=1.0)  # shifts both logits alike: harmless
@@ -202,7 +403,7 @@ def test_worst_case_weight_perturbation(trained):
     zero = worst_case(model, test_data, 0.0)
     assert zero.attacked.mean() == zero.clean.mean() and zero.drop == 0
     result = worst_case(model, test_data, 0.1, steps=5)
-    assert result.attacked.mean() < result.clean.mean() - 0.05
+    assert result.attacked.mean() < result.clean.mean() - 0.05  # regression guard
     assert 0 < result.relative_change <= 0.1 + 1e-9
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key

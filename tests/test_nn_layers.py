@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from circuitnn.errors import ConfigError
 from circuitnn.nn import CircuitActivation, Scaling, synthetic_family
@@ -49,10 +50,16 @@ def test_chip_curves_are_family_instances(tanh_family):
     assert np.all(tanh_family.status[act.chip.numpy()] == 1), "failed instances never drawn"
 
 
-def test_large_layer_draws_with_replacement_from_ok_instances(tanh_family):
-    act = CircuitActivation(tanh_family, 500, generator=0)
-    assert np.all(tanh_family.status[act.chip.numpy()] == 1)
-    assert len(set(act.chip.tolist())) <= tanh_family.ok.sum()
+def test_large_layer_draws_with_replacement_uniformly_over_the_ok_instances(tanh_family):
+    """A layer wider than the family draws with replacement: every usable instance equally
+    likely (χ² test of the counts, false-alarm rate 0.1 %), every one drawn, no failed one."""
+    usable = np.flatnonzero(tanh_family.ok)
+    per_instance = 40
+    act = CircuitActivation(tanh_family, per_instance * len(usable), generator=0)
+    counts = np.bincount(act.chip.numpy(), minlength=tanh_family.n)
+    assert counts[~tanh_family.ok].sum() == 0, "failed instances never drawn"
+    assert (counts[usable] > 0).all(), "every usable instance drawn"
+    assert stats.chisquare(counts[usable]).pvalue > 1e-3, counts[usable]
 
 
 @pytest.mark.parametrize("extrapolation", ["linear", "clamp"])
@@ -195,7 +202,14 @@ def test_state_dict_round_trip_keeps_the_chip_and_resample_changes_it(tanh_famil
     other.load_state_dict(torch.load(tmp_path / "act.pt", weights_only=True))
     assert torch.equal(other.chip, act.chip)
     torch.testing.assert_close(other(x), before, rtol=0, atol=0)
-    assert set(act.state_dict()) == {"chip", "table", "sigma_table"}
+    assert set(act.state_dict()) == {
+        "chip",
+        "table",
+        "nominal_curve",
+        "sigma_table",
+        "nominal_sigma",
+        "identity",
+    }
     chip = act.chip.clone()
     act.resample(torch.Generator().manual_seed(99))
     assert not torch.equal(act.chip, chip)
@@ -279,3 +293,11 @@ def test_configuration_errors(tanh_family):
     act = CircuitActivation(tanh_family, 4, generator=0)
     with pytest.raises(ConfigError, match="shape"):
         act(torch.zeros(3, 5))
+
+
+def test_scaling_maps_volts_to_network_inputs_and_back(tanh_family):
+    scaling = CircuitActivation(tanh_family, 4, generator=0).scaling
+    volts = np.linspace(-1.0, 1.0, 7)
+    u = scaling.to_network_input(volts)
+    np.testing.assert_allclose(scaling.to_volts(u), volts, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(u, (volts - scaling.input_offset) / scaling.input_scale)

@@ -49,11 +49,18 @@ def test_additive_statistics(rho):
     x = torch.full((SAMPLES, neurons), 0.7, dtype=torch.float64)
     noise = module(x) - x
     n = noise.numel()
-    assert abs(float(noise.mean())) < 3 * sigma / math.sqrt(SAMPLES)
-    assert abs(float(noise.std()) - sigma) < 3 * sigma / math.sqrt(SAMPLES)
+    assert n == SAMPLES * neurons
+    # n = 6·SAMPLES draws, correlated ρ within a sample: the mean of all of them has variance
+    # σ²·(1 + 5ρ)/n, their sample variance 2σ⁴·(1 + 5ρ²)/n (Gaussian), so the standard error
+    # of the sample standard deviation is σ·√((1 + 5ρ²)/(2n))
+    mean_error = sigma * math.sqrt((1 + (neurons - 1) * rho) / n)
+    std_error = sigma * math.sqrt((1 + (neurons - 1) * rho**2) / (2 * n))
+    assert abs(float(noise.mean())) < 3 * mean_error
+    assert abs(float(noise.std()) - sigma) < 3 * std_error
+    # one pair's sample correlation has standard error (1 - ρ²)/√SAMPLES; the mean over pairs
+    # has no more
     tolerance = 3 * max(1 - rho**2, 1e-3) / math.sqrt(SAMPLES)
     assert abs(correlation(noise) - rho) < tolerance + 1e-9
-    assert n == SAMPLES * neurons
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.5])
@@ -64,7 +71,8 @@ def test_multiplicative_statistics(rho):
     x[:, 2] = 1.0  # avoid the zero column
     relative = module(x) / x - 1
     assert torch.all(relative.mean(dim=0).abs() < 3 * sigma / math.sqrt(SAMPLES))
-    assert torch.all((relative.std(dim=0) - sigma).abs() < 3 * sigma / math.sqrt(SAMPLES))
+    # the sample std of SAMPLES normals has standard error σ/√(2·SAMPLES)
+    assert torch.all((relative.std(dim=0) - sigma).abs() < 3 * sigma / math.sqrt(2 * SAMPLES))
     assert abs(correlation(relative) - rho) < 3 * (1 - rho**2) / math.sqrt(SAMPLES)
 
 
@@ -335,3 +343,26 @@ def test_unrepeated_inputs_give_the_same_draws_as_repeated_ones(family):
     with draws(d):
         eager = conv(image.repeat(d, 1, 1, 1))
     torch.testing.assert_close(lazy, eager)
+
+
+def test_reseed_noise_gives_every_noise_source_its_own_seed():
+    from circuitnn.nn import build_mlp, mlp_spec, reseed_noise
+
+    spec = mlp_spec(
+        4,
+        (6, 6),
+        2,
+        noise=NoiseSpec("additive", 0.5),
+        weight_noise=WeightNoiseSpec("additive", 0.1),
+    )
+    model = build_mlp(spec, seed=0)
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    outputs = []
+    for seed in (3, 3, 4):
+        reseed_noise(model, seed)
+        outputs.append(model(x).detach())
+    assert torch.equal(outputs[0], outputs[1]) and not torch.equal(outputs[0], outputs[2])
+    seeds = [m.generators.seed for m in model.modules() if hasattr(m, "generators")]
+    assert len(seeds) >= 5 and len(set(seeds)) == len(seeds), seeds  # each its own
+    reseed_noise(model, None)
+    assert all(m.generators.seed is None for m in model.modules() if hasattr(m, "generators"))

@@ -1,4 +1,9 @@
-"""Training regimes on a small real data set (scikit-learn's digits), seeds, history, stopping."""
+"""Training regimes on a small real data set (scikit-learn's digits), seeds, history, stopping.
+
+Thresholds marked "regression guard" were taken from the implementation's own runs: they catch a
+result that got worse, but show no correctness (clean training passes the regimes' accuracy
+thresholds too; tests/test_train_regimes.py checks what each regime does).
+"""
 
 from __future__ import annotations
 
@@ -57,9 +62,9 @@ def circuit_mlp(family, seed: int = 0, **options):
     return build_mlp(mlp_spec(64, (32,), 10, activation=CircuitSpec(family), **options), seed=seed)
 
 
-# Accuracy on the held-out 30 % of digits each regime must reach (measured after 15 epochs:
-# clean 0.952, additive noise 0.950, mixed noise 0.952, dropout 0.952, weight smoothing 0.952,
-# AWP 0.946).
+# Regression guards: accuracy on the held-out 30 % of digits each regime must reach, taken from
+# the implementation's own runs (after 15 epochs: clean 0.952, additive noise 0.950, mixed noise
+# 0.952, dropout 0.952, weight smoothing 0.952, AWP 0.946).
 REGIMES = [
     (Clean(), 0.92),
     (NoiseInjection(NoiseSpec("additive", 0.2, correlation=0.2)), 0.92),
@@ -84,7 +89,7 @@ def test_training_with_the_models_own_noise(digits, family):
     train_data, test_data = digits
     model = circuit_mlp(family, noise=NoiseSpec("circuit", 20.0))
     history = train(model, train_data, regime=NoiseInjection(), config=CONFIG, validation=test_data)
-    assert history.best["val_accuracy"] >= 0.92
+    assert history.best["val_accuracy"] >= 0.92  # regression guard (measured, as REGIMES)
     assert all(m.enabled for m in noise_modules(model))
 
 
@@ -116,6 +121,7 @@ def test_retraining_on_the_realized_chip_repairs_inhomogeneity(digits):
     )
     repaired = monte_carlo(model, test_data).mean()
     assert model.act1.mode == "sampled" and torch.equal(model.act1.chip, chip)
+    # regression guards: margins and level from the implementation's own runs
     assert damaged < homogeneous - 0.03, "the chip's inhomogeneity costs accuracy"
     assert repaired > damaged + 0.04
     assert repaired >= 0.93
@@ -124,7 +130,8 @@ def test_retraining_on_the_realized_chip_repairs_inhomogeneity(digits):
 
 def test_adversarial_training_resists_worst_case_weight_perturbation(digits):
     """Same network, data and seed; AWP (ζ=0.2) against clean training, both attacked at ζ=0.2
-    (measured over data seeds 0-3: AWP ahead by 0.13-0.34)."""
+    (measured over data seeds 0-3: AWP ahead by 0.13-0.34). Regression guards: the 0.93 accuracy
+    and the 0.1 margin come from those runs."""
     train_data, test_data = digits
     config = TrainConfig(epochs=20, lr=3e-3)
     results = {}
@@ -149,7 +156,7 @@ def test_regression(family):
         validation=(x[600:], y[600:]),
     )
     result = monte_carlo(model, (x[600:], y[600:]), task="regression")
-    assert result.mean("r2") > 0.9
+    assert result.mean("r2") > 0.9  # regression guard (from the implementation's own runs)
     assert result.mean("rmse") == pytest.approx(history.best["val_rmse"], rel=1e-4)
     assert result.mean("mae") < result.mean("rmse")
 
@@ -338,4 +345,4 @@ def test_small_cnn_with_circuit_neurons_trains_on_digit_images():
     )
     model = build_cnn(spec, seed=0)
     history = train(model, train_data, config=TrainConfig(epochs=8, lr=3e-3), validation=test_data)
-    assert history.best["val_accuracy"] >= 0.88  # measured 0.915
+    assert history.best["val_accuracy"] >= 0.88  # regression guard (measured 0.915)

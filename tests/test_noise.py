@@ -394,11 +394,11 @@ def test_instance_failing_in_noise_run_is_recorded_and_others_kept(
     bad = f"r1={format_spice(float(reference.parameter('r1')[2]))} "
 
     def flaky(
-        text: str, files: list[str], timeout: float, what: str, sources: dict[str, str]
+        text: str, files: list[str], timeout: float, what: str, sources: dict[str, str], *more
     ) -> object:
         if any(bad in circuit for circuit in sources.values()):  # (one circuit per bias)
             raise SimulationError("noise analysis failed: timestep too small (injected)")
-        return run_script(text, files, timeout, what, sources)
+        return run_script(text, files, timeout, what, sources, *more)
 
     monkeypatch.setattr(circuitnn.extract.analysis_chunks, "run_script", flaky)
     family = extract_family(spec, n=6, seed=8, options=options(chunk_size=6), noise=analysis)

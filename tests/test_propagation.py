@@ -17,6 +17,7 @@ from torch import nn
 
 from circuitnn.errors import ConfigError
 from circuitnn.evaluate import NoisePropagation, propagate_noise
+from circuitnn.experiments.families import circuit_families
 from circuitnn.family import Family
 from circuitnn.nn import (
     CircuitNoise,
@@ -31,7 +32,6 @@ from circuitnn.nn import (
     noise_modules,
     quiet,
 )
-from circuitnn.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -176,9 +176,8 @@ KINDS = {
 
 @pytest.fixture(scope="module")
 def families(quick_store: Path) -> dict[str, Family]:
-    """The quick store's families, read once."""
-    store = Store(quick_store)
-    return {name: store.load(name) for name in ("mos_diffpair", "cmos_inverter")}
+    """The quick store's families (seed 0), read once (the store holds other seeds too)."""
+    return circuit_families(("mos_diffpair", "cmos_inverter"), quick_store, quick=True, seed=0)
 
 
 def _circuit_network(family: Family, noise: NoiseSpec, seed: int = 0) -> nn.Module:

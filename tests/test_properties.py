@@ -37,7 +37,7 @@ from circuitnn.campaign.file import Campaign, is_campaign, load_campaign
 from circuitnn.campaign.run import options as campaign_options
 from circuitnn.campaign.sweep import check_grid, parse_grid
 from circuitnn.errors import CircuitnnError, ConfigError, StoreError
-from circuitnn.neuron.safety import check_safe
+from circuitnn.neuron.cards import physical_lines
 from circuitnn.neuron.spec_file import load_spec, spec_from_dict
 from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
 from circuitnn.spice.analyses import NoiseAnalysis
@@ -216,8 +216,13 @@ def _check_spec_result(spec: Any) -> None:
         if isinstance(table, CircuitnnError):
             continue
         bench = outcome(lambda table=table: render_dc_bench(spec, table))
-        if not isinstance(bench, CircuitnnError):
-            check_safe(bench.text, "the rendered bench")  # NetlistError fails the test
+        if not isinstance(bench, CircuitnnError):  # read as ngspice reads it
+            commands = [
+                line
+                for line in physical_lines(bench.text)
+                if line.lower().startswith((".control", ".endc", "*#", "shell"))
+            ]
+            assert not commands, commands
 
 
 @FAST
@@ -588,6 +593,7 @@ def test_random_bytes_as_a_store_give_a_store_error(scratch: Path, data: bytes, 
     _exercise(path)
 
 
+@pytest.mark.filterwarnings("ignore:store .* skipped .* damaged famil")  # (the point here)
 @settings(FAST, max_examples=80)
 @given(st.data())
 def test_truncated_or_flipped_store_gives_a_result_or_a_store_error(
@@ -631,6 +637,7 @@ odd_values = st.one_of(
 OPERATIONS = ["delete", "dataset", "group", "drop_attribute", "set_attribute"]
 
 
+@pytest.mark.filterwarnings("ignore:store .* skipped .* damaged famil")  # (the point here)
 @settings(FAST, max_examples=60)
 @given(
     st.lists(

@@ -16,6 +16,7 @@ from circuitnn import extract_family
 from circuitnn.errors import ConfigError, NetlistError
 from circuitnn.extract.pipeline import family_key
 from circuitnn.neuron.builtin import builtin_neurons, get_neuron
+from circuitnn.neuron.spec import DEFAULT_LOAD
 from circuitnn.neuron.spec_file import load_spec
 from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 
@@ -144,6 +145,20 @@ def test_spec_file_errors_name_the_file(tmp_path: Path) -> None:
     broken.write_text("name = 'x'\n[ports\n")
     with pytest.raises(ConfigError, match=r"broken\.toml.*invalid TOML"):
         load_spec(broken)
+
+
+def test_output_table_is_optional_and_defaults_to_a_voltage_output() -> None:
+    full = spec_data("divider")
+    full["output"] = {"quantity": "voltage"}
+    short = copy.deepcopy(full)
+    del short["output"]
+    with_table, without = build_spec(full), build_spec(short)
+    assert without.output == with_table.output
+    assert (without.output.quantity, without.output.load_capacitance) == ("voltage", DEFAULT_LOAD)
+    assert family_key(without, MonteCarlo(n=3)) == family_key(with_table, MonteCarlo(n=3))
+    current = copy.deepcopy(short)
+    current["output"] = {"quantity": "current", "load_voltage": 1.0}
+    assert build_spec(current).output.quantity == "current"
 
 
 def test_unknown_corner_is_refused() -> None:
@@ -292,8 +307,10 @@ def test_user_netlist_with_include_runs_and_its_library_is_part_of_the_key(
     path = _user_neuron(tmp_path, "IS=1e-14 N=1")
     spec = get_neuron(path)
     library = (tmp_path / "models" / "diodes.lib").resolve()
-    assert f'.include "{library}"' in spec.netlist_text
-    assert spec.includes == ((str(library), ".model userdio D(IS=1e-14 N=1)\n"),)
+    [included] = spec.includes  # copied into ngspice's run folder under a safe name
+    assert (included.source, included.text) == (str(library), ".model userdio D(IS=1e-14 N=1)\n")
+    assert f'.include "{included.name}"' in spec.netlist_text
+    assert str(library) not in spec.netlist_text
 
     # the .cir path is accepted as well as the .toml
     family = extract_family(tmp_path / "userdiode.cir", n=3, seed=0, options=options())

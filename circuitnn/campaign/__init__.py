@@ -28,6 +28,8 @@ _EXPORTS = {
     "parse_grid": "sweep",
     "sweep_families": "sweep",
     "plot_sweep": "plots",
+    "point_row": "table",
+    "write_table": "table",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

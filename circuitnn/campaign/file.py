@@ -121,12 +121,14 @@ class PointSummary:
 
 @dataclass(frozen=True)
 class CampaignResult:
-    """Every point's summary, the store, and the campaign's wall seconds."""
+    """Every point's summary, the store, the campaign's wall seconds, and the points as table
+    rows (:func:`circuitnn.campaign.table.point_row`, for ``campaign.csv``)."""
 
     campaign: Campaign
     store: Path
     points: list[PointSummary]
     seconds: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def instances(self) -> int:
@@ -177,12 +179,13 @@ def _parse(path: Path, data: dict[str, Any]) -> Campaign:
         raise ConfigError(
             f"[campaign] unknown key(s) {sorted(unknown)}; known: {sorted(KEYS | TABLES)}"
         )
-    for key in ("neuron", "n", "grid"):
-        if key not in table:
-            raise ConfigError(f"[campaign] {key} is missing")
+    if "neuron" not in table:
+        raise ConfigError("[campaign] neuron is missing")
     neuron = table["neuron"]
     if not isinstance(neuron, str) or not neuron:
         raise ConfigError(f"[campaign] neuron must be a name or a spec path, got {neuron!r}")
+    if "n" not in table:
+        raise ConfigError("[campaign] n is missing")
     n = _integer(table["n"], "n", 1)
     seed = _integer(table.get("seed", 0), "seed", 0)
     if seed >= 2**63:
@@ -210,6 +213,8 @@ def _parse(path: Path, data: dict[str, Any]) -> Campaign:
             raise ConfigError(f"[campaign] store must be a file path, got {store!r}")
         store = Path(store) if Path(store).is_absolute() else path.parent / store
 
+    if "grid" not in table:
+        raise ConfigError("[campaign] grid is missing: add a [campaign.grid] table")
     grid_table = table["grid"]
     if not isinstance(grid_table, dict) or not grid_table:
         raise ConfigError("[campaign.grid] must be a table of parameter = [values]")

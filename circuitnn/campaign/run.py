@@ -45,8 +45,10 @@ def run_campaign(
         raise ConfigError(f"{campaign.source}: [campaign.run] {error}") from None
     target = Store(store or campaign.store or Path(out) / "families.h5")
     spec = get_neuron(campaign.neuron, allow_control=campaign.allow_control)
+    from circuitnn.campaign.table import point_row
+
     began = time.perf_counter()
-    summaries = []
+    summaries, rows = [], []
     for point in iterate_sweep(
         spec,
         campaign.grid,
@@ -62,7 +64,8 @@ def run_campaign(
         arrays=False,
     ):
         summaries.append(summarize(point.point, point.family, point.seconds))
-    return CampaignResult(campaign, target.path, summaries, time.perf_counter() - began)
+        rows.append(point_row(len(rows), spec, point.point, point.family, point.seconds))
+    return CampaignResult(campaign, target.path, summaries, time.perf_counter() - began, rows)
 
 
 def summarize(point: dict[str, float], family: Any, seconds: float) -> PointSummary:

@@ -100,6 +100,7 @@ def iterate_sweep(
     """:func:`sweep_families`, one point at a time, under one progress bar over all points."""
     spec = get_neuron(neuron)
     points = check_grid(spec, grid)
+    specs = [apply_point(spec, point) for point in points]  # every point checked before any runs
     options = options or RunOptions()
     analyses = (
         1
@@ -117,7 +118,7 @@ def iterate_sweep(
             before, began = bar.n, time.perf_counter()
             with overall_progress(bar):
                 family = extract_family(
-                    apply_point(spec, point), n, seed, store=store, options=options, **extract
+                    specs[number - 1], n, seed, store=store, options=options, **extract
                 )
             done = bar.n - before
             if done == 0:  # from the store's cache: no work, so no effect on the rate
@@ -148,4 +149,12 @@ def check_grid(spec: NeuronSpec, grid: dict[str, list[float]]) -> list[dict[str,
         if not values:
             raise ConfigError(f"sweep parameter {name!r} has no values")
         parsed[name] = [parse_spice(value, f"sweep parameter {name}") for value in values]
+        repeated = [
+            value for number, value in enumerate(parsed[name]) if value in parsed[name][:number]
+        ]
+        if repeated:
+            raise ConfigError(
+                f"sweep parameter {name!r}: {repeated[0]:g} is given twice (each grid point is "
+                "one family: give each value once)"
+            )
     return grid_points(parsed)

@@ -33,7 +33,10 @@ def run_options(args: argparse.Namespace) -> Any:
 
 def campaign_command(args: argparse.Namespace, jobs_default: int | None = None) -> int:
     from circuitnn.campaign.run import run_campaign, summary_table, write_json
+    from circuitnn.campaign.table import write_table
+    from circuitnn.store.paths import writable_folder
 
+    writable_folder(args.out, "--out")
     overrides = _given_options(args)
     if jobs_default is not None and overrides.get("jobs") == jobs_default:
         overrides.pop("jobs")  # `circuitnn run FILE`: its default (-1) is not the user's choice
@@ -42,6 +45,7 @@ def campaign_command(args: argparse.Namespace, jobs_default: int | None = None) 
     )
     print(summary_table(result))
     print(f"summary: {write_json(result, Path(args.out) / 'campaign.json')}")
+    print(f"table: {write_table(Path(args.out) / 'campaign.csv', result.rows)}")
     return 0
 
 
@@ -101,6 +105,7 @@ def neurons_command(args: argparse.Namespace) -> int:
     for name in builtin_neurons():
         spec = get_neuron(name)
         print(f"{name}: {spec.description}")
+        print(f"  ports: {_ports_text(spec)}")
         sweep = spec.sweep
         kind = "differential" if spec.ports.differential_input else "single-ended"
         print(
@@ -121,6 +126,27 @@ def neurons_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ports_text(spec: Any) -> str:
+    """The subckt's ports in order, each with its role (input, output, supply V, ground, bias V)."""
+    ports = spec.ports
+    roles = []
+    for port in spec.subckt.ports:
+        if port in ports.input:
+            role = "input" if len(ports.input) == 1 else f"input {'+-'[ports.input.index(port)]}"
+        elif port in ports.output:
+            role = (
+                "output" if len(ports.output) == 1 else f"output {'+-'[ports.output.index(port)]}"
+            )
+        elif port in ports.supplies:
+            role = f"supply {ports.supplies[port]:g} V"
+        elif port in ports.ground:
+            role = "ground"
+        else:
+            role = f"bias {ports.bias[port]:g} V"
+        roles.append(f"{port} ({role})")
+    return ", ".join(roles)
+
+
 def _distribution_text(dist: Any) -> str:
     if dist.pelgrom is not None:
         return f"{dist.distribution} σ = {dist.pelgrom:g}/√({dist.area[0]}·{dist.area[1]})"
@@ -133,8 +159,10 @@ def extract_command(args: argparse.Namespace) -> int:
     """One family; exit status 1 when every instance failed."""
     from circuitnn.errors import SimulatorWarning
     from circuitnn.extract.pipeline import extract_family
-    from circuitnn.extract.plots import plot_all
+    from circuitnn.extract.plots import picture_path, plot_all
+    from circuitnn.store.paths import writable_file
 
+    plot = writable_file(picture_path(args.plot), "--plot") if args.plot else None
     began = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SimulatorWarning)  # printed below, from the family
@@ -153,8 +181,8 @@ def extract_command(args: argparse.Namespace) -> int:
     )
     _print_run(family)
     _print_summary(family)
-    if args.plot:
-        for picture in plot_all(family, args.plot):
+    if plot is not None:
+        for picture in plot_all(family, plot):
             print(f"picture: {picture}")
     return 1 if len(family.failed) == family.n else 0
 
@@ -193,10 +221,14 @@ def _print_run(family: Any, shown: int = 3) -> None:
 def sweep_command(args: argparse.Namespace) -> int:
     from circuitnn.campaign.plots import plot_sweep
     from circuitnn.campaign.sweep import parse_grid, sweep_families
+    from circuitnn.campaign.table import point_row, write_table
+    from circuitnn.store.paths import writable_folder
 
+    out = writable_folder(args.out, "--out")
     grid = parse_grid(args.param)
+    spec = _spec(args)
     results = sweep_families(
-        _spec(args),
+        spec,
         grid,
         args.n,
         args.seed,
@@ -205,7 +237,6 @@ def sweep_command(args: argparse.Namespace) -> int:
         arrays=False,  # the table needs the descriptors only: memory flat in the points
         **_monte_carlo(args),
     )
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [
         {
@@ -219,6 +250,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     ]
     table = out / "sweep.json"
     table.write_text(json.dumps(rows, indent=2))
+    csv_rows = [point_row(i, spec, r.point, r.family, r.seconds) for i, r in enumerate(results)]
+    csv_table = write_table(out / "sweep.csv", csv_rows)
     print(f"\n{'point':40s} {'failed':>6s} " + " ".join(f"{n:>22s}" for n in _COLUMNS))
     for row in rows:
         label = ", ".join(f"{k}={v:g}" for k, v in row["point"].items())
@@ -226,18 +259,28 @@ def sweep_command(args: argparse.Namespace) -> int:
         print(f"{label:40s} {row['failed']:6d} {cells}")
     pictures = [plot_sweep(rows, name, out / f"sweep_{name}.png") for name in grid]
     print(f"\ntable: {table}\npictures: {', '.join(map(str, pictures))}\nstore: {args.store}")
+    print(f"rows: {csv_table}")
     return 0
 
 
 def show_command(args: argparse.Namespace) -> int:
     from circuitnn.extract.plots import plot_all
     from circuitnn.store import Store
+    from circuitnn.store.paths import shown, writable_folder
 
     store = Store(args.store)
     if not store.path.exists():
-        raise ConfigError(f"store {store.path} does not exist")
-    keys = [store.resolve(args.family)] if args.family else [row["key"] for row in store.describe()]
-    out = Path(args.out) if args.out else store.path.parent / "plots"
+        raise ConfigError(f"store {shown(store.path)} does not exist")
+    if store.path.is_dir():
+        raise ConfigError(f"store {shown(store.path)} is a folder, not a store's index file")
+    out = writable_folder(args.out or store.path.parent / "plots", "--out")
+    damaged: dict[str, str] = {}
+    if args.family:
+        keys = store.matching(args.family)
+        if not keys:
+            store.resolve(args.family)  # raises, naming what is there (and what is damaged)
+    else:
+        keys = [row["key"] for row in store.describe(damaged)]
     for key in keys:
         family = store.load(key)
         attrs = family.attrs
@@ -253,6 +296,52 @@ def show_command(args: argparse.Namespace) -> int:
         for picture in plot_all(family, out / f"{family.neuron}-{key[:12]}.png"):
             print(f"  picture: {picture}")
         print()
+    for key, reason in damaged.items():
+        print(f"damaged family {key}: {reason}")
+    if damaged:
+        print(
+            f"{len(damaged)} damaged famil{'y' if len(damaged) == 1 else 'ies'} skipped: "
+            f"circuitnn store repair {shown(store.path)} sets them aside to be extracted again"
+        )
+    return 0
+
+
+def store_command(args: argparse.Namespace) -> int:
+    from circuitnn.store import Store
+    from circuitnn.store.paths import shown
+    from circuitnn.store.repair import check_store, remove_family, repair_store
+
+    store = Store(args.store)
+    if not store.path.exists() and not store.folder.is_dir():
+        raise ConfigError(f"store {shown(store.path)} does not exist")
+    if store.path.is_dir():
+        raise ConfigError(f"store {shown(store.path)} is a folder, not a store's index file")
+    if args.action == "remove":
+        if not args.family:
+            raise ConfigError("store remove needs the FAMILY to remove (a key or neuron name)")
+        print(f"removed family {remove_family(store, args.family)} from {shown(store.path)}")
+        return 0
+    if args.action == "repair":
+        state = repair_store(store)
+        kept = [family for family in state.families if family.intact]
+        print(
+            f"{shown(store.path)}: index rebuilt with {len(kept)} intact famil"
+            f"{'y' if len(kept) == 1 else 'ies'}"
+        )
+        for family in state.damaged:
+            print(f"  set aside {family.key} ({family.neuron or 'unreadable'}): {family.problem}")
+        return 0
+    state = check_store(store, args.family)
+    if state.index_problem:
+        print(f"index damaged: {state.index_problem}")
+    for family in state.families:
+        verdict = "ok" if family.intact else f"DAMAGED: {family.problem}"
+        linked = "" if family.linked else " (not in the index)"
+        print(f"{family.key}  {family.neuron or '?':16s} {verdict}{linked}")
+    if not state.healthy:
+        print(f"repair with: circuitnn store repair {shown(store.path)}")
+        return 1
+    print(f"{len(state.families)} famil{'y' if len(state.families) == 1 else 'ies'} intact")
     return 0
 
 

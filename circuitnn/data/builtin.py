@@ -1,5 +1,6 @@
-"""Built-in data sets, all offline: scikit-learn's bundled digits and diabetes, and generated
-tabular regression tasks (seeded, with a controllable noise level).
+"""Built-in data sets, all offline: scikit-learn's bundled digits and diabetes, generated
+tabular regression tasks (seeded, with a controllable noise level) and ``g2-zpe``, zero-point
+energies of small molecules from the G2 set that ``ase`` ships (:mod:`circuitnn.data.materials`).
 
 ``builtin("diabetes", seed=0)`` returns a :class:`~circuitnn.data.Dataset` by name
 (:data:`BUILTINS`); :func:`load_digits` keeps the older ``((x, y), (x, y))`` train/test form that
@@ -184,16 +185,26 @@ def _check_generated(rows: int, features: int, noise: float) -> None:
         raise ConfigError(f"noise must be a number >= 0, got {noise!r}")
 
 
+def g2_zpe(*, seed: int = 0, validation: float = 0.15, test: float = 0.15) -> Dataset:
+    """Zero-point energies of the 148 G2 molecules that ``ase`` ships, from geometry descriptors
+    (needs ``ase``; see :mod:`circuitnn.data.materials`)."""
+    from circuitnn.data.materials import g2_zpe as load
+
+    return load(seed=seed, validation=validation, test=test)
+
+
 BUILTINS: dict[str, Callable[..., Dataset]] = {
     "digits": digits,
     "diabetes": diabetes,
     "smooth": smooth_regression,
     "friedman": friedman,
+    "g2-zpe": g2_zpe,
 }
 
 
 def builtin(name: str, **options: Any) -> Dataset:
-    """The built-in data set ``name`` (:data:`BUILTINS`: digits, diabetes, smooth, friedman)
+    """The built-in data set ``name`` (:data:`BUILTINS`: digits, diabetes, smooth, friedman,
+    g2-zpe)
     with its keyword ``options`` (seed, validation, test, and rows / features / noise for the
     generated ones)."""
     if name not in BUILTINS:

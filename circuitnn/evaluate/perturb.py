@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 
-import torch
 from torch import nn
 
 from circuitnn.errors import ConfigError
@@ -116,15 +115,3 @@ def seeded_noise(model: nn.Module, seed: int) -> Iterator[None]:
     finally:
         for module, value in zip(modules, before, strict=True):
             module.reseed(value)
-
-
-def reseed_all(model: nn.Module, seed: int) -> None:
-    """Restart every draw of the model's own noise from ``seed`` (inside :func:`seeded_noise`)."""
-    modules = [m for m in model.modules() if isinstance(m, (NoiseModule, *ANALOG_LAYERS))]
-    for index, module in enumerate(modules):
-        module.reseed(derive_seed(seed, "own-noise", index))
-
-
-def torch_generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded with ``seed``."""
-    return torch.Generator().manual_seed(seed)

@@ -166,11 +166,6 @@ class NoisePropagation:
         predicted_correlation, measured_correlation."""
         return [item.row() for item in self.layers]
 
-    def worst_ratio(self) -> float:
-        """The largest ``|ratio − 1|`` over the layers (NaN without Monte Carlo)."""
-        ratios = [abs(item.ratio - 1.0) for item in self.layers]
-        return max(ratios) if ratios else math.nan
-
 
 # ------------------------------------------------------------------------------ the model walk
 

@@ -1,23 +1,33 @@
-"""Pieces shared by the ``walking-noise`` and ``parameter-robustness`` experiments: the circuit MLP
-they train, their option overrides and small statistics over seeds."""
+"""Pieces shared by the experiments: the circuit MLP they train, their option overrides, replicate
+seeds and per-replicate tables with intervals."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
 from torch import nn
 
 from circuitnn.errors import ConfigError
+from circuitnn.experiments.stats import mean_effect
 from circuitnn.family import Family
-from circuitnn.nn import CircuitSpec, LayerSpec, MLPSpec, build_mlp
+from circuitnn.nn import CircuitSpec, LayerSpec, MLPSpec, build_mlp, torch_threads
 
 S = TypeVar("S")
+Row = dict[str, Any]
+
+__all__ = [
+    "circuit_mlp",
+    "column",
+    "fmt",
+    "interval_table",
+    "override",
+    "replicate_seeds",
+    "torch_threads",
+]
 
 
 def circuit_mlp(
@@ -34,19 +44,6 @@ def circuit_mlp(
         for index, width in enumerate(widths)
     )
     return build_mlp(MLPSpec(inputs, layers, outputs), seed=seed)
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Within the block torch computes on ``count`` threads (put back afterwards). The
-    experiments' networks are small enough that one thread is as fast as several and far steadier
-    on a busy machine, where idle-spinning worker threads can slow small operations tenfold."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(count)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def override(settings: S, options: Mapping[str, Any], experiment: str, extra: str = "") -> S:
@@ -75,24 +72,47 @@ def override(settings: S, options: Mapping[str, Any], experiment: str, extra: st
     return dataclasses.replace(settings, **changes)  # type: ignore[type-var]
 
 
-def mean_and_sem(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean of the finite ``values`` (NaN, NaN when none; SEM 0
-    for a single value)."""
-    finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if finite.size == 0:
-        return math.nan, math.nan
-    sem = float(finite.std(ddof=1) / math.sqrt(finite.size)) if finite.size > 1 else 0.0
-    return float(finite.mean()), sem
-
-
-def geometric_mean(values: Sequence[float]) -> float:
-    """Geometric mean of the positive finite ``values`` (NaN when none)."""
-    usable = [v for v in values if v is not None and math.isfinite(v) and v > 0]
-    return float(np.exp(np.mean(np.log(usable)))) if usable else math.nan
-
-
 def fmt(value: float | None, digits: int = 3) -> str:
     """A number for a sentence (``n/a`` for None / NaN)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.{digits}g}"
+
+
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
+    """The seeds of ``replicates`` independent replicates: ``seed, seed + 1, …``."""
+    return [int(seed) + index for index in range(int(replicates))]
+
+
+def column(rows: Sequence[Row], name: str, **where: Any) -> np.ndarray:
+    """``name`` of the rows matching ``where`` (key = value), in replicate order."""
+    members = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    members.sort(key=lambda r: r.get("replicate", 0))
+    return np.array([float(r[name]) for r in members], dtype=np.float64)
+
+
+def interval_table(rows: Sequence[Row], by: Sequence[str], columns: Sequence[str]) -> list[Row]:
+    """Per group of rows equal in ``by`` (one row per replicate): each of ``columns`` as its mean
+    over replicates with the 95 % t interval (``NAME``, ``NAME_low``, ``NAME_high``) and the
+    replicate count."""
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[key] for key in by), []).append(row)
+    table = []
+    for key, members in groups.items():
+        out: Row = dict(zip(by, key, strict=True))
+        out["replicates"] = len(members)
+        for name in columns:
+            values = [float(m[name]) for m in members if m.get(name) is not None]
+            effect = mean_effect(values, name)
+            estimate = effect.estimate if effect.ok else _nanmean(values)
+            out[name] = estimate
+            out[f"{name}_low"] = effect.low
+            out[f"{name}_high"] = effect.high
+        table.append(out)
+    return table
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan

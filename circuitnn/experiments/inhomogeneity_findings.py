@@ -1,205 +1,316 @@
-"""Study 1's findings checked against an ``inhomogeneity`` run, by rules fixed in advance.
+"""Study 1's findings decided from an ``inhomogeneity`` run's replicates, by rules fixed in advance.
 
 Errors are 1 − accuracy (classification) or the RMSE of the standardized target (regression);
-noise levels σ are in network units (half the nominal output swing = 1). The rules:
+noise levels σ are in network units (half the nominal output swing = 1). Every effect is computed
+over the replicates (one value per replicate, paired where two conditions share a replicate) with
+a 95 % interval, and decided by :mod:`circuitnn.experiments.stats` (reproduced / contradicted /
+inconclusive). Per task:
 
-- *degrades quickly* (per task): the reference network's error covers 10 % of the way from clean
-  to chance by σ₁₀ ≤ 0.2 (10 % of the full swing) for every family;
-- *one hidden layer tolerates noise better* (per task): at equal family and width, the one-layer
-  network has the smaller damage index (mean over the level grid of the error increase as a
-  fraction of the way from clean to chance, capped at 1) in more than half of the comparisons;
-- *larger networks tolerate noise better* (per task): the widest network has a smaller damage
-  index than the narrowest in more than half of the (family, depth) cases;
-- *inhomogeneity damages* (per task and family): every chip's error exceeds the nominal
-  network's and the mean error over chips is ≥ 10 % above it;
-- *retraining repairs*: in every (task, family) case with such damage, retraining lowers the mean
-  error over chips and recovers ≥ 50 % of the damage, measured against the better of the nominal
-  network and the nominal network trained for as many more epochs (so more training alone is not
-  counted as repair).
+- *the error degrades quickly with neuron noise*: for every family, the geometric mean over
+  replicates of the reference network's σ₁₀ (10 % of the way from clean to chance) is below
+  :data:`QUICK_SIGMA` (10 % of the full swing); a replicate whose error never got there counts as
+  the largest level tried (a lower bound);
+- *one hidden layer tolerates noise better than deeper networks*: for every family and every
+  depth d > 1 of the grid, the paired difference of damage indices (depth d − depth 1) is > 0;
+- *larger-than-optimal networks tolerate noise better*: the optimal width — the smallest width of
+  the one-layer size grid whose clean validation error is within :data:`OPTIMAL_TOLERANCE` of the
+  grid's lowest (the smallest network that does about as well as any) — against the grid width
+  nearest ``larger`` × it above: paired damage-index difference (optimal − larger) > 0
+  (replicates whose optimal width is the widest have no larger network and are left out, and
+  said so);
+- *less overfitting means more noise tolerance*: within each replicate, the Spearman rank
+  correlation between the train–test gap of the clean error and the damage index over the
+  overfitting grid (widths × epochs × weight decays, no early stopping); its mean over replicates
+  (BCa bootstrap interval: a bounded statistic) is > 0;
+- *per-neuron inhomogeneity damages a network trained on the nominal curve* (per family): mean
+  error over chips − nominal error > 0 (paired);
+- *retraining on each chip's realized activations repairs the damage* (every family whose damage
+  finding is reproduced: there is nothing to repair elsewhere, and those are listed): it recovers
+  more than half of it, i.e. the linear contrast (damaged − repaired) − ½·(damaged − baseline) > 0,
+  the baseline being the better of the nominal network and the nominal network trained for as
+  many more epochs (so more training alone does not count as repair).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from circuitnn.data import Dataset
+import numpy as np
+from scipy import stats as scipy_stats
+
+from circuitnn.experiments.common import column, fmt
 from circuitnn.experiments.result import Finding, Row
+from circuitnn.experiments.stats import bootstrap_effect, log_mean_effect, paired_effect
+from circuitnn.experiments.verdicts import Check, Rule, Verdict
 
-QUICK_SIGMA = 0.2  # σ₁₀ at or below this (network units, 10 % of the full swing): "quickly"
-MIN_DAMAGE = 0.10  # relative error increase (mean over chips) that counts as damage
-MIN_RECOVERY = 0.5  # fraction of the damage retraining must recover
-
-
-def _f(value: float, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "not reached"
-    return f"{value:.{digits}g}"
+QUICK_SIGMA = 0.2  # σ₁₀ below this (network units, 10 % of the full swing): "quickly"
+HALF = 0.5  # share of the damage retraining must recover
+OPTIMAL_TOLERANCE = 0.1  # relative: a width whose validation error is this close to the best
 
 
-def findings(tolerance: list[Row], chips: list[Row], reference: tuple[int, int]) -> list[Finding]:
-    """Every finding of study 1 this run can check (see the module docstring for the rules)."""
-    result = [*_degrades_quickly(tolerance, reference)]
+def findings(tables: dict[str, list[Row]], settings: Any) -> list[Finding]:
+    """Every finding of study 1 this run can check (rules in the module docstring)."""
+    tolerance = tables["tolerance"]
+    result = []
     for task in dict.fromkeys(r["task"] for r in tolerance):
         rows = [r for r in tolerance if r["task"] == task]
-        for check in (_one_layer_better, _wider_better):
-            finding = check(task, rows)
-            if finding is not None:
-                result.append(finding)
-    result += _inhomogeneity_damages(chips)
-    repair = _retraining_repairs(chips)
-    if repair is not None:
-        result.append(repair)
+        result.append(_degrades_quickly(task, rows, settings))
+        depth = _one_layer_better(task, rows, settings)
+        if depth is not None:
+            result.append(depth)
+        size = _larger_than_optimal(task, rows, settings)
+        if size is not None:
+            result.append(size)
+        overfit = _overfitting(task, rows)
+        if overfit is not None:
+            result.append(overfit)
+    chips = tables["chip_summary"]
+    for task in dict.fromkeys(r["task"] for r in chips):
+        members = [r for r in chips if r["task"] == task]
+        damages = _inhomogeneity_damages(task, members)
+        result += damages
+        damaged = [
+            family
+            for family, finding in zip(
+                dict.fromkeys(r["family"] for r in members), damages, strict=True
+            )
+            if finding.verdict == Verdict.REPRODUCED
+        ]
+        result.append(_retraining_repairs(task, members, damaged))
     return result
 
 
-def _degrades_quickly(tolerance: list[Row], reference: tuple[int, int]) -> list[Finding]:
-    depth, width = reference
-    rows = [r for r in tolerance if (r["depth"], r["width"]) == (depth, width)]
-    result = []
-    for task in dict.fromkeys(r["task"] for r in rows):
-        members = [r for r in rows if r["task"] == task]
-        holds = all(not math.isnan(r["sigma10"]) and r["sigma10"] <= QUICK_SIGMA for r in members)
-        evidence = "; ".join(
-            f"{r['family']}: σ₁₀ = {_f(r['sigma10'])}, σ₅₀ = {_f(r['sigma50'])} "
-            f"(clean error {_f(r['clean_error'])}, chance {_f(r['chance_error'])})"
-            for r in members
-        )
-        result.append(
-            Finding(
-                claim=f"{task}: the error degrades quickly with additive neuron noise "
-                f"(σ₁₀ ≤ {QUICK_SIGMA} network units, {depth}×{width} network)",
-                holds=holds,
-                evidence=evidence,
+def _architecture(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r["study"] == "architecture"]
+
+
+def _degrades_quickly(task: str, rows: list[Row], settings: Any) -> Finding:
+    depth, width = settings.reference
+    largest = max(settings.levels)
+    checks, censored = [], []
+    for family in dict.fromkeys(r["family"] for r in rows):
+        values = column(_architecture(rows), "sigma10", family=family, depth=depth, width=width)
+        missing = int(np.sum(~np.isfinite(values)))
+        if missing:
+            censored.append(f"{family}: {missing} replicate(s) never reached 10 %")
+        values = np.where(np.isfinite(values), values, largest)
+        checks.append(
+            Check(
+                log_mean_effect(values, f"{family} σ₁₀ (geometric mean)"),
+                Rule("less", QUICK_SIGMA),
             )
         )
-    return result
+    evidence = "; ".join(censored) + (f" (counted as {largest:g})" if censored else "")
+    return Finding.judged(
+        f"{task}: the error degrades quickly with additive neuron noise (σ₁₀ < {QUICK_SIGMA} "
+        f"network units, {depth}×{width} network, every family)",
+        checks,
+        evidence,
+    )
 
 
-def _pairs(tolerance: list[Row], key: str, values: tuple[Any, Any]) -> list[tuple[Row, Row]]:
-    """Rows equal in everything but ``key``, taking ``values`` (first, second)."""
-    index = {(r["task"], r["family"], r["depth"], r["width"]): r for r in tolerance}
-    pairs = []
-    for (task, family, depth, width), row in index.items():
-        fields = {"depth": depth, "width": width}
-        if fields[key] != values[0]:
-            continue
-        fields[key] = values[1]
-        other = index.get((task, family, fields["depth"], fields["width"]))
-        if other is not None:
-            pairs.append((row, other))
-    return pairs
-
-
-def _one_layer_better(task: str, tolerance: list[Row]) -> Finding | None:
-    pairs = _pairs(tolerance, "depth", (1, 2))
-    if not pairs:
+def _one_layer_better(task: str, rows: list[Row], settings: Any) -> Finding | None:
+    width = settings.reference[1]
+    rows = _architecture(rows)
+    depths = sorted({r["depth"] for r in rows if r["width"] == width})
+    if len(depths) < 2 or depths[0] != 1:
         return None
-    wins = [a["damage_index"] < b["damage_index"] for a, b in pairs]
-    examples = "; ".join(
-        f"{a['family']}/w{a['width']}: {_f(a['damage_index'], 2)} vs "
-        f"{_f(b['damage_index'], 2)} (σ₅₀ {_f(a['sigma50'], 2)} vs {_f(b['sigma50'], 2)})"
-        for a, b in pairs
-    )
-    return Finding(
-        claim=f"{task}: one hidden layer tolerates neuron noise better than two (damage index, "
-        "1 vs 2 layers)",
-        holds=sum(wins) > len(wins) / 2,
-        evidence=f"one layer less damaged in {sum(wins)} of {len(wins)} comparisons: {examples}",
-    )
-
-
-def _wider_better(task: str, tolerance: list[Row]) -> Finding | None:
-    widths = sorted({r["width"] for r in tolerance})
-    pairs = _pairs(tolerance, "width", (widths[-1], widths[0])) if len(widths) > 1 else []
-    if not pairs:
-        return None
-    wins = [a["damage_index"] < b["damage_index"] for a, b in pairs]
-    examples = "; ".join(
-        f"{a['family']}/{a['depth']}L: {_f(a['damage_index'], 2)} vs "
-        f"{_f(b['damage_index'], 2)} (σ₅₀ {_f(a['sigma50'], 2)} vs {_f(b['sigma50'], 2)})"
-        for a, b in pairs
-    )
-    return Finding(
-        claim=f"{task}: larger networks tolerate neuron noise better (damage index, width "
-        f"{widths[-1]} vs {widths[0]})",
-        holds=sum(wins) > len(wins) / 2,
-        evidence=f"wider less damaged in {sum(wins)} of {len(wins)} cases: {examples}",
-    )
-
-
-def damaged(row: Row) -> bool:
-    """Whether a chip-summary row shows inhomogeneity damage by the rule above."""
-    relative = row["damage"] / row["nominal_error"] if row["nominal_error"] > 0 else math.inf
-    return row["chips_damaged"] == row["chips"] and relative >= MIN_DAMAGE
-
-
-def _spread(row: Row, prefix: str) -> str:
-    return f"{row[prefix + '_mean']:.3g} ± {row[prefix + '_std']:.2g}"
-
-
-def _inhomogeneity_damages(chips: list[Row]) -> list[Finding]:
-    result = []
-    for r in chips:
-        relative = r["damage"] / r["nominal_error"] if r["nominal_error"] > 0 else math.inf
-        result.append(
-            Finding(
-                claim=f"{r['task']}/{r['family']}: per-neuron inhomogeneity damages a network "
-                "trained on the nominal curve",
-                holds=damaged(r),
-                evidence=f"error {r['nominal_error']:.3g} nominal → "
-                f"{_spread(r, 'damaged_error')} on {r['chips']} chips ({relative:+.0%}; "
-                f"{r['chips_damaged']} of {r['chips']} chips worse; "
-                f"{r['damage_normalized']:.1%} of the gap to chance)",
+    checks = []
+    for family in dict.fromkeys(r["family"] for r in rows):
+        one = column(rows, "damage_index", family=family, depth=1, width=width)
+        for depth in depths[1:]:
+            deeper = column(rows, "damage_index", family=family, depth=depth, width=width)
+            checks.append(
+                Check(
+                    paired_effect(deeper, one, f"{family}: damage {depth} layers − 1 layer"),
+                    Rule("greater"),
+                )
             )
-        )
-    return result
+    return Finding.judged(
+        f"{task}: one hidden layer tolerates neuron noise better than "
+        f"{', '.join(str(d) for d in depths[1:])} (damage index, width {width}, every family)",
+        checks,
+    )
 
 
-def _retraining_repairs(chips: list[Row]) -> Finding | None:
-    cases = [r for r in chips if damaged(r)]
-    if not cases:
-        return None
-    ok = [
-        r["repaired_error_mean"] < r["damaged_error_mean"]
-        and r["recovered_fraction"] >= MIN_RECOVERY
-        for r in cases
+def optimal_widths(rows: list[Row], family: str, settings: Any) -> list[Row]:
+    """Per replicate: the optimal width of the one-layer size grid (the smallest whose clean
+    validation error is within :data:`OPTIMAL_TOLERANCE` of the lowest), the larger-than-optimal
+    width compared with it (None if the optimum is the widest) and both damage indices."""
+    grid = [
+        r
+        for r in _architecture(rows)
+        if r["family"] == family and r["depth"] == 1 and r["width"] in settings.widths
     ]
-    evidence = "; ".join(
-        f"{r['task']}/{r['family']}: {_spread(r, 'damaged_error')} → "
-        f"{_spread(r, 'repaired_error')} (nominal {r['nominal_error']:.3g}, "
-        f"{r['continued_nominal_error']:.3g} after as many more epochs; "
-        f"{r['recovered_fraction']:.0%} of the damage recovered, residual error "
-        f"{r['repaired_error_mean'] / min(r['nominal_error'], r['continued_nominal_error']):.2f}× "
-        f"the nominal, {r['chips_improved']} of {r['chips']} chips better)"
-        for r in cases
+    result = []
+    for replicate in sorted({r["replicate"] for r in grid}):
+        members = {r["width"]: r for r in grid if r["replicate"] == replicate}
+        lowest = min(r["validation_error"] for r in members.values())
+        best = min(
+            w for w in members if members[w]["validation_error"] <= lowest * (1 + OPTIMAL_TOLERANCE)
+        )
+        above = [w for w in sorted(members) if w > best]
+        larger = min(above, key=lambda w: abs(math.log(w / (settings.larger * best))), default=None)
+        result.append(
+            {
+                "replicate": replicate,
+                "family": family,
+                "optimal_width": best,
+                "larger_width": larger,
+                "optimal_damage": members[best]["damage_index"],
+                "larger_damage": members[larger]["damage_index"] if larger else math.nan,
+                "optimal_validation_error": members[best]["validation_error"],
+            }
+        )
+    return result
+
+
+def _larger_than_optimal(task: str, rows: list[Row], settings: Any) -> Finding | None:
+    families = [r["family"] for r in _architecture(rows) if r["width"] != settings.reference[1]]
+    if not families or len(settings.widths) < 2:
+        return None
+    family = families[0]
+    search = optimal_widths(rows, family, settings)
+    usable = [r for r in search if r["larger_width"] is not None]
+    effect = paired_effect(
+        [r["optimal_damage"] for r in usable],
+        [r["larger_damage"] for r in usable],
+        f"{family}: damage optimal − larger-than-optimal",
     )
-    skipped = [f"{r['task']}/{r['family']}" for r in chips if not damaged(r)]
-    if skipped:
-        evidence += f"; not damaged, so not counted: {', '.join(skipped)}"
-    return Finding(
-        claim="retraining on each chip's realized activations repairs the damage (mean over chips)",
-        holds=all(ok),
-        evidence=evidence,
+    evidence = "optimal → larger width per replicate: " + ", ".join(
+        f"{r['optimal_width']} → {r['larger_width'] or 'none (widest is optimal)'}" for r in search
     )
+    return Finding.judged(
+        f"{task}: networks larger than the optimal size tolerate neuron noise better (one layer; "
+        f"optimal: the smallest width within {OPTIMAL_TOLERANCE:.0%} of the best validation "
+        f"error; larger: the grid width nearest {settings.larger:g}× it)",
+        [Check(effect, Rule("greater"))],
+        evidence,
+    )
+
+
+def spearman_per_replicate(rows: list[Row]) -> list[float]:
+    """Per replicate, the Spearman correlation of the train–test gap with the damage index over
+    the overfitting grid."""
+    grid = [r for r in rows if r["study"] == "overfitting"]
+    values = []
+    for replicate in sorted({r["replicate"] for r in grid}):
+        members = [r for r in grid if r["replicate"] == replicate]
+        gaps = [r["gap"] for r in members]
+        damage = [r["damage_index"] for r in members]
+        if len(members) < 3 or np.ptp(gaps) == 0 or np.ptp(damage) == 0:
+            values.append(math.nan)
+            continue
+        values.append(float(scipy_stats.spearmanr(gaps, damage).statistic))
+    return values
+
+
+def _overfitting(task: str, rows: list[Row]) -> Finding | None:
+    grid = [r for r in rows if r["study"] == "overfitting"]
+    if not grid:
+        return None
+    correlations = spearman_per_replicate(rows)
+    effect = bootstrap_effect(
+        [correlations], np.mean, "Spearman ρ(train–test gap, damage index), mean over replicates"
+    )
+    configurations = len({(r["width"], r["max_epochs"], r["weight_decay"]) for r in grid})
+    gaps = [r["gap"] for r in grid]
+    evidence = (
+        f"{configurations} configurations per replicate (widths × epochs × weight decay, no early "
+        f"stopping); gaps {fmt(min(gaps))} … {fmt(max(gaps))}; ρ per replicate: "
+        + ", ".join(fmt(value, 2) for value in correlations)
+    )
+    return Finding.judged(
+        f"{task}: less overfitting means more noise tolerance (a smaller train–test gap goes with "
+        "a smaller damage index)",
+        [Check(effect, Rule("greater"))],
+        evidence,
+    )
+
+
+def _inhomogeneity_damages(task: str, chips: list[Row]) -> list[Finding]:
+    result = []
+    for family in dict.fromkeys(r["family"] for r in chips):
+        damaged = column(chips, "damaged_error", family=family)
+        nominal = column(chips, "nominal_error", family=family)
+        effect = paired_effect(damaged, nominal, f"{family}: error on chips − nominal")
+        members = [r for r in chips if r["family"] == family]
+        worse = sum(r["chips_damaged"] for r in members)
+        total = sum(r["chips"] for r in members)
+        result.append(
+            Finding.judged(
+                f"{task}/{family}: per-neuron inhomogeneity damages a network trained on the "
+                "nominal curve",
+                [Check(effect, Rule("greater"))],
+                f"error {fmt(float(np.mean(nominal)))} nominal → {fmt(float(np.mean(damaged)))} "
+                f"on the chips (means over replicates); {worse} of {total} chips worse",
+            )
+        )
+    return result
+
+
+def recovery_contrast(rows: Sequence[Row]) -> np.ndarray:
+    """Per replicate: (damaged − repaired) − ½·(damaged − baseline) (> 0: more than half of the
+    damage recovered)."""
+    ordered = sorted(rows, key=lambda r: r["replicate"])
+    return np.array(
+        [
+            (r["damaged_error"] - r["repaired_error"])
+            - HALF * (r["damaged_error"] - r["baseline_error"])
+            for r in ordered
+        ]
+    )
+
+
+def _retraining_repairs(task: str, chips: list[Row], damaged: list[str]) -> Finding:
+    claim = (
+        f"{task}: retraining on each chip's realized activations repairs the damage (recovers "
+        "more than half of it, every damaged family)"
+    )
+    others = [f for f in dict.fromkeys(r["family"] for r in chips) if f not in damaged]
+    skipped = f"not judged (damage not reproduced): {', '.join(others)}" if others else ""
+    if not damaged:
+        return Finding(claim, False, "no damage to repair; " + skipped, str(Verdict.INCONCLUSIVE))
+    checks, parts = [], []
+    for family in damaged:
+        members = [r for r in chips if r["family"] == family]
+        contrast = recovery_contrast(members)
+        zero = np.zeros_like(contrast)
+        checks.append(
+            Check(
+                paired_effect(contrast, zero, f"{family}: recovered − half the damage"),
+                Rule("greater"),
+            )
+        )
+        damaged = np.mean([r["damaged_error"] for r in members])
+        repaired = np.mean([r["repaired_error"] for r in members])
+        baseline = np.mean([r["baseline_error"] for r in members])
+        share = (damaged - repaired) / (damaged - baseline) if damaged > baseline else math.nan
+        parts.append(
+            f"{family}: {fmt(damaged)} on the chips → {fmt(repaired)} retrained (baseline "
+            f"{fmt(baseline)}: {fmt(share, 2)} of the damage recovered, ratio of means)"
+        )
+    return Finding.judged(claim, checks, "; ".join([*parts, *([skipped] if skipped else [])]))
 
 
 def summary_lines(
-    tasks: dict[str, Dataset],
+    tasks: dict[str, Any],
     spreads: dict[str, dict[str, Any]],
-    tolerance: list[Row],
-    circuit: list[Row],
-    chips: list[Row],
+    tables: dict[str, list[Row]],
     settings: Any,
+    replicates: int,
     seconds: float,
 ) -> list[str]:
-    """The short printed summary: data, families, the key numbers, run time."""
+    """The short printed summary: data, families, the key numbers with intervals, run time."""
     lines = []
-    for name, ds in tasks.items():
-        sizes = ds.sizes
+    for name, described in tasks.items():
+        sizes = described["sizes"]
         lines.append(
-            f"{name}: {ds.name} ({ds.inputs} features → {ds.target_name}; train/val/test "
-            f"{sizes['train']}/{sizes['validation']}/{sizes['test']})"
+            f"{name}: {described['name']} ({len(described['features'])} features → "
+            f"{described['target']}; train/val/test {sizes['train']}/{sizes['validation']}/"
+            f"{sizes['test']}); {replicates} replicates (seeds, splits, weights, chips)"
         )
     for name, row in spreads.items():
         lines.append(
@@ -208,30 +319,31 @@ def summary_lines(
             f"swing σ {row['swing_rel_sigma']:.1%}, σ_out {row['sigma_out_units']:.2g} output "
             "units"
         )
-    depth, width = settings.reference
-    for row in tolerance:
-        if (row["depth"], row["width"]) != (depth, width):
-            continue
-        lines.append(
-            f"noise, {row['task']}/{row['family']} {depth}×{width}: clean error "
-            f"{row['clean_error']:.3g}, σ₁₀ {_f(row['sigma10'])}, σ₅₀ {_f(row['sigma50'])}, "
-            f"damage index {row['damage_index']:.3g}"
+    for row in tables["accuracy"]:
+        text = (
+            f"clean {row['task']}/{row['family']} {settings.reference[0]}×"
+            f"{settings.reference[1]}: error {_ci(row, 'clean_error')}"
         )
-    by_case: dict[tuple[str, str], list[Row]] = {}
-    for row in circuit:
-        by_case.setdefault((row["task"], row["family"]), []).append(row)
-    for (task, family), rows in by_case.items():
-        parts = ", ".join(f"×{r['scale']:g} {r['error']:.3g}" for r in rows)
-        lines.append(f"circuit noise, {task}/{family} error: {parts}")
-    for row in chips:
-        lines.append(
-            f"chips, {row['task']}/{row['family']}: error {row['nominal_error']:.3g} nominal "
-            f"({row['continued_nominal_error']:.3g} trained on), "
-            f"{_spread(row, 'damaged_error')} on the chip, {_spread(row, 'repaired_error')} "
-            f"retrained ({row['chips']} chips)"
+        if "r2" in row:
+            text += f", RMSE {_ci(row, 'rmse_target_units')} target units, R² {_ci(row, 'r2')}"
+        lines.append(text + f" (R = {row['replicates']})")
+    by_case: dict[tuple[str, str, float], list[float]] = {}
+    for row in tables["circuit_noise"]:
+        by_case.setdefault((row["task"], row["family"], row["scale"]), []).append(row["error"])
+    cases = dict.fromkeys((task, family) for task, family, _ in by_case)
+    for task, family in cases:
+        parts = ", ".join(
+            f"×{scale:g} {fmt(float(np.mean(values)))}"
+            for (t, f, scale), values in by_case.items()
+            if (t, f) == (task, family)
         )
+        lines.append(f"circuit noise, {task}/{family} error (mean over replicates): {parts}")
     lines.append(f"run time {seconds:.0f} s")
     return lines
 
 
-__all__ = ["findings", "summary_lines"]
+def _ci(row: Row, name: str) -> str:
+    return f"{fmt(row[name])} [{fmt(row[name + '_low'])}, {fmt(row[name + '_high'])}]"
+
+
+__all__ = ["findings", "optimal_widths", "recovery_contrast", "summary_lines"]

@@ -39,9 +39,10 @@ def _spaced(levels: list[float], ratio: float = 1.9) -> list[float]:
 
 
 def plot_noise_curves(curves: list[Row], path: Path) -> Path:
-    """Error versus additive noise σ: a panel per (task, family), a colour per width, a line
-    style per depth."""
+    """Error versus additive noise σ (first replicate, depth and size networks): a panel per
+    (task, family), a colour per width, a line style per depth."""
     plt = pyplot()
+    curves = [r for r in curves if r.get("study", "architecture") == "architecture"]
     tasks, families = _ordered(curves, "task"), _ordered(curves, "family")
     widths = sorted({row["width"] for row in curves})
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(widths), 2)))
@@ -79,51 +80,88 @@ def plot_noise_curves(curves: list[Row], path: Path) -> Path:
             axis.set_title(f"{task}: {family}", fontsize=10)
             axis.grid(alpha=0.3)
             if i == 0 and j == 0:
-                axis.legend(fontsize=7)
-    figure.suptitle("error versus neuron noise (networks trained on the nominal curve)")
+                axis.legend(fontsize=6)
+    figure.suptitle("error versus neuron noise (first replicate; trained on the nominal curve)")
     return _save(figure, path)
 
 
-def plot_tolerance(tolerance: list[Row], path: Path) -> Path:
-    """Damage index (mean normalized error increase over the noise grid) versus width: a panel
-    per task, a line per (family, depth)."""
+def _errorbar(axis: Any, rows: list[Row], x: str, label: str, style: str = "-o") -> None:
+    rows = sorted(rows, key=lambda r: r[x])
+    values = np.array([r["damage_index"] for r in rows])
+    low = np.array([r["damage_index_low"] for r in rows])
+    high = np.array([r["damage_index_high"] for r in rows])
+    spread = np.nan_to_num(np.vstack([values - low, high - values]))
+    axis.errorbar(
+        [r[x] for r in rows], values, yerr=spread, fmt=style, ms=4, capsize=3, label=label
+    )
+
+
+def plot_tolerance(summary: list[Row], path: Path) -> Path:
+    """Damage index (mean over replicates, 95 % interval) versus width (one hidden layer) and
+    versus depth (reference width): two panels per task."""
     plt = pyplot()
-    tasks = _ordered(tolerance, "task")
+    rows = [r for r in summary if r["study"] == "architecture"]
+    tasks = _ordered(rows, "task")
+    figure, axes = plt.subplots(len(tasks), 2, figsize=(9.6, 3.6 * len(tasks)), squeeze=False)
+    for i, task in enumerate(tasks):
+        mine = [r for r in rows if r["task"] == task]
+        by_width, by_depth = axes[i]
+        for family in _ordered(mine, "family"):
+            size = [r for r in mine if r["family"] == family and r["depth"] == 1]
+            if len({r["width"] for r in size}) > 1:
+                _errorbar(by_width, size, "width", family)
+            deep = [r["width"] for r in mine if r["depth"] > 1]
+            if deep:
+                depth = [r for r in mine if r["family"] == family and r["width"] == deep[0]]
+                _errorbar(by_depth, depth, "depth", family, "-s")
+        by_width.set_xscale("log", base=2)
+        widths = sorted({r["width"] for r in mine if r["depth"] == 1})
+        by_width.set_xticks(widths, [str(w) for w in widths])
+        by_width.minorticks_off()
+        by_depth.set_xticks(sorted({r["depth"] for r in mine}))
+        by_width.set_xlabel("hidden width (one layer)")
+        by_depth.set_xlabel("hidden layers")
+        for axis in (by_width, by_depth):
+            axis.set_ylabel("damage index (0 none, 1 chance)")
+            axis.set_title(task, fontsize=10)
+            axis.grid(alpha=0.3)
+            if axis.get_legend_handles_labels()[0]:
+                axis.legend(fontsize=7)
+    figure.suptitle("noise damage versus size and depth (lower is more tolerant; 95 % intervals)")
+    return _save(figure, path)
+
+
+def plot_overfitting(tolerance: list[Row], path: Path) -> Path:
+    """Train–test gap of the clean error against the damage index, one point per network of the
+    overfitting grid, a colour per replicate: a panel per task."""
+    plt = pyplot()
+    rows = [r for r in tolerance if r["study"] == "overfitting"]
+    tasks = _ordered(rows, "task") or ["(none)"]
     figure, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.6), squeeze=False)
-    markers = ("o", "s", "^", "D")
     for axis, task in zip(axes[0], tasks, strict=True):
-        rows = [r for r in tolerance if r["task"] == task]
-        for m, family in enumerate(_ordered(rows, "family")):
-            for depth in sorted({r["depth"] for r in rows}):
-                line = sorted(
-                    (r for r in rows if r["family"] == family and r["depth"] == depth),
-                    key=lambda r: r["width"],
-                )
-                if not line:
-                    continue
-                axis.plot(
-                    [r["width"] for r in line],
-                    [r["damage_index"] for r in line],
-                    marker=markers[m % len(markers)],
-                    ls=DEPTH_STYLES.get(depth, "-"),
-                    label=f"{family}, {depth} layer{'s' if depth > 1 else ''}",
-                )
-        axis.set_xscale("log", base=2)
-        widths = sorted({r["width"] for r in rows})
-        axis.set_xticks(widths, [str(w) for w in widths])
-        axis.minorticks_off()
-        axis.set_xlabel("hidden width")
-        axis.set_ylabel("damage index (0 = none, 1 = chance)")
+        mine = [r for r in rows if r["task"] == task]
+        for replicate in sorted({r["replicate"] for r in mine}):
+            points = [r for r in mine if r["replicate"] == replicate]
+            axis.scatter(
+                [r["gap"] for r in points],
+                [r["damage_index"] for r in points],
+                s=18,
+                label=f"replicate {replicate}",
+            )
+        axis.set_xlabel("train–test gap of the clean error")
+        axis.set_ylabel("damage index")
         axis.set_title(task, fontsize=10)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
-    figure.suptitle("noise damage versus architecture (lower is more tolerant)")
+        if mine:
+            axis.legend(fontsize=6)
+    figure.suptitle("overfitting against noise tolerance (widths × epochs × weight decay)")
     return _save(figure, path)
 
 
-def plot_inhomogeneity(chips: list[Row], summary: list[Row], path: Path) -> Path:
-    """Per task: nominal error, the nominal-trained network on each chip (damaged) and after
-    retraining on that chip (repaired), a line per chip; bars are means, whiskers ± std."""
+def plot_inhomogeneity(summary: list[Row], path: Path) -> Path:
+    """Per task and family: the nominal error, the nominal-trained network on the chips
+    (damaged) and retrained on them (repaired), bars the means over replicates, a line per
+    replicate (its mean over chips)."""
     plt = pyplot()
     tasks = _ordered(summary, "task")
     figure, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.8), squeeze=False)
@@ -133,27 +171,23 @@ def plot_inhomogeneity(chips: list[Row], summary: list[Row], path: Path) -> Path
         ("retrained", "repaired_error", "tab:green"),
     )
     for axis, task in zip(axes[0], tasks, strict=True):
-        families = [r for r in summary if r["task"] == task]
-        for g, row in enumerate(families):
+        mine = [r for r in summary if r["task"] == task]
+        for g, family in enumerate(_ordered(mine, "family")):
+            rows = [r for r in mine if r["family"] == family]
             centre = g * (len(stages) + 1)
             positions = [centre + s for s in range(len(stages))]
             for position, (label, key, colour) in zip(positions, stages, strict=True):
-                mean = row[key] if key == "nominal_error" else row[f"{key}_mean"]
-                std = 0.0 if key == "nominal_error" else row[f"{key}_std"]
                 axis.bar(
                     position,
-                    mean,
-                    yerr=std,
+                    float(np.mean([r[key] for r in rows])),
                     color=colour,
                     alpha=0.6,
-                    capsize=3,
                     label=label if g == 0 else None,
                 )
-            members = [c for c in chips if c["task"] == task and c["family"] == row["family"]]
-            for chip in members:
+            for row in rows:
                 axis.plot(
-                    positions[1:],
-                    [chip["damaged_error"], chip["repaired_error"]],
+                    positions,
+                    [row[key] for _, key, _ in stages],
                     color="black",
                     alpha=0.5,
                     lw=0.8,
@@ -162,7 +196,7 @@ def plot_inhomogeneity(chips: list[Row], summary: list[Row], path: Path) -> Path
             axis.text(
                 centre + 1,
                 0,
-                row["family"],
+                family,
                 ha="center",
                 va="top",
                 fontsize=8,
@@ -173,5 +207,5 @@ def plot_inhomogeneity(chips: list[Row], summary: list[Row], path: Path) -> Path
         axis.set_title(f"{task}: inhomogeneity and retraining", fontsize=10)
         axis.grid(alpha=0.3, axis="y")
         axis.legend(fontsize=7)
-    figure.suptitle("one line per chip: the nominal-trained network on it, then retrained on it")
+    figure.suptitle("one line per replicate (mean over its chips): nominal, on chip, retrained")
     return _save(figure, path)

@@ -1,29 +1,35 @@
 """Experiment 4, ``parameter-robustness``: how training regimes protect circuit networks against
-parameter (weight) mismatch, random and targeted (study 4).
+parameter (weight) mismatch, random and targeted (study 4: adversarial parameter perturbation).
 
-On scikit-learn's digits, analog MLPs whose hidden neurons are simulated circuits (layer *i* from
-``neurons[i % 2]``, every neuron its own Monte Carlo curve) are trained five ways, ``networks``
-times each with seeds ``seed, seed + 1, …``:
+On scikit-learn's digits (split per replicate into train / validation / test), analog MLPs whose
+hidden neurons are simulated circuits (layer *i* from ``neurons[i % 2]``, every neuron its own Monte
+Carlo curve) are trained five ways:
 
-- ``clean``; ``dropout`` (p = ``dropout``); ``noise_injection`` (additive noise σ =
-  ``noise_sigma`` network units after every activation); ``weight_smoothing`` (each step at
-  weights θ·(1 + σz), σ = ``smoothing_sigma``); ``adversarial`` (adversarial weight perturbation,
-  AWP: loss + β·KL(f(θ) ‖ f(θ + δ*)), δ* a ``awp_steps``-step projected sign-gradient attack inside
-  ``|δ| ≤ awp_zeta·|θ|``, β = ``awp_beta``).
+- ``clean``; ``dropout`` (probability p); ``noise_injection`` (additive noise σ network units
+  after every activation); ``weight_smoothing`` (each step at weights θ·(1 + σz)); ``adversarial``
+  (adversarial weight perturbation, AWP: loss + β·KL(f(θ) ‖ f(θ + δ*)), δ* a ``awp_steps``-step
+  projected sign-gradient attack inside ``|δ| ≤ ζ_AWP·|θ|``).
 
-Each trained network is evaluated at relative perturbation bounds ζ (``zetas``):
+**Fair comparison.** Each regime's strength is picked per replicate from a small grid
+(``dropout``, ``noise_sigma``, ``smoothing_sigma``, ``awp_zeta``) on the *validation* split: the
+setting with the best mean of the random-perturbation and the worst-case accuracy at
+``select_zeta``. Every network of a replicate starts from the same initial weights and chip and
+trains for the same epochs; the training time of the chosen setting and of the whole grid is
+reported per regime (the compute each regime costs).
+
+The chosen network of each regime is evaluated on the test split at relative perturbation bounds
+ζ (``zetas``):
 
 - **random**: every weight and bias multiplied by (1 + ζ·z), z standard normal, ``random_draws``
   perturbed networks (:class:`~circuitnn.nn.WeightNoiseSpec`, multiplicative);
 - **worst case**: the projected sign-gradient attack on the test loss inside ``|δ| ≤ ζ·|θ|``
-  (``attack_steps`` steps, :func:`~circuitnn.evaluate.worst_case`); its perturbation has about
-  the same RMS (ζ·|θ| per weight) as the random one, aimed instead of drawn;
+  (``attack_steps`` steps, :func:`~circuitnn.evaluate.worst_case`);
 - **flatness**: the training-loss increase along random filter-normalized directions at relative
   steps α (``flatness_steps``), averaged over ``directions`` directions and ±α
   (:func:`~circuitnn.experiments.weight_stats.flatness`).
 
-The study's findings are checked by rules fixed in
-:mod:`circuitnn.experiments.parameter_robustness_findings`.
+The findings are decided from effect sizes with confidence intervals over the replicates
+(:mod:`circuitnn.experiments.parameter_robustness_findings`).
 """
 
 from __future__ import annotations
@@ -36,14 +42,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from circuitnn.data import Dataset, digits
 from circuitnn.errors import ConfigError
 from circuitnn.evaluate import monte_carlo, worst_case
-from circuitnn.experiments.common import circuit_mlp, mean_and_sem, override, torch_threads
+from circuitnn.experiments.common import circuit_mlp, interval_table, override, replicate_seeds
 from circuitnn.experiments.families import circuit_families
 from circuitnn.experiments.parameter_robustness_findings import findings, summary_lines
 from circuitnn.experiments.parameter_robustness_plots import plot_flatness, plot_robustness
 from circuitnn.experiments.result import ExperimentResult, Row
 from circuitnn.experiments.weight_stats import flatness
+from circuitnn.family import Family
 from circuitnn.nn import NoiseSpec, WeightNoiseSpec
 from circuitnn.train import (
     AdversarialWeights,
@@ -53,70 +61,93 @@ from circuitnn.train import (
     Regime,
     TrainConfig,
     WeightSmoothing,
-    load_digits,
     train,
 )
 
 NEURONS = ("mos_diffpair", "cmos_inverter")
 REGIMES = ("clean", "dropout", "noise_injection", "weight_smoothing", "adversarial")
+REPLICATES = (2, 5)  # quick, full
+# the Settings field holding each regime's grid of strengths (clean has none)
+GRID_FIELDS = {
+    "dropout": "dropout",
+    "noise_injection": "noise_sigma",
+    "weight_smoothing": "smoothing_sigma",
+    "adversarial": "awp_zeta",
+}
 
 
 @dataclass(frozen=True)
 class Settings:
     """Sizes of one run. ``widths``: hidden widths; ``epochs`` of Adam at ``lr`` with
-    ``batch_size`` (no early stopping); ``networks`` per regime; ``zetas``: relative perturbation
-    bounds evaluated; ``random_draws``: perturbed networks per ζ; ``attack_steps``: steps of the
-    worst-case attack; ``flatness_steps`` (relative, α = 1 moves each neuron's fan-in by its own
-    norm) and ``directions``; regime strengths ``dropout`` (probability), ``noise_sigma``
-    (network units), ``smoothing_sigma`` (relative), ``awp_zeta`` (relative), ``awp_beta``,
-    ``awp_steps``; ``threads``: torch threads during the run."""
+    ``batch_size`` (no early stopping); ``zetas``: relative perturbation bounds evaluated;
+    ``random_draws``: perturbed networks per ζ; ``attack_steps``: steps of the worst-case attack;
+    ``flatness_steps`` (relative, α = 1 moves each neuron's fan-in by its own norm) and
+    ``directions``; the regimes' grids ``dropout`` (probability), ``noise_sigma`` (network
+    units), ``smoothing_sigma`` (relative), ``awp_zeta`` (relative), with ``awp_beta`` and
+    ``awp_steps`` fixed; ``select_zeta``: the bound at which a regime's setting is chosen on the
+    validation split (with ``select_draws`` random draws); ``equivalence_margin``: how far apart
+    (accuracy) two regimes' drops under random perturbation may be and still count as equally
+    robust, fixed before any run."""
 
     widths: tuple[int, ...]
     epochs: int
-    networks: int
     zetas: tuple[float, ...]
     random_draws: int
     directions: int
     attack_steps: int = 10
     flatness_steps: tuple[float, ...] = (0.25, 0.5, 1.0)
-    dropout: float = 0.1
-    noise_sigma: float = 0.5
-    smoothing_sigma: float = 0.1
-    awp_zeta: float = 0.2
+    dropout: tuple[float, ...] = (0.05, 0.1, 0.2)
+    noise_sigma: tuple[float, ...] = (0.25, 0.5, 1.0)
+    smoothing_sigma: tuple[float, ...] = (0.05, 0.1, 0.2)
+    awp_zeta: tuple[float, ...] = (0.1, 0.2, 0.3)
     awp_beta: float = 0.3
     awp_steps: int = 3
+    select_zeta: float = 0.2
+    select_draws: int = 8
+    equivalence_margin: float = 0.05
     lr: float = 3e-3
     batch_size: int = 64
-    threads: int = 1
 
-    def regime(self, name: str) -> Regime:
-        """The training regime called ``name``."""
-        return {
-            "clean": Clean(),
-            "dropout": Dropout(self.dropout),
-            "noise_injection": NoiseInjection(NoiseSpec("additive", self.noise_sigma)),
-            "weight_smoothing": WeightSmoothing(self.smoothing_sigma),
-            "adversarial": AdversarialWeights(
-                zeta=self.awp_zeta, beta=self.awp_beta, steps=self.awp_steps
-            ),
-        }[name]
+    def regime(self, name: str, value: float | None = None) -> Regime:
+        """The training regime called ``name`` at strength ``value`` (default: its grid's
+        first)."""
+        if name != "clean" and value is None:
+            value = getattr(self, GRID_FIELDS[name])[0]
+        if name == "clean":
+            return Clean()
+        if name == "dropout":
+            return Dropout(value)
+        if name == "noise_injection":
+            return NoiseInjection(NoiseSpec("additive", value))
+        if name == "weight_smoothing":
+            return WeightSmoothing(value)
+        return AdversarialWeights(zeta=value, beta=self.awp_beta, steps=self.awp_steps)
+
+    def grid(self, name: str) -> tuple[float | None, ...]:
+        """The strengths tried for regime ``name`` (``(None,)`` for clean)."""
+        return (None,) if name == "clean" else getattr(self, GRID_FIELDS[name])
 
 
 QUICK = Settings(
-    widths=(64, 64),
-    epochs=25,
-    networks=1,
-    zetas=(0.05, 0.1, 0.2, 0.5),
-    random_draws=8,
-    directions=3,
+    widths=(32, 32),
+    epochs=15,
+    zetas=(0.05, 0.2, 0.5),
+    random_draws=4,
+    directions=2,
+    attack_steps=5,
+    flatness_steps=(0.5, 1.0),
+    dropout=(0.1,),
+    noise_sigma=(0.5,),
+    smoothing_sigma=(0.1,),
+    awp_zeta=(0.1, 0.2),
+    select_draws=4,
 )
 FULL = Settings(
     widths=(64, 64),
-    epochs=30,
-    networks=3,
-    zetas=(0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0),
-    random_draws=32,
-    directions=8,
+    epochs=25,
+    zetas=(0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+    random_draws=16,
+    directions=6,
 )
 
 
@@ -127,55 +158,50 @@ def run(
     seed: int,
     store: Path,
     jobs: int,
+    replicates: int,
     neurons: tuple[str, ...] | list[str] = NEURONS,
     **options: Any,
 ) -> ExperimentResult:
     """Run the experiment into ``out`` (module docstring); ``quick`` is the test size.
 
     ``neurons``: the families of the hidden layers, cycled; ``options``: overrides of
-    :class:`Settings` fields (e.g. ``zetas=(0.1, 0.2)``, ``awp_zeta=0.1``, ``networks=2``).
+    :class:`Settings` fields (e.g. ``zetas=(0.1, 0.2)``, ``awp_zeta=0.1`` or a grid
+    ``awp_zeta=(0.1, 0.3)``, ``epochs=20``).
     """
     started = time.perf_counter()
     settings = _settings(quick, options)
-    with torch_threads(settings.threads):
-        families = circuit_families(tuple(neurons), store, quick=quick, seed=seed, jobs=jobs)
-        train_data, test_data = load_digits(seed=seed)
-        order = list(families.values())
-        layers = {f"act{i + 1}": order[i % len(order)].neuron for i in range(len(settings.widths))}
-        tables: dict[str, list[Row]] = {
-            "training": [],
-            "random": [],
-            "worst_case": [],
-            "flatness": [],
-        }
-        for index in range(settings.networks):
-            network_seed = seed + index
-            for regime in REGIMES:
-                model = circuit_mlp(order, 64, settings.widths, 10, seed=network_seed)
-                tables["training"].append(
-                    _train(model, regime, train_data, test_data, settings, network_seed)
-                )
-                _evaluate(model, regime, train_data, test_data, settings, network_seed, tables)
+    families = circuit_families(tuple(neurons), store, quick=quick, seed=seed, jobs=jobs)
+    order = list(families.values())
+    layers = {f"act{i + 1}": order[i % len(order)].neuron for i in range(len(settings.widths))}
+    tables: dict[str, list[Row]] = {
+        name: [] for name in ("selection", "training", "random", "worst_case", "flatness")
+    }
+    data: Dataset | None = None
+    for replicate, replicate_seed in enumerate(replicate_seeds(seed, replicates)):
+        data = digits(seed=replicate_seed, validation=0.15, test=0.3)
+        for regime in REGIMES:
+            model, row = _select(regime, order, data, settings, replicate, replicate_seed, tables)
+            tables["training"].append(row)
+            _evaluate(model, regime, data, settings, replicate, replicate_seed, tables)
     tables["summary"] = summarize(tables)
-    tables["flatness_summary"] = summarize_flatness(tables["flatness"])
+    tables["flatness_summary"] = interval_table(
+        tables["flatness"], ("regime", "step"), ("increase", "loss")
+    )
+    tables["compute"] = compute_table(tables)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    assert data is not None
     result = ExperimentResult(
         name="parameter-robustness",
         out=out,
         config={
             "quick": quick,
             "seed": seed,
+            "replicates": replicates,
             "store": str(store),
             "settings": asdict(settings),
             "layers": layers,
-            "regimes": {name: settings.regime(name).describe() for name in REGIMES},
-            "data": {
-                "name": "digits",
-                "train": len(train_data[1]),
-                "test": len(test_data[1]),
-                "classes": 10,
-            },
+            "data": {"name": "digits", **data.sizes, "classes": 10},
         },
         tables=tables,
     )
@@ -184,7 +210,9 @@ def run(
         "flatness": plot_flatness(tables["flatness_summary"], out / "flatness.png"),
     }
     result.findings = findings(tables, settings)
-    result.summary = summary_lines(tables, settings, layers, time.perf_counter() - started)
+    result.summary = summary_lines(
+        tables, settings, layers, replicates, time.perf_counter() - started
+    )
     return result
 
 
@@ -192,27 +220,35 @@ def _settings(quick: bool, options: dict[str, Any]) -> Settings:
     settings = override(QUICK if quick else FULL, options, "parameter-robustness", "neurons")
     if not settings.widths or any(width < 1 for width in settings.widths):
         raise ConfigError("parameter-robustness: widths must be one or more positive widths")
-    for name in ("epochs", "networks", "random_draws", "directions", "attack_steps", "threads"):
+    for name in ("epochs", "random_draws", "directions", "attack_steps", "select_draws"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"parameter-robustness: {name} must be >= 1")
     if not settings.zetas or any(z <= 0 for z in settings.zetas):
         raise ConfigError("parameter-robustness: zetas must be positive relative bounds")
+    if not settings.select_zeta > 0 or not settings.equivalence_margin > 0:
+        raise ConfigError("parameter-robustness: select_zeta and equivalence_margin must be > 0")
     if not settings.flatness_steps or any(a <= 0 for a in settings.flatness_steps):
         raise ConfigError("parameter-robustness: flatness_steps must be positive")
     for name in REGIMES:
-        settings.regime(name)  # the regimes check their own settings (ConfigError)
-    return settings
+        if not settings.grid(name):
+            raise ConfigError(f"parameter-robustness: {GRID_FIELDS[name]} needs a value")
+        for value in settings.grid(name):
+            settings.regime(name, value)  # the regimes check their own settings (ConfigError)
+    zetas = tuple(sorted({*settings.zetas, settings.select_zeta}))
+    return override(settings, {"zetas": zetas}, "parameter-robustness")
 
 
 def _train(
-    model: nn.Module,
     regime: str,
-    data: tuple[Any, Any],
-    test: tuple[Any, Any],
+    value: float | None,
+    families: list[Family],
+    data: Dataset,
     settings: Settings,
     seed: int,
-) -> Row:
-    """Train ``model`` under ``regime``; its row with the noiseless test accuracy."""
+) -> tuple[nn.Module, float]:
+    """A network (initial weights and chip from ``seed``) trained under ``regime`` at strength
+    ``value``, and its training time (s)."""
+    model = circuit_mlp(families, 64, settings.widths, 10, seed=seed)
     config = TrainConfig(
         epochs=settings.epochs,
         lr=settings.lr,
@@ -221,30 +257,84 @@ def _train(
         restore_best=False,
     )
     began = time.perf_counter()
-    history = train(model, data, regime=settings.regime(regime), config=config)
-    seconds = time.perf_counter() - began
-    return {
+    train(model, data.train, regime=settings.regime(regime, value), config=config)
+    return model, time.perf_counter() - began
+
+
+def _robust_score(model: nn.Module, split: Any, settings: Settings, seed: int) -> dict[str, float]:
+    """Random and worst-case accuracy on ``split`` at ``select_zeta``, and their mean."""
+    zeta = settings.select_zeta
+    random = monte_carlo(
+        model,
+        split,
+        draws=settings.select_draws,
+        seed=seed,
+        noise=WeightNoiseSpec("multiplicative", zeta),
+    ).mean()
+    attacked = worst_case(model, split, zeta, steps=settings.attack_steps, seed=seed)
+    worst = attacked.attacked.mean()
+    return {"random": random, "worst_case": worst, "score": 0.5 * (random + worst)}
+
+
+def _select(
+    regime: str,
+    families: list[Family],
+    data: Dataset,
+    settings: Settings,
+    replicate: int,
+    seed: int,
+    tables: dict[str, list[Row]],
+) -> tuple[nn.Module, Row]:
+    """Train ``regime`` at every strength of its grid, keep the one with the best validation
+    score; its training row (with the chosen value, its training time and the grid's)."""
+    best: tuple[float, nn.Module, float | None, float] | None = None
+    grid_seconds = 0.0
+    grid = settings.grid(regime)
+    for value in grid:
+        model, seconds = _train(regime, value, families, data, settings, seed)
+        grid_seconds += seconds
+        score = _robust_score(model, data.validation, settings, seed) if len(grid) > 1 else {}
+        tables["selection"].append(
+            {
+                "replicate": replicate,
+                "regime": regime,
+                "value": value,
+                "seconds": seconds,
+                **{f"validation_{key}": item for key, item in score.items()},
+            }
+        )
+        if best is None or score.get("score", 0.0) > best[0]:
+            best = (score.get("score", 0.0), model, value, seconds)
+    assert best is not None
+    _, model, value, seconds = best
+    for row in tables["selection"]:
+        if row["replicate"] == replicate and row["regime"] == regime:
+            row["chosen"] = row["value"] == value
+    return model, {
+        "replicate": replicate,
         "network": seed,
         "regime": regime,
-        "train_loss": history.last["train_loss"],
-        "train_accuracy": history.last["train_accuracy"],
-        "test_accuracy": monte_carlo(model, test, draws=1, seed=seed).mean(),
+        "value": value,
+        "test_accuracy": monte_carlo(model, data.test, draws=1, seed=seed).mean(),
         "seconds": seconds,
+        "grid_seconds": grid_seconds,
+        "grid_size": len(grid),
     }
 
 
 def _evaluate(
     model: nn.Module,
     regime: str,
-    train_data: tuple[Any, Any],
-    test: tuple[Any, Any],
+    data: Dataset,
     settings: Settings,
+    replicate: int,
     seed: int,
     tables: dict[str, list[Row]],
 ) -> None:
-    """Random and worst-case perturbation at every ζ, and flatness; rows appended to
-    ``tables``."""
-    base = {"network": seed, "regime": regime}
+    """Random and worst-case perturbation at every ζ on the test split, and flatness on the
+    training split; rows appended to ``tables``."""
+    base = {"replicate": replicate, "network": seed, "regime": regime}
+    test = data.test
     for zeta in settings.zetas:
         random = monte_carlo(
             model,
@@ -254,82 +344,72 @@ def _evaluate(
             noise=WeightNoiseSpec("multiplicative", zeta),
         )
         tables["random"].append(
-            base
-            | {
-                "zeta": zeta,
-                "accuracy": random.mean(),
-                "std": random.std(),
-                "sem": random.sem(),
-            }
+            base | {"zeta": zeta, "accuracy": random.mean(), "sem": random.sem()}
         )
         attacked = worst_case(model, test, zeta, steps=settings.attack_steps, seed=seed)
-        tables["worst_case"].append(
-            base
-            | {
-                "zeta": zeta,
-                "accuracy": attacked.attacked.mean(),
-                "clean": attacked.clean.mean(),
-                "relative_change": attacked.relative_change,
-            }
-        )
+        tables["worst_case"].append(base | {"zeta": zeta, "accuracy": attacked.attacked.mean()})
+    x, y = data.train
     flat = flatness(
         model,
-        (torch.as_tensor(train_data[0]), torch.as_tensor(train_data[1])),
+        (torch.as_tensor(x), torch.as_tensor(y)),
         steps=settings.flatness_steps,
         directions=settings.directions,
         seed=seed,
     )
-    for step, increase, spread in zip(flat.steps, flat.increase, flat.spread, strict=True):
-        tables["flatness"].append(
-            base | {"step": step, "loss": flat.loss, "increase": increase, "spread": spread}
-        )
+    for step, increase in zip(flat.steps, flat.increase, strict=True):
+        tables["flatness"].append(base | {"step": step, "loss": flat.loss, "increase": increase})
+    tables["flatness"].append(base | {"step": "mean", "loss": flat.loss, "increase": flat.mean})
 
 
 def summarize(tables: dict[str, list[Row]]) -> list[Row]:
-    """Per regime and ζ: random and worst-case accuracy, mean and SEM over networks, with the
-    noiseless accuracy (ζ = 0)."""
+    """Per regime and ζ (0: unperturbed): random and worst-case test accuracy, mean over
+    replicates with 95 % intervals."""
     rows = []
-    clean = tables["training"]
-    for regime in dict.fromkeys(r["regime"] for r in tables["random"]):
-        accuracy, accuracy_sem = mean_and_sem(
-            [r["test_accuracy"] for r in clean if r["regime"] == regime]
+    for row in tables["training"]:
+        rows.append(
+            {
+                "replicate": row["replicate"],
+                "regime": row["regime"],
+                "zeta": 0.0,
+                "random": row["test_accuracy"],
+                "worst_case": row["test_accuracy"],
+            }
         )
+    worst = {(r["replicate"], r["regime"], r["zeta"]): r["accuracy"] for r in tables["worst_case"]}
+    for row in tables["random"]:
+        key = (row["replicate"], row["regime"], row["zeta"])
+        rows.append(
+            {
+                "replicate": row["replicate"],
+                "regime": row["regime"],
+                "zeta": row["zeta"],
+                "random": row["accuracy"],
+                "worst_case": worst[key],
+            }
+        )
+    return interval_table(rows, ("regime", "zeta"), ("random", "worst_case"))
+
+
+def compute_table(tables: dict[str, list[Row]]) -> list[Row]:
+    """Per regime: the values chosen in the replicates, the training time of the chosen network
+    and of its whole grid (mean over replicates, s) and both relative to clean training."""
+    training = tables["training"]
+    clean = [r["seconds"] for r in training if r["regime"] == "clean"]
+    reference = sum(clean) / len(clean)
+    rows = []
+    for regime in dict.fromkeys(r["regime"] for r in training):
+        mine = [r for r in training if r["regime"] == regime]
+        seconds = sum(r["seconds"] for r in mine) / len(mine)
+        grid = sum(r["grid_seconds"] for r in mine) / len(mine)
         rows.append(
             {
                 "regime": regime,
-                "zeta": 0.0,
-                "random": accuracy,
-                "random_sem": accuracy_sem,
-                "worst_case": accuracy,
-                "worst_case_sem": accuracy_sem,
+                "chosen": ", ".join("-" if r["value"] is None else f"{r['value']:g}" for r in mine),
+                "grid_size": mine[0]["grid_size"],
+                "seconds": seconds,
+                "grid_seconds": grid,
+                "relative_cost": seconds / reference,
+                "relative_grid_cost": grid / reference,
             }
         )
-        for zeta in dict.fromkeys(r["zeta"] for r in tables["random"]):
-            cells = {}
-            for kind in ("random", "worst_case"):
-                values = [
-                    r["accuracy"]
-                    for r in tables[kind]
-                    if r["regime"] == regime and r["zeta"] == zeta
-                ]
-                cells[kind], cells[f"{kind}_sem"] = mean_and_sem(values)
-            rows.append({"regime": regime, "zeta": zeta} | cells)
     return rows
-
-
-def summarize_flatness(rows: list[Row]) -> list[Row]:
-    """Per regime: the loss at θ and the loss increase per step α (mean and SEM over networks),
-    and ``mean`` over steps (the flatness figure; smaller is flatter)."""
-    summary = []
-    for regime in dict.fromkeys(r["regime"] for r in rows):
-        mine = [r for r in rows if r["regime"] == regime]
-        row: Row = {"regime": regime, "loss": mean_and_sem([r["loss"] for r in mine])[0]}
-        per_step = []
-        for step in dict.fromkeys(r["step"] for r in mine):
-            mean, sem = mean_and_sem([r["increase"] for r in mine if r["step"] == step])
-            row[f"increase@{step:g}"] = mean
-            row[f"sem@{step:g}"] = sem
-            per_step.append(mean)
-        row["mean"] = float(sum(per_step) / len(per_step))
-        summary.append(row)
-    return summary

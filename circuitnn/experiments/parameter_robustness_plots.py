@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from circuitnn._matplotlib import pyplot
 from circuitnn.experiments.result import Row
 
@@ -27,7 +29,8 @@ def _save(figure: Any, path: Path) -> Path:
 
 def plot_robustness(summary: list[Row], path: Path) -> Path:
     """Accuracy versus relative bound ζ under random and under worst-case weight perturbation, a
-    line per training regime (mean ± SEM over networks; ζ = 0 is the unperturbed network)."""
+    line per training regime (mean over replicates, 95 % interval; ζ = 0 is the unperturbed
+    network)."""
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), sharey=True)
     regimes = list(dict.fromkeys(r["regime"] for r in summary))
@@ -37,10 +40,19 @@ def plot_robustness(summary: list[Row], path: Path) -> Path:
     ):
         for regime in regimes:
             rows = sorted((r for r in summary if r["regime"] == regime), key=lambda r: r["zeta"])
+            values = np.array([r[kind] for r in rows])
+            spread = np.nan_to_num(
+                np.vstack(
+                    [
+                        values - [r[f"{kind}_low"] for r in rows],
+                        [r[f"{kind}_high"] for r in rows] - values,
+                    ]
+                )
+            )
             axis.errorbar(
                 [r["zeta"] for r in rows],
-                [r[kind] for r in rows],
-                yerr=[r[f"{kind}_sem"] for r in rows],
+                values,
+                yerr=spread,
                 marker="o",
                 ms=3,
                 capsize=2,
@@ -59,23 +71,27 @@ def plot_robustness(summary: list[Row], path: Path) -> Path:
 
 def plot_flatness(summary: list[Row], path: Path) -> Path:
     """Training-loss increase versus step α along random filter-normalized directions, a line per
-    regime (log scale)."""
+    regime (mean over replicates, 95 % interval; log scale)."""
     plt = pyplot()
     figure, axis = plt.subplots(1, 1, figsize=(5.5, 4.0))
-    for row in summary:
-        steps = [key for key in row if key.startswith("increase@")]
-        alphas = [float(key.split("@")[1]) for key in steps]
-        values = [max(row[key], 1e-6) for key in steps]
-        errors = [row[f"sem@{key.split('@')[1]}"] for key in steps]
+    for regime in dict.fromkeys(r["regime"] for r in summary):
+        rows = sorted(
+            (r for r in summary if r["regime"] == regime and r["step"] != "mean"),
+            key=lambda r: r["step"],
+        )
+        mean = next(r for r in summary if r["regime"] == regime and r["step"] == "mean")
+        values = np.maximum([r["increase"] for r in rows], 1e-6)
+        low = np.maximum([r["increase_low"] for r in rows], 1e-6)
+        high = np.maximum([r["increase_high"] for r in rows], 1e-6)
         axis.errorbar(
-            alphas,
+            [r["step"] for r in rows],
             values,
-            yerr=errors,
+            yerr=np.nan_to_num(np.vstack([values - low, high - values])),
             marker="o",
             ms=3,
             capsize=2,
-            color=COLOURS.get(row["regime"]),
-            label=f"{row['regime']} (mean {row['mean']:.3g})",
+            color=COLOURS.get(regime),
+            label=f"{regime} (mean {mean['increase']:.3g})",
         )
     axis.set_yscale("log")
     axis.set_xlabel("step α (relative to each neuron's weight norm)")

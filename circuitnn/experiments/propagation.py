@@ -7,6 +7,11 @@ about one network input unit), each neuron its own sampled curve, followed by a 
 They are **random-initialized, not trained**: weights N(0, 1/fan_in) (variance preserving: a
 linear layer keeps the power of isotropic noise), biases 0, inputs N(0, 1); the first ``l``
 layers of the depth-8 network are the depth-``l`` network, so one network gives depths 1…8.
+Besides, **trained networks**: per family an MLP of ``trained_depth`` hidden layers ×
+``trained_width`` neurons trained on the digits (``trained_epochs``, default scaling), whose
+noise is propagated through the same kinds of noise with the digits test images as inputs.
+Everything is repeated over ``replicates`` (seed ``seed + r``: weights, chips, inputs, noise
+draws, and the trained networks' data split).
 
 Gain. :class:`~circuitnn.nn.Scaling` normalizes the nominal curve's steepest slope to 1 in network
 units. The experiment multiplies the scaling's ``input_scale`` by a gain ``g`` (one network input
@@ -29,10 +34,13 @@ and ``measured`` σ in network units, ``ratio``, ``mc_error`` (relative standard
 measured σ), ``noise_to_signal`` (measured σ / signal), ``snr_db``, predicted and measured mean
 correlation between neurons, ``rms_slope`` / ``max_slope`` of the activation at the operating
 points, ``transfer`` χ_l, ``circuit_scale``) and ``configurations`` (one row per family × gain ×
-kind, networks averaged: σ at layers 1 and L, growth, steps, χ, the linear bound, worst ratio,
-SNR). Figures: ``noise_vs_depth.png``, ``predicted_vs_measured.png``, ``single_source.png``.
+kind × replicate: σ at layers 1 and L, growth, steps, χ, the linear bound, worst ratio, SNR),
+and the same for the trained networks (``trained_layers``, ``trained_configurations``). Figures:
+``noise_vs_depth.png``, ``predicted_vs_measured.png``, ``single_source.png``,
+``trained_noise_vs_depth.png``.
 
-Findings are decided by rules fixed in :mod:`circuitnn.experiments.propagation_findings`.
+Findings are decided from effect sizes with confidence intervals over the replicates, by rules
+fixed in :mod:`circuitnn.experiments.propagation_findings`.
 """
 
 from __future__ import annotations
@@ -50,9 +58,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from circuitnn.data import digits
 from circuitnn.errors import ConfigError
 from circuitnn.evaluate import NoisePropagation, propagate_noise
-from circuitnn.experiments.common import override, torch_threads
+from circuitnn.experiments.common import override, replicate_seeds
 from circuitnn.experiments.families import circuit_families
 from circuitnn.experiments.propagation_findings import (
     configuration_rows,
@@ -77,6 +86,7 @@ from circuitnn.nn import (
     noise_modules,
 )
 from circuitnn.nn.random import derive_seed
+from circuitnn.train import TrainConfig, train
 
 NEURONS = ("mos_diffpair", "cmos_inverter")
 KINDS = (
@@ -92,23 +102,37 @@ KINDS = (
 @dataclass(frozen=True)
 class Settings:
     """Sizes of one run. ``width`` neurons per hidden layer, ``depth`` hidden layers; ``samples``
-    input samples (operating points); ``draws`` Monte Carlo noise draws; ``networks`` random
-    networks (weights + chips) per configuration; ``sigma`` the noise level (network units for
-    additive, relative for multiplicative; the circuit noise is scaled to it at layer 1);
-    ``correlation`` ρ of the correlated kinds; ``gains`` the (below 1, above 1) slope gains."""
+    input samples (operating points); ``draws`` Monte Carlo noise draws; ``sigma`` the noise
+    level (network units for additive, relative for multiplicative; the circuit noise is scaled
+    to it at layer 1); ``correlation`` ρ of the correlated kinds; ``gains`` the (below 1, above 1)
+    slope gains; ``trained_depth`` × ``trained_width``: the trained networks, ``trained_epochs``
+    of Adam on the digits."""
 
     width: int
     depth: int
     samples: int
     draws: int
-    networks: int
+    trained_depth: int
+    trained_width: int
+    trained_epochs: int
     sigma: float = 0.03
     correlation: float = 0.5
     gains: tuple[float, float] = (0.7, 1.5)
 
 
-QUICK = Settings(width=32, depth=8, samples=32, draws=64, networks=1)
-FULL = Settings(width=128, depth=8, samples=128, draws=256, networks=3)
+REPLICATES = (2, 4)  # quick, full
+QUICK = Settings(
+    width=32, depth=8, samples=32, draws=64, trained_depth=4, trained_width=32, trained_epochs=6
+)
+FULL = Settings(
+    width=128,
+    depth=8,
+    samples=96,
+    draws=128,
+    trained_depth=6,
+    trained_width=64,
+    trained_epochs=20,
+)
 
 
 def run(
@@ -118,6 +142,7 @@ def run(
     seed: int,
     store: Path,
     jobs: int,
+    replicates: int,
     neurons: Sequence[str] = NEURONS,
     **options: Any,
 ) -> ExperimentResult:
@@ -125,21 +150,28 @@ def run(
 
     ``neurons``: the families (built-in names or spec paths; default :data:`NEURONS`);
     ``options``: overrides of :class:`Settings` fields (``width``, ``depth``, ``samples``,
-    ``draws``, ``networks``, ``sigma``, ``correlation``, ``gains``).
+    ``draws``, ``sigma``, ``correlation``, ``gains``, ``trained_depth``, ``trained_width``,
+    ``trained_epochs``).
     """
     started = time.perf_counter()
     settings = _settings(quick, options)
     families = circuit_families(tuple(neurons), store, quick=quick, seed=seed, jobs=jobs)
     layers: list[Row] = []
-    with torch_threads(1):  # small tensors: one thread is faster on a shared 2-core machine
+    trained_layers: list[Row] = []
+    for replicate, replicate_seed in enumerate(replicate_seeds(seed, replicates)):
         for family_name, family in families.items():
+            own = network_seed(replicate_seed, family_name, 0)
             for gain in settings.gains:
-                for index in range(settings.networks):
-                    own = network_seed(seed, family_name, index)
-                    base = base_network(family, gain, settings, own)
-                    for kind in KINDS:
-                        layers += measure(family_name, base, gain, kind, settings, own, index)
+                base = base_network(family, gain, settings, own)
+                for kind in KINDS:
+                    layers += measure(family_name, base, gain, kind, settings, own, replicate)
+            model, x = trained_network(family, settings, replicate_seed)
+            for kind in KINDS:
+                trained_layers += measure(
+                    family_name, model, 1.0, kind, settings, own, replicate, x=x
+                )
     configurations = configuration_rows(layers, settings)
+    trained_configurations = configuration_rows(trained_layers, settings)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = ExperimentResult(
@@ -150,28 +182,52 @@ def run(
             "seed": seed,
             "store": str(store),
             "settings": asdict(settings),
+            "replicates": replicates,
             "network": "random init (not trained): weights N(0, 1/fan_in), biases 0, inputs "
             "N(0, 1); gain via Scaling.input_scale × g",
+            "trained": f"{settings.trained_depth} × {settings.trained_width} circuit MLP "
+            f"trained {settings.trained_epochs} epochs on digits; inputs: test images",
             "families": {name: family.key for name, family in families.items()},
         },
     )
-    result.tables = {"layers": layers, "configurations": configurations}
+    result.tables = {
+        "layers": layers,
+        "configurations": configurations,
+        "trained_layers": trained_layers,
+        "trained_configurations": trained_configurations,
+    }
     result.figures = {
         "noise_vs_depth": plot_noise_vs_depth(layers, out / "noise_vs_depth.png"),
         "predicted_vs_measured": plot_accuracy(layers, out / "predicted_vs_measured.png"),
         "single_source": plot_single_source(layers, out / "single_source.png"),
+        "trained_noise_vs_depth": plot_noise_vs_depth(
+            trained_layers, out / "trained_noise_vs_depth.png"
+        ),
     }
-    result.findings = findings(layers, configurations, settings)
-    result.summary = summary_lines(layers, configurations, settings, time.perf_counter() - started)
+    result.findings = findings(
+        layers, configurations, trained_layers, trained_configurations, settings
+    )
+    result.summary = summary_lines(
+        layers,
+        configurations,
+        trained_configurations,
+        settings,
+        replicates,
+        time.perf_counter() - started,
+    )
     return result
 
 
 def _settings(quick: bool, options: dict[str, Any]) -> Settings:
     settings = override(QUICK if quick else FULL, options, "propagation", extra="neurons")
-    if min(settings.width, settings.depth, settings.samples, settings.networks) < 1:
-        raise ConfigError("propagation: width, depth, samples and networks must be >= 1")
-    if settings.depth < 2:
-        raise ConfigError("propagation: depth must be >= 2 (accumulation over layers)")
+    if min(settings.width, settings.depth, settings.samples) < 1:
+        raise ConfigError("propagation: width, depth and samples must be >= 1")
+    if min(settings.trained_width, settings.trained_epochs) < 1:
+        raise ConfigError("propagation: trained_width and trained_epochs must be >= 1")
+    if settings.depth < 2 or settings.trained_depth < 2:
+        raise ConfigError(
+            "propagation: depth and trained_depth must be >= 2 (accumulation over layers)"
+        )
     if settings.draws < 2:
         raise ConfigError("propagation: draws must be >= 2")
     if not settings.sigma > 0 or not 0 < settings.correlation <= 1:
@@ -272,6 +328,24 @@ def _transfer(model: nn.Module, result: NoisePropagation, depth: int) -> list[fl
     return values
 
 
+def trained_network(
+    family: Family, settings: Settings, seed: int
+) -> tuple[nn.Sequential, torch.Tensor]:
+    """A ``trained_depth`` × ``trained_width`` MLP of the family's circuit neurons (chip from
+    ``seed``) trained on the digits split by ``seed``, and up to ``samples`` of its test images
+    (the operating points)."""
+    data = digits(seed=seed, validation=0.05, test=0.3)
+    activation = CircuitSpec(family, fit="tanh")
+    layers = tuple(
+        LayerSpec(settings.trained_width, activation) for _ in range(settings.trained_depth)
+    )
+    model = build_mlp(MLPSpec(data.inputs, layers, data.outputs), seed=seed)
+    config = TrainConfig(epochs=settings.trained_epochs, lr=3e-3, seed=seed, restore_best=False)
+    train(model, data.train, config=config)
+    x = torch.as_tensor(data.test[0][: settings.samples])
+    return model.eval(), x
+
+
 def network_seed(seed: int, family_name: str, index: int) -> int:
     """The seed of network ``index`` of a family: its weights, chips, inputs and noise draws (the
     same for both gains and every noise kind)."""
@@ -292,17 +366,20 @@ def measure(
     settings: Settings,
     seed: int,
     index: int = 0,
+    x: torch.Tensor | None = None,
 ) -> list[Row]:
     """One configuration's per-layer rows: predicted and measured noise σ, their ratio, the
-    signal, slopes and transfer χ; ``base`` is network ``index`` (of ``seed``) without noise."""
+    signal, slopes and transfer χ; ``base`` is the network of replicate ``index`` (of ``seed``)
+    without noise; ``x`` its inputs (default :func:`inputs`)."""
     model = with_noise(base, kind, settings, seed)
-    x = inputs(settings, seed)
+    x = inputs(settings, seed) if x is None else x
     scale = _calibrate_circuit(model, x, settings.sigma) if kind == "circuit" else math.nan
-    hidden = tuple(_block_outputs(model, settings.depth))
+    depth = sum(1 for name, _ in base.named_children() if name.startswith("linear"))
+    hidden = tuple(_block_outputs(model, depth))
     result = propagate_noise(
         model, x, layers=hidden, draws=settings.draws, seed=derive_seed(seed, "draws")
     )
-    transfer = _transfer(model, result, settings.depth)
+    transfer = _transfer(model, result, depth)
     rows: list[Row] = []
     for depth, layer in enumerate(result.layers, 1):
         slopes = result.slopes[f"act{depth}"]
@@ -311,7 +388,7 @@ def measure(
                 "family": family_name,
                 "gain": gain,
                 "kind": kind,
-                "network": index,
+                "replicate": index,
                 "layer": depth,
                 "module": layer.layer,
                 "signal": layer.signal,

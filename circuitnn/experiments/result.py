@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from circuitnn.experiments.verdicts import Check, Verdict, combine
 
 Row = dict[str, Any]
 
@@ -16,18 +19,67 @@ Row = dict[str, Any]
 class Finding:
     """One qualitative finding of a source study, checked against this run's numbers.
 
-    ``claim``: the finding in words; ``holds``: whether this run reproduced it; ``evidence``: the
-    numbers that decided it (written out plainly whether or not it holds).
+    ``claim``: the finding in words; ``verdict``: ``reproduced``, ``contradicted`` or
+    ``inconclusive`` when decided from effect sizes with confidence intervals (``checks``, see
+    :mod:`circuitnn.experiments.stats`; build with :meth:`judged`), or ``reproduced`` / ``not
+    reproduced`` for a single-run rule given as ``holds``; ``holds``: the verdict is reproduced;
+    ``evidence``: the numbers behind it, written out whatever the verdict.
     """
 
     claim: str
     holds: bool
     evidence: str
+    verdict: str = ""
+    checks: tuple[Check, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.verdict:
+            object.__setattr__(self, "verdict", "reproduced" if self.holds else "not reproduced")
+
+    @classmethod
+    def judged(
+        cls,
+        claim: str,
+        checks: Sequence[Check],
+        evidence: str = "",
+        mode: Literal["all", "any"] = "all",
+    ) -> Finding:
+        """The finding decided by ``checks`` (every part must hold: ``mode="all"``; some part:
+        ``"any"``; see :func:`~circuitnn.experiments.stats.combine`)."""
+        verdict = combine(checks, mode)
+        return cls(claim, verdict == Verdict.REPRODUCED, evidence, str(verdict), tuple(checks))
+
+    @property
+    def replicates(self) -> int:
+        """The replicate count behind the checks (0 for a single-run rule)."""
+        return max((check.effect.replicates for check in self.checks), default=0)
 
     def line(self) -> str:
-        """One Markdown bullet: ✔/✘, the claim and the evidence."""
-        mark = "reproduced" if self.holds else "NOT reproduced"
-        return f"- **{mark}**: {self.claim} — {self.evidence}"
+        """One Markdown bullet: the verdict, the claim, each check's effect with its interval,
+        and the evidence."""
+        mark = self.verdict if self.checks or self.holds else "NOT reproduced"
+        parts = [check.text() for check in self.checks]
+        if self.evidence:
+            parts.append(self.evidence)
+        return f"- **{mark}**: {self.claim} — " + "; ".join(parts)
+
+    def rows(self) -> list[Row]:
+        """One table row per check: the claim, its verdict, the effect, interval and rule."""
+        return [
+            {"claim": self.claim, "claim_verdict": self.verdict, **check.row()}
+            for check in self.checks
+        ]
+
+    def document(self) -> dict[str, Any]:
+        """The finding as plain values for ``result.json``."""
+        return {
+            "claim": self.claim,
+            "verdict": self.verdict,
+            "holds": self.holds,
+            "evidence": self.evidence,
+            "replicates": self.replicates,
+            "checks": [check.row() for check in self.checks],
+        }
 
 
 @dataclass
@@ -51,12 +103,15 @@ class ExperimentResult:
         self.out.mkdir(parents=True, exist_ok=True)
         for table, rows in self.tables.items():
             write_csv(self.out / f"{table}.csv", rows)
+        checks = self.finding_rows()
+        if checks:
+            write_csv(self.out / "findings.csv", checks)
         document = {
             "experiment": self.name,
             "config": self.config,
             "tables": self.tables,
             "figures": {name: str(path) for name, path in self.figures.items()},
-            "findings": [vars(finding) for finding in self.findings],
+            "findings": [finding.document() for finding in self.findings],
             "summary": self.summary,
         }
         (self.out / "result.json").write_text(json.dumps(_plain(document), indent=1) + "\n")
@@ -72,6 +127,10 @@ class ExperimentResult:
         lines += [f"{line}" for line in self.summary] + [""]
         if self.findings:
             lines += [f"{head}# Findings", ""] + [f.line() for f in self.findings] + [""]
+            checks = self.finding_rows()
+            if checks:
+                shown = [{k: row[k] for k in FINDING_COLUMNS} for row in checks]
+                lines += [markdown_table(shown), ""]
         for table, rows in self.tables.items():
             lines += [f"{head}# {table}", "", markdown_table(rows), ""]
         for name, path in self.figures.items():
@@ -79,15 +138,37 @@ class ExperimentResult:
             lines += [f"![{name}]({shown.as_posix()})", ""]
         return "\n".join(lines)
 
+    def finding_rows(self) -> list[Row]:
+        """Every check of every finding as a table row (``findings.csv``)."""
+        return [row for finding in self.findings for row in finding.rows()]
+
     def print_summary(self) -> None:
-        """Print the summary lines and the findings to stdout."""
+        """Print the summary lines and each finding: verdict, claim, every effect with its
+        interval and replicate count, and the evidence."""
         print(f"{self.name}:")
         for line in self.summary:
             print(f"  {line}")
         for finding in self.findings:
-            mark = "ok " if finding.holds else "NO "
-            print(f"  [{mark}] {finding.claim}: {finding.evidence}")
+            print(f"  [{finding.verdict}] {finding.claim}")
+            for check in finding.checks:
+                print(f"      {check.text()}")
+            if finding.evidence:
+                print(f"      {finding.evidence}")
         print(f"  → {self.out}")
+
+
+# the columns of the findings table in summary.md (findings.csv has them all)
+FINDING_COLUMNS = (
+    "claim_verdict",
+    "effect",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "replicates",
+    "method",
+    "rule",
+    "verdict",
+)
 
 
 def write_csv(path: Path, rows: list[Row]) -> None:

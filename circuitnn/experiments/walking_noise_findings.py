@@ -1,220 +1,264 @@
-"""Study 3's findings checked against a ``walking-noise`` run, by rules fixed in advance.
+"""Study 3's findings decided from a ``walking-noise`` run's replicates, by rules fixed in advance.
 
-Midpoints are means over the run's networks; "hidden" layers are all analog layers but the
-readout (``output``), whose scale multiplies signal and propagated noise alike. The rules:
+All networks of a replicate share its data split, initial weights and chips, so a noise-trained
+network is compared with the clean one of its replicate (paired; one ratio per replicate, t
+interval of the mean log ratio; :mod:`circuitnn.experiments.stats`). "Hidden" layers are all
+analog layers but the readout (``output``). For every task × architecture setting:
 
-- *noisy training raises robustness* (per noise kind): the geometric mean, over the walked layers
-  and ``all``, of (midpoint of the network trained with that noise) / (midpoint of the clean
-  network), both under that noise, is ≥ :data:`MIN_GAIN`;
-- *additive-noise training grows the weights*: the RMS of all hidden weights together of the
-  additive-trained networks is ≥ :data:`MIN_GROWTH` × the clean networks' (the evidence also gives
-  each layer, the readout, and the signal power the activations carry: SNR = signal/σ²);
-- *multiplicative-noise training binarizes the weights*: the hidden layers' mean weight
-  binarization index (Sarle's bimodality coefficient per neuron's fan-in: 1/3 Gaussian, 1 binary)
-  of the multiplicative-trained networks is ≥ :data:`MIN_BINARIZATION` × the clean networks';
-- *layers differ in sensitivity*: for every noise kind, the clean network's least and most
-  sensitive walked layers' midpoints differ by more than twice their combined uncertainty
-  (checked only with two or more hidden layers).
+- *training with a noise raises robustness to it* (per noise kind walked): the per-replicate
+  geometric mean over the walked layers and ``all`` of (midpoint of the network trained with that
+  noise) / (midpoint of the clean network), both under that noise, is > 1;
+- *additive-noise training grows the weight magnitudes*, judged **per hidden layer** (every
+  hidden layer's weight RMS ratio additive-trained / clean > 1; the readout's ratio is reported);
+- *…and with them the SNR*: every activation layer's signal power (variance over samples, the
+  power an additive noise of equal σ is compared with) ratio additive-trained / clean > 1;
+- *layers differ in noise sensitivity* (clean network, per noise kind walked): some pair of
+  walked layers has a midpoint ratio ≠ 1 (two-sided, Bonferroni over the pairs); contradicted when
+  every pair is equal within the factor 1 ± ``layer_margin``.
+
+For the digits MLP also *multiplicative-noise training can self-binarize the weights*, over the
+sweep of training noise levels: the hidden layers' mean weight binarization index (Sarle's
+bimodality coefficient per neuron's fan-in: 1/3 Gaussian, 1 binary) ratio to the clean network's
+is > 1 at some level (Bonferroni over the levels); contradicted when it is < 1 at every level.
 """
 
 from __future__ import annotations
 
-import math
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from circuitnn.experiments.common import fmt, geometric_mean, mean_and_sem
+from circuitnn.experiments.common import column, fmt
 from circuitnn.experiments.result import Finding, Row
+from circuitnn.experiments.stats import log_mean_effect, ratio_effect
+from circuitnn.experiments.verdicts import Check, Rule
 
-MIN_GAIN = 1.1  # midpoint ratio (noise-trained / clean) that counts as "raises robustness"
-MIN_GROWTH = 1.05  # hidden-weight RMS ratio (additive-trained / clean) that counts as growth
-MIN_BINARIZATION = 1.1  # binarization-index ratio (multiplicative-trained / clean)
-NOISES = ("additive", "multiplicative", "mixed")
 ALL = "all"
 
 
-def findings(tables: dict[str, list[Row]], settings: Any) -> list[Finding]:
+def findings(
+    tables: dict[str, list[Row]], settings: Any, configurations: Sequence[Any]
+) -> list[Finding]:
     """Every finding of study 3 this run can check (rules in the module docstring)."""
-    summary = tables["midpoint_summary"]
-    result = [_raises_robustness(summary, noise, settings) for noise in NOISES]
-    result.append(_weights_grow(tables["weights"], tables["activations"], settings))
-    result.append(_binarizes(tables["weights"], tables["activations"], settings))
-    layers = _walked_layers(summary)
-    if len(layers) >= 2:
-        result.append(_layers_differ(summary, layers))
+    result: list[Finding] = []
+    for setting in configurations:
+        midpoints = [r for r in tables["midpoints"] if r["setting"] == setting.name]
+        weights = [r for r in tables["weights"] if r["setting"] == setting.name]
+        activations = [r for r in tables["activations"] if r["setting"] == setting.name]
+        for noise in setting.noises:
+            if noise in setting.regimes:
+                result.append(_raises_robustness(setting.name, midpoints, noise, settings))
+        if "additive" in setting.regimes:
+            result.append(_weights_grow(setting.name, weights, settings))
+            result.append(_signal_grows(setting.name, activations, settings))
+        for noise in setting.noises:
+            layers = _walked_layers(midpoints)
+            if len(layers) >= 2:
+                result.append(_layers_differ(setting.name, midpoints, noise, layers, settings))
+        if setting.name == configurations[0].name:
+            result.append(_binarizes(setting.name, weights, activations, settings))
     return result
 
 
-def _walked_layers(summary: list[Row]) -> list[str]:
-    return [layer for layer in dict.fromkeys(r["layer"] for r in summary) if layer != ALL]
+def _walked_layers(midpoints: list[Row]) -> list[str]:
+    return [layer for layer in dict.fromkeys(r["layer"] for r in midpoints) if layer != ALL]
 
 
-def _row(summary: list[Row], regime: str, noise: str, layer: str) -> Row:
-    for row in summary:
-        if (row["regime"], row["noise"], row["layer"]) == (regime, noise, layer):
-            return row
-    return {"midpoint": math.nan, "uncertainty": math.nan, "ratio_to_clean": math.nan}
-
-
-def _raises_robustness(summary: list[Row], noise: str, settings: Any) -> Finding:
-    layers = [*_walked_layers(summary), ALL]
-    ratios = [_row(summary, noise, noise, layer)["ratio_to_clean"] for layer in layers]
-    gain = geometric_mean(ratios)
-    parts = [
-        f"{layer} {fmt(_row(summary, 'clean', noise, layer)['midpoint'])} → "
-        f"{fmt(_row(summary, noise, noise, layer)['midpoint'])} (×{fmt(ratio)})"
-        for layer, ratio in zip(layers, ratios, strict=True)
-    ]
+def _raises_robustness(setting: str, midpoints: list[Row], noise: str, settings: Any) -> Finding:
+    layers = [*_walked_layers(midpoints), ALL]
+    ratios = np.array(
+        [
+            column(midpoints, "midpoint", regime=noise, noise=noise, layer=layer)
+            / column(midpoints, "midpoint", regime="clean", noise=noise, layer=layer)
+            for layer in layers
+        ]
+    )  # layers × replicates
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_replicate = np.exp(np.mean(np.log(ratios), axis=0))
     sigma = getattr(settings, f"train_{noise}")
-    return Finding(
-        claim=f"training with {noise} noise (σ = {sigma:g}) raises the {noise}-noise midpoints "
-        f"(geometric mean ratio ≥ {MIN_GAIN:g})",
-        holds=bool(math.isfinite(gain) and gain >= MIN_GAIN),
-        evidence=f"midpoint clean → {noise}-trained: " + "; ".join(parts) + f"; geometric mean "
-        f"×{fmt(gain)}",
+    per_layer = "; ".join(
+        f"{layer} ×{fmt(float(np.exp(np.mean(np.log(values)))))}"
+        for layer, values in zip(layers, ratios, strict=True)
+    )
+    return Finding.judged(
+        f"{setting}: training with {noise} noise (σ = {sigma:g}) raises the {noise}-noise "
+        "midpoints (geometric mean ratio over the walked layers and all, > 1)",
+        [
+            Check(
+                log_mean_effect(per_replicate, f"midpoint ratio {noise}-trained / clean"),
+                Rule("greater", 1.0),
+            )
+        ],
+        f"per layer (geometric mean over replicates): {per_layer}",
     )
 
 
-def layer_means(rows: list[Row], regime: str, column: str) -> dict[str, float]:
-    """``column`` per layer for ``regime``, averaged over networks."""
-    layers = dict.fromkeys(r["layer"] for r in rows if r["regime"] == regime)
-    return {
-        layer: mean_and_sem(
-            [r[column] for r in rows if r["regime"] == regime and r["layer"] == layer]
-        )[0]
+def _layers(rows: list[Row], hidden: bool = True) -> list[str]:
+    names = list(dict.fromkeys(r["layer"] for r in rows))
+    return [name for name in names if name != "output"] if hidden else names
+
+
+def _weights_grow(setting: str, weights: list[Row], settings: Any) -> Finding:
+    checks = [
+        Check(
+            ratio_effect(
+                column(weights, "rms", regime="additive", layer=layer),
+                column(weights, "rms", regime="clean", layer=layer),
+                f"{layer} weight RMS additive / clean",
+            ),
+            Rule("greater", 1.0),
+        )
+        for layer in _layers(weights)
+    ]
+    readout = ratio_effect(
+        column(weights, "rms", regime="additive", layer="output"),
+        column(weights, "rms", regime="clean", layer="output"),
+        "readout",
+    )
+    return Finding.judged(
+        f"{setting}: additive-noise training (σ = {settings.train_additive:g}) grows the weight "
+        "magnitudes in every hidden layer (weight RMS ratio > 1, per layer)",
+        checks,
+        f"readout (not judged: it scales signal and noise alike) ×{readout.text()}",
+    )
+
+
+def _signal_grows(setting: str, activations: list[Row], settings: Any) -> Finding:
+    checks = [
+        Check(
+            ratio_effect(
+                column(activations, "signal", regime="additive", layer=layer),
+                column(activations, "signal", regime="clean", layer=layer),
+                f"{layer} signal power additive / clean",
+            ),
+            Rule("greater", 1.0),
+        )
+        for layer in _layers(activations)
+    ]
+    return Finding.judged(
+        f"{setting}: additive-noise training (σ = {settings.train_additive:g}) raises the "
+        "activations' signal power, i.e. the SNR at equal noise, in every hidden layer",
+        checks,
+    )
+
+
+def hidden_bimodality(weights: list[Row], regime: str) -> np.ndarray:
+    """Per replicate, the mean over hidden layers of the weight binarization index."""
+    layers = _layers(weights)
+    values = np.array(
+        [column(weights, "bimodality", regime=regime, layer=layer) for layer in layers]
+    )
+    return values.mean(axis=0)
+
+
+def _sweep_regime(sigma: float, settings: Any) -> str:
+    if sigma == settings.train_multiplicative:
+        return "multiplicative"
+    return f"multiplicative σ={sigma:g}"
+
+
+def _binarizes(setting: str, weights: list[Row], activations: list[Row], settings: Any) -> Finding:
+    clean = hidden_bimodality(weights, "clean")
+    checks, parts = [], []
+    for sigma in settings.binarization_sigmas:
+        regime = _sweep_regime(sigma, settings)
+        noisy = hidden_bimodality(weights, regime)
+        checks.append(
+            Check(
+                ratio_effect(noisy, clean, f"σ = {sigma:g}: binarization index / clean"),
+                Rule("greater", 1.0),
+            )
+        )
+        acts = [
+            float(np.mean(column(activations, "bimodality", regime=regime, layer=layer)))
+            for layer in _layers(activations)
+        ]
+        parts.append(
+            f"σ = {sigma:g}: weights {fmt(float(noisy.mean()))}, activations "
+            + "/".join(fmt(value) for value in acts)
+        )
+    clean_acts = [
+        float(np.mean(column(activations, "bimodality", regime="clean", layer=layer)))
+        for layer in _layers(activations)
+    ]
+    return Finding.judged(
+        f"{setting}: multiplicative-noise training can self-binarize the weights (hidden-layer "
+        "binarization index above the clean network's at some training noise level; 1/3 "
+        "Gaussian, 1 binary)",
+        checks,
+        f"hidden-layer means over replicates — clean: weights {fmt(float(clean.mean()))}, "
+        f"activations {'/'.join(fmt(v) for v in clean_acts)}; " + "; ".join(parts),
+        mode="any",
+    )
+
+
+def _layers_differ(
+    setting: str, midpoints: list[Row], noise: str, layers: list[str], settings: Any
+) -> Finding:
+    margin = settings.layer_margin
+    values = {
+        layer: column(midpoints, "midpoint", regime="clean", noise=noise, layer=layer)
         for layer in layers
     }
-
-
-def pooled_rms(weights: list[Row], regime: str) -> float:
-    """RMS of all hidden-layer weights of ``regime`` together (mean over networks)."""
-    values = []
-    for network in dict.fromkeys(r["network"] for r in weights):
-        rows = [
-            r
-            for r in weights
-            if r["network"] == network and r["regime"] == regime and r["layer"] != "output"
-        ]
-        if rows:
-            total = sum(r["rms"] ** 2 * r["weights"] for r in rows)
-            values.append(math.sqrt(total / sum(r["weights"] for r in rows)))
-    return mean_and_sem(values)[0]
-
-
-def _weights_grow(weights: list[Row], activations: list[Row], settings: Any) -> Finding:
-    clean, noisy = layer_means(weights, "clean", "rms"), layer_means(weights, "additive", "rms")
-    growth = pooled_rms(weights, "additive") / pooled_rms(weights, "clean")
-    per_layer = "; ".join(
-        f"{layer} {fmt(clean[layer])} → {fmt(noisy.get(layer, math.nan))} "
-        f"(×{fmt(noisy.get(layer, math.nan) / clean[layer])})"
-        for layer in clean
-    )
-    signal_clean = layer_means(activations, "clean", "signal")
-    signal_noisy = layer_means(activations, "additive", "signal")
-    snr = "; ".join(
-        f"{layer} {10 * np.log10(signal_noisy[layer] / signal_clean[layer]):+.1f} dB"
-        for layer in signal_clean
-        if signal_clean[layer] > 0 and signal_noisy.get(layer, 0) > 0
-    )
-    return Finding(
-        claim=f"additive-noise training (σ = {settings.train_additive:g}) grows the weight "
-        f"magnitudes (hidden-weight RMS ratio ≥ {MIN_GROWTH:g}) and with them the SNR",
-        holds=bool(math.isfinite(growth) and growth >= MIN_GROWTH),
-        evidence=f"hidden weights RMS ×{fmt(growth)}; per layer clean → additive-trained: "
-        f"{per_layer}; activation signal power (SNR at equal σ): {snr}",
-    )
-
-
-def _hidden_mean(rows: list[Row], regime: str, column: str) -> float:
-    means = layer_means(rows, regime, column)
-    values = [v for layer, v in means.items() if layer != "output" and math.isfinite(v)]
-    return float(np.mean(values)) if values else math.nan
-
-
-def _binarizes(weights: list[Row], activations: list[Row], settings: Any) -> Finding:
-    clean = _hidden_mean(weights, "clean", "bimodality")
-    noisy = _hidden_mean(weights, "multiplicative", "bimodality")
-    ratio = noisy / clean if clean > 0 else math.nan
-    per_layer_clean = layer_means(weights, "clean", "bimodality")
-    per_layer_noisy = layer_means(weights, "multiplicative", "bimodality")
-    per_layer = "; ".join(
-        f"{layer} {fmt(value)} → {fmt(per_layer_noisy.get(layer, math.nan))}"
-        for layer, value in per_layer_clean.items()
-    )
-    act_clean = layer_means(activations, "clean", "bimodality")
-    act_noisy = layer_means(activations, "multiplicative", "bimodality")
-    acts = "; ".join(
-        f"{layer} {fmt(value)} → {fmt(act_noisy.get(layer, math.nan))}"
-        for layer, value in act_clean.items()
-    )
-    return Finding(
-        claim=f"multiplicative-noise training (σ = {settings.train_multiplicative:g}) pushes the "
-        f"weights toward binary (hidden-layer binarization index ×{MIN_BINARIZATION:g} or more; "
-        "1/3 Gaussian, 1 binary)",
-        holds=bool(math.isfinite(ratio) and ratio >= MIN_BINARIZATION),
-        evidence=f"weight binarization index clean → multiplicative-trained: hidden mean "
-        f"{fmt(clean)} → {fmt(noisy)} (×{fmt(ratio)}); per layer {per_layer}; activation "
-        f"binarization index {acts}",
-    )
-
-
-def _layers_differ(summary: list[Row], layers: list[str]) -> Finding:
-    parts, every = [], True
-    for noise in NOISES:
-        rows = {layer: _row(summary, "clean", noise, layer) for layer in layers}
-        finite = {k: r for k, r in rows.items() if math.isfinite(r["midpoint"])}
-        if len(finite) < 2:
-            every = False
-            parts.append(f"{noise}: not enough midpoints")
-            continue
-        low = min(finite, key=lambda k: finite[k]["midpoint"])
-        high = max(finite, key=lambda k: finite[k]["midpoint"])
-        gap = finite[high]["midpoint"] - finite[low]["midpoint"]
-        error = math.hypot(finite[high]["uncertainty"], finite[low]["uncertainty"])
-        separated = gap > 2 * error
-        every = every and separated
-        ordering = " < ".join(
-            f"{k} {fmt(r['midpoint'])}"
-            for k, r in sorted(finite.items(), key=lambda i: i[1]["midpoint"])
+    checks = [
+        Check(
+            ratio_effect(values[a], values[b], f"{a} / {b}"),
+            Rule("differs", 1.0, margin),
         )
-        parts.append(
-            f"{noise}: most sensitive {low} ({ordering}; gap {fmt(gap)} vs 2σ {fmt(2 * error)})"
-        )
-    return Finding(
-        claim="layers differ in noise sensitivity (clean network: the most and least sensitive "
-        "layer's midpoints differ by more than twice their uncertainty, for every noise kind)",
-        holds=every,
-        evidence="; ".join(parts),
+        for a, b in itertools.combinations(layers, 2)
+    ]
+    ordering = " < ".join(
+        f"{layer} {fmt(float(np.mean(v)))}"
+        for layer, v in sorted(values.items(), key=lambda item: float(np.mean(item[1])))
+    )
+    return Finding.judged(
+        f"{setting}: layers differ in {noise}-noise sensitivity (clean network: some pair of "
+        f"layers' midpoints differ; equal means within ×(1 ± {margin:g}))",
+        checks,
+        f"mean midpoints: {ordering}",
+        mode="any",
     )
 
 
 def summary_lines(
-    tables: dict[str, list[Row]], settings: Any, layers: dict[str, str], seconds: float
+    tables: dict[str, list[Row]],
+    settings: Any,
+    layers: dict[str, str],
+    replicates: int,
+    seconds: float,
 ) -> list[str]:
     """The short printed summary of a run."""
     training = tables["training"]
-    accuracy = {
-        regime: mean_and_sem([r["test_accuracy"] for r in training if r["regime"] == regime])[0]
-        for regime in dict.fromkeys(r["regime"] for r in training)
-    }
     architecture = "-".join(str(w) for w in (64, *settings.widths, 10))
     lines = [
-        f"digits, circuit MLP {architecture} ("
+        f"digits MLP {architecture} ("
         + ", ".join(f"{k} {v}" for k, v in layers.items())
-        + f"), {settings.networks} network(s) per regime, {settings.epochs} epochs; training "
-        f"noise σ: additive {settings.train_additive:g}, multiplicative "
-        f"{settings.train_multiplicative:g}, mixed {settings.train_mixed:g}",
-        "clean test accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()),
+        + f"), digits CNN conv {list(settings.cnn_channels)} + {settings.cnn_width}, regression "
+        f"MLP {list(settings.regression_widths)}; {replicates} replicates, {settings.epochs} "
+        f"epochs; training noise σ: additive {settings.train_additive:g}, multiplicative "
+        f"{settings.train_multiplicative:g}, mixed {settings.train_mixed:g}; binarization sweep "
+        f"σ {', '.join(f'{s:g}' for s in settings.binarization_sigmas)}",
     ]
-    summary = tables["midpoint_summary"]
-    for noise in NOISES:
-        cells = [
-            f"{r['layer']} {fmt(_row(summary, 'clean', noise, r['layer'])['midpoint'])} → "
-            f"{fmt(r['midpoint'])}"
-            for r in summary
-            if r["regime"] == noise and r["noise"] == noise
-        ]
-        lines.append(f"{noise} midpoints, clean → {noise}-trained: " + ", ".join(cells))
+    for setting in dict.fromkeys(r["setting"] for r in training):
+        mine = [r for r in training if r["setting"] == setting]
+        metric = mine[0]["metric"]
+        scores = ", ".join(
+            f"{regime} {np.mean([r['test_score'] for r in mine if r['regime'] == regime]):.3f}"
+            for regime in dict.fromkeys(r["regime"] for r in mine)
+        )
+        lines.append(f"{setting} clean test {metric} (mean over replicates): {scores}")
+    for row in tables["midpoint_summary"]:
+        if row["regime"] == "clean" or row["regime"] != row["noise"]:
+            continue
+        if row["layer"] == ALL:
+            lines.append(
+                f"{row['setting']}: {row['noise']} midpoint in all layers ×"
+                f"{fmt(row['ratio_to_clean'])} of the clean network's"
+            )
     lines.append(f"finished in {seconds:.0f} s")
     return lines
+
+
+__all__ = ["findings", "hidden_bimodality", "summary_lines"]

@@ -72,7 +72,7 @@ def simulate_noise_chunk(
             spec, table.rows(rows), analysis, biases, None if nodesets is None else nodesets[rows]
         )
         wanted = [f for triple in files for f in triple if f]
-        plots = run_script(bench.text, wanted, timeout, what, sources)
+        plots = run_script(bench.text, wanted, timeout, what, sources, bench.includes)
         psd, gain, operating = [], [], []
         devices = device_instances(list(plots[files[0][0]][0].vectors), len(rows))
         failure = np.full(len(rows), "", dtype=object)
@@ -150,7 +150,8 @@ def simulate_ac_chunk(
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
         held = None if nodesets is None else nodesets[rows]
         bench = render_ac_bench(spec, table.rows(rows), analysis, bias, held)
-        vectors = solver.run(bench.text, ["frequency", *bench.output_names], None, timeout, what)
+        saved = ["frequency", *bench.output_names]
+        vectors = solver.run(bench.text, saved, None, timeout, what, bench.includes)
         frequency = np.real(vectors["frequency"])
         return {
             "response": output_signals(spec, bench, vectors),
@@ -187,7 +188,8 @@ def simulate_step_chunk(
         bench = render_step_bench(
             spec, table.rows(rows), step_time, rise_time, stop_time, held, direction
         )
-        vectors = solver.run(bench.text, ["time", *bench.output_names], None, timeout, what)
+        saved = ["time", *bench.output_names]
+        vectors = solver.run(bench.text, saved, None, timeout, what, bench.includes)
         waveforms = output_signals(spec, bench, vectors)
         time = np.real(vectors["time"])
         return {"waveform": np.stack([np.interp(time_grid, time, row) for row in waveforms])}

@@ -216,7 +216,8 @@ class _Branch:
 
     def _job(self, rows: np.ndarray, what: str) -> tuple[Bench, Job]:
         bench = render_dc_bench(self.spec, self.table.rows(rows), self.direction)
-        return bench, Job(bench.text, tuple(bench.vectors), self.spec.sweep.points, what)
+        points = self.spec.sweep.points
+        return bench, Job(bench.text, tuple(bench.vectors), points, what, tuple(bench.includes))
 
     def _arrays(
         self, bench: Bench, outcome: Outcome, table_index: np.ndarray

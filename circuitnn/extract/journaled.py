@@ -2,8 +2,7 @@
 
 The one loop behind every extraction (DC sweep, noise, AC, step): tasks already in the journal
 are not run again, so a killed run resumes where it stopped. :func:`stream_journaled` hands each
-result on as soon as it is journaled (one chunk in memory at a time); :func:`run_journaled`
-collects them all, for callers that need the whole set.
+result on as soon as it is journaled (one chunk in memory at a time).
 """
 
 from __future__ import annotations
@@ -86,22 +85,6 @@ def stream_journaled(
     finally:
         if own:
             bar.close()
-
-
-def run_journaled(
-    function: Callable[..., Any],
-    tasks: list[tuple[str, tuple[Any, ...]]],
-    sizes: list[int],
-    journal: Journal | None,
-    options: Any,
-    label: str,
-    describe: Callable[[tuple[Any, ...]], str] | None = None,
-) -> list[dict[str, np.ndarray]]:
-    """:func:`stream_journaled`, collected: every task's arrays, in task order."""
-    results: dict[int, dict[str, np.ndarray]] = dict(
-        stream_journaled(function, tasks, sizes, journal, options, label, describe)
-    )
-    return [results[number] for number in range(len(tasks))]
 
 
 def _failures(arrays: dict[str, np.ndarray]) -> int:

@@ -44,6 +44,8 @@ def add_noise(
     cached = cached_analysis(store, family.key, key, "noise", arrays)
     if cached is not None:
         return cached
+    if store is not None:
+        store.check_writable()
     journal = store.journal(f"{family.key}-{key}", options.chunk_size) if store else None
     table = family_table(family)
     chunks = ok_chunks(family, options.chunk_size)

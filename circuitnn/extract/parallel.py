@@ -18,6 +18,8 @@ import contextlib
 import gc
 import logging
 import os
+import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -30,6 +32,10 @@ BACKENDS = ("loky", "dask", "ray")
 
 
 _PACKAGES = {"dask": ("distributed", "dask"), "ray": ("ray", "ray")}  # import name, pip extra
+
+
+# the longest wait for an existing dask scheduler to answer (s)
+DASK_CONNECT_SECONDS = 10.0
 
 
 # dask clients and Ray pools, kept for the process' life (or until shutdown())
@@ -205,6 +211,10 @@ def _backend(
     worker died", and whether the backend streams (``return_as="generator_unordered"``)."""
     from joblib import Parallel
 
+    # an interrupted run (Ctrl-C, SIGTERM) cancels the tasks in flight: that is the point
+    warnings.filterwarnings(
+        "ignore", message=r"\d+ tasks which were still being processed", category=UserWarning
+    )
     if backend == "loky":
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 
@@ -297,13 +307,7 @@ def _dask_client(scheduler: str | None, workers: int) -> Any:
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        try:
-            with dask.config.set(_CLIENT_DASK):
-                client = Client(scheduler, timeout=30, set_as_default=False)
-        except (OSError, TimeoutError) as error:
-            raise ConfigError(
-                f"cannot connect to the dask scheduler at {scheduler}: {error}"
-            ) from None
+        client = _connect_dask(scheduler)
         threads = client.nthreads()
         crowded = {worker: n for worker, n in threads.items() if n > 1}
         if crowded:
@@ -331,6 +335,40 @@ def _dask_client(scheduler: str | None, workers: int) -> Any:
             ) from None
     _CLIENTS[key] = client
     return client
+
+
+def _connect_dask(scheduler: str) -> Any:
+    """A client of the dask scheduler at ``scheduler``; :class:`ConfigError` when it cannot be
+    reached or does not answer within :data:`DASK_CONNECT_SECONDS`. (distributed's own timeout
+    does not cover a scheduler that accepts the connection and never answers: the client is made
+    in a thread of its own, abandoned if it does not return in time.)"""
+    import dask
+    from distributed import Client
+
+    made: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            with dask.config.set(_CLIENT_DASK):
+                made["client"] = Client(
+                    scheduler, timeout=DASK_CONNECT_SECONDS, set_as_default=False
+                )
+        except BaseException as error:  # handed to the caller below
+            made["error"] = error
+
+    thread = threading.Thread(target=connect, name="circuitnn-dask-connect", daemon=True)
+    thread.start()
+    thread.join(DASK_CONNECT_SECONDS + 1.0)
+    if thread.is_alive():
+        raise ConfigError(
+            f"the dask scheduler at {scheduler} did not answer within {DASK_CONNECT_SECONDS:g} s "
+            "(is a dask scheduler running there?)"
+        )
+    if "error" in made:
+        error = made["error"]
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ConfigError(f"cannot connect to the dask scheduler at {scheduler}: {reason}")
+    return made["client"]
 
 
 def _ray_init(ray: Any, scheduler: str | None, workers: int) -> None:

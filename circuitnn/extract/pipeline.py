@@ -19,11 +19,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from circuitnn._version import __version__
 from circuitnn.errors import SimulatorWarning
 from circuitnn.extract.dc_chunk import ChunkResult, simulate_chunk
 from circuitnn.extract.independence import RUN_ALONE
-from circuitnn.extract.journaled import stream_journaled
+from circuitnn.extract.journaled import progress_bar, stream_journaled
 from circuitnn.extract.noise import add_noise
 from circuitnn.extract.options import RunOptions
 from circuitnn.extract.retry import retry_failed
@@ -33,7 +35,12 @@ from circuitnn.extract.speed import add_speed
 from circuitnn.family import OK, Family
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.spec import NeuronSpec
-from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+from circuitnn.neuron.variation import (
+    MonteCarlo,
+    ParameterTable,
+    nominal_table,
+    sample_parameters,
+)
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
 from circuitnn.spice.engines import ngspice_version
 from circuitnn.store import Store
@@ -41,6 +48,9 @@ from circuitnn.store.files import SCHEMA_VERSION
 from circuitnn.store.journal import Journal
 
 WRITES_IN_FLIGHT = 2  # chunks handed to the writer thread and not yet written
+
+
+SAMPLING_BAR = 100_000  # instances from which sampling the parameters shows a progress bar
 
 
 def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("dc",)) -> str:
@@ -111,6 +121,7 @@ def extract_family(
         family = memory.family()
     else:
         if key not in target:
+            target.check_writable()
             _extract_to_store(target, spec, mc, key, options)
         else:  # a journal left by a run killed between its commit and the clean-up
             target.journal(key, options.chunk_size).clear()
@@ -151,13 +162,16 @@ def _extract_into(
     """
     nominal = _nominal(spec, mc, options, journal)
     known = tuple(nominal.warnings)
-    table = sample_parameters(spec, mc)
+    tables = _sample(spec, mc, options)
     grid = spec.sweep.grid()
     sink.write_header(
-        _attrs(spec, mc, options), grid, spec.output.unit, table.names, table.values, table.chip
+        _attrs(spec, mc, options),
+        grid,
+        spec.output.unit,
+        tables[0].names,
+        np.concatenate([table.values for table in tables]),
+        np.concatenate([table.chip for table in tables]),
     )
-    starts = range(0, mc.n, options.chunk_size)
-    tables = [sample_parameters(spec, mc, s, min(s + options.chunk_size, mc.n)) for s in starts]
     tasks = [
         (
             f"chunk-{table.index[0]:09d}",
@@ -239,6 +253,20 @@ class _Checks:
             "self_check_failed_chunks": self.failed_chunks,
             "convergence_aids": self.aids,
         }
+
+
+def _sample(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> list[ParameterTable]:
+    """The parameter table of every chunk (the same numbers however it is cut), with a progress
+    bar from :data:`SAMPLING_BAR` instances on (sampling 10⁸ instances takes minutes)."""
+    bar = progress_bar(mc.n, 0, f"sampling {spec.name}", options.progress and mc.n >= SAMPLING_BAR)
+    tables = []
+    try:
+        for start in range(0, mc.n, options.chunk_size):
+            tables.append(sample_parameters(spec, mc, start, min(start + options.chunk_size, mc.n)))
+            bar.update(len(tables[-1]))
+    finally:
+        bar.close()
+    return tables
 
 
 def _nominal(

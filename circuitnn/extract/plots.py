@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from circuitnn._matplotlib import pyplot
+from circuitnn.errors import ConfigError
 from circuitnn.family import Family
 
 FAN_CURVES = 200
@@ -23,6 +24,24 @@ DESCRIPTOR_LABELS = {
     "max_slope": "max |slope| [{unit}/V]",
     "mean_power": "mean static power [W]",
 }
+
+
+# the file types matplotlib's Agg backend writes
+PICTURE_TYPES = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
+
+
+def picture_path(path: str | Path) -> Path:
+    """The file a picture asked for at ``path`` is written to: ``.png`` added when the name has
+    no extension; :class:`ConfigError` for an extension matplotlib cannot write."""
+    path = Path(path)
+    if not path.suffix:
+        return path.with_name(path.name + ".png")
+    if path.suffix[1:].lower() not in PICTURE_TYPES:
+        raise ConfigError(
+            f"picture {path}: unknown file type {path.suffix!r}; use one of "
+            f"{', '.join('.' + kind for kind in PICTURE_TYPES)}"
+        )
+    return path
 
 
 def plot_family(family: Family, path: str | Path) -> Path:
@@ -167,11 +186,14 @@ def _histogram(axis: Any, values: np.ndarray, color: str) -> None:
 
 
 def plot_all(family: Family, path: str | Path) -> list[Path]:
-    """The family picture at ``path``, plus ``…-noise.png``/``…-speed.png`` when analysed."""
-    path = Path(path)
+    """The family picture at ``path`` (see :func:`picture_path`), plus ``…-noise``/``…-speed``
+    pictures of the same type when analysed; the files written."""
+    path = picture_path(path)
     pictures = [plot_family(family, path)]
     if family.noise is not None:
-        pictures.append(plot_noise(family, path.with_name(f"{path.stem}-noise.png")))
+        noise = path.with_name(f"{path.stem}-noise{path.suffix}")
+        pictures.append(plot_noise(family, noise))
     if family.speed is not None:
-        pictures.append(plot_speed(family, path.with_name(f"{path.stem}-speed.png")))
+        speed = path.with_name(f"{path.stem}-speed{path.suffix}")
+        pictures.append(plot_speed(family, speed))
     return pictures

@@ -1,7 +1,7 @@
 """Where a family's pieces go as chunks arrive: the protocol, and an in-memory sink.
 
 :class:`MemoryFamily` fills arrays and returns a :class:`~circuitnn.family.Family`; the store's
-:class:`~circuitnn.store.FamilyWriter` is the other sink (bounded memory).
+:class:`~circuitnn.store.writers.FamilyWriter` is the other sink (bounded memory).
 """
 
 from __future__ import annotations

@@ -33,7 +33,19 @@ MIDPOINT_NOISES = ("additive", "multiplicative", "mixed")
 SCALINGS = ("midpoint", "knee")  # circuitnn.nn.scaling.ANCHORS (without importing torch)
 
 
-STAGES = ("families", "training", "robustness", "midpoints", "chips", "retraining", "report")
+STAGES = (
+    "families",
+    "training",
+    "robustness",
+    "midpoints",
+    "chips",
+    "retraining",
+    "codesign",
+    "report",
+)
+
+
+CODESIGN_SIZES = ("default", "quick", "off")
 
 
 RENAMED = {"neurons": "families"}  # keys of the old extraction-only `run` config
@@ -49,7 +61,8 @@ class MainJobConfig:
     (None: ``OUT/families.h5``).
     Data and network: ``dataset`` a built-in of :mod:`circuitnn.data` (``"digits"``:
     scikit-learn's 8×8 digits, 10 classes, scored by accuracy; ``"diabetes"``, ``"smooth"``,
-    ``"friedman"``: regression, scored by RMSE in standardized target units);
+    ``"friedman"``, ``"g2-zpe"`` (zero-point energies of the G2 molecules, from ase):
+    regression, scored by RMSE in standardized target units);
     ``validation_fraction`` (for the best epoch) and ``test_fraction`` of the rows, split by seed;
     ``widths`` hidden-layer widths (neurons); ``scaling`` how the first family's nominal curve
     maps to network units (``"midpoint"`` for sigmoid / tanh-like neurons, ``"knee"`` for
@@ -63,6 +76,10 @@ class MainJobConfig:
     noise draws per evaluation; ``chips`` Monte Carlo chips for the chip spread;
     ``retrain_chips`` chips to retrain on (the first of the spread's chips), ``retrain_epochs``
     and ``retrain_lr`` for that fine-tuning.
+    Co-design: ``codesign_size`` the size of the co-design section (``"default"``: 4 design
+    points of ``mos_diffpair`` × 120 instances; ``"quick"``: 2 points × 60 with a smaller
+    network;
+    ``"off"``: skipped), see :mod:`circuitnn.job.stages_codesign`.
     Run: ``threads`` torch threads for training and evaluation (1 is fastest for these small
     networks on a shared machine); ``html`` also write ``report.html``.
     """
@@ -89,6 +106,7 @@ class MainJobConfig:
     retrain_chips: int = 4
     retrain_epochs: int = 5
     retrain_lr: float = 1e-3
+    codesign_size: str = "default"
     threads: int = 1
     html: bool = True
 
@@ -138,6 +156,7 @@ class MainJobConfig:
             )
         _integer("retrain_epochs", self.retrain_epochs, 1)
         _number("retrain_lr", self.retrain_lr, 0.0, None, open_low=True)
+        _choice("codesign_size", self.codesign_size, CODESIGN_SIZES)
         _integer("threads", self.threads, 1)
         if not isinstance(self.html, bool):
             raise ConfigError(f"html must be true or false, got {self.html!r}")
@@ -158,6 +177,7 @@ class MainJobConfig:
             chips=3,
             retrain_chips=2,
             retrain_epochs=2,
+            codesign_size="off" if self.codesign_size == "off" else "quick",
         )
 
     def store_path(self, out: Path) -> Path:
@@ -229,9 +249,24 @@ def config_from_dict(
     if isinstance(store, str) and store and not Path(store).is_absolute():
         values["store"] = str(folder / store)
     try:
-        return MainJobConfig(**values)
+        config = MainJobConfig(**values)
+        check_families(config)
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
+    return config
+
+
+def check_families(config: MainJobConfig) -> None:
+    """:class:`ConfigError` naming ``families`` unless every entry is a built-in neuron or a
+    usable spec (read and checked, netlist safety included), before anything runs."""
+    from circuitnn.errors import NetlistError
+    from circuitnn.neuron.builtin import get_neuron
+
+    for name in config.families:
+        try:
+            get_neuron(name)
+        except (ConfigError, NetlistError) as error:
+            raise ConfigError(f"families: {error}") from None
 
 
 def load_config(path: str | Path) -> MainJobConfig:

@@ -136,7 +136,7 @@ th { background: #f1f3f5; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
-.ok { color: #17733a; } .no { color: #b42318; }
+.ok { color: #17733a; } .no { color: #b42318; } .unsure { color: #8a6d00; }
 """
 
 
@@ -162,7 +162,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def _finding(finding: Finding) -> str:
-    mark, css = ("reproduced", "ok") if finding.holds else ("NOT reproduced", "no")
+    verdict = finding.verdict
+    css = {"reproduced": "ok", "inconclusive": "unsure"}.get(verdict, "no")
+    mark = "NOT reproduced" if verdict == "not reproduced" else verdict
     return (
         f'<li><b class="{css}">{mark}</b>: {_inline(finding.claim)} — '
         f"{_inline(finding.evidence)}</li>"

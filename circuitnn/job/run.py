@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import ConfigError
-from circuitnn.job.config import STAGES, MainJobConfig
+from circuitnn.job.config import STAGES, MainJobConfig, check_families
 
 Say = Callable[[str], None]
 
@@ -24,17 +24,22 @@ def run_main_job(
     *,
     options: Any = None,
     say: Say = _print,
+    progress: bool = False,
 ) -> Path:
     """Run the whole pipeline into folder ``out`` and return the Markdown report's path.
 
     ``options``: a :class:`~circuitnn.extract.options.RunOptions` for the ngspice extraction (jobs,
     chunk size, engine, timeout; default: all cores, no progress bar); ``say`` receives one line
-    per stage (default: print). Raises ConfigError for bad settings or an unusable dataset.
+    per stage (default: print); ``progress`` shows a bar over the training epochs (default:
+    quiet). Raises ConfigError for bad settings or an unusable dataset, before anything runs.
     """
     _require(config)
     from circuitnn.extract.options import RunOptions
+
+    check_families(config)
     from circuitnn.job import stages_eval, stages_train
     from circuitnn.job.report import python_command, settings_section, write_report
+    from circuitnn.nn import torch_threads
 
     options = options if options is not None else RunOptions(jobs=-1, progress=False)
     out = Path(out)
@@ -51,9 +56,9 @@ def run_main_job(
     clock = _Clock(say, timings)
     with clock("families"):
         families = stages_train.families_stage(config, out, options, clock.note)
-    with stages_train.torch_threads(config.threads):
+    with torch_threads(config.threads):
         with clock("training"):
-            trained = stages_train.training_stage(config, out, families, clock.note)
+            trained = stages_train.training_stage(config, out, families, clock.note, progress)
         with clock("robustness"):
             robustness = stages_eval.robustness_stage(config, out, trained, clock.note)
         with clock("midpoints"):
@@ -61,7 +66,9 @@ def run_main_job(
         with clock("chips"):
             chips = stages_eval.chips_stage(config, out, trained, clock.note)
         with clock("retraining"):
-            retraining = stages_eval.retraining_stage(config, out, trained, clock.note)
+            retraining = stages_eval.retraining_stage(config, out, trained, clock.note, progress)
+    with clock("codesign"):
+        codesign = _codesign(config, out, options, clock.note)
     with clock("report"):
         found = stages_eval.findings(trained, chips, retraining, midpoints)
         settings = settings_section(
@@ -79,6 +86,7 @@ def run_main_job(
             midpoints,
             chips,
             retraining,
+            *codesign,
             settings,
         ]
         headline = stages_eval.headline(config, trained, chips, retraining)
@@ -94,14 +102,29 @@ def run_main_job(
     return report
 
 
+def _codesign(config: MainJobConfig, out: Path, options: Any, note: Callable[[str], None]) -> list:
+    """The co-design section (none when ``codesign_size`` is ``"off"``)."""
+    if config.codesign_size == "off":
+        note('off (codesign_size = "off")')
+        return []
+    from circuitnn.job.stages_codesign import codesign_stage
+
+    return [codesign_stage(config, out, options, note, config.codesign_size == "quick")]
+
+
 def _require(config: MainJobConfig) -> None:
-    """ConfigError (before anything is simulated) if PyTorch or scikit-learn is missing."""
+    """ConfigError (before anything is simulated) if PyTorch, scikit-learn or ase is missing."""
     import importlib.util
 
     needed = {"torch": "PyTorch"}
     if config.dataset in ("digits", "diabetes"):
         needed["sklearn"] = "scikit-learn (for the bundled data sets)"
     missing = [name for module, name in needed.items() if importlib.util.find_spec(module) is None]
+    if config.dataset == "g2-zpe" and importlib.util.find_spec("ase") is None:
+        raise ConfigError(
+            "dataset g2-zpe needs ase (its molecules and zero-point energies): "
+            "pip install 'circuitnn[materials]'"
+        )
     if missing:
         raise ConfigError(
             f"the main job needs {' and '.join(missing)}: pip install 'circuitnn[torch]' "

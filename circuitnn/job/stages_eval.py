@@ -226,7 +226,9 @@ def _on_chip(model: nn.Module, chip: int, seed: int) -> nn.Module:
     return model
 
 
-def retraining_stage(config: MainJobConfig, out: Path, trained: Trained, note: Note) -> Any:
+def retraining_stage(
+    config: MainJobConfig, out: Path, trained: Trained, note: Note, progress: bool = False
+) -> Any:
     """Retrain the clean network on each of the first ``retrain_chips`` chips of the chip spread
     with its realized curves (ChipRetrain) and compare the chip's score before and after.
 
@@ -241,6 +243,7 @@ def retraining_stage(config: MainJobConfig, out: Path, trained: Trained, note: N
         batch_size=config.batch_size,
         lr=config.retrain_lr,
         seed=config.seed,
+        progress=progress,
     )
     data = trained.dataset
     clean = trained.models["clean"]

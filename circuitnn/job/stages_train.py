@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from circuitnn.data import Dataset
@@ -34,17 +32,6 @@ Data = tuple[np.ndarray, np.ndarray]
 
 
 MODEL_LABELS = {"clean": "clean", "noise_aware": "noise-aware"}
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch threads (the previous number restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # 1. families ---------------------------------------------------------------------------------
@@ -223,10 +210,15 @@ def score_of(model: nn.Module, data: Data, config: MainJobConfig, task: str) -> 
 
 
 def training_stage(
-    config: MainJobConfig, out: Path, families: FamiliesOutcome, note: Note
+    config: MainJobConfig,
+    out: Path,
+    families: FamiliesOutcome,
+    note: Note,
+    progress: bool = False,
 ) -> Trained:
     """Train the clean network on the nominal curves, and the noise-aware one when
-    ``noise_training`` > 0 (additive noise injected after every activation layer)."""
+    ``noise_training`` > 0 (additive noise injected after every activation layer); ``progress``
+    shows a bar over the epochs."""
     from circuitnn.job.plots import plot_training
 
     family = families.families[config.families[0]]
@@ -243,6 +235,7 @@ def training_stage(
         batch_size=config.batch_size,
         lr=config.lr,
         seed=config.seed,
+        progress=progress,
     )
     folder = out / "training"
     metric = "accuracy" if dataset.task == "classification" else "rmse"

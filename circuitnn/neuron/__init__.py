@@ -27,6 +27,8 @@ _EXPORTS = {
     "parse_spice": "units",
     "format_spice": "units",
     "check_safe": "safety",
+    "check_spec": "safety",
+    "IncludedFile": "includes",
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from circuitnn.errors import ConfigError
+from circuitnn.neuron.safety import check_spec
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.spec_file import load_spec
 
@@ -21,8 +22,10 @@ def builtin_neurons() -> list[str]:
 
 
 def get_neuron(neuron: str | Path | NeuronSpec, allow_control: bool = False) -> NeuronSpec:
-    """A spec from a built-in name, a ``.toml`` spec path (or its ``.cir``), or a spec itself."""
+    """A spec from a built-in name, a ``.toml`` spec path (or its ``.cir``), or a spec itself
+    (checked like a loaded one: :func:`~circuitnn.neuron.safety.check_spec`)."""
     if isinstance(neuron, NeuronSpec):
+        check_spec(neuron)
         return neuron
     text = str(neuron)
     if text in builtin_neurons():

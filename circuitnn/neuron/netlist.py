@@ -1,4 +1,4 @@
-"""Read neuron netlists: find a ``.subckt`` and its ports and parameters, follow includes.
+"""Read neuron netlists: find a ``.subckt`` and its ports and parameters.
 
 Pure text handling; nothing here runs ngspice.
 """
@@ -6,13 +6,11 @@ Pure text handling; nothing here runs ngspice.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from circuitnn.errors import ConfigError, NetlistError
 from circuitnn.neuron.units import parse_spice
-
-_INCLUDE = re.compile(r"^\s*\.(include|inc|lib)\s+(\"[^\"]+\"|'[^']+'|\S+)(.*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -24,30 +22,35 @@ class Subcircuit:
     defaults: dict[str, float]
 
 
-def logical_lines(text: str) -> list[tuple[int, str]]:
-    """Join SPICE ``+`` continuation lines; return ``(first line number, text)`` pairs (1-based)."""
-    joined: list[tuple[int, str]] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip()
-        if line.lstrip().startswith("+") and joined:
-            start, previous = joined[-1]
-            joined[-1] = (start, previous + " " + line.lstrip()[1:])
-        else:
-            joined.append((number, line))
-    return joined
+def find_subckt(texts: Sequence[tuple[str, str]], name: str) -> Subcircuit:
+    """Find ``.subckt name`` in the first of ``texts`` (``(path, text)``: a netlist and the files
+    it includes) that defines it; :class:`NetlistError` naming the netlist if none does."""
+    found: list[str] = []
+    for source, text in texts:
+        for match in _SUBCKT.finditer(text):
+            subckt = match.group(1).lower()
+            if subckt == name.lower():
+                return _parse_subckt_line(_logical_line_at(text, match.start()), source)
+            found.append(subckt)
+    listed = ", ".join(dict.fromkeys(found)) or "none"
+    where = texts[0][0] if texts else "netlist"
+    extra = f" or the {len(texts) - 1} file(s) it includes" if len(texts) > 1 else ""
+    raise NetlistError(f"{where}{extra}: no .subckt named {name!r} (found: {listed})")
 
 
-def find_subckt(text: str, name: str, source: str) -> Subcircuit:
-    """Find ``.subckt name`` in ``text``; :class:`NetlistError` naming ``source`` if absent."""
-    found = []
-    for _, line in logical_lines(text):
-        words = line.split()
-        if len(words) >= 2 and words[0].lower() == ".subckt":
-            found.append(words[1].lower())
-            if words[1].lower() == name.lower():
-                return _parse_subckt_line(line, source)
-    listed = ", ".join(found) or "none"
-    raise NetlistError(f"{source}: no .subckt named {name!r} (found: {listed})")
+_SUBCKT = re.compile(r"^[ \t]*\.subckt[ \t]+(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def _logical_line_at(text: str, start: int) -> str:
+    """The card starting at offset ``start`` with its ``+`` continuation lines joined."""
+    lines = text[start:].split("\n")
+    card = lines[0].rstrip("\r")
+    for line in lines[1:]:
+        stripped = line.replace("\r", "").lstrip(" \t")
+        if not stripped.startswith("+"):
+            break
+        card += " " + stripped[1:]
+    return card
 
 
 def _parse_subckt_line(line: str, source: str) -> Subcircuit:
@@ -75,38 +78,66 @@ def _split_params(line: str) -> tuple[str, str, str]:
     return line[: match.start()], match.group(0), line[match.end() :]
 
 
-def resolve_includes(
-    text: str, directory: Path, source: str, _seen: frozenset[str] = frozenset()
-) -> tuple[str, list[tuple[str, str]]]:
-    """Make relative ``.include``/``.lib`` paths absolute; return the new text and included files.
+# a device value that is one parameter alone: `{r}` or `r`
+_ONE_PARAMETER = re.compile(r"\{?\s*([A-Za-z_]\w*)\s*\}?")
 
-    The second value lists ``(absolute path, file text)`` of every included file, recursively, so
-    that the content hash of a family covers the model libraries it was simulated with. A file
-    that includes itself (directly or through others) is a :class:`NetlistError`; ``.lib NAME``
-    alone is a section header of a library file, not an include.
-    """
-    out_lines = []
-    included: list[tuple[str, str]] = []
-    for raw in text.splitlines():
-        match = _INCLUDE.match(raw)
-        if match is None or (match.group(1).lower() == "lib" and not match.group(3).strip()):
-            out_lines.append(raw)
-            continue
-        keyword, quoted, rest = match.groups()
-        try:
-            target = Path(quoted.strip("\"'")).expanduser()
-            if not target.is_absolute():
-                target = (directory / target).resolve()
-            body = target.read_text(errors="replace")
-        except FileNotFoundError:
-            raise NetlistError(f"{source}: .{keyword} file not found: {target}") from None
-        except (OSError, ValueError, RuntimeError) as error:  # a folder, unreadable, a NUL, a loop
-            raise NetlistError(f"{source}: .{keyword} {quoted} cannot be read: {error}") from None
-        if str(target) in _seen:
-            raise NetlistError(f"{source}: .{keyword} {target} includes itself (an include loop)")
-        out_lines.append(f'.{keyword.lower()} "{target}"{rest}')
-        if str(target) not in {path for path, _ in included}:
-            included.append((str(target), body))
-            _, nested = resolve_includes(body, target.parent, str(target), _seen | {str(target)})
-            included.extend(item for item in nested if item[0] not in {p for p, _ in included})
-    return "\n".join(out_lines) + "\n", included
+
+_SIZES = {"r": "resistance", "c": "capacitance", "l": "inductance"}
+
+
+def sized_parameters(texts: Sequence[tuple[str, str]], name: str) -> dict[str, str]:
+    """Parameters of ``.subckt name`` that alone set a resistance, capacitance or inductance
+    (``R1 a b {r}``, ``r={r}``) or a MOSFET's W or L (``W={w}``): parameter → what it sets (such
+    a parameter must be positive). Expressions (``{w*(1+d)}``) are left alone."""
+    sized: dict[str, str] = {}
+    for card in subckt_cards(texts, name):
+        _sized_in(card, sized)
+    return sized
+
+
+def subckt_cards(texts: Sequence[tuple[str, str]], name: str) -> list[str]:
+    """The cards (continuations joined, comment lines left out) of ``.subckt name``, from the
+    first of ``texts`` (``(path, text)``: a netlist and the files it includes) that defines it;
+    empty if none does."""
+    for _, text in texts:
+        for match in _SUBCKT.finditer(text):
+            if match.group(1).lower() == name.lower():
+                return _body(text, match.start())
+    return []
+
+
+def _body(text: str, start: int) -> list[str]:
+    """The cards (continuations joined) after the ``.subckt`` line at ``start``, to ``.ends``."""
+    cards: list[str] = []
+    for raw in text[start:].split("\n")[1:]:
+        line = raw.replace("\r", "").lstrip(" \t")
+        if line.lower().startswith(".ends"):
+            break
+        if line.startswith("+") and cards:
+            cards[-1] += " " + line[1:]
+        elif line and not line.startswith("*"):
+            cards.append(line)
+    return cards
+
+
+def _sized_in(card: str, sized: dict[str, str]) -> None:
+    words = card.split()
+    kind = words[0][0].lower()
+    device = words[0]
+    values: list[tuple[str, str]] = []
+    if kind in _SIZES:
+        if len(words) >= 4 and "=" not in words[3]:
+            values.append((words[3], f"the {_SIZES[kind]} of {device}"))
+        keys = {kind, "value"}
+    elif kind == "m":
+        keys = {"w", "l"}
+    else:
+        return
+    for word in words[3:]:
+        key, equals, value = word.partition("=")
+        if equals and key.lower() in keys:
+            values.append((value, f"{key.upper()} of {device}"))
+    for value, what in values:
+        match = _ONE_PARAMETER.fullmatch(value)
+        if match is not None:
+            sized.setdefault(match.group(1).lower(), what)

@@ -10,13 +10,13 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from circuitnn.errors import ConfigError
-from circuitnn.neuron.netlist import Subcircuit
+from circuitnn.neuron.includes import IncludedFile, portable_text
+from circuitnn.neuron.netlist import Subcircuit, sized_parameters
 from circuitnn.neuron.simulator import Simulator, managed_options
 from circuitnn.neuron.units import parse_spice
 
@@ -169,7 +169,13 @@ class Output:
 
 @dataclass(frozen=True)
 class NeuronSpec:
-    """A neuron circuit ready to simulate: netlist, test bench, nominal values and variations."""
+    """A neuron circuit ready to simulate: netlist, test bench, nominal values and variations.
+
+    ``netlist_text`` names included files only as listed in ``includes`` (see
+    :mod:`circuitnn.neuron.includes`); ``allow_control`` admits control blocks and other cards a
+    neuron does not need (:mod:`circuitnn.neuron.safety`). Every netlist is checked before it
+    reaches ngspice, however the spec was made.
+    """
 
     name: str
     subckt: Subcircuit
@@ -183,7 +189,8 @@ class NeuronSpec:
     corners: dict[str, dict[str, float]] = field(default_factory=dict)
     temperature: float = 27.0
     description: str = ""
-    includes: tuple[tuple[str, str], ...] = ()
+    includes: tuple[IncludedFile, ...] = ()
+    allow_control: bool = False
     simulator: Simulator = field(default_factory=Simulator)
 
     @property
@@ -227,8 +234,8 @@ class NeuronSpec:
         return {
             "name": self.name,
             "subckt": self.subckt.name,
-            "netlist": _without_include_paths(self.netlist_text),
-            "includes": [text for _, text in self.includes],
+            "netlist": portable_text(self.netlist_text, self.includes),
+            "includes": [included.digest for included in self.includes],
             "ports": {
                 **dataclasses.asdict(self.ports),
                 "measure_input_current": self.ports.input_measured,
@@ -243,18 +250,11 @@ class NeuronSpec:
         }
 
 
-def _without_include_paths(text: str) -> str:
-    """Netlist text with include paths reduced to file names (their contents are hashed apart),
-    so that moving a project folder keeps its families' keys."""
-    return re.sub(
-        r"^(\s*\.(?:include|inc|lib)\s+)\"([^\"]*)\"",
-        lambda match: f'{match.group(1)}"{Path(match.group(2)).name}"',
-        text,
-        flags=re.IGNORECASE | re.MULTILINE,
-    )
-
-
 def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
+    """``spec`` after checking every field and its netlist's safety; ConfigError or
+    NetlistError naming ``source`` (default the spec's name) and the field."""
+    from circuitnn.neuron.safety import check_spec
+
     where = source or repr(spec.name)
     if not isinstance(spec.name, str) or not _NAME.fullmatch(spec.name):
         raise ConfigError(
@@ -295,7 +295,9 @@ def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
         )
     if not isinstance(spec.simulator, Simulator):
         raise ConfigError(f"{where}: simulator must be a Simulator, got {spec.simulator!r}")
-    for source, text in ((spec.netlist_source, spec.netlist_text), *spec.includes):
+    texts = [(spec.netlist_source, spec.netlist_text)]
+    texts += [(i.source, i.text) for i in spec.includes if i.text is not None]
+    for source, text in texts:
         owned = managed_options(text)
         if owned:
             raise ConfigError(
@@ -320,7 +322,32 @@ def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
         for name in offsets:
             if name not in spec.parameters:
                 raise ConfigError(f"{where}: corners.{corner}: unknown parameter {name!r}")
+    _check_sizes(spec, where)
+    check_spec(spec)
     return spec
+
+
+def _check_sizes(spec: NeuronSpec, where: str) -> None:
+    """A parameter that alone sets a resistance, capacitance, inductance or a MOSFET's W or L
+    must be positive, at the nominal point and at every corner."""
+    texts = [(spec.netlist_source, spec.netlist_text)]
+    texts += [(i.source, i.text) for i in spec.includes if i.text is not None]
+    for name, what in sized_parameters(texts, spec.subckt.name).items():
+        if name not in spec.parameters:
+            continue
+        points = {"": spec.parameters[name]}
+        points.update(
+            {
+                f" at corner {c!r}": spec.parameters[name] + o.get(name, 0.0)
+                for c, o in spec.corners.items()
+            }
+        )
+        for at, value in points.items():
+            if not value > 0:
+                raise ConfigError(
+                    f"{where}: parameter {name!r} = {value:g}{at} sets {what}, which must be "
+                    "positive"
+                )
 
 
 def _check_variation(spec: NeuronSpec, variation: Variation, where: str) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import ConfigError
-from circuitnn.neuron.netlist import find_subckt, resolve_includes
-from circuitnn.neuron.safety import check_safe
+from circuitnn.neuron.includes import load_netlist
+from circuitnn.neuron.netlist import find_subckt
 from circuitnn.neuron.simulator import Simulator, simulator_from_dict
 from circuitnn.neuron.spec import (
     DEFAULT_LOAD,
@@ -50,7 +50,8 @@ def load_spec(path: str | Path, allow_control: bool = False) -> NeuronSpec:
     """Load a neuron spec from its TOML file (the netlist path inside is relative to it).
 
     A path to a ``.cir``/``.sp`` netlist is accepted too when a ``.toml`` of the same stem lies
-    beside it. ``allow_control`` admits netlists with ``.control`` blocks or ``shell`` commands.
+    beside it. ``allow_control`` admits netlists with ``.control`` blocks, ``shell`` commands and
+    other cards a neuron does not need (see :mod:`circuitnn.neuron.safety`).
     """
     path = Path(path)
     if not path.name:  # "/", ".", "": a folder, never a spec file
@@ -71,19 +72,8 @@ def spec_from_dict(
     netlist_path = Path(reader.text("netlist"))
     if not netlist_path.is_absolute():
         netlist_path = directory / netlist_path
-    try:
-        raw_text = netlist_path.read_text(errors="replace")
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: netlist: file not found: {netlist_path}") from None
-    except (OSError, ValueError) as error:  # a folder, unreadable, a name too long, a NUL
-        raise ConfigError(f"{source}: netlist: cannot read {netlist_path}: {error}") from None
-    if not allow_control:
-        check_safe(raw_text, str(netlist_path))
-    text, includes = resolve_includes(raw_text, netlist_path.parent, str(netlist_path))
-    if not allow_control:
-        for included_path, included_text in includes:
-            check_safe(included_text, included_path)
-    subckt = find_subckt(text, reader.text("subckt", default=name), str(netlist_path))
+    netlist = load_netlist(netlist_path, f"{source}: netlist")
+    subckt = find_subckt(netlist.texts, reader.text("subckt", default=name))
 
     ports_data = reader.table("ports")
     strict_keys(ports_data, SPEC_KEYS["ports"], f"{source}: [ports]")
@@ -106,7 +96,7 @@ def spec_from_dict(
         common_mode=parse_spice(sweep_data.get("common_mode", 0.0), f"{source}: sweep.common_mode"),
         direction=_text(sweep_data.get("direction", "up"), f"{source}: sweep.direction"),
     )
-    output_data = reader.table("output")
+    output_data = reader.table("output", required=False)
     strict_keys(output_data, SPEC_KEYS["output"], f"{source}: [output]")
     output = Output(
         quantity=str(output_data.get("quantity", "voltage")),
@@ -135,8 +125,8 @@ def spec_from_dict(
     spec = NeuronSpec(
         name=name,
         subckt=subckt,
-        netlist_text=text,
-        netlist_source=str(netlist_path),
+        netlist_text=netlist.text,
+        netlist_source=netlist.source,
         ports=ports,
         sweep=sweep,
         output=output,
@@ -145,7 +135,8 @@ def spec_from_dict(
         corners=corners,
         temperature=parse_spice(data.get("temperature", 27.0), f"{source}: temperature"),
         description=str(data.get("description", "")),
-        includes=tuple(includes),
+        includes=netlist.includes,
+        allow_control=allow_control,
         simulator=(
             simulator_from_dict(data["simulator"], f"{source}: [simulator]")
             if "simulator" in data

@@ -5,7 +5,8 @@
   :class:`CircuitNoise`) configured by :class:`NoiseSpec`;
 - weight noise (:class:`AnalogLinear`, :class:`AnalogConv2d`, :class:`WeightNoiseSpec`);
 - a builder (:func:`build_mlp`, :func:`build_cnn` from :class:`MLPSpec` / :class:`CNNSpec`);
-- model-wide helpers (chips, seeds, layer names, hooks).
+- model-wide helpers (chips, seeds, layer names, hooks);
+- :func:`torch_threads`: the thread guard every experiment (and the main job) runs under.
 """
 
 from circuitnn._torch import require_torch
@@ -50,6 +51,7 @@ from circuitnn.nn.noise import (
 from circuitnn.nn.scaling import Scaling
 from circuitnn.nn.synthetic import synthetic_family
 from circuitnn.nn.tables import FamilyTables
+from circuitnn.nn.threads import torch_threads
 from circuitnn.nn.weights import (
     AnalogConv2d,
     AnalogLinear,
@@ -95,5 +97,6 @@ __all__ = [
     "set_mode",
     "synthetic_family",
     "to_analog",
+    "torch_threads",
     "weight_noise_layers",
 ]

@@ -17,11 +17,14 @@ from circuitnn.nn._deprecated import resolve_family
 from circuitnn.nn.fit import FORMS, choose_form, evaluate_fit, fit_curves
 from circuitnn.nn.interp import EXTRAPOLATIONS, lookup, neuron_offsets, segment_table
 from circuitnn.nn.random import SeedLike, cpu_generator
+from circuitnn.nn.saved import MODES, SavedLayer, before_load
 from circuitnn.nn.scaling import Scaling
 from circuitnn.nn.tables import FamilyTables
 
-MODES = ("sampled", "nominal", "fitted")
 _EXACT = ("pool", "nominal_curve", "table", "sigma_pool", "nominal_sigma", "sigma_table")
+_SAVED = ("identity", "chip", "table", "nominal_curve", "sigma_table", "nominal_sigma")
+_DERIVED = ("pool", "sigma_pool", "offsets", "lines", "nominal_lines")
+_DERIVED_NOISE = ("sigma_lines", "nominal_sigma_lines")
 
 
 def _neuron_shape(shape: int | Sequence[int]) -> tuple[int, ...]:
@@ -37,7 +40,9 @@ class CircuitActivation(nn.Module):
 
     Args:
         family: a :class:`~circuitnn.family.Family`, or a selector (key, key prefix or neuron name)
-            of a family in ``store``.
+            of a family in ``store``; or None for an *empty* layer that ``load_state_dict`` fills
+            (family identity, scaling, chip and settings all come from the state_dict; until
+            then the layer cannot run).
         shape: the neurons of the layer, matching the trailing dimensions of the input: ``n`` for
             an MLP layer of width n (input ``(..., n)``); ``(C, 1, 1)`` for one neuron per channel
             of a conv layer (input ``(B, C, H, W)``, shared over positions); ``(C, H, W)`` for one
@@ -60,14 +65,19 @@ class CircuitActivation(nn.Module):
 
     Network input ``u`` stands for ``scaling.to_volts(u)`` volts; the output is the neuron's output
     in network units. A *chip* is the set of instances the neurons were drawn from (without
-    replacement when the family has enough usable instances); it is saved in ``state_dict``
-    (``chip``: instance indices into the family, ``table``: their curves, ``sigma_table``: their
-    output noise when the family has noise data), so a saved model reloads the same chip.
+    replacement when the family has enough usable instances). ``state_dict`` holds everything the
+    layer computes with: ``chip`` (instance indices into the family), ``table`` (their curves),
+    ``nominal_curve``, with noise data ``sigma_table`` and ``nominal_sigma``, and ``identity``:
+    the family's key and neuron, the scaling, the grid and the settings (mode, extrapolation, fit
+    form) as UTF-8 JSON in a uint8 tensor (see :mod:`circuitnn.nn.saved`). ``load_state_dict``
+    restores all of it; into a layer built from another family it raises ConfigError naming both
+    families. A layer filled from a state_dict has no other instances of its family:
+    :meth:`resample` needs the layer built from the family.
     """
 
     def __init__(
         self,
-        family: Family | str,
+        family: Family | str | None,
         shape: int | Sequence[int],
         *,
         store: str | Path | None = None,
@@ -82,56 +92,114 @@ class CircuitActivation(nn.Module):
         self.shape = _neuron_shape(shape)
         self._extrapolation = choice("extrapolation", extrapolation, EXTRAPOLATIONS)
         choice("fit", fit, ("auto", *FORMS))
-        choice("mode", mode, MODES)
-        tables = FamilyTables.from_family(resolve_family(family, store), scaling, branch)
-        self.branch = branch
-        self.tables = tables
-        self.scaling = tables.scaling
-        self.family_key = tables.key
-        self.neuron = tables.neuron
-        self.points = tables.points
-        self._scale = tables.scaling.input_scale / tables.grid_step
-        self._shift = (tables.scaling.input_offset - tables.grid_start) / tables.grid_step
-        self.fit_form = choose_form(tables.network_grid, tables.nominal) if fit == "auto" else fit
-        n = int(np.prod(self.shape))
+        self._mode = choice("mode", mode, MODES)
+        self._fitted = False
+        self.tables: FamilyTables | None = None
+        self.family_key: str | None = None
+        self.neuron: str | None = None
+        self.output_unit: str | None = None
+        self.scaling: Scaling | None = None
+        self.points: int | None = None
+        self.fit_form: str | None = None if fit == "auto" else fit
+        self.branch: str | None = branch
+        # fit_params exists from the start, so an empty layer follows .to()/.double() too.
         dtype = torch.get_default_dtype()
-        exact = torch.float64
-        # Curves are kept in float64 whatever the module's dtype (see _apply); the line tables
-        # used by forward follow the module's dtype.
-        self.register_buffer("pool", torch.as_tensor(tables.curves, dtype=exact), persistent=False)
-        nominal = torch.as_tensor(tables.nominal, dtype=exact)[None, :]
-        self.register_buffer("nominal_curve", nominal, persistent=False)
-        self.register_buffer("offsets", neuron_offsets(self.shape, self.points), persistent=False)
-        self.register_buffer("chip", torch.zeros(n, dtype=torch.long))
-        self.register_buffer("table", torch.zeros(n, self.points, dtype=exact))
-        rows = (n * (self.points + 1), 2)
-        self.register_buffer("lines", torch.zeros(rows, dtype=dtype), persistent=False)
-        self.register_buffer(
-            "nominal_lines", torch.zeros(self.points + 1, 2, dtype=dtype), persistent=False
-        )
         self.register_buffer(
             "fit_params", torch.zeros(*self.shape, 4, dtype=dtype), persistent=False
         )
-        if tables.sigma is not None:
-            sigma = torch.as_tensor(tables.sigma, dtype=exact)
-            self.register_buffer("sigma_pool", sigma, persistent=False)
-            median = sigma.median(dim=0).values[None, :]
-            self.register_buffer("nominal_sigma", median, persistent=False)
-            self.register_buffer("sigma_table", torch.zeros(n, self.points, dtype=exact))
-            self.register_buffer("sigma_lines", torch.zeros(rows, dtype=dtype), persistent=False)
-            self.register_buffer(
-                "nominal_sigma_lines",
-                torch.zeros(self.points + 1, 2, dtype=dtype),
-                persistent=False,
-            )
-        else:
-            self.register_buffer("sigma_pool", None, persistent=False)
-            self.register_buffer("nominal_sigma", None, persistent=False)
-            self.register_buffer("sigma_table", None)
-        self._mode = mode
-        self._fitted = False
+        for name in _SAVED:
+            self.register_buffer(name, None)
+        for name in _DERIVED + _DERIVED_NOISE:
+            self.register_buffer(name, None, persistent=False)
+        self.register_load_state_dict_pre_hook(before_load)
         self.register_load_state_dict_post_hook(_after_load)
+        if family is None:
+            return
+        tables = FamilyTables.from_family(resolve_family(family, store), scaling, branch)
+        self.tables = tables
+        saved = SavedLayer(
+            key=tables.key,
+            neuron=tables.neuron,
+            output_unit=tables.output_unit,
+            scaling=tables.scaling,
+            grid_start=tables.grid_start,
+            grid_step=tables.grid_step,
+            fit_form=self.fit_form or choose_form(tables.network_grid, tables.nominal),
+            mode=self._mode,
+            extrapolation=self._extrapolation,
+            branch=branch,
+        )
+        self._adopt(saved, tables.points, tables.sigma is not None)
+        exact = torch.float64
+        # Curves are kept in float64 whatever the module's dtype (see _apply); the line tables
+        # used by forward follow the module's dtype.
+        self.pool = torch.as_tensor(tables.curves, dtype=exact)
+        self.nominal_curve.copy_(torch.as_tensor(tables.nominal, dtype=exact)[None, :])
+        if tables.sigma is not None:
+            self.sigma_pool = torch.as_tensor(tables.sigma, dtype=exact)
+            self.nominal_sigma.copy_(self.sigma_pool.median(dim=0).values[None, :])
         self.resample(generator)
+
+    def _adopt(self, saved: SavedLayer, points: int, has_noise: bool) -> None:
+        """Take the family's identity, scaling, grid and settings from ``saved`` and allocate the
+        tables of ``points`` grid points (on the module's device; lines in its dtype)."""
+        self.family_key, self.neuron, self.output_unit = saved.key, saved.neuron, saved.output_unit
+        self.scaling, self.points, self.fit_form = saved.scaling, points, saved.fit_form
+        self._mode, self._extrapolation = saved.mode, saved.extrapolation
+        self.branch = saved.branch
+        self._grid = (saved.grid_start, saved.grid_step)
+        self._scale = saved.scaling.input_scale / saved.grid_step
+        self._shift = (saved.scaling.input_offset - saved.grid_start) / saved.grid_step
+        n, device, dtype = self.width, self.fit_params.device, self.fit_params.dtype
+        exact = {"dtype": torch.float64, "device": device}
+        rows = (n * (points + 1), 2)
+        self.chip = torch.zeros(n, dtype=torch.long, device=device)
+        self.table = torch.zeros(n, points, **exact)
+        self.nominal_curve = torch.zeros(1, points, **exact)
+        self.offsets = neuron_offsets(self.shape, points, device)
+        self.lines = torch.zeros(rows, dtype=dtype, device=device)
+        self.nominal_lines = torch.zeros(points + 1, 2, dtype=dtype, device=device)
+        if has_noise:
+            self.sigma_table = torch.zeros(n, points, **exact)
+            self.nominal_sigma = torch.zeros(1, points, **exact)
+            self.sigma_lines = torch.zeros(rows, dtype=dtype, device=device)
+            self.nominal_sigma_lines = torch.zeros(points + 1, 2, dtype=dtype, device=device)
+
+    def _saved(self) -> SavedLayer:
+        start, step = self._grid
+        return SavedLayer(
+            key=self.family_key,
+            neuron=self.neuron,
+            output_unit=self.output_unit,
+            scaling=self.scaling,
+            grid_start=start,
+            grid_step=step,
+            fit_form=self.fit_form,
+            mode=self._mode,
+            extrapolation=self._extrapolation,
+            branch=self.branch,
+        )
+
+    @property
+    def empty(self) -> bool:
+        """Whether the layer was built without a family and no state_dict has filled it yet."""
+        return self.family_key is None
+
+    def family_name(self) -> str:
+        """``"<key prefix> (<neuron>)"`` of the layer's family (``"none (empty layer)"``)."""
+        return "none (empty layer)" if self.empty else self._saved().family_name()
+
+    def _require_family(self) -> None:
+        if self.empty:
+            raise ConfigError(
+                "this CircuitActivation was built without a family (family=None): load a "
+                "state_dict saved from a CircuitActivation into it, or build it from a Family"
+            )
+
+    def _write_identity(self) -> None:
+        """Keep the ``identity`` buffer in step with the family and the settings."""
+        if not self.empty:
+            self.identity = self._saved().to_tensor(self.fit_params.device)
 
     # ----------------------------------------------------------------- chip
 
@@ -143,6 +211,7 @@ class CircuitActivation(nn.Module):
     @mode.setter
     def mode(self, mode: str) -> None:
         self._mode = choice("mode", mode, MODES)
+        self._write_identity()
         if mode == "fitted":
             self._ensure_fit()
 
@@ -170,6 +239,7 @@ class CircuitActivation(nn.Module):
     def resample(self, generator: SeedLike = None) -> None:
         """Draw a new chip: ``width`` instances of the family (without replacement when enough
         usable instances exist), from ``generator`` (int seed, CPU generator, or None)."""
+        self._require_pool()
         source = cpu_generator(generator)
         pool = self.pool.shape[0]
         if self.width <= pool:
@@ -182,6 +252,7 @@ class CircuitActivation(nn.Module):
     def set_chip(self, picks: torch.Tensor) -> None:
         """Use the usable instances ``picks`` (positions in the usable pool, (width,)) as the
         chip."""
+        self._require_pool()
         picks = torch.as_tensor(picks, dtype=torch.long, device=self.pool.device)
         if picks.shape != (self.width,):
             raise ConfigError(
@@ -194,6 +265,15 @@ class CircuitActivation(nn.Module):
             self.sigma_table.copy_(self.sigma_pool[picks])
         self._refresh()
 
+    def _require_pool(self) -> None:
+        self._require_family()
+        if self.pool is None:
+            raise ConfigError(
+                f"family {self.family_name()}: this layer was filled from a state_dict, which "
+                "holds its chip but not the family's other instances; to draw chips, build the "
+                "layer from the Family (and load the state_dict into it)"
+            )
+
     def _lines(self, values: torch.Tensor, extrapolation: str) -> torch.Tensor:
         return segment_table(values, self._scale, self._shift, extrapolation, self.lines.dtype)
 
@@ -202,7 +282,7 @@ class CircuitActivation(nn.Module):
         # device), so a float64 model evaluates the family's curves exactly after .double().
         exact = {name: self._buffers[name] for name in _EXACT if self._buffers[name] is not None}
         super()._apply(fn, recurse)
-        device = self.lines.device
+        device = self.fit_params.device
         for name, tensor in exact.items():
             self._buffers[name] = tensor.to(device=device, dtype=torch.float64)
         self._refresh()
@@ -211,6 +291,9 @@ class CircuitActivation(nn.Module):
     @torch.no_grad()
     def _refresh(self) -> None:
         """Rebuild the derived line tables from the chip (after a resample, a load, a setting)."""
+        if self.empty:
+            return
+        self._write_identity()
         self.lines.copy_(self._lines(self.table, self._extrapolation))
         self.nominal_lines.copy_(self._lines(self.nominal_curve, self._extrapolation))
         if self.sigma_table is not None:
@@ -225,13 +308,16 @@ class CircuitActivation(nn.Module):
         if self._fitted:
             return
         table = self.table.detach().cpu().double().numpy()
-        params, _ = fit_curves(self.fit_form, self.tables.network_grid, table)
+        start, step = self._grid
+        grid = self.scaling.to_network_input(start + step * np.arange(self.points))
+        params, _ = fit_curves(self.fit_form, grid, table)
         fitted = torch.as_tensor(params, dtype=self.fit_params.dtype, device=self.fit_params.device)
         self.fit_params.copy_(fitted.reshape(*self.shape, 4))
         self._fitted = True
 
     def chip_curves(self) -> np.ndarray:
         """The chip's curves in the family's output unit on the family grid ((width, K))."""
+        self._require_family()
         table = self.table.detach().cpu().double().numpy()
         return self.scaling.to_circuit_output(table)
 
@@ -252,6 +338,7 @@ class CircuitActivation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The neurons' outputs (network units) at network inputs ``x`` (..., *shape)."""
+        self._require_family()
         self._check(x)
         if self._mode == "sampled":
             return self._lookup(x, self.lines, True)
@@ -264,9 +351,10 @@ class CircuitActivation(nn.Module):
         """RMS output noise σ_out (network units) of each neuron at network inputs ``x``: the
         chip's own (sampled and fitted modes) or the family's median (nominal mode); linear between
         the noise bias points, constant outside them."""
+        self._require_family()
         if self.sigma_table is None:
             raise ConfigError(
-                f"family {self.family_key[:12]} ({self.neuron}) has no noise data "
+                f"family {self.family_name()} has no noise data "
                 "(Family.noise is None): extract it with the noise analysis to use circuit noise"
             )
         self._check(x)
@@ -275,6 +363,8 @@ class CircuitActivation(nn.Module):
         return self._lookup(x, self.sigma_lines, True)
 
     def extra_repr(self) -> str:
+        if self.empty:
+            return f"empty (family=None, filled by load_state_dict), shape={self.shape}"
         return (
             f"{self.neuron} [{self.family_key[:12]}], shape={self.shape}, mode={self._mode!r}, "
             f"extrapolation={self._extrapolation!r}, fit={self.fit_form!r}"

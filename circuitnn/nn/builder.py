@@ -38,11 +38,11 @@ TORCH_ACTIVATIONS = {
 
 @dataclass(frozen=True)
 class CircuitSpec:
-    """A layer of circuit neurons: ``family`` (a Family or a selector in ``store``) and the
-    :class:`~circuitnn.nn.CircuitActivation` options ``mode``, ``scaling``, ``extrapolation``,
-    ``fit``."""
+    """A layer of circuit neurons: ``family`` (a Family, a selector in ``store``, or None for empty
+    layers that ``load_state_dict`` fills) and the :class:`~circuitnn.nn.CircuitActivation`
+    options ``mode``, ``scaling``, ``extrapolation``, ``fit``."""
 
-    family: Family | str = field(compare=False)
+    family: Family | str | None = field(compare=False)
     store: str | Path | None = None
     mode: str = "sampled"
     scaling: Scaling | str = "midpoint"

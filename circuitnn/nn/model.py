@@ -74,8 +74,18 @@ def reseed_noise(model: nn.Module, seed: int | None) -> None:
 
 
 def chip_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of every buffer of ``model`` (chips, mismatch): restore with :func:`restore_chip`."""
-    return {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    """A copy of every buffer of ``model`` (chips, mismatch): restore with :func:`restore_chip`.
+    A CircuitActivation's ``identity`` is left out: it follows the layer's settings."""
+    settings = {
+        f"{name}.identity" if name else "identity"
+        for name, module in model.named_modules()
+        if isinstance(module, CircuitActivation)
+    }
+    return {
+        name: buffer.detach().clone()
+        for name, buffer in model.named_buffers()
+        if name not in settings
+    }
 
 
 @torch.no_grad()

@@ -174,7 +174,8 @@ class CircuitNoise(NoiseModule):
     ``y = f(x) + scale·σ_out(x)·z``: σ_out(x) is each neuron's RMS output noise at its bias point
     ``x`` (from the family's noise analysis, interpolated per neuron, in network units through the
     family's scaling). It *replaces* the activation in a network (``self.activation`` holds it).
-    Raises ConfigError if the family has no noise data.
+    Raises ConfigError if the family has no noise data (for an empty activation, built with
+    ``family=None``: when it runs, if the state_dict loaded into it had none).
     """
 
     def __init__(
@@ -185,9 +186,9 @@ class CircuitNoise(NoiseModule):
             raise ConfigError(
                 f"CircuitNoise needs a CircuitActivation, got {type(activation).__name__}"
             )
-        if not activation.has_noise:
+        if not activation.empty and not activation.has_noise:
             raise ConfigError(
-                f"family {activation.family_key[:12]} ({activation.neuron}) has no noise data "
+                f"family {activation.family_name()} has no noise data "
                 "(Family.noise is None): extract it with the noise analysis to use CircuitNoise"
             )
         self.activation = activation

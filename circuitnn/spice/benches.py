@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from circuitnn.neuron.includes import IncludedFile
+from circuitnn.neuron.safety import check_spec
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.units import format_spice
 from circuitnn.neuron.variation import ParameterTable
@@ -22,13 +24,15 @@ SWEEP_SOURCE = "vx"
 
 @dataclass(frozen=True)
 class Bench:
-    """A rendered netlist and the vectors it saves (lower-case ngspice names)."""
+    """A rendered netlist, the vectors it saves (lower-case ngspice names) and the files it
+    includes (written into ngspice's run folder by the engine)."""
 
     text: str
     instances: int
     output_vectors: tuple[tuple[str, ...], ...]
     supply_vectors: tuple[tuple[str, ...], ...]
     input_vectors: tuple[tuple[str, ...], ...]
+    includes: tuple[IncludedFile, ...] = ()
 
     @property
     def output_names(self) -> list[str]:
@@ -85,8 +89,11 @@ def _circuit(
     ``measured``: every instance gets its own supply sources and 0 V input-sense sources, so its
     supply and input currents can be read. Without it (small-signal and transient benches, which
     read only outputs) instances share one ideal source per supply and connect to the input
-    directly: the same circuit for every instance, with fewer unknowns for ngspice.
+    directly: the same circuit for every instance, with fewer unknowns for ngspice. The spec's
+    netlist passes the safety check first (:func:`~circuitnn.neuron.safety.check_spec`): every
+    route to ngspice goes through here.
     """
+    check_spec(spec)
     ports = spec.ports
     lines = [
         # (one comment line, whatever the name holds: a spec built in Python is not validated)
@@ -135,6 +142,7 @@ def _circuit(
         output_vectors=tuple(output_vectors),
         supply_vectors=tuple(supply_vectors),
         input_vectors=tuple(input_vectors),
+        includes=tuple(spec.includes),
     )
     return lines, bench
 

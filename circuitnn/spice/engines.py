@@ -5,9 +5,15 @@ Two engines, same contract (:meth:`Engine.run`, :meth:`Engine.run_many`):
 * ``subprocess`` — ``ngspice -n -b`` in a temporary folder: one process runs a list of circuits,
   each alone (loaded, simulated, written, removed, in turn). A hang is killed at the timeout, a
   crash costs only that child process, and no memory accumulates in the worker.
-* ``shared`` — libngspice loaded in-process through PySpice's ``NgSpiceShared`` (one instance per
-  process, as libngspice keeps global state). ngspice's messages are classified here, not by
-  PySpice.
+* ``shared`` — libngspice loaded through PySpice's ``NgSpiceShared`` in a helper process that
+  stays up between runs (one per worker, as libngspice keeps global state; see
+  :mod:`circuitnn.spice.shared`), so a hang is killed at the timeout and a crash costs only the
+  helper. ngspice's messages are classified here, not by PySpice.
+
+Both run ngspice in a process group of its own, killed as a whole (ngspice's own children with
+it) at the timeout or when the caller is interrupted, and write the files a netlist includes
+(:class:`~circuitnn.neuron.includes.IncludedFile`) into ngspice's run folder under their safe
+names before the run.
 
 Neither reads a user's ``.spiceinit`` (``-n``; libngspice is started in an empty folder), so
 nothing outside a family's key changes its numbers.
@@ -24,10 +30,12 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,7 @@ from circuitnn.errors import (
     SimulatorCrash,
     log_tail,
 )
+from circuitnn.neuron.includes import STAGED, IncludedFile
 from circuitnn.spice.messages import raise_for_log
 from circuitnn.spice.rawfile import RawPlot, read_raw
 from circuitnn.spice.session import FIRST_RAW, Job, Outcome, session_netlist, split_log
@@ -60,14 +69,17 @@ class Engine:
         points: int | None,
         timeout: float,
         what: str = "netlist",
+        includes: Sequence[IncludedFile] = (),
     ) -> dict[str, np.ndarray]:
         """Simulate ``netlist`` (one analysis) and return ``vectors`` with ``points`` points each
         (any number of points, the same for all, when ``points`` is None: transients).
 
         ``vectors`` use ngspice's lower-case names (``v(node)``, ``i(vsource)``); ``timeout`` is in
-        seconds; ``what`` names the job in error messages.
+        seconds; ``what`` names the job in error messages; ``includes`` are the files the netlist
+        names (a bench's ``includes``).
         """
-        return self.run_many([Job(netlist, tuple(vectors), points, what)], timeout)[0].result()
+        job = Job(netlist, tuple(vectors), points, what, tuple(includes))
+        return self.run_many([job], timeout)[0].result()
 
     def run_many(self, jobs: list[Job], timeout: float, what: str | None = None) -> list[Outcome]:
         """Simulate every job, each alone (its own circuit: nothing is shared between jobs), in
@@ -105,6 +117,19 @@ class Engine:
         raise NotImplementedError
 
 
+def stage_includes(folder: Path, includes: Sequence[IncludedFile]) -> None:
+    """Write the copied files among ``includes`` into ``folder`` under their safe names (a
+    referenced library is named by its absolute path and read in place)."""
+    for included in includes:
+        if included.text is None:
+            continue
+        if not STAGED.fullmatch(included.name):
+            raise NetlistError(f"included file name {included.name!r} is not a safe name")
+        target = folder / included.name
+        if not target.exists():
+            target.write_text(included.text, encoding="utf-8", errors="surrogatepass")
+
+
 def ngspice_executable() -> str:
     """Path of the ``ngspice`` program; :class:`SimulationError` with install advice if missing."""
     path = os.environ.get("CIRCUITNN_NGSPICE") or shutil.which("ngspice")
@@ -123,13 +148,15 @@ def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | Non
     ``-n``: no ``.spiceinit`` is read (neither the user's nor one in a working folder), so
     nothing outside a family's key changes results. ``-o``: ngspice writes its messages to one
     log file in the order it makes them (its stdout is buffered when piped, stderr is not).
+    ngspice runs in a process group of its own, killed as a whole (its own children too) when it
+    outlives ``timeout`` seconds or when this call is interrupted (Ctrl-C, SIGTERM).
     """
     circuit, log_file = folder / "bench.cir", folder / "bench.log"
     circuit.write_text(netlist)
     streamed = ["-r", raw] if raw else []
     command = [ngspice_executable(), "-n", "-b", *streamed, "-o", str(log_file), str(circuit)]
     env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
-    stdout, stderr, returncode, stopped = _run_with_deadline(command, folder, env, timeout)
+    stdout, stderr, returncode, stopped = _run_with_deadline(command, folder, env, timeout, what)
     # (stdout holds only ngspice's banner; the log file, last, ends with what went wrong)
     log = _decode(stdout) + "\n" + _decode(stderr) + "\n" + _read_log(log_file)
     if stopped:
@@ -142,32 +169,60 @@ def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | Non
 
 
 def _run_with_deadline(
-    command: list[str], folder: Path, env: dict[str, str], timeout: float
+    command: list[str], folder: Path, env: dict[str, str], timeout: float, what: str
 ) -> tuple[bytes, bytes, int, bool]:
-    """Run ``command``; kill it after ``timeout`` seconds. Returns its stdout, stderr, exit
-    status and whether it was stopped. (``subprocess.run(timeout=…)`` waits for the exit by
-    polling with sleeps of up to 50 ms: with ``-o`` ngspice leaves its pipes at once, so each
-    run would end up to 50 ms late; a timer that kills it lets the wait block instead.)"""
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder, env=env
-    )
+    """Run ``command`` in a process group of its own; kill the group after ``timeout`` seconds.
+    Returns its stdout, stderr, exit status and whether it was stopped. (``subprocess.run(
+    timeout=…)`` waits for the exit by polling with sleeps of up to 50 ms: with ``-o`` ngspice
+    leaves its pipes at once, so each run would end up to 50 ms late; a timer that kills it lets
+    the wait block instead.)"""
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=folder,
+            env=env,
+            process_group=0,
+        )
+    except OSError as error:
+        raise SimulationError(f"{what}: ngspice could not be started: {error}") from None
     stopped = threading.Event()
 
     def stop() -> None:
         stopped.set()
-        process.kill()
+        kill_group(process)
 
     timer = threading.Timer(timeout, stop)
     timer.daemon = True
     timer.start()
     try:
         stdout, stderr = process.communicate()
+    except BaseException:  # (interrupted: never leave ngspice behind)
+        kill_group(process)
+        _drain(process)
+        raise
     finally:
         timer.cancel()
-        if process.poll() is None:  # (interrupted: never leave ngspice behind)
-            process.kill()
-            process.wait()
     return stdout, stderr, process.returncode, stopped.is_set()
+
+
+def kill_group(process: subprocess.Popen[Any]) -> None:
+    """Kill the process group led by ``process`` (not yet waited for, so its id is still its)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _drain(process: subprocess.Popen[Any]) -> list[str]:
+    """What a killed process wrote (its pipes are read for at most a few seconds)."""
+    try:
+        stdout, stderr = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a child that left the group still holds a pipe
+        process.kill()
+        process.wait()
+        return []
+    return [_decode(stdout), _decode(stderr)]
 
 
 def _read_log(path: Path) -> str:
@@ -192,9 +247,11 @@ def run_script(
     timeout: float,
     what: str = "netlist",
     sources: dict[str, str] | None = None,
+    includes: Sequence[IncludedFile] = (),
 ) -> dict[str, list[RawPlot]]:
     """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder
-    (``sources``: other files it reads there, name → text).
+    (``sources``: other files it reads there, name → text; ``includes``: the files the netlist
+    names).
 
     Used for analyses driven by a control script (noise and AC at several bias points); always an
     ngspice subprocess, whatever the engine. Raises like :meth:`Engine.run` when ngspice rejects
@@ -202,6 +259,7 @@ def run_script(
     """
     with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
         folder = Path(name)
+        stage_includes(folder, includes)
         for file, text in (sources or {}).items():
             (folder / file).write_text(text)
         log = _spawn(netlist, folder, timeout, what)
@@ -222,6 +280,7 @@ class SubprocessEngine(Engine):
         text, files = session_netlist(jobs)
         with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
             folder = Path(name)
+            stage_includes(folder, [file for job in jobs for file in job.includes])
             for file, content in files.items():
                 (folder / file).write_text(content)
             log = _spawn(text, folder, timeout, what, FIRST_RAW)
@@ -233,35 +292,53 @@ class SubprocessEngine(Engine):
 
 
 class SharedEngine(Engine):
-    """libngspice in this process through PySpice (one per process)."""
+    """libngspice through PySpice, in a helper process of this process (started on first use,
+    again after a timeout or a crash; see :mod:`circuitnn.spice.shared`)."""
 
     name = "shared"
 
     def __init__(self) -> None:
-        self._ngspice = _shared_ngspice()
+        from circuitnn.spice.shared import SharedServer
+
+        self._server = SharedServer()
 
     def _execute_many(
         self, jobs: list[Job], timeout: float, what: str
     ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
-        return [self._execute(job.netlist, list(job.vectors), timeout, job.what) for job in jobs]
+        return [
+            self._execute(job.netlist, list(job.vectors), timeout, job.what, job.includes)
+            for job in jobs
+        ]
 
     def _execute(
-        self, netlist: str, vectors: list[str], timeout: float, what: str
+        self,
+        netlist: str,
+        vectors: list[str],
+        timeout: float,
+        what: str,
+        includes: Sequence[IncludedFile],
     ) -> tuple[dict[str, np.ndarray] | None, str]:
-        ng = self._ngspice
-        ng.messages.clear()
-        ng.clear_output()
-        try:
-            ng.load_circuit(netlist)
-            if not ng.messages_say_error():
-                ng.background_finished = False
-                ng.exec_command("bg_run")
-                _wait(ng, timeout, what)
-            results = None if ng.messages_say_error() else _read_vectors(ng, vectors)
-        finally:
-            log = "\n".join(ng.messages)
-            _release(ng)
-        return results, log
+        return self._server.run(netlist, vectors, timeout, what, includes)
+
+
+def run_in_library(
+    ng: Any, netlist: str, vectors: list[str], timeout: float, what: str
+) -> tuple[dict[str, np.ndarray] | None, str]:
+    """Run ``netlist`` in the libngspice ``ng`` of this process (the helper process of the shared
+    engine); the vectors read back (None when ngspice reported an error) and ngspice's log."""
+    ng.messages.clear()
+    ng.clear_output()
+    try:
+        ng.load_circuit(netlist)
+        if not ng.messages_say_error():
+            ng.background_finished = False
+            ng.exec_command("bg_run")
+            _wait(ng, timeout, what)
+        results = None if ng.messages_say_error() else _read_vectors(ng, vectors)
+    finally:
+        log = "\n".join(ng.messages)
+        _release(ng)
+    return results, log
 
 
 def _wait(ng: Any, timeout: float, what: str) -> None:
@@ -314,7 +391,9 @@ def _release(ng: Any) -> None:
 
 
 @functools.cache
-def _shared_ngspice() -> Any:
+def shared_ngspice() -> Any:
+    """libngspice of this process, through PySpice (loaded once; for the shared engine's helper
+    process)."""
     import logging
 
     try:

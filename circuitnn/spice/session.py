@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from circuitnn.errors import SimulationError
+from circuitnn.neuron.includes import IncludedFile
 
 JOB_MARK = "CIRCUITNN-JOB-"  # echoed before each circuit of a session, to split its log
 
@@ -23,12 +24,14 @@ JOB_MARK = "CIRCUITNN-JOB-"  # echoed before each circuit of a session, to split
 class Job:
     """One circuit to simulate alone: a complete netlist (its analysis as a dot card, no
     ``.control``), the ``vectors`` to return (ngspice's lower-case names) with ``points`` points
-    each (None: any number, the same for all, e.g. transients), and ``what`` names it in errors."""
+    each (None: any number, the same for all, e.g. transients), ``what`` names it in errors, and
+    ``includes`` are the files its netlist names (written into ngspice's run folder)."""
 
     netlist: str
     vectors: tuple[str, ...]
     points: int | None
     what: str
+    includes: tuple[IncludedFile, ...] = ()
 
 
 @dataclass

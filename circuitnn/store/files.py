@@ -48,11 +48,19 @@ def open_store_file(path: Path, what: str) -> Iterator[Any]:
     filter failures, wrong types, bad JSON) becomes one :class:`StoreError` naming ``what``."""
     import h5py
 
+    if path.is_dir():
+        raise StoreError(f"{what} is a folder, not a store's index file")
     try:
         handle = h5py.File(path, "r")
     except Exception as error:  # OSError mostly; whatever a damaged file makes HDF5 say
+        errno_code = getattr(error, "errno", None)
+        reason = (
+            os.strerror(errno_code)
+            if errno_code
+            else (str(error).strip().splitlines() or [type(error).__name__])[0]
+        )
         raise StoreError(
-            f"{what} cannot be read as HDF5 (corrupt or truncated?): {error}"
+            f"{what} cannot be read as HDF5 (corrupt or truncated?): {reason}"
         ) from None
     try:
         if as_text(handle.attrs.get("format", "")) != "circuitnn-store":
@@ -67,16 +75,19 @@ def open_store_file(path: Path, what: str) -> Iterator[Any]:
             handle.close()
 
 
-def rewrite_atomically(target: Path, write: Callable[[Path], None], grows: int, what: str) -> None:
+def rewrite_atomically(
+    target: Path, write: Callable[[Path], None], grows: int, what: str, fresh: bool = False
+) -> None:
     """Change an HDF5 file atomically (call under the store's lock): copy it (or start an empty
-    store file), reserve the disk space for the copy and ``grows`` more bytes, ``write`` into the
-    copy, fsync it and rename it over ``target``. Readers and a killed writer only ever see the
-    old or the new file; on any failure the old one stays and the copy is removed."""
+    store file: always with ``fresh``), reserve the disk space for the copy and ``grows`` more
+    bytes, ``write`` into the copy, fsync it and rename it over ``target``. Readers and a killed
+    writer only ever see the old or the new file; on any failure the old one stays and the copy
+    is removed."""
     for stale in target.parent.glob(f".{target.name}.*.tmp"):
         stale.unlink(missing_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        if target.exists():
+        if target.exists() and not fresh:
             _clone_or_copy(target, temporary)
         else:
             _empty_store(temporary)

@@ -1,3 +1,5 @@
+"""The store's index and its families: :class:`Store` (keys, load, commit, lock).\n"""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,13 +8,14 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from circuitnn.errors import StoreError
+from circuitnn.errors import ConfigError, StoreError
 from circuitnn.family import Family, NoiseData, SpeedData
 from circuitnn.store.family_file import read_analysis, write_analysis, write_family, write_rows
 from circuitnn.store.files import (
@@ -28,7 +31,40 @@ from circuitnn.store.files import (
     rewrite_atomically,
 )
 from circuitnn.store.journal import Journal
+from circuitnn.store.paths import shown, writable_folder
 from circuitnn.store.writers import AnalysisWriter, FamilyWriter
+
+
+class StoreWarning(UserWarning):
+    """Something in a store was skipped (a damaged family); the message names it."""
+
+
+def _damaged_text(path: Path, damaged: dict[str, str]) -> str:
+    first = next(iter(damaged.values()))
+    return (
+        f"store {path}: skipped {len(damaged)} damaged famil"
+        f"{'y' if len(damaged) == 1 else 'ies'} ({', '.join(k[:12] for k in damaged)}): {first}"
+    )
+
+
+def _listing(rows: list[dict[str, Any]]) -> str:
+    """Families as ``KEY (n=…, seed=…, T °C, corner, parameters that differ)``."""
+    differing = {
+        name
+        for row in rows
+        for name, value in row["parameters"].items()
+        if any(other["parameters"].get(name) != value for other in rows)
+    }
+    described = []
+    for row in rows:
+        parts = [f"n={row['n']}", f"seed={row['seed']}", f"{row['temperature']:g} °C"]
+        if row["chip_size"] != 1:
+            parts.append(f"chip_size={row['chip_size']}")
+        if row["corner"]:
+            parts.append(f"corner {row['corner']}")
+        parts += [f"{name}={row['parameters'][name]:g}" for name in sorted(differing)]
+        described.append(f"{row['key']} ({', '.join(parts)})")
+    return "; ".join(described)
 
 
 class Store:
@@ -62,25 +98,51 @@ class Store:
         """The index file, read-only; any failure inside is a :class:`StoreError` naming it."""
         if not self.path.exists():
             raise StoreError(f"store {self.path} does not exist")
+        if self.path.is_dir():
+            raise ConfigError(f"store {shown(self.path)} is a folder, not a store's index file")
         with open_store_file(self.path, f"store {self.path}") as handle:
             yield handle
 
     @contextlib.contextmanager
     def _family(self, key: str) -> Iterator[Any]:
         """The HDF5 group of family ``key``, read-only (from its own file, or from the index file
-        for a store of the older one-file layout)."""
+        for a store of the older one-file layout); a damaged family's :class:`StoreError` says
+        how to set it aside."""
         path = self._file_of(key)
         if path == self.path:
             with self._open() as handle:
                 yield families_group(handle)[key]
             return
+        repair = f"circuitnn store repair {shown(self.path)} sets it aside to be extracted again"
         if not path.exists():
             raise StoreError(
                 f"store {self.path}: the file of family {key[:12]}, {path}, is missing "
-                "(a store is its index file and its folder; move and copy them together)"
+                f"(a store is its index file and its folder; move and copy them together; "
+                f"{repair})"
             )
-        with open_store_file(path, f"store {self.path}: family file {path}") as handle:
-            yield handle["families"][key]
+        try:
+            with open_store_file(path, f"store {self.path}: family file {path}") as handle:
+                yield handle["families"][key]
+        except StoreError as error:
+            raise StoreError(f"{error} ({repair})") from None
+
+    def check_writable(self) -> None:
+        """:class:`ConfigError` (before any simulation) unless families can be committed here:
+        the index path is not a folder, its folder and the family folder ``PATH.d`` are folders
+        (or can be made) where files can be created."""
+        what = f"store {shown(self.path)}"
+        if self.path.is_dir():
+            raise ConfigError(
+                f"{what} is a folder; give the path of the store's index file, such as "
+                f"{shown(self.path / 'families.h5')}"
+            )
+        writable_folder(self.path.parent, what)
+        if self.folder.exists():
+            if not self.folder.is_dir():
+                raise ConfigError(
+                    f"{what}: {shown(self.folder)} is a file, but it must be the store's folder"
+                )
+            writable_folder(self.folder, what)
 
     def copy(self, target: str | Path) -> Store:
         """Copy the store — its index file and its folder of family files — to the index path
@@ -104,46 +166,102 @@ class Store:
         with self._open() as handle:
             return sorted(families_group(handle).keys())
 
+    def family_files(self) -> dict[str, Path]:
+        """Each family's file by key (its own, or the index for the older one-file layout), from
+        one read of the index."""
+        import h5py
+
+        if not self.path.exists():
+            return {}
+        with self._open() as handle:
+            families = families_group(handle)
+            links = {key: families.get(key, getlink=True) for key in families}
+        return {
+            key: self.folder / Path(link.filename).name
+            if isinstance(link, h5py.ExternalLink)
+            else self.path
+            for key, link in links.items()
+        }
+
     def __contains__(self, key: str) -> bool:
         return key in self.keys()
 
-    def describe(self) -> list[dict[str, Any]]:
-        """One row per family: key, neuron, n, failed count, seed, temperature, corner, created."""
+    def describe(self, damaged: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """One row per readable family, oldest first: key, neuron, n, failed count, seed,
+        chip size, temperature, corner, nominal parameters, created. A family whose file cannot
+        be read is left out: its key and the reason go into ``damaged`` when given, else a
+        :class:`StoreWarning` names them."""
         rows = []
+        skipped: dict[str, str] = {}
         for key in self.keys():
-            with self._family(key) as group:
-                rows.append(
-                    {
-                        "key": key,
-                        "neuron": as_text(group.attrs["neuron"]),
-                        "n": int(group.attrs["n"]),
-                        "failed": int(np.count_nonzero(group["status"][()] != 1)),
-                        "seed": int(group.attrs["seed"]),
-                        "temperature": float(group.attrs["temperature"]),
-                        "corner": as_text(group.attrs["corner"]),
-                        "parameters": json.loads(group.attrs["nominal_parameters"]),
-                        "created": as_text(group.attrs["created"]),
-                    }
-                )
+            try:
+                with self._family(key) as group:
+                    attrs = group.attrs
+                    rows.append(
+                        {
+                            "key": key,
+                            "neuron": as_text(attrs["neuron"]),
+                            "n": int(attrs["n"]),
+                            "failed": int(np.count_nonzero(group["status"][()] != 1)),
+                            "seed": int(attrs["seed"]),
+                            "chip_size": int(attrs.get("chip_size", 1)),
+                            "temperature": float(attrs["temperature"]),
+                            "corner": as_text(attrs["corner"]),
+                            "parameters": json.loads(attrs["nominal_parameters"]),
+                            "created": as_text(attrs["created"]),
+                        }
+                    )
+            except StoreError as error:
+                skipped[key] = str(error).splitlines()[0]
+        if damaged is not None:
+            damaged.update(skipped)
+        elif skipped:
+            warnings.warn(_damaged_text(self.path, skipped), StoreWarning, stacklevel=2)
         return sorted(rows, key=lambda row: row["created"])
 
     def resolve(self, selector: str | None = None) -> str:
-        """The key of the family named by a key, a unique key prefix or a neuron name (newest)."""
+        """The key of the family named by a key, a unique key prefix or a neuron name (which
+        must name one family: several are a :class:`StoreError` listing them); no selector: the
+        newest family. Damaged families are skipped with a :class:`StoreWarning`."""
         keys = self.keys()
         if not keys:
             raise StoreError(f"store {self.path} holds no families")
         by_key = [key for key in keys if selector is not None and key.startswith(selector)]
         if selector in keys or len(by_key) == 1:  # (reads no other family's file)
             return selector if selector in keys else by_key[0]
-        rows = self.describe()
+        damaged: dict[str, str] = {}
+        rows = self.describe(damaged)
+        if damaged:
+            warnings.warn(_damaged_text(self.path, damaged), StoreWarning, stacklevel=2)
         if selector is None:
-            return rows[-1]["key"]
-        by_neuron = [row["key"] for row in rows if row["neuron"] == selector]
-        if by_neuron:
-            return by_neuron[-1]
+            if not rows:
+                raise StoreError(f"store {self.path}: no family can be read")
+            return str(rows[-1]["key"])
+        by_neuron = [row for row in rows if row["neuron"] == selector]
+        if len(by_neuron) == 1:
+            return str(by_neuron[0]["key"])
+        if len(by_neuron) > 1:
+            raise StoreError(
+                f"{selector!r} names {len(by_neuron)} families in {self.path}; load one by its "
+                f"key: {_listing(by_neuron)}"
+            )
         if len(by_key) > 1:
             raise StoreError(f"{selector!r} matches several families in {self.path}: {by_key}")
-        raise StoreError(f"no family {selector!r} in {self.path}")
+        hint = f" ({len(damaged)} damaged famil{'y' if len(damaged) == 1 else 'ies'} skipped)"
+        raise StoreError(f"no family {selector!r} in {self.path}{hint if damaged else ''}")
+
+    def matching(self, selector: str) -> list[str]:
+        """Keys of the readable families named by a key, key prefix or neuron name (all of
+        them), oldest first."""
+        keys = self.keys()
+        if selector in keys:
+            return [selector]
+        rows = self.describe()
+        return [
+            row["key"]
+            for row in rows
+            if row["neuron"] == selector or row["key"].startswith(selector)
+        ]
 
     def load(
         self,

@@ -1,0 +1,114 @@
+"""A damaged store: one broken family no longer takes the others down, `circuitnn store
+check|repair|remove` finds it, rebuilds the index from the intact family files and lets the
+broken family be extracted again; loading by a neuron name that names several families is an
+error listing them. Real HDF5 files, damaged for real."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from helpers import DATA, assert_same_family, options
+
+from circuitnn import extract_family
+from circuitnn.cli import main
+from circuitnn.errors import StoreError
+from circuitnn.family import Family
+from circuitnn.store import Store
+
+
+def _two_families(tmp_path: Path) -> tuple[Path, Family, Family]:
+    store = tmp_path / "families.h5"
+    divider = extract_family(DATA / "divider.toml", n=5, seed=1, store=store, options=options())
+    diode = extract_family(DATA / "diode_r.toml", n=5, seed=1, store=store, options=options())
+    return store, divider, diode
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", [_delete, _truncate], ids=["deleted", "truncated"])
+def test_a_damaged_family_is_skipped_reported_and_repaired(
+    damage: object, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    store, divider, diode = _two_families(tmp_path)
+    damage(Store(store).family_path(divider.key))  # type: ignore[operator]
+
+    # show: the healthy family, and the damaged one reported (before: the whole store failed)
+    assert main(["show", str(store), "--out", str(tmp_path / "plots")]) == 0
+    shown = capsys.readouterr().out
+    assert f"diode_r  key {diode.key}" in shown
+    assert f"damaged family {divider.key}" in shown and "circuitnn store repair" in shown
+    # loading the healthy neuron by name works, with a warning naming the damaged family
+    with pytest.warns(UserWarning, match=divider.key[:12]):  # (a circuitnn.store.StoreWarning)
+        assert_same_family(Store(store).load("diode_r"), diode)
+    # the damaged family's own extraction says how to get past it (one line, exit 1)
+    args = ["extract", str(DATA / "divider.toml"), "--n", "5", "--seed", "1"]
+    args += ["--store", str(store), "--chunk-size", "4", "--quiet"]
+    assert main(args) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "circuitnn store repair" in error
+
+    assert main(["store", "check", str(store)]) == 1
+    report = capsys.readouterr().out
+    assert f"{divider.key}" in report and "DAMAGED" in report and f"{diode.key}" in report
+
+    assert main(["store", "repair", str(store)]) == 0
+    assert "index rebuilt with 1 intact family" in capsys.readouterr().out
+    assert Store(store).keys() == [diode.key]
+    assert main(["store", "check", str(store)]) == 0
+    capsys.readouterr()
+
+    again = extract_family(DATA / "divider.toml", n=5, seed=1, store=store, options=options())
+    assert_same_family(again, divider)  # extracted again, the same numbers
+    assert sorted(Store(store).keys()) == sorted([divider.key, diode.key])
+
+
+def test_a_damaged_index_is_rebuilt_from_the_family_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    store, divider, diode = _two_families(tmp_path)
+    store.write_bytes(b"\0" * 4096)  # the index is gone; every family file is intact
+    assert main(["show", str(store)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "cannot be read as HDF5" in error
+    assert main(["store", "check", str(store)]) == 1
+    assert "index damaged" in capsys.readouterr().out
+    assert main(["store", "repair", str(store)]) == 0
+    assert "index rebuilt with 2 intact families" in capsys.readouterr().out
+    assert_same_family(Store(store).load(divider.key), divider)
+    assert_same_family(Store(store).load(diode.key), diode)
+
+
+def test_a_name_with_several_families_is_an_error_listing_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    store = tmp_path / "families.h5"
+    small = extract_family(DATA / "divider.toml", n=3, seed=1, store=store, options=options())
+    spec = DATA / "divider.toml"
+    other = extract_family(spec, n=3, seed=1, store=store, options=options(), temperature=85.0)
+    with pytest.raises(StoreError) as caught:
+        Store(store).load("divider")
+    message = str(caught.value)
+    assert "'divider' names 2 families" in message
+    assert f"{small.key} (n=3, seed=1, 27 °C)" in message
+    assert f"{other.key} (n=3, seed=1, 85 °C)" in message
+    assert_same_family(Store(store).load(other.key), other)  # a key names one
+    assert main(["show", str(store), "divider", "--out", str(tmp_path / "plots")]) == 0
+    assert capsys.readouterr().out.count("divider  key") == 2  # show lists them all
+
+    assert main(["store", "remove", str(store), "divider"]) == 1
+    assert "names 2 families" in capsys.readouterr().err
+    assert main(["store", "remove", str(store), small.key[:10]]) == 0
+    assert Store(store).keys() == [other.key]
+    assert not Store(store).family_path(small.key).exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing damaged, nothing ambiguous: no warning
+        assert_same_family(Store(store).load("divider"), other)
