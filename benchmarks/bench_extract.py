@@ -3,7 +3,7 @@
 
 One command, every ratio measured in the same run::
 
-    .venv/bin/python benchmarks/bench_extract.py            # N = 4000 mos_diffpair instances
+    .venv/bin/python benchmarks/bench_extract.py            # N = 4000 mos_diffpair_level1
     .venv/bin/python benchmarks/bench_extract.py --n 1000   # another size
     .venv/bin/python benchmarks/bench_extract.py --quick    # smoke run (~15 s, for tests)
 
@@ -18,7 +18,14 @@ time, so never a cache hit) and compares it with
   (c) circuitnn with 2 jobs against 1 job (loky pool warmed once before timing);
   (d) both engines, "subprocess" and "shared";
   (e) peak memory (RSS) of a fresh process running one extraction, its loky workers and its
-      ngspice processes, sampled by psutil in a thread.
+      ngspice processes, sampled by psutil in a thread;
+  (f) what batching safely costs: raw ngspice on the batched netlists with and without each
+      chunk's self-check instance (the cost of the self-check), and a bistable neuron (a CMOS
+      Schmitt trigger, tests/data/schmitt.toml) whose instances must run alone: the share that
+      did, and circuitnn's time against raw ngspice on its batched (coupled, wrong) netlists.
+
+The neuron is the textbook (level-1, square-law) diff pair, ``mos_diffpair_level1``: the built-in
+``mos_diffpair`` has BSIM4 cards, 20-40x more ngspice work per instance.
 
 It also splits the time of the 1-job runs into stages (render, ngspice, raw parse, assemble,
 journal, HDF5, ...) with timers wrapped around the library's functions, analyses the 2-job runs
@@ -43,7 +50,6 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -55,7 +61,8 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-NEURON = "mos_diffpair"
+NEURON = "mos_diffpair_level1"
+BISTABLE = ROOT / "tests" / "data" / "schmitt.toml"
 MIB = 1024 * 1024
 
 
@@ -330,7 +337,7 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
     timer.patch(store_index, "write_family", "HDF5 write (h5py + lzf)")
     timer.patch(store.FamilyWriter, "write_rows", "HDF5 write by chunk (streaming, lzf)")
     timer.patch(store.Store, "commit_written", "HDF5 commit: fsync, rename, index rewrite")
-    timer.patch(pipeline, "_power", "power per chunk")
+    timer.patch(pipeline, "static_power", "power per chunk")
     timer.patch(journaled, "progress_bar", "progress bar setup")
     timer.patch_value(journaled, "run_tasks", chunks.wrap(journaled.run_tasks))
     if jobs != 1:
@@ -340,7 +347,9 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
 
     def render_and_capture(*args: Any, **kwargs: Any) -> Any:
         bench = original_render(*args, **kwargs)
-        benches.append(bench.text)
+        table = args[1]
+        if len(table) > 1 or int(table.index[0]) < 0:  # (a chunk, or the nominal circuit; not
+            benches.append(bench.text)  # the self-check instances run alone beside a chunk)
         return bench
 
     timer.patch_value(simulate, "render_dc_bench", timer.wrap(render_and_capture, "render netlist"))
@@ -350,13 +359,7 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
         timer.patch(
             engines.SubprocessEngine, "_execute", "engine I/O: tempdir, write .cir, read .raw"
         )
-        proxy = types.SimpleNamespace(**vars(subprocess))
-
-        class TimedPopen(subprocess.Popen):  # type: ignore[type-arg]
-            communicate = timer.wrap(subprocess.Popen.communicate, "ngspice process (ngspice -b)")
-
-        proxy.Popen = TimedPopen
-        timer.patch_value(engines, "subprocess", proxy)
+        timer.patch(engines, "_run_with_deadline", "ngspice process (ngspice -b)")
         timer.patch(engines, "read_raw", "parse raw file")
     else:  # libngspice runs in the engine's helper process: one round trip per run
         timer.patch(engines.SharedEngine, "_execute", "shared engine: helper round trip")
@@ -447,7 +450,7 @@ def _ngspice(path: Path) -> tuple[float, int]:
     env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
     began = time.perf_counter()
     done = subprocess.run(
-        [ngspice_path(), "-b", "-r", str(raw), str(path)],
+        [ngspice_path(), "-n", "-b", "-r", str(raw), str(path)],
         capture_output=True,
         cwd=path.parent,
         env=env,
@@ -771,6 +774,86 @@ def raw_chunk_sweep(seed: int, sizes: list[int], workdir: Path) -> list[dict[str
     return results
 
 
+def _session_ngspice(folder: Path) -> float:
+    """``ngspice -n -b -r`` on a session netlist (``session.cir``, sourcing the files beside
+    it), as circuitnn runs it."""
+    began = time.perf_counter()
+    subprocess.run(
+        [ngspice_path(), "-n", "-b", "-r", "job0.raw", "-o", "session.log", "session.cir"],
+        capture_output=True,
+        cwd=folder,
+        check=False,
+    )
+    return time.perf_counter() - began
+
+
+def self_check_cost(n: int, seed: int, chunk_size: int, repeats: int, workdir: Path) -> dict:
+    """Raw ngspice on each chunk's batched netlist, alone and with the chunk's self-check
+    instance run after it in the same process (what circuitnn runs): seconds, best of rounds."""
+    from circuitnn.extract.independence import check_positions
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.variation import MonteCarlo, sample_parameters
+    from circuitnn.spice.benches import render_dc_bench
+    from circuitnn.spice.session import Job, session_netlist
+
+    spec = get_neuron(NEURON)
+    mc = MonteCarlo(n=n, seed=seed)
+    folders = []
+    for number, start in enumerate(range(0, n, chunk_size)):
+        table = sample_parameters(spec, mc, start, min(start + chunk_size, n))
+        jobs = [render_dc_bench(spec, table)]
+        jobs += [render_dc_bench(spec, table.rows([p])) for p in check_positions(table.index, 1)]
+        for variant, count in (("batch", 1), ("checked", len(jobs))):
+            folder = workdir / f"selfcheck-{variant}-{number}"
+            folder.mkdir(parents=True)
+            text, files = session_netlist(
+                [Job(b.text, tuple(b.vectors), spec.sweep.points, "bench") for b in jobs[:count]]
+            )
+            (folder / "session.cir").write_text(text)
+            for name, content in files.items():
+                (folder / name).write_text(content)
+            folders.append((variant, folder))
+    times: dict[str, list[float]] = {"batch": [], "checked": []}
+    for _ in range(max(1, repeats)):
+        for variant in ("batch", "checked"):
+            times[variant].append(
+                sum(_session_ngspice(folder) for v, folder in folders if v == variant)
+            )
+    return {variant: best(values) for variant, values in times.items()}
+
+
+def bistable_run(n: int, seed: int, chunk_size: int, workdir: Path) -> dict[str, Any]:
+    """The Schmitt trigger: circuitnn (1 job) against raw ngspice on its batched netlists."""
+    from circuitnn.extract.options import RunOptions
+    from circuitnn.extract.pipeline import extract_family
+    from circuitnn.neuron.spec_file import load_spec
+    from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
+    from circuitnn.spice.benches import render_dc_bench
+
+    spec = load_spec(BISTABLE)
+    options = RunOptions(chunk_size=chunk_size, progress=False)
+    began = time.perf_counter()
+    family = extract_family(spec, n=n, seed=seed, store=workdir / "bistable.h5", options=options)
+    seconds = time.perf_counter() - began
+    mc = MonteCarlo(n=n, seed=seed)
+    texts = [
+        render_dc_bench(spec, sample_parameters(spec, mc, s, min(s + chunk_size, n))).text
+        for s in range(0, n, chunk_size)
+    ]
+    texts.append(render_dc_bench(spec, nominal_table(spec)).text)
+    raw = run_raw(write_netlists(texts, workdir / "bistable-raw"))
+    codes = np.bincount(family.run_alone, minlength=5)
+    return {
+        "n": n,
+        "seconds": seconds,
+        "raw_seconds": raw["seconds"],
+        "codes": codes.tolist(),
+        "checked": int(family.attrs["self_check_instances"]),
+        "failed_chunks": int(family.attrs["self_check_failed_chunks"]),
+        "chunks": len(texts) - 1,
+    }
+
+
 def netlist_variants(
     n: int, seed: int, chunk_size: int, repeats: int, workdir: Path
 ) -> list[dict[str, Any]]:
@@ -912,6 +995,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, default=2, help="jobs of the parallel runs")
     parser.add_argument(
+        "--bistable-n", type=int, default=500, help="Schmitt-trigger instances of (f) (500)"
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=None,
@@ -975,6 +1061,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.max_idle_wait = 0.0 if args.max_idle_wait is None else args.max_idle_wait
         args.retries = 0 if args.retries is None else args.retries
         args.no_experiments = True
+        args.bistable_n = min(args.bistable_n, 40)
     args.n = args.n or 4000
     args.repeats = args.repeats or 3
     args.naive_samples = args.naive_samples or 200
@@ -1181,6 +1268,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{fresh[(engine, job_count)]['process_wall']:.2f} s"
                     )
 
+        log("experiment: the cost of the self-check; a bistable neuron")
+        experiments["self_check"] = self_check_cost(n, seed, chunk_size, args.repeats, workdir)
+        experiments["bistable"] = bistable_run(min(n, args.bistable_n), seed, chunk_size, workdir)
         if not args.no_experiments:
             log("experiment: ngspice alone on one chunk of each size")
             sizes = sorted({1, 25, 50, 100, 250, 500, 1000, chunk_size, *sweep_sizes})
@@ -1549,6 +1639,29 @@ def build_report(
                 "  ngspice alone, ms per instance by chunk size: "
                 + ", ".join(f"{k}: {v:.2f}" for k, v in sorted(ms.items()))
             )
+    if experiments.get("self_check") or experiments.get("bistable"):
+        out.append("")
+        out.append("(f) batching that never changes an answer:")
+    if experiments.get("self_check"):
+        cost = experiments["self_check"]
+        out.append(
+            f"  self-check on {NEURON} (one instance of each chunk run alone after the chunk, "
+            f"same ngspice process), raw ngspice best of rounds: batched netlists "
+            f"{cost['batch']:.2f} s, with the self-check {cost['checked']:.2f} s "
+            f"(+{100 * (cost['checked'] / cost['batch'] - 1):.1f} %)"
+        )
+    if experiments.get("bistable"):
+        b = experiments["bistable"]
+        codes = b["codes"]
+        alone = b["n"] - codes[0]
+        out.append(
+            f"  bistable neuron (Schmitt trigger, N={b['n']}, {b['chunks']} chunks): "
+            f"{100 * alone / b['n']:.1f} % of instances simulated alone (self-check "
+            f"{codes[2]}, jumping curves {codes[3]}, chunks off their self-check {codes[4]}: "
+            f"{b['failed_chunks']} of {b['chunks']} chunks); circuitnn 1 job {b['seconds']:.2f} s "
+            f"vs raw ngspice on its batched (coupled) netlists {b['raw_seconds']:.2f} s "
+            f"({b['seconds'] / b['raw_seconds']:.2f}x: the price of right curves)"
+        )
     if experiments.get("variants"):
         out.append(
             "ngspice alone on edited netlists (best of rounds, relative to circuitnn's): "

@@ -3,7 +3,7 @@
 
 One command::
 
-    .venv/bin/python benchmarks/bench_noise.py            # N = 1000 mos_diffpair instances
+    .venv/bin/python benchmarks/bench_noise.py            # N = 1000 mos_diffpair_level1 instances
     .venv/bin/python benchmarks/bench_noise.py --n 400    # another size
     .venv/bin/python benchmarks/bench_noise.py --quick    # smoke run (a few seconds)
 
@@ -51,7 +51,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-NEURON = "mos_diffpair"
+NEURON = "mos_diffpair_level1"  # the textbook (square-law) pair; mos_diffpair has BSIM4 cards
 SEED = 0
 
 
@@ -111,8 +111,9 @@ def _noop(k: int) -> int:
 # ------------------------------------------------------------------ raw ngspice
 
 
-def chunk_netlists(n: int, chunk_size: int) -> list[str]:
-    """The netlists circuitnn renders for the noise run of the family (same chunks)."""
+def chunk_netlists(n: int, chunk_size: int) -> list[tuple[str, dict[str, str]]]:
+    """The netlists circuitnn renders for the noise run of the family (same chunks): each
+    chunk's control script and the circuits it sources (one per bias)."""
     from circuitnn.neuron.builtin import get_neuron
     from circuitnn.neuron.variation import MonteCarlo, sample_parameters
     from circuitnn.spice.benches import render_noise_bench
@@ -124,27 +125,30 @@ def chunk_netlists(n: int, chunk_size: int) -> list[str]:
     texts = []
     for start in range(0, n, chunk_size):
         rows = np.arange(start, min(start + chunk_size, n))
-        bench, _ = render_noise_bench(spec, table.rows(rows), noise, biases)
-        texts.append(bench.text)
+        bench, sources, _ = render_noise_bench(spec, table.rows(rows), noise, biases)
+        texts.append((bench.text, sources))
     return texts
 
 
-def time_raw(texts: list[str], folder: Path) -> float:
-    """Sum of the ``ngspice -b chunk.cir`` subprocess calls (each writes its raw files)."""
+def time_raw(texts: list[tuple[str, dict[str, str]]], folder: Path) -> float:
+    """Sum of the ``ngspice -n -b chunk.cir`` subprocess calls (each writes its raw files)."""
     ngspice = os.environ.get("CIRCUITNN_NGSPICE") or shutil.which("ngspice") or "ngspice"
     total = 0.0
-    for number, text in enumerate(texts):
+    for number, (text, sources) in enumerate(texts):
         work = folder / f"raw{number}"
         work.mkdir()
         (work / "bench.cir").write_text(text)
+        for name, content in sources.items():
+            (work / name).write_text(content)
         env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
         began = time.perf_counter()
         done = subprocess.run(
-            [ngspice, "-b", "bench.cir"], capture_output=True, cwd=work, env=env, check=False
+            [ngspice, "-n", "-b", "bench.cir"], capture_output=True, cwd=work, env=env, check=False
         )
         total += time.perf_counter() - began
         written = sorted(p.name for p in work.glob("*.raw"))
-        assert done.returncode == 0 and len(written) == 18, (done.returncode, written)
+        # per bias: the noise spectra, the AC response and the operating point
+        assert done.returncode == 0 and len(written) == 27, (done.returncode, written)
         shutil.rmtree(work)
     return total
 

@@ -31,8 +31,29 @@ class SimulationTimeout(SimulationError):
     """ngspice did not finish within the time limit and was stopped."""
 
 
+class SimulatorCrash(SimulationError):
+    """ngspice itself crashed (killed by a signal): not a property of the circuit."""
+
+
+class InstanceRejected(SimulationError):
+    """ngspice refused the parameters of particular instances of a batched bench (e.g. a
+    negative channel length); ``positions`` are their places in the bench (``xn<k>``)."""
+
+    def __init__(self, message: str, positions: frozenset[int], detail: str = "") -> None:
+        super().__init__(message)
+        self.positions = positions
+        self.detail = detail  # what ngspice said, without naming the run
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across worker processes
+        return (type(self), (str(self), self.positions, self.detail))
+
+
 class StoreError(CircuitnnError):
     """The HDF5 store is unreadable, corrupt, locked or cannot be written; names the file."""
+
+
+class SimulatorWarning(UserWarning):
+    """ngspice warned about a neuron's netlist (shown once per family, stored with it)."""
 
 
 def log_tail(text: str, lines: int = 12) -> str:

@@ -73,6 +73,32 @@ def assert_same_family(a: Family, b: Family) -> None:
         np.testing.assert_array_equal(a.descriptors[name], b.descriptors[name], err_msg=name)
 
 
+def isolated_run(spec: NeuronSpec, table: Any, row: int, direction: str = "up") -> np.ndarray:
+    """The oracle: instance ``row`` of ``table`` alone in a plain ``ngspice -n -b -r`` process
+    (not through circuitnn's engines); its output curve in increasing input order."""
+    import subprocess
+    import tempfile
+
+    from circuitnn.spice.benches import assemble, render_dc_bench
+    from circuitnn.spice.engines import ngspice_executable
+    from circuitnn.spice.rawfile import read_raw
+
+    bench = render_dc_bench(spec, table.rows(np.array([row])), direction)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "alone.cir"
+        path.write_text(bench.text)
+        subprocess.run(
+            [ngspice_executable(), "-n", "-b", "-r", "alone.raw", "alone.cir"],
+            cwd=folder,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        vectors = read_raw((Path(folder) / "alone.raw").read_bytes())[-1].vectors
+    curves, _, _ = assemble(spec, bench, vectors)
+    return curves[0][::-1] if direction == "down" else curves[0]
+
+
 # a benchmark row ending in a target and a verdict: "... 1.43x time   <=1.25x  FAIL"
 _VERDICT = re.compile(
     r"(?P<before>.*?)(?P<op>>=|<=|≥|≤)\s*(?P<target>[\d.]+)(?P<unit>x|×|%)\s+(?P<verdict>PASS|FAIL)\s*$"

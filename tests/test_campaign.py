@@ -66,6 +66,7 @@ def _assembled_in_memory(neuron: str, n: int, seed: int, chunk: int) -> Family:
         descriptors=describe(grid, curves, power),
         output_unit=spec.output.unit,
         attrs={"neuron": spec.name},
+        run_alone=np.concatenate([c.alone for c in chunks]),
     )
 
 

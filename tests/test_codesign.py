@@ -30,11 +30,14 @@ pd = pytest.importorskip("pandas")
 
 L_VALUES, I_VALUES = (0.15e-6, 0.6e-6), (2.5e-6, 20e-6)
 W = 4e-6  # the built-in's width
+# the textbook level-1 pair: its offsets at 0.15 µm and 2.5 µA clearly cost accuracy on chips
+# (with the BSIM4 pair the long and short devices' 95 % intervals overlapped: 0.828 vs 0.834)
+NEURON = "mos_diffpair_level1"
 
 
 def _table(**extra: object) -> dict:
     table = {
-        "neuron": "mos_diffpair",
+        "neuron": NEURON,
         "n": 60,
         "seed": 0,
         "grid": {"l": ["0.15u", "0.6u"], "ibias": ["2.5u", "20u"]},
@@ -163,7 +166,7 @@ def test_the_table_round_trips_through_pandas(physics) -> None:
     assert len(frame) == len(result.rows) == 4
     for column in ("neuron", "n", "seed", "corner", "temperature_C", "l_m", "ibias_A", "vdd_V"):
         assert column in frame.columns, column
-    assert set(frame["neuron"]) == {"mos_diffpair"} and set(frame["n"]) == {60}
+    assert set(frame["neuron"]) == {NEURON} and set(frame["n"]) == {60}
     for index, row in enumerate(result.rows):
         for column, value in row.items():
             cell = frame[column].iloc[index]
@@ -185,7 +188,7 @@ def test_resume_after_a_real_interrupt_recomputes_nothing_finished(physics, tmp_
     config = tmp_path / "design.toml"
     store = result.out / "families.h5"  # the module's families: the run goes straight to training
     config.write_text(
-        '[codesign]\nneuron = "mos_diffpair"\nn = 60\nseed = 0\n'
+        f'[codesign]\nneuron = "{NEURON}"\nn = 60\nseed = 0\n'
         f'store = "{store}"\n'
         '[codesign.grid]\nl = ["0.15u", "0.6u"]\nibias = ["2.5u", "20u"]\n'
         "[codesign.task]\nwidths = [16]\nepochs = 25\nchips = 12\ndraws = 2\n"

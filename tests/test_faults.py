@@ -19,8 +19,8 @@ The matrix (fault → what happens → data lost; tests):
 2. ngspice rejects the netlist → ``NetlistError`` quoting ngspice and the line; nothing is
    written → none.  ``test_2_*``
 3. ngspice hangs → killed at the timeout, retried once, then its chunk's instances are recorded
-   failed ("did not finish within"); the campaign goes on → only the hung chunk (recorded as
-   failed).  ``test_3_*``
+   failed for a retry (status 3, "did not finish within"); the campaign goes on; the next run
+   of the family simulates them again → none (once ngspice finishes).  ``test_3_*``
 4. a worker process is killed or segfaults → the chunks it had are rerun, each alone in a fresh
    worker, and the run goes on; a chunk that kills its worker every time is given up with a
    ``SimulationError`` naming it once all other chunks finished; a segfault of ngspice itself fails
@@ -38,6 +38,17 @@ The matrix (fault → what happens → data lost; tests):
 8. disk full while writing (a chunk's journal file, a family's scratch file, the new copy of a
    family's file gaining an analysis) → ``StoreError`` naming the file; the store unchanged;
    finished chunks kept; a rerun resumes → none.  ``test_8_*``
+9. every instance of a family fails → ``circuitnn extract`` prints the count and the first
+   reasons and exits with status 1; ``--retry-failed`` simulates a stored family's failed
+   instances again (a failure that does not recur is then gone) → none.  ``test_9_*``
+10. instances coupled in a batch (a bistable neuron whose batched run moves instances onto
+    another branch) → the jumping curves, and every instance of a chunk whose self-check
+    deviates, are simulated alone; each stored curve is its isolated run → none.
+    ``test_independence.py``
+11. an instance whose parameters ngspice refuses (a negative channel length: a BSIM4 fatal
+    error that stops the batch, or a level-1 warning with curves above the rail) → that instance
+    fails with ngspice's words, the rest of its chunk is kept → none.
+    ``test_strict_specs.py::test_an_instance_ngspice_refuses_fails_alone``
 """
 
 from __future__ import annotations
@@ -67,7 +78,7 @@ from circuitnn.campaign.sweep import apply_point, sweep_families
 from circuitnn.errors import NetlistError, SimulationError, SimulationTimeout, StoreError
 from circuitnn.extract.dc_chunk import simulate_chunk
 from circuitnn.extract.pipeline import family_key
-from circuitnn.family import FAILED, OK, Family
+from circuitnn.family import FAILED, OK, RETRY, Family
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.units import format_spice
 from circuitnn.neuron.variation import MonteCarlo, ParameterTable, sample_parameters
@@ -238,7 +249,8 @@ def test_2_rejected_netlist_raises_netlist_error_and_writes_nothing(
     with pytest.raises(NetlistError) as caught:
         extract_family(DATA / f"{name}.toml", n=6, seed=0, store=store, options=options())
     message = str(caught.value).lower()
-    assert f"{name} instances 0-3: ngspice rejected the netlist" in message
+    # the nominal circuit runs first: a netlist error stops the family before any chunk
+    assert f"{name} nominal instance: ngspice rejected the netlist" in message
     for text in quoted:  # ngspice's own message and the offending line
         assert text in message
     assert _snapshot(store) == before  # nothing written: no family, no journal, no scratch
@@ -272,7 +284,7 @@ def test_3_hung_ngspice_is_stopped_by_the_timeout(fake_ngspice: Callable[[str], 
     elapsed = time.monotonic() - began
     assert result.runs == 2  # the first try and one retry, then it gives up
     assert 1.0 <= elapsed < 8
-    assert np.all(result.status == FAILED)
+    assert np.all(result.status == RETRY)  # not the circuit's fault: simulated again next time
     assert np.isnan(result.curves).all()
     assert all(
         r == "divider instances 0-2: ngspice did not finish within 0.5 s and was stopped"
@@ -303,7 +315,7 @@ def test_3_hung_chunk_is_failed_and_the_campaign_goes_on(
     assert hangs.read_text().split() == ["hang", "hang"]  # the first try and one retry
 
     first, second = (point.family for point in points)
-    np.testing.assert_array_equal(first.status, [OK] * 4 + [FAILED] * 4)
+    np.testing.assert_array_equal(first.status, [OK] * 4 + [RETRY] * 4)
     expected = "divider instances 4-7: ngspice did not finish within 1.5 s and was stopped"
     assert first.reasons == [""] * 4 + [expected] * 4
     assert np.isnan(first.curves[4:]).all()
@@ -318,6 +330,14 @@ def test_3_hung_chunk_is_failed_and_the_campaign_goes_on(
             getattr(first, name)[:4], getattr(clean[0].family, name)[:4], err_msg=name
         )
     assert sorted(Store(store).keys()) == sorted(point.family.key for point in clean)
+
+    # the timeout was not cached as final: the next run simulates instances 4-7 again (only
+    # them), and the family is then what an uninterrupted run gives
+    again = sweep_families(DATA / "divider.toml", grid, n=8, seed=0, store=store, options=run)
+    assert hangs.read_text().split() == ["hang", "hang"]  # (the fake is gone: no more hangs)
+    assert_same_family(again[0].family, clean[0].family)
+    assert again[0].family.attrs["retried"]
+    np.testing.assert_array_equal(again[0].family.run_alone[:4], first.run_alone[:4])
 
 
 # --- 4. a worker process is killed or segfaults ----------------------------------------------
@@ -385,7 +405,7 @@ def test_4_chunk_that_always_kills_its_worker_is_named_after_the_others_finish(
     monkeypatch.setattr(circuitnn.extract.pipeline, "simulate_chunk", counting)
     simulated.clear()
     family = extract_family(spec_path, n=12, seed=0, store=store, options=options())
-    assert sorted(simulated) == [-1, 4]  # chunk 4-7 and the nominal circuit
+    assert sorted(simulated) == [4]  # chunk 4-7 only (the nominal, run first, was journaled)
     reference = extract_family(DATA / "divider.toml", n=12, seed=0, options=options())
     assert_same_family(family, reference)
     assert_same_family(Store(store).load(earlier.key), earlier)
@@ -399,7 +419,7 @@ def test_4_crashing_ngspice_marks_instances_failed(fake_ngspice: Callable[[str],
     with pytest.raises(SimulationError, match=r"job: ngspice crashed \(signal 11\)"):
         get_engine("subprocess").run(bench.text, bench.vectors, spec.sweep.points, 10, "job")
     result = simulate_chunk(spec, table)
-    assert np.all(result.status == FAILED)
+    assert np.all(result.status == RETRY)  # a crash of ngspice is retried on the next run
     for k in range(3):  # bisected down to each instance, each named in its reason
         assert result.reasons[k] == f"divider instances {k}: ngspice crashed (signal 11)"
 
@@ -453,7 +473,7 @@ def test_5_killed_run_resumes_from_its_journal(
 
     saved = _journal_chunks(journal)
     assert 4 <= len(saved) < CHUNKS, "killed too late to test a resume"
-    assert not (journal / "nominal.npz").exists()  # the nominal run comes after the chunks
+    assert (journal / "nominal.npz").exists()  # the nominal circuit runs (and is kept) first
     # the store opens cleanly, unchanged: the unfinished family is not in it
     assert store.keys() == [earlier.key]
     with h5py.File(store_path, "r") as handle:
@@ -464,7 +484,7 @@ def test_5_killed_run_resumes_from_its_journal(
     resumed = extract_family(NEURON, n=N, seed=SEED, store=store, options=options(chunk_size=CHUNK))
     chunk_starts = [start for start in simulated if start >= 0]
     assert sorted(chunk_starts) == sorted(set(range(0, N, CHUNK)) - saved)  # only the missing
-    assert simulated.count(-1) == 1  # the nominal circuit, once
+    assert simulated.count(-1) == 0  # the nominal circuit came from the journal
     assert not journal.exists()  # committed, journal cleared
     assert sorted(store.keys()) == sorted([earlier.key, key])
 
@@ -738,8 +758,8 @@ def test_7_damaged_journal_chunks_are_recomputed(tmp_path: Path, simulated: list
 def test_8_disk_full_while_journaling_a_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, simulated: list[int]
 ) -> None:
-    """Injection: numpy's writer writes part of the second chunk's file, then fails with ENOSPC
-    (what a full disk does to ``write``)."""
+    """Injection: numpy's writer writes part of the second chunk's file (the third journal entry,
+    after the nominal circuit's), then fails with ENOSPC (what a full disk does to ``write``)."""
     store = tmp_path / "families.h5"
     earlier = _earlier(store)
     before = _snapshot(store)
@@ -747,7 +767,7 @@ def test_8_disk_full_while_journaling_a_chunk(
 
     def full_disk(file: Any, *args: Any, **kwargs: Any) -> None:
         calls.append(file)
-        if len(calls) == 2:
+        if len(calls) == 3:
             file.write(b"PK\x03\x04 part of a chunk")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         savez(file, *args, **kwargs)
@@ -765,12 +785,13 @@ def test_8_disk_full_while_journaling_a_chunk(
     assert_same_family(Store(store).load(earlier.key), earlier)
     key = family_key(data_spec("divider"), MonteCarlo(n=12, seed=1))
     journal = Store(store).journal(key, 4).folder
-    assert _files(journal) == {"chunk-000000000.npz"}  # the finished chunk; no partial file
+    # the finished nominal run and chunk; no partial file
+    assert _files(journal) == {"nominal.npz", "chunk-000000000.npz"}
 
     monkeypatch.setattr(np, "savez", savez)  # space freed: the rerun resumes
     simulated.clear()
     family = extract_family(DATA / "divider.toml", n=12, seed=1, store=store, options=options())
-    assert sorted(simulated) == [-1, 4, 8]
+    assert sorted(simulated) == [4, 8]
     assert_same_family(family, extract_family(DATA / "divider.toml", n=12, seed=1))
     assert _files(tmp_path) == _store_files(store)
 
@@ -842,7 +863,7 @@ def test_8_disk_full_while_writing_a_family_or_an_analysis(
         saved = _journal_chunks(Store(store).journal(key, 4).folder)
         assert 0 in saved
         family = extract_family(spec, n=12, seed=1, store=store, options=options())
-        assert sorted(simulated) == sorted([-1, *({0, 4, 8} - saved)])
+        assert sorted(simulated) == sorted({0, 4, 8} - saved)  # (the nominal was journaled)
         assert_same_family(family, extract_family(spec, n=12, seed=1, options=options()))
     else:  # the noise chunks were journaled: the rerun adds the analysis from them
         analysis = NoiseAnalysis(**SMALL_NOISE)
@@ -855,3 +876,70 @@ def test_8_disk_full_while_writing_a_family_or_an_analysis(
         np.testing.assert_array_equal(noisy.noise.sigma, alone.noise.sigma)
     assert_same_family(Store(store).load(earlier.key, arrays=True), earlier)
     assert _files(tmp_path) == _store_files(store)
+
+
+# --- 9. every instance fails; failed instances simulated again -------------------------------
+
+
+def _all_singular(folder: Path) -> Path:
+    """The singular circuit with u = 0.9 for every instance: each fails to converge."""
+    shutil.copy(DATA / "singular.cir", folder / "singular.cir")
+    text = (DATA / "singular.toml").read_text().replace("u = 0.5", "u = 0.9")
+    text = text.replace('[variation.u]\nlocal = { distribution = "uniform", sigma = 0.2 }\n', "")
+    (folder / "singular.toml").write_text(text)
+    return folder / "singular.toml"
+
+
+def test_9_a_family_whose_instances_all_fail_exits_with_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from circuitnn.cli import main
+
+    spec = _all_singular(tmp_path)
+    store = str(tmp_path / "f.h5")
+    status = main(["extract", str(spec), "--n", "4", "--store", store, "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "4 instances, 4 failed" in out
+    assert "the nominal instance failed: singular nominal instance: " in out
+    assert "4 of 4 instances failed; first reasons:" in out
+    assert re.search(
+        r"instance 0: singular instances 0: .*(timestep too small|trouble)", out, re.IGNORECASE
+    )
+    assert (
+        main(["extract", str(DATA / "divider.toml"), "--n", "2", "--store", store, "--quiet"]) == 0
+    )
+
+
+def test_9_retry_failed_simulates_failed_instances_again(
+    tmp_path: Path, fake_ngspice: Callable[[str], Path]
+) -> None:
+    """ngspice fails to converge on instance 2 once (a fake program that then steps aside):
+    the failure is the circuit's as far as circuitnn can tell (status 2), so a rerun is a cache
+    hit; ``retry=True`` (``--retry-failed``) simulates it again, and the family is then whole."""
+    spec = data_spec("divider")
+    table = sample_parameters(spec, MonteCarlo(n=6, seed=0))
+    marker = f"r1={format_spice(table.values[2, 0])} "
+    real, once = shutil.which("ngspice"), tmp_path / "failed-once"
+    fake_ngspice(
+        'log=""; prev=""\nfor arg in "$@"; do [ "$prev" = "-o" ] && log="$arg"; prev="$arg"; '
+        'last="$arg"; done\n'
+        f"if [ ! -f {once} ] && grep -qF '{marker}' \"$last\"; then\n"
+        '  if [ "$(grep -c "^xn" "$last")" = "1" ]; then touch ' + str(once) + "; fi\n"
+        '  printf "doAnalyses: iteration limit reached\\nrun simulation(s) aborted\\n" > "$log"\n'
+        "  exit 0\nfi\n"
+        f'exec {real} "$@"'
+    )
+    store = tmp_path / "f.h5"
+    first = extract_family(DATA / "divider.toml", n=6, seed=0, store=store, options=options())
+    assert first.status.tolist() == [OK, OK, FAILED, OK, OK, OK]
+    assert "iteration limit" in first.reasons[2]
+    again = extract_family(DATA / "divider.toml", n=6, seed=0, store=store, options=options())
+    assert again.status.tolist() == first.status.tolist()  # a final failure: cached
+    retried = extract_family(
+        DATA / "divider.toml", n=6, seed=0, store=store, options=options(), retry=True
+    )
+    assert np.all(retried.status == OK)
+    reference = extract_family(DATA / "divider.toml", n=6, seed=0, options=options())
+    np.testing.assert_array_equal(retried.curves, reference.curves)
+    assert_same_family(Store(store).load(retried.key), retried)

@@ -194,10 +194,11 @@ def test_output_noise_alone_skips_the_ac_and_matches_the_full_analysis() -> None
     np.testing.assert_array_equal(alone.psd, full.psd)
     np.testing.assert_array_equal(alone.sigma, full.sigma)
     assert alone.key != full.key
-    bench, files = render_noise_bench(
+    bench, sources, files = render_noise_bench(
         spec, nominal_table(spec), NoiseAnalysis(input_referred=False), np.array([0.1])
     )
-    assert files == [("noise0.raw", "")] and "\nac " not in bench.text
+    assert files == [("noise0.raw", "", "op0.raw")] and "\nac " not in bench.text
+    assert list(sources) == ["bias0.cir"] and ".noise" not in sources["bias0.cir"]
 
 
 # ---------------------------------------------------------------- fit and integral (pure numpy)
@@ -568,10 +569,12 @@ def test_instance_failing_in_noise_run_is_recorded_and_others_kept(
     # instance 2's own parameter assignment marks the benches that contain it
     bad = f"r1={format_spice(float(reference.parameter('r1')[2]))} "
 
-    def flaky(text: str, *args: object, **kwargs: object) -> object:
-        if bad in text:
+    def flaky(
+        text: str, files: list[str], timeout: float, what: str, sources: dict[str, str], *more
+    ) -> object:
+        if any(bad in circuit for circuit in sources.values()):  # (one circuit per bias)
             raise SimulationError("noise analysis failed: timestep too small (injected)")
-        return run_script(text, *args, **kwargs)
+        return run_script(text, files, timeout, what, sources, *more)
 
     monkeypatch.setattr(circuitnn.extract.analysis_chunks, "run_script", flaky)
     family = extract_family(spec, n=6, seed=8, options=options(chunk_size=6), noise=analysis)

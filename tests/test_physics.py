@@ -158,7 +158,7 @@ def test_current_output_flows_out_of_the_port_into_the_load(invert: bool) -> Non
 
 
 def test_mos_diffpair_threshold_spread_follows_vth_mismatch() -> None:
-    data = spec_data("mos_diffpair", NETLISTS)
+    data = spec_data("mos_diffpair_level1", NETLISTS)  # (the mismatch plumbing; level 1 is fast)
     data["variation"] = {name: data["variation"][name] for name in ("dvt1", "dvt2")}
     data["name"] = "mos_diffpair_vth_only"
     spec = build_spec(data, NETLISTS)

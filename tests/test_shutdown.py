@@ -78,7 +78,8 @@ def test_sigterm_stops_every_process_and_the_rerun_resumes(tmp_path: Path) -> No
     assert error.strip() == "circuitnn: terminated (finished chunks are kept; rerun to resume)"
     assert _wait_for(lambda: not _session(run.pid), 10), _session(run.pid)  # nothing left
     kept = sorted(path.name for path in journal.glob("*/*"))
-    assert kept and all(name.startswith("chunk-") for name in kept)  # no scratch file left
+    # no scratch file left: the chunks and the nominal circuit's run
+    assert kept and all(name.startswith("chunk-") or name == "nominal.npz" for name in kept)
     assert not store.exists()
 
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)

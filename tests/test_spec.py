@@ -16,6 +16,7 @@ from circuitnn import extract_family
 from circuitnn.errors import ConfigError, NetlistError
 from circuitnn.extract.pipeline import family_key
 from circuitnn.neuron.builtin import builtin_neurons, get_neuron
+from circuitnn.neuron.spec import DEFAULT_LOAD
 from circuitnn.neuron.spec_file import load_spec
 from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 
@@ -148,12 +149,12 @@ def test_spec_file_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_output_table_is_optional_and_defaults_to_a_voltage_output() -> None:
     full = spec_data("divider")
-    assert full["output"] == {"quantity": "voltage"}
+    full["output"] = {"quantity": "voltage"}
     short = copy.deepcopy(full)
     del short["output"]
     with_table, without = build_spec(full), build_spec(short)
     assert without.output == with_table.output
-    assert (without.output.quantity, without.output.load_capacitance) == ("voltage", 0.0)
+    assert (without.output.quantity, without.output.load_capacitance) == ("voltage", DEFAULT_LOAD)
     assert family_key(without, MonteCarlo(n=3)) == family_key(with_table, MonteCarlo(n=3))
     current = copy.deepcopy(short)
     current["output"] = {"quantity": "current", "load_voltage": 1.0}

@@ -66,7 +66,7 @@ def test_family_reads_back_with_plain_h5py(stored: tuple[Path, Family, Family]) 
         assert reasons == [""] * 5
 
         descriptors = group["descriptors"]
-        assert set(descriptors) == set(DESCRIPTOR_UNITS)
+        assert set(descriptors) == set(DESCRIPTOR_UNITS) - {"hysteresis"}  # (swept up only)
         assert _text(descriptors["midpoint"].attrs["units"]) == "V"
         assert _text(descriptors["gain"].attrs["units"]) == "V / V"
         assert _text(descriptors["mean_power"].attrs["units"]) == "W"
@@ -245,3 +245,22 @@ def test_missing_family_file_is_a_store_error_naming_it(
     with pytest.raises(StoreError, match=rf"family {divider.key[:12]}, .*{divider.key}\.h5, is"):
         store.load(divider.key)
     assert_same_family(store.load(diode.key), diode)
+
+
+def test_a_family_of_schema_1_still_loads(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    """A family written before schema 2 has no ``run_alone``, no self-check attributes and only
+    status 1/2: it loads, and says it does not know how its instances ran."""
+    path, divider, _ = stored
+    store = Store(path).copy(tmp_path / "schema1.h5")
+    with h5py.File(store.family_path(divider.key), "r+") as handle:
+        group = handle["families"][divider.key]
+        del group["run_alone"]
+        for name in [a for a in group.attrs if a.startswith("self_check_")]:
+            del group.attrs[name]
+        handle.attrs["schema_version"] = 1
+    old = store.load(divider.key)
+    assert old.run_alone is None and "self_check_instances" not in old.attrs
+    np.testing.assert_array_equal(old.curves, divider.curves)
+    assert old.branch()[0] is old.curves

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,27 @@ def _monte_carlo(args: argparse.Namespace) -> dict[str, Any]:
         "temperature": args.temp,
         "noise": noise,
         "speed": speed,
+        "simulator": _simulator(args),
+        "retry": args.retry_failed,
     }
+
+
+def _simulator(args: argparse.Namespace) -> dict[str, Any]:
+    """The simulator settings given on the command line (``--reltol``, ``--spice-option``…)."""
+    given: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("reltol", "abstol", "vntol")
+        if getattr(args, name) is not None
+    }
+    options = {}
+    for assignment in args.spice_option:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip():
+            raise ConfigError(f"--spice-option {assignment!r}: expected NAME=NUMBER")
+        options[name.strip()] = value.strip()
+    if options:
+        given["options"] = options
+    return given
 
 
 def neurons_command(args: argparse.Namespace) -> int:
@@ -135,30 +156,66 @@ def _distribution_text(dist: Any) -> str:
 
 
 def extract_command(args: argparse.Namespace) -> int:
+    """One family; exit status 1 when every instance failed."""
+    from circuitnn.errors import SimulatorWarning
     from circuitnn.extract.pipeline import extract_family
     from circuitnn.extract.plots import picture_path, plot_all
     from circuitnn.store.paths import writable_file
 
     plot = writable_file(picture_path(args.plot), "--plot") if args.plot else None
     began = time.perf_counter()
-    family = extract_family(
-        _spec(args),
-        args.n,
-        args.seed,
-        store=args.store,
-        options=run_options(args),
-        **_monte_carlo(args),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SimulatorWarning)  # printed below, from the family
+        family = extract_family(
+            _spec(args),
+            args.n,
+            args.seed,
+            store=args.store,
+            options=run_options(args),
+            **_monte_carlo(args),
+        )
     seconds = time.perf_counter() - began
     print(
         f"{family.neuron}: {family.n} instances, {len(family.failed)} failed, "
         f"family {family.key} in {args.store} ({seconds:.1f} s)"
     )
+    _print_run(family)
     _print_summary(family)
     if plot is not None:
         for picture in plot_all(family, plot):
             print(f"picture: {picture}")
-    return 0
+    return 1 if len(family.failed) == family.n else 0
+
+
+def _print_run(family: Any, shown: int = 3) -> None:
+    """How the family ran: ngspice's warnings, instances simulated alone and the self-check,
+    failures (their count, kinds and first reasons)."""
+    import numpy as np
+
+    attrs = family.attrs
+    for warning in json.loads(str(attrs.get("ngspice_warnings", "[]"))):
+        print(f"  ngspice warns about the netlist: {warning}")
+    if family.run_alone is not None and "self_check_instances" in attrs:
+        codes = np.bincount(family.run_alone, minlength=5)
+        print(
+            f"  simulated alone: {int(np.count_nonzero(family.run_alone))} of {family.n} "
+            f"(self-check {codes[2]}, jumping curves {codes[3]}, chunks off their self-check "
+            f"{codes[4]}); self-check: {attrs['self_check_instances']} instance(s), largest "
+            f"deviation {float(attrs['self_check_max_deviation']):.3g} {family.output_unit} "
+            f"({float(attrs['self_check_max_ratio']):.2g} × the tolerance)"
+        )
+    if attrs.get("nominal_failure"):
+        print(f"  the nominal instance failed: {attrs['nominal_failure']}")
+    failed = family.failed
+    if len(failed) == 0:
+        return
+    retry = int(np.count_nonzero(family.status == 3))
+    later = (
+        f", {retry} by a timeout or crash of ngspice (simulated again next run)" if retry else ""
+    )
+    print(f"  {len(failed)} of {family.n} instances failed{later}; first reasons:")
+    for index in failed[:shown]:
+        print(f"    instance {index}: {family.reasons[index]}")
 
 
 def sweep_command(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from circuitnn.cli.commands import (
     sweep_command,
 )
 from circuitnn.cli.studies import experiment_command, run_command
+from circuitnn.neuron.simulator import DEFAULT_ABSTOL, DEFAULT_RELTOL, DEFAULT_VNTOL
 
 DEFAULT_STORE = "output/families.h5"
 
@@ -310,6 +311,30 @@ def _add_monte_carlo(parser: argparse.ArgumentParser, n_default: int = 1000) -> 
         "--speed",
         action="store_true",
         help="add −3 dB bandwidth, settling time and energy per activation",
+    )
+    simulator = parser.add_argument_group("ngspice tolerances (part of the family's key)")
+    spec_or = "default: the spec's [simulator] value, else ngspice's"
+    simulator.add_argument(
+        "--reltol", type=float, help=f"relative tolerance ({spec_or} {DEFAULT_RELTOL:g})"
+    )
+    simulator.add_argument(
+        "--abstol", type=float, help=f"absolute current tolerance, A ({spec_or} {DEFAULT_ABSTOL:g})"
+    )
+    simulator.add_argument(
+        "--vntol", type=float, help=f"absolute voltage tolerance, V ({spec_or} {DEFAULT_VNTOL:g})"
+    )
+    simulator.add_argument(
+        "--spice-option",
+        action="append",
+        default=[],
+        metavar="NAME=NUMBER",
+        help="a numeric ngspice option (gmin, itl1, itl2, gminsteps, …); repeat for more "
+        "(default: the spec's [simulator] options)",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="simulate the failed instances of a stored family again",
     )
 
 

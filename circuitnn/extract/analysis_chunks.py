@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from circuitnn.extract.isolation import Isolated, run_isolated
-from circuitnn.extract.spectra import device_instances, instance_psd
+from circuitnn.extract.operating_point import branch_values, off_branch
+from circuitnn.extract.spectra import device_instances, instance_psd, unattributed
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
@@ -43,31 +44,73 @@ def simulate_noise_chunk(
     analysis: NoiseAnalysis,
     timeout: float = 300.0,
     retries: int = 1,
+    branch: np.ndarray | None = None,
+    direction: str = "up",
 ) -> dict[str, np.ndarray]:
     """Output noise PSD and squared small-signal gain |H|² (N×B×F; the gain only when the analysis
     is input-referred) of every row at every bias.
 
     One ngspice run per chunk does a ``.noise`` and an ``.ac`` at each bias (the AC response
     refers the output noise to the input: S_in = S_out/|H|²). Also returns ``frequency`` (N×F).
+    ``branch`` (N×K): each row's stored DC curve, swept ``direction``; the operating point at
+    each bias is held to it while found and checked against it: a row off its curve in the
+    batch runs alone, and fails with the reason if it is off alone too. A row whose devices'
+    noise cannot all be attributed, or that has no noise at all, fails with the reason.
     """
     biases = analysis.biases(spec)
     points = frequency_points(analysis.fmin, analysis.fmax, analysis.points_per_decade)
+    grid = spec.sweep.grid()
+    expected = None
+    if branch is not None:
+        expected = branch_values(grid, branch, biases, direction)
+    nodesets = expected[0] if expected is not None and spec.output.quantity == "voltage" else None
+    current = spec.output.quantity == "current"
+    suspects: set[int] = set()
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        bench, files = render_noise_bench(spec, table.rows(rows), analysis, biases)
-        names = [f for pair in files for f in pair if f]
-        plots = run_script(bench.text, names, timeout, what, bench.includes)
-        psd, gain = [], []
+        bench, sources, files = render_noise_bench(
+            spec, table.rows(rows), analysis, biases, None if nodesets is None else nodesets[rows]
+        )
+        wanted = [f for triple in files for f in triple if f]
+        plots = run_script(bench.text, wanted, timeout, what, sources, bench.includes)
+        psd, gain, operating = [], [], []
         devices = device_instances(list(plots[files[0][0]][0].vectors), len(rows))
-        for noise_file, ac_file in files:
+        failure = np.full(len(rows), "", dtype=object)
+        for j, (noise_file, ac_file, op_file) in enumerate(files):
             noise_vectors = plots[noise_file][0].vectors
+            missing = unattributed(noise_vectors)
+            if missing > 1e-6:
+                failure[:] = (
+                    f"noise at {biases[j]:g} V: the devices' noise found adds up to "
+                    f"{100 * (1 - missing):.4g} % of ngspice's total (unknown vector names)"
+                )
             psd.append(instance_psd(noise_vectors, len(rows), devices))
             if ac_file:
                 gain.append(np.abs(output_signals(spec, bench, plots[ac_file][0].vectors)) ** 2)
+            operating.append(np.real(output_signals(spec, bench, plots[op_file][0].vectors))[:, 0])
+        psd_rows = np.stack(psd, axis=1)
+        silent = ~np.any(psd_rows > 0, axis=(1, 2))
+        failure[silent & (failure == "")] = "no device of this instance makes noise (PSD = 0)"
+        if expected is not None:
+            _, low, high = expected
+            off = off_branch(
+                np.stack(operating, axis=1), low[rows], high[rows], spec.simulator, current
+            )
+            for k in np.flatnonzero(off.any(axis=1)):
+                j = int(np.argmax(off[k]))
+                if len(rows) > 1:
+                    suspects.add(int(rows[k]))
+                elif not failure[k]:
+                    failure[k] = (
+                        f"operating point at {biases[j]:g} V is off the stored DC curve "
+                        f"({operating[j][k]:.6g} vs {low[rows[k], j]:.6g}…"
+                        f"{high[rows[k], j]:.6g}), alone too"
+                    )
         frequency = np.real(noise_vectors["frequency"])
         produced = {
-            "psd": np.stack(psd, axis=1),
+            "psd": psd_rows,
             "frequency": np.broadcast_to(frequency, (len(rows), len(frequency))),
+            "failure": failure,
         }
         if gain:
             produced["gain"] = np.stack(gain, axis=1)
@@ -76,7 +119,17 @@ def simulate_noise_chunk(
     shapes = {"psd": (len(biases), points), "frequency": (points,)}
     if analysis.input_referred:
         shapes["gain"] = (len(biases), points)
-    return _packed(run_isolated(spec.name, table.index, shapes, run, retries))
+    isolated = run_isolated(spec.name, table.index, shapes, run, retries)
+    for row in sorted(suspects):  # off its branch in the batch: alone now
+
+        def single(_rows: np.ndarray, what: str, row: int = row) -> dict[str, np.ndarray]:
+            return run(np.array([row]), what)
+
+        alone = run_isolated(spec.name, table.index[[row]], shapes, single, retries)
+        for name, values in alone.arrays.items():
+            isolated.arrays[name][row] = values[0]
+        isolated.status[row], isolated.reasons[row] = alone.status[0], alone.reasons[0]
+    return _packed(isolated)
 
 
 def simulate_ac_chunk(
@@ -87,13 +140,16 @@ def simulate_ac_chunk(
     engine: str = "subprocess",
     timeout: float = 300.0,
     retries: int = 1,
+    nodesets: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Small-signal response (N×F complex, output unit/V) at input ``bias`` and ``frequency``."""
+    """Small-signal response (N×F complex, output unit/V) at input ``bias`` and ``frequency``
+    (each row's output node held at ``nodesets`` V while the operating point is found)."""
     points = frequency_points(analysis.fmin, analysis.fmax, analysis.points_per_decade)
     solver = get_engine(engine)
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        bench = render_ac_bench(spec, table.rows(rows), analysis, bias)
+        held = None if nodesets is None else nodesets[rows]
+        bench = render_ac_bench(spec, table.rows(rows), analysis, bias, held)
         saved = ["frequency", *bench.output_names]
         vectors = solver.run(bench.text, saved, None, timeout, what, bench.includes)
         frequency = np.real(vectors["frequency"])
@@ -118,13 +174,20 @@ def simulate_step_chunk(
     engine: str = "subprocess",
     timeout: float = 300.0,
     retries: int = 1,
+    nodesets: np.ndarray | None = None,
+    direction: str = "up",
 ) -> dict[str, np.ndarray]:
-    """Output waveforms (N×T) after an input step, resampled on a uniform ``time`` grid (T,)."""
+    """Output waveforms (N×T) after an input step across the sweep (``direction``), resampled
+    on a uniform ``time`` grid (T,); each row's output node held at ``nodesets`` V while the
+    initial operating point is found."""
     solver = get_engine(engine)
     time_grid = np.linspace(0.0, stop_time, 2001)
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        bench = render_step_bench(spec, table.rows(rows), step_time, rise_time, stop_time)
+        held = None if nodesets is None else nodesets[rows]
+        bench = render_step_bench(
+            spec, table.rows(rows), step_time, rise_time, stop_time, held, direction
+        )
         saved = ["time", *bench.output_names]
         vectors = solver.run(bench.text, saved, None, timeout, what, bench.includes)
         waveforms = output_signals(spec, bench, vectors)

@@ -95,6 +95,21 @@ def family_table(family: Family) -> ParameterTable:
     )
 
 
+def branch_direction(family: Family) -> str:
+    """The sweep direction of the family's main branch (``curves``)."""
+    return "down" if family.attrs.get("direction") == "down" else "up"
+
+
+def stored_curves(family: Family, store: Store | None, rows: np.ndarray) -> np.ndarray | None:
+    """The stored DC curves (main branch) of instances ``rows``: from the family in memory, or
+    from the store when it was loaded without its arrays."""
+    if len(family.curves) == family.n:
+        return np.asarray(family.curves[rows])
+    if store is not None and len(rows):
+        return store.read_rows(family.key, "curves", rows)
+    return None
+
+
 def ok_chunks(family: Family, size: int) -> list[np.ndarray]:
     good = np.flatnonzero(family.ok)
     return [good[i : i + size] for i in range(0, len(good), size)]
@@ -107,6 +122,12 @@ def dc_failures(family: Family) -> tuple[np.ndarray, list[str]]:
         for r, ok in zip(family.reasons, family.ok, strict=True)
     ]
     return status, reasons
+
+
+def fail_instance(status: np.ndarray, reasons: list[str], row: int, reason: str) -> None:
+    """Mark instance ``row`` of an analysis failed with ``reason`` (its first reason stays)."""
+    status[row] = FAILED
+    reasons[row] = reasons[row] or reason
 
 
 def merge_failures(

@@ -8,19 +8,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuitnn.errors import NetlistError, SimulationError, SimulationTimeout
-from circuitnn.family import FAILED, OK
+from circuitnn.errors import (
+    InstanceRejected,
+    NetlistError,
+    SimulationError,
+    SimulationTimeout,
+    SimulatorCrash,
+)
+from circuitnn.family import FAILED, OK, RETRY
 
 
 @dataclass
 class Isolated:
-    """Arrays (instance-major, NaN where failed), status, reasons and cost of an isolated run."""
+    """Arrays (instance-major, NaN where failed), status, reasons and cost of an isolated run;
+    ``alone`` marks the rows whose result came from a run of that row alone."""
 
     arrays: dict[str, np.ndarray]
     status: np.ndarray
     reasons: list[str]
     runs: int
     seconds: float
+    alone: np.ndarray
 
 
 def run_isolated(
@@ -33,20 +41,24 @@ def run_isolated(
 ) -> Isolated:
     """Call ``run(rows, what)`` on all rows, bisecting failures down to single instances.
 
-    ``run`` returns arrays whose first axis follows ``rows``; ``shapes`` gives each array's
-    per-instance shape (used where every instance failed). A run that does not converge or crashes
-    ngspice is split in halves; a timed-out run is retried ``retries`` times and then its rows are
+    ``run`` returns arrays whose first axis follows ``rows``, and optionally ``"failure"``: per
+    row a reason to fail it ("" to keep it); ``shapes`` gives each array's per-instance shape
+    (used where every instance failed). A run that does not converge or crashes ngspice is split
+    in halves; one whose instances ngspice refuses (:class:`InstanceRejected`) fails those and
+    runs the others again; a timed-out run is retried ``retries`` times and then its rows are
     marked failed; :class:`NetlistError` propagates. Rows with non-finite values are failed too.
+    Timeouts and crashes leave status :data:`RETRY` (simulated again on the next run).
     """
     count = len(index)
     arrays = {key: np.full((count, *shape), np.nan, dtype=dtype) for key, shape in shapes.items()}
     status = np.zeros(count, dtype=np.int8)
     reasons = [""] * count
+    alone = np.zeros(count, dtype=bool)
     runs = 0
     began = time.perf_counter()
 
-    def fail(rows: np.ndarray, reason: str) -> None:
-        status[rows] = FAILED
+    def fail(rows: np.ndarray, reason: str, code: int = FAILED) -> None:
+        status[rows] = code
         for values in arrays.values():
             values[rows] = np.nan
         for row in rows:
@@ -55,7 +67,11 @@ def run_isolated(
     pending = [np.arange(count)]
     while pending:
         rows = pending.pop()
-        what = f"{name} instances {_describe(index[rows])}"
+        what = (
+            f"{name} nominal instance"
+            if len(rows) == 1 and index[rows[0]] < 0
+            else f"{name} instances {_describe(index[rows])}"
+        )
         for attempt in range(retries + 1):
             try:
                 runs += 1
@@ -65,14 +81,31 @@ def run_isolated(
             except SimulationTimeout as error:
                 if attempt < retries:
                     continue
-                fail(rows, _first_line(error))
+                fail(rows, _first_line(error), RETRY)
+            except InstanceRejected as error:
+                named = np.array(sorted(p for p in error.positions if p < len(rows)), dtype=int)
+                if len(named) == 0 and len(rows) > 1:
+                    half = len(rows) // 2
+                    pending += [rows[half:], rows[:half]]
+                    break
+                named = named if len(named) else np.arange(len(rows))
+                for row in rows[named]:
+                    fail(np.array([row]), f"{name} instances {int(index[row])}: {error.detail}")
+                rest = np.delete(rows, named)
+                if len(rest):
+                    pending.append(rest)
             except SimulationError as error:
                 if len(rows) == 1:
-                    fail(rows, _first_line(error))
+                    fail(
+                        rows,
+                        _first_line(error),
+                        RETRY if isinstance(error, SimulatorCrash) else FAILED,
+                    )
                 else:
                     half = len(rows) // 2
                     pending += [rows[half:], rows[:half]]
             else:
+                failure = produced.pop("failure", None)
                 finite = np.ones(len(rows), dtype=bool)
                 for key, values in produced.items():
                     if values.shape[1:] != arrays[key].shape[1:]:
@@ -80,10 +113,15 @@ def run_isolated(
                     arrays[key][rows] = values
                     finite &= np.isfinite(values.reshape(len(rows), -1)).all(axis=1)
                 status[rows] = np.where(finite, OK, FAILED)
+                alone[rows] = len(rows) == 1
                 for row in rows[~finite]:
                     reasons[row] = "non-finite output"
+                if failure is not None:
+                    for row, reason in zip(rows, failure, strict=True):
+                        if reason:
+                            fail(np.array([row]), str(reason))
             break
-    return Isolated(arrays, status, reasons, runs, time.perf_counter() - began)
+    return Isolated(arrays, status, reasons, runs, time.perf_counter() - began, alone)
 
 
 def _resized(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

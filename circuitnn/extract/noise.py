@@ -10,12 +10,14 @@ from circuitnn.extract.analysis_chunks import (
     simulate_noise_chunk,
 )
 from circuitnn.extract.analysis_rows import (
+    branch_direction,
     cached_analysis,
     commit_analysis,
     dc_failures,
     family_table,
     ok_chunks,
     rows_sink,
+    stored_curves,
 )
 from circuitnn.extract.journaled import stream_journaled
 from circuitnn.extract.spectra import fit_white_flicker, integrated_sigma
@@ -47,8 +49,20 @@ def add_noise(
     journal = store.journal(f"{family.key}-{key}", options.chunk_size) if store else None
     table = family_table(family)
     chunks = ok_chunks(family, options.chunk_size)
+    direction = branch_direction(family)
     tasks = [
-        (f"noise-{rows[0]:09d}", (spec, table.rows(rows), analysis, options.timeout))
+        (
+            f"noise-{rows[0]:09d}",
+            (
+                spec,
+                table.rows(rows),
+                analysis,
+                options.timeout,
+                1,
+                stored_curves(family, store, rows),
+                direction,
+            ),
+        )
         for rows in chunks
     ]
     biases = analysis.biases(spec)

@@ -35,7 +35,10 @@ class RunOptions:
     results do not depend on ``jobs``); ``engine`` "subprocess" or "shared"; ``timeout`` seconds per
     ngspice run; ``backend`` "loky" (local processes), "dask" or "ray" (bit-identical results on
     each); ``scheduler`` the address of an existing dask scheduler or Ray cluster (default: a
-    local cluster of ``jobs`` worker processes); ``progress`` shows a progress bar.
+    local cluster of ``jobs`` worker processes); ``progress`` shows a progress bar;
+    ``self_check`` instances of every chunk are simulated alone and compared with their batched
+    curves (a chunk that deviates by more than the simulator tolerance is simulated instance by
+    instance), so batching never changes a result beyond that tolerance.
     """
 
     jobs: int = 1
@@ -45,6 +48,7 @@ class RunOptions:
     backend: str = "loky"
     progress: bool = True
     scheduler: str | None = None
+    self_check: int = 1
 
     def __post_init__(self) -> None:
         if (
@@ -80,3 +84,6 @@ class RunOptions:
                 "(a cluster's size comes from --scheduler, not --jobs)"
             )
         check_backend(self.backend, self.scheduler)
+        checks = self.self_check
+        if isinstance(checks, bool) or not isinstance(checks, int) or not 1 <= checks <= 64:
+            raise ConfigError(f"self_check must be an integer from 1 to 64, got {shown(checks)}")

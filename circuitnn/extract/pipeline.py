@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,14 +22,17 @@ from typing import Any
 import numpy as np
 
 from circuitnn._version import __version__
+from circuitnn.errors import SimulatorWarning
 from circuitnn.extract.dc_chunk import ChunkResult, simulate_chunk
+from circuitnn.extract.independence import RUN_ALONE
 from circuitnn.extract.journaled import progress_bar, stream_journaled
 from circuitnn.extract.noise import add_noise
 from circuitnn.extract.options import RunOptions
+from circuitnn.extract.retry import retry_failed
+from circuitnn.extract.rows import chunk_descriptors, chunk_extra, static_power
 from circuitnn.extract.sinks import FamilySink, MemoryFamily
 from circuitnn.extract.speed import add_speed
-from circuitnn.family import Family
-from circuitnn.family.descriptors import describe
+from circuitnn.family import OK, Family
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import (
@@ -38,7 +42,6 @@ from circuitnn.neuron.variation import (
     sample_parameters,
 )
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
-from circuitnn.spice.benches import input_voltages
 from circuitnn.spice.engines import ngspice_version
 from circuitnn.store import Store
 from circuitnn.store.files import SCHEMA_VERSION
@@ -79,6 +82,8 @@ def extract_family(
     noise: NoiseAnalysis | bool | None = None,
     speed: SpeedAnalysis | bool | None = None,
     arrays: bool = True,
+    simulator: dict[str, Any] | None = None,
+    retry: bool = False,
 ) -> Family:
     """Simulate ``n`` Monte Carlo instances of ``neuron`` and return (and store) the family.
 
@@ -89,10 +94,16 @@ def extract_family(
     analyses; on a stored family they run alone, without repeating the DC sweep.
     ``arrays=False`` (with a store) returns the family without its N×K arrays (see
     :meth:`Store.load`), for campaigns whose families are read from the store later.
+    ``simulator`` overrides the spec's simulator settings (``reltol``, ``abstol``, ``vntol``,
+    ``options``: part of the family's key). Instances of a stored family that failed by a
+    timeout or crash of ngspice are simulated again; ``retry=True`` simulates every failed one
+    again.
     """
     spec = get_neuron(neuron)
     if temperature is not None:
         spec = spec.with_temperature(temperature)
+    if simulator:
+        spec = spec.with_simulator(**simulator)
     mc = MonteCarlo(n=n, seed=seed, chip_size=chip_size, corner=corner)
     options = options or RunOptions()
     spec.nominal(corner)
@@ -114,6 +125,7 @@ def extract_family(
             _extract_to_store(target, spec, mc, key, options)
         else:  # a journal left by a run killed between its commit and the clean-up
             target.journal(key, options.chunk_size).clear()
+            retry_failed(target, spec, mc, key, options, everything=retry)
         family = target.load(key, arrays=arrays)
     if noise is not None:
         family.noise = add_noise(family, spec, noise, target, options, arrays)
@@ -143,7 +155,13 @@ def _extract_into(
     options: RunOptions,
     journal: Journal | None,
 ) -> None:
-    """Simulate every chunk (journaled, in parallel) and hand each to ``sink`` as it arrives."""
+    """Simulate every chunk (journaled, in parallel) and hand each to ``sink`` as it arrives.
+
+    The nominal circuit runs first: a netlist ngspice rejects stops here, and its warnings are
+    the family's (shown once, stored); an instance warned about otherwise fails with it.
+    """
+    nominal = _nominal(spec, mc, options, journal)
+    known = tuple(nominal.warnings)
     tables = _sample(spec, mc, options)
     grid = spec.sweep.grid()
     sink.write_header(
@@ -155,9 +173,13 @@ def _extract_into(
         np.concatenate([table.chip for table in tables]),
     )
     tasks = [
-        (f"chunk-{table.index[0]:09d}", (spec, table, options.engine, options.timeout))
+        (
+            f"chunk-{table.index[0]:09d}",
+            (spec, table, options.engine, options.timeout, 1, options.self_check, known),
+        )
         for table in tables
     ]
+    checks = _Checks()
     # the sink writes (HDF5 compression, checksums) in a thread of their own, so they overlap the
     # simulation of the next chunks; at most WRITES_IN_FLIGHT chunks wait for it
     with ThreadPoolExecutor(1, thread_name_prefix="circuitnn-writer") as writer:
@@ -172,7 +194,8 @@ def _extract_into(
             describe=lambda task: f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}",
         ):
             chunk = ChunkResult.from_arrays(arrays)
-            power = _power(spec, chunk.supply_current, chunk.input_current)
+            checks.add(chunk)
+            power = static_power(spec, chunk.supply_current, chunk.input_current)
             writes.append(
                 writer.submit(
                     sink.write_rows,
@@ -183,7 +206,8 @@ def _extract_into(
                     power,
                     chunk.status,
                     chunk.reasons,
-                    describe(grid, chunk.curves, power),
+                    chunk_descriptors(grid, chunk, power),
+                    chunk_extra(chunk),
                 )
             )
             del chunk, arrays, power
@@ -191,8 +215,44 @@ def _extract_into(
                 writes.popleft().result()  # a failed write raises here
         while writes:
             writes.popleft().result()
-    nominal = _nominal(spec, mc, options, journal)
-    sink.finish(nominal.curves[0], {"created": _now()})
+    extra = (
+        {"nominal_curve_down": nominal.curves_down[0]} if nominal.curves_down is not None else {}
+    )
+    sink.finish(
+        nominal.curves[0],
+        {
+            "created": _now(),
+            **checks.attrs(),
+            "ngspice_warnings": json.dumps(known),
+            "nominal_failure": nominal.reasons[0] if nominal.status[0] != OK else "",
+        },
+        extra,
+    )
+
+
+class _Checks:
+    """What the chunks' self-checks and fallbacks add up to (family attributes)."""
+
+    def __init__(self) -> None:
+        self.instances = self.failed_chunks = self.chunks = self.aids = 0
+        self.deviation = self.ratio = 0.0
+
+    def add(self, chunk: ChunkResult) -> None:
+        self.chunks += 1
+        self.instances += chunk.checks
+        self.failed_chunks += chunk.deviated
+        self.aids += chunk.aids
+        self.deviation = max(self.deviation, chunk.check_deviation)
+        self.ratio = max(self.ratio, chunk.check_ratio)
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "self_check_instances": self.instances,
+            "self_check_max_deviation": self.deviation,
+            "self_check_max_ratio": self.ratio,
+            "self_check_failed_chunks": self.failed_chunks,
+            "convergence_aids": self.aids,
+        }
 
 
 def _sample(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> list[ParameterTable]:
@@ -220,15 +280,14 @@ def _nominal(
     ).to_arrays()
     if journal is not None:
         journal.save_arrays("nominal", arrays)
-    return ChunkResult.from_arrays(arrays)
-
-
-def _power(spec: NeuronSpec, supply_current: np.ndarray, input_current: np.ndarray) -> np.ndarray:
-    """Static power (N×K, W) delivered by the supplies and the measured inputs."""
-    volts = np.array(list(spec.ports.supplies.values()), dtype=np.float64)
-    power = np.einsum("nsk,s->nk", supply_current, volts)
-    power += np.einsum("nik,ik->nk", input_current, input_voltages(spec))
-    return power
+    result = ChunkResult.from_arrays(arrays)
+    if result.warnings:
+        warnings.warn(
+            f"{spec.name}: ngspice warns about the netlist: " + "; ".join(result.warnings),
+            SimulatorWarning,
+            stacklevel=4,
+        )
+    return result
 
 
 def _now() -> str:
@@ -255,6 +314,10 @@ def _attrs(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> dict[str, A
         "netlist_source": spec.netlist_source,
         "engine": options.engine,
         "chunk_size": options.chunk_size,
+        "self_check": options.self_check,
+        "direction": spec.sweep.direction,
+        "simulator": json.dumps(spec.simulator.identity()),
+        "run_alone_meaning": json.dumps({str(k): v for k, v in RUN_ALONE.items()}),
         "ngspice_version": ngspice_version(),
         "circuitnn_version": __version__,
         "schema_version": SCHEMA_VERSION,

@@ -55,3 +55,49 @@ def settling_time(
     never = outside[:, -2] if y.shape[1] > 1 else np.ones(len(y), bool)
     flat = step[:, 0] <= 0
     return np.where(never | flat, np.nan, np.maximum(crossing - step_time, 0.0))
+
+
+def bandwidth_reasons(frequency: np.ndarray, response: np.ndarray) -> list[str]:
+    """Why :func:`bandwidth_3db` is NaN for each response ("" where it is not)."""
+    found = np.isfinite(bandwidth_3db(frequency, response))
+    low = np.abs(np.asarray(response)[:, 0])
+    reasons = []
+    for ok, gain in zip(found, low, strict=True):
+        if ok:
+            reasons.append("")
+        elif not np.isfinite(gain) or gain == 0:
+            reasons.append("bandwidth undefined: no small-signal gain at the bias (|H(fmin)| = 0)")
+        else:
+            reasons.append(
+                f"bandwidth beyond fmax = {frequency[-1]:g} Hz: |H| stays within 3 dB of "
+                "|H(fmin)| (no capacitance at the output? set output.load_capacitance or raise "
+                "fmax)"
+            )
+    return reasons
+
+
+def settling_reasons(
+    time: np.ndarray, waveforms: np.ndarray, step_time: float, tolerance: float, rise_time: float
+) -> list[str]:
+    """Why each waveform's settling time is undefined ("" where it is defined): it does not
+    step, never settles within the simulated time, or settles as fast as the input rises
+    (``rise_time`` s) plus one time step: faster than the transient resolves."""
+    t = np.asarray(time, dtype=np.float64)
+    settled = settling_time(t, waveforms, step_time, tolerance)
+    y = np.asarray(waveforms, dtype=np.float64)
+    resolution = t[1] - t[0]
+    reasons = []
+    for value, row in zip(settled, y, strict=True):
+        if not np.isfinite(value):
+            if abs(row[-1] - row[0]) <= 0:
+                reasons.append("settling time undefined: the output does not step")
+            else:
+                reasons.append(f"did not settle within the simulated {t[-1]:.3g} s")
+        elif value <= rise_time + resolution:
+            reasons.append(
+                f"settles as fast as the input rises ({rise_time:.3g} s): faster than the "
+                "transient resolves (no capacitance at the output?)"
+            )
+        else:
+            reasons.append("")
+    return reasons

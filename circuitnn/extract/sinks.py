@@ -38,9 +38,15 @@ class FamilySink(Protocol):
         status: np.ndarray,
         reasons: list[str],
         descriptors: dict[str, np.ndarray],
+        extra: dict[str, np.ndarray] | None = None,
     ) -> None: ...
 
-    def finish(self, nominal_curve: np.ndarray, attrs: dict[str, Any] | None = None) -> None: ...
+    def finish(
+        self,
+        nominal_curve: np.ndarray,
+        attrs: dict[str, Any] | None = None,
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> None: ...
 
 
 class MemoryFamily:
@@ -82,6 +88,7 @@ class MemoryFamily:
         status: np.ndarray,
         reasons: list[str],
         descriptors: dict[str, np.ndarray],
+        extra: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Copy one chunk's rows into the family's arrays."""
         stop = start + len(status)
@@ -91,6 +98,7 @@ class MemoryFamily:
             ("input_current", input_current, self._arrays),
             ("power", power, self._arrays),
             ("status", status, self._arrays),
+            *((name, values, self._arrays) for name, values in (extra or {}).items()),
             *((name, values, self._descriptors) for name, values in descriptors.items()),
         ):
             if name not in target:
@@ -98,10 +106,16 @@ class MemoryFamily:
             target[name][start:stop] = values
         self._reasons[start:stop] = list(reasons)
 
-    def finish(self, nominal_curve: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
-        """Keep the nominal curve and the last attributes."""
+    def finish(
+        self,
+        nominal_curve: np.ndarray,
+        attrs: dict[str, Any] | None = None,
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Keep the nominal curve, the last attributes and other whole-family arrays."""
         self._header["nominal_curve"] = nominal_curve
         self._header["attrs"].update(attrs or {})
+        self._header.update(extra or {})
 
     def family(self) -> Family:
         """The finished family."""
@@ -124,4 +138,7 @@ class MemoryFamily:
             descriptors=self._descriptors,
             output_unit=header["output_unit"],
             attrs=header["attrs"],
+            run_alone=arrays.get("run_alone"),
+            curves_down=arrays.get("curves_down"),
+            nominal_curve_down=header.get("nominal_curve_down"),
         )

@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-OK, FAILED = 1, 2
+OK, FAILED, RETRY = 1, 2, 3
+"""Instance status: ok; failed (the circuit's own failure: no convergence, refused parameters,
+…); failed for a reason outside the circuit (ngspice timed out or crashed): not final, simulated
+again on the next run of the same family."""
+
+STATUS_MEANING = (
+    "1 = ok, 2 = failed (see failure_reason), "
+    "3 = failed by a timeout or crash of ngspice (retried on the next run)"
+)
 
 
 @dataclass
@@ -81,7 +89,11 @@ class Family:
     ``status`` (N,) 1 = ok, 2 = failed; ``reasons`` failure text per instance ("" when ok);
     ``descriptors`` name → (N,). ``attrs`` holds the provenance (spec, netlist, versions, seed).
     ``noise`` and ``speed`` hold those analyses when they were run (:class:`NoiseData`,
-    :class:`SpeedData`).
+    :class:`SpeedData`). ``run_alone`` (N,) says whether and why each instance was simulated
+    alone rather than in its batch (codes in ``attrs["run_alone_meaning"]``; None for families
+    stored before 0.2). A family swept both ways (``attrs["direction"] == "both"``) holds its
+    up-sweep branch in ``curves`` and its down-sweep branch in ``curves_down`` (N×K, same grid)
+    and ``nominal_curve_down``; its ``descriptors["hysteresis"]`` is the window's width (V).
     """
 
     key: str
@@ -103,6 +115,24 @@ class Family:
     attrs: dict[str, Any] = field(default_factory=dict)
     noise: NoiseData | None = None
     speed: SpeedData | None = None
+    run_alone: np.ndarray | None = None
+    curves_down: np.ndarray | None = None
+    nominal_curve_down: np.ndarray | None = None
+
+    def branch(self, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The curves (N×K) and nominal curve (K,) of sweep branch ``name``: ``"up"``, ``"down"``
+        or None (the family's main branch, ``curves``). :class:`ValueError` when the family has
+        no such branch."""
+        direction = str(self.attrs.get("direction", "up"))
+        main = "down" if direction == "down" else "up"
+        if name is None or name == main:
+            return self.curves, self.nominal_curve
+        if name == "down" and self.curves_down is not None and self.nominal_curve_down is not None:
+            return self.curves_down, self.nominal_curve_down
+        raise ValueError(
+            f"family {self.key[:12]} was swept {direction!r}: it has no {name!r} branch "
+            '(sweep.direction = "both" stores both)'
+        )
 
     @property
     def n(self) -> int:
@@ -116,8 +146,8 @@ class Family:
 
     @property
     def failed(self) -> np.ndarray:
-        """Indices of failed instances."""
-        return np.flatnonzero(self.status == FAILED)
+        """Indices of failed instances (whatever the cause)."""
+        return np.flatnonzero(self.status != OK)
 
     def parameter(self, name: str) -> np.ndarray:
         """One column of the parameter table."""

@@ -15,6 +15,7 @@ DESCRIPTOR_UNITS = {
     "max_slope": "output unit / V",
     "monotonic": "1 = monotonic",
     "mean_power": "W",
+    "hysteresis": "V",
 }
 
 
@@ -74,3 +75,36 @@ def describe(
         if power is not None:
             result["mean_power"] = np.mean(power, axis=1)
     return result
+
+
+def hysteresis(grid: np.ndarray, up: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """Width (V) of the hysteresis window of each instance: the distance between the input where
+    its up-sweep branch first crosses the middle level (halfway between the lowest and highest
+    output of both branches), going up, and where its down-sweep branch first crosses it, going
+    down. 0 for a single-valued curve (within the solver tolerance); NaN for a flat or failed one.
+    ``up``, ``down`` (N×K) on the increasing ``grid`` (K,)."""
+    up = np.atleast_2d(np.asarray(up, dtype=np.float64))
+    down = np.atleast_2d(np.asarray(down, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        low = np.minimum(np.min(up, axis=1), np.min(down, axis=1))
+        high = np.maximum(np.max(up, axis=1), np.max(down, axis=1))
+        half = 0.5 * (low + high)
+        rising = _crossing(grid, up, half)
+        falling = _crossing(grid[::-1], down[:, ::-1], half)  # going down the grid
+        width = np.abs(rising - falling)
+    return np.where(high > low, width, np.nan)
+
+
+def _crossing(grid: np.ndarray, curves: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Where each curve first crosses ``level`` along ``grid`` (increasing or decreasing;
+    linear between points); NaN where it never does."""
+    above = curves >= level[:, None]
+    change = above[:, 1:] != above[:, :-1]
+    first = np.argmax(change, axis=1)
+    rows = np.arange(len(curves))
+    y0 = curves[rows, first] - level
+    y1 = curves[rows, first + 1] - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(y1 != y0, y0 / (y0 - y1), 0.5)
+    x = grid[first] + fraction * (grid[first + 1] - grid[first])
+    return np.where(change.any(axis=1), x, np.nan)

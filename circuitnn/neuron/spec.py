@@ -17,12 +17,19 @@ import numpy as np
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.includes import IncludedFile, portable_text
 from circuitnn.neuron.netlist import Subcircuit, sized_parameters
+from circuitnn.neuron.simulator import Simulator, managed_options
 from circuitnn.neuron.units import parse_spice
 
 DISTRIBUTIONS = ("normal", "lognormal", "uniform")
 
 
+DIRECTIONS = ("up", "down", "both")
+
+
 QUANTITIES = ("voltage", "differential_voltage", "current")
+
+
+DEFAULT_LOAD = 100e-15  # F per output node: the input of a next stage, unless a spec says
 
 
 # a neuron's name is written into netlist comments, file names and the store: one word only
@@ -59,13 +66,23 @@ class Distribution:
         return self.pelgrom / math.sqrt(width * length)
 
 
+MAX_RELATIVE = 1.0  # largest relative σ accepted (100 %): beyond, a value is mostly noise
+
+
 @dataclass(frozen=True)
 class Variation:
-    """Die-to-die (``global_``, shared by a chip) and mismatch (``local``, per neuron) variation."""
+    """Die-to-die (``global_``, shared by a chip) and mismatch (``local``, per neuron) variation.
+
+    ``minimum``/``maximum`` bound the varied value (e.g. a channel length above 0): each draw
+    comes from its distribution truncated to the values that keep the parameter in bounds (not
+    clipped: no mass piles up at a bound).
+    """
 
     parameter: str
     global_: Distribution | None = None
     local: Distribution | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,12 +117,23 @@ class Ports:
 
 @dataclass(frozen=True)
 class Sweep:
-    """Uniform DC input sweep: ``points`` values from ``start`` to ``stop`` volts (inclusive)."""
+    """Uniform DC input sweep: ``points`` values from ``start`` to ``stop`` volts (inclusive).
+
+    ``direction``: ``"up"`` sweeps from start to stop, ``"down"`` from stop to start, ``"both"``
+    does both (two branches of a circuit with hysteresis; the up branch is the family's curves).
+    Curves are always stored in increasing input order.
+    """
 
     start: float
     stop: float
     points: int = 401
     common_mode: float = 0.0
+    direction: str = "up"
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The sweeps run, the family's main branch first."""
+        return ("up", "down") if self.direction == "both" else (self.direction,)
 
     @property
     def step(self) -> float:
@@ -123,14 +151,15 @@ class Output:
 
     For ``current`` the output port is held at ``load_voltage`` volts and the current flowing out of
     the port into that load is reported (``invert`` flips the sign). Voltage outputs are loaded by
-    ``load_capacitance`` farads to ground (each node of a differential output), the input of the
-    next stage, which sets the neuron's speed.
+    ``load_capacitance`` farads to ground (each node of a differential output; default
+    :data:`DEFAULT_LOAD`, 100 fF), the input of the next stage, which sets the neuron's speed
+    and filters its noise; 0 leaves the output unloaded.
     """
 
     quantity: str = "voltage"
     load_voltage: float = 0.0
     invert: bool = False
-    load_capacitance: float = 0.0
+    load_capacitance: float = DEFAULT_LOAD
 
     @property
     def unit(self) -> str:
@@ -162,6 +191,7 @@ class NeuronSpec:
     description: str = ""
     includes: tuple[IncludedFile, ...] = ()
     allow_control: bool = False
+    simulator: Simulator = field(default_factory=Simulator)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -194,6 +224,11 @@ class NeuronSpec:
         """A copy simulated at ``celsius`` °C."""
         return validated(dataclasses.replace(self, temperature=parse_spice(celsius, "temperature")))
 
+    def with_simulator(self, **changes: object) -> NeuronSpec:
+        """A copy with some simulator settings replaced (``reltol``, ``abstol``, ``vntol``;
+        ``options``, a mapping, is merged into the spec's)."""
+        return dataclasses.replace(self, simulator=self.simulator.replaced(**changes))
+
     def identity(self) -> dict[str, Any]:
         """Everything about the spec that determines simulation results, as plain JSON data."""
         return {
@@ -211,6 +246,7 @@ class NeuronSpec:
             "variations": [dataclasses.asdict(v) for v in self.variations],
             "corners": self.corners,
             "temperature": self.temperature,
+            "simulator": self.simulator.identity(),
         }
 
 
@@ -253,6 +289,22 @@ def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
         raise ConfigError(
             f"{where}: sweep.points must be from 2 to {MAX_POINTS} (got {spec.sweep.points})"
         )
+    if spec.sweep.direction not in DIRECTIONS:
+        raise ConfigError(
+            f"{where}: sweep.direction {spec.sweep.direction!r} must be one of {DIRECTIONS}"
+        )
+    if not isinstance(spec.simulator, Simulator):
+        raise ConfigError(f"{where}: simulator must be a Simulator, got {spec.simulator!r}")
+    texts = [(spec.netlist_source, spec.netlist_text)]
+    texts += [(i.source, i.text) for i in spec.includes if i.text is not None]
+    for source, text in texts:
+        owned = managed_options(text)
+        if owned:
+            raise ConfigError(
+                f"{where}: {source} sets {', '.join(owned)} in a .options card; set "
+                f"{'them' if len(owned) > 1 else 'it'} in the spec's [simulator] table instead "
+                "(part of the family's key and of its self-check tolerance)"
+            )
     if not spec.sweep.stop > spec.sweep.start:
         raise ConfigError(f"{where}: sweep.stop ({spec.sweep.stop}) must exceed sweep.start")
     if spec.temperature < -273.15:
@@ -299,8 +351,30 @@ def _check_sizes(spec: NeuronSpec, where: str) -> None:
 
 
 def _check_variation(spec: NeuronSpec, variation: Variation, where: str) -> None:
-    if variation.parameter not in spec.parameters:
-        raise ConfigError(f"{where}: variation.{variation.parameter}: no such parameter")
+    name = variation.parameter
+    if name not in spec.parameters:
+        raise ConfigError(f"{where}: variation.{name}: no such parameter")
+    low, high = variation.minimum, variation.maximum
+    for bound, value in (("min", low), ("max", high)):
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"{where}: variation.{name}.{bound} must be a finite number")
+    if low is not None and high is not None and not low < high:
+        raise ConfigError(f"{where}: variation.{name}: min ({low:g}) must be below max ({high:g})")
+    for corner in (None, *spec.corners):
+        nominal = spec.parameters[name] + (spec.corners[corner].get(name, 0.0) if corner else 0.0)
+        if (low is not None and nominal < low) or (high is not None and nominal > high):
+            at = f" at corner {corner!r}" if corner else ""
+            raise ConfigError(
+                f"{where}: variation.{name}: the nominal value{at} {nominal:g} lies outside min/max"
+            )
+    for scope, dist in (("global", variation.global_), ("local", variation.local)):
+        if dist is not None and dist.relative is not None and dist.relative > MAX_RELATIVE:
+            raise ConfigError(
+                f"{where}: variation.{name}.{scope}.relative = {dist.relative:g} is a σ of "
+                f"{100 * dist.relative:g} % of the nominal value; at most {MAX_RELATIVE:g} (100 "
+                "%) is accepted (bound the parameter with min/max, or use a lognormal "
+                "distribution, to keep it physical)"
+            )
     for scope, dist in (("global", variation.global_), ("local", variation.local)):
         if dist is None or dist.area is None:
             continue

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.includes import load_netlist
 from circuitnn.neuron.netlist import find_subckt
+from circuitnn.neuron.simulator import Simulator, simulator_from_dict
 from circuitnn.neuron.spec import (
+    DEFAULT_LOAD,
     DISTRIBUTIONS,
     Distribution,
     NeuronSpec,
@@ -20,6 +23,27 @@ from circuitnn.neuron.spec import (
 )
 from circuitnn.neuron.units import parse_spice
 from circuitnn.toml_file import read_toml
+
+# the keys each table of a spec may hold (any other is a mistake, refused with the valid ones)
+SPEC_KEYS = {
+    "": (
+        "name",
+        "description",
+        "netlist",
+        "subckt",
+        "temperature",
+        "ports",
+        "sweep",
+        "output",
+        "parameters",
+        "variation",
+        "corners",
+        "simulator",
+    ),
+    "ports": ("input", "output", "supplies", "ground", "bias", "measure_input_current"),
+    "sweep": ("start", "stop", "points", "common_mode", "direction"),
+    "output": ("quantity", "load_voltage", "invert", "load_capacitance"),
+}
 
 
 def load_spec(path: str | Path, allow_control: bool = False) -> NeuronSpec:
@@ -43,6 +67,7 @@ def spec_from_dict(
 ) -> NeuronSpec:
     """Build and validate a spec from TOML-shaped data; relative paths resolve in ``directory``."""
     reader = _Reader(data, source)
+    strict_keys(data, SPEC_KEYS[""], f"{source}: the spec")
     name = reader.text("name")
     netlist_path = Path(reader.text("netlist"))
     if not netlist_path.is_absolute():
@@ -51,6 +76,7 @@ def spec_from_dict(
     subckt = find_subckt(netlist.texts, reader.text("subckt", default=name))
 
     ports_data = reader.table("ports")
+    strict_keys(ports_data, SPEC_KEYS["ports"], f"{source}: [ports]")
     ports = Ports(
         input=_names(ports_data, "input", f"{source}: ports.input", (1, 2)),
         output=_names(ports_data, "output", f"{source}: ports.output", (1, 2)),
@@ -62,13 +88,16 @@ def spec_from_dict(
         ),
     )
     sweep_data = reader.table("sweep")
+    strict_keys(sweep_data, SPEC_KEYS["sweep"], f"{source}: [sweep]")
     sweep = Sweep(
         start=parse_spice(_need(sweep_data, "start", f"{source}: sweep"), f"{source}: sweep.start"),
         stop=parse_spice(_need(sweep_data, "stop", f"{source}: sweep"), f"{source}: sweep.stop"),
         points=_integer(sweep_data.get("points", 401), f"{source}: sweep.points"),
         common_mode=parse_spice(sweep_data.get("common_mode", 0.0), f"{source}: sweep.common_mode"),
+        direction=_text(sweep_data.get("direction", "up"), f"{source}: sweep.direction"),
     )
     output_data = reader.table("output", required=False)
+    strict_keys(output_data, SPEC_KEYS["output"], f"{source}: [output]")
     output = Output(
         quantity=str(output_data.get("quantity", "voltage")),
         load_voltage=parse_spice(
@@ -76,7 +105,7 @@ def spec_from_dict(
         ),
         invert=bool(_flag(output_data.get("invert", False), f"{source}: output.invert")),
         load_capacitance=parse_spice(
-            output_data.get("load_capacitance", 0.0), f"{source}: output.load_capacitance"
+            output_data.get("load_capacitance", DEFAULT_LOAD), f"{source}: output.load_capacitance"
         ),
     )
     parameters = dict(subckt.defaults)
@@ -108,21 +137,44 @@ def spec_from_dict(
         description=str(data.get("description", "")),
         includes=netlist.includes,
         allow_control=allow_control,
+        simulator=(
+            simulator_from_dict(data["simulator"], f"{source}: [simulator]")
+            if "simulator" in data
+            else Simulator()
+        ),
     )
     return validated(spec, source)
 
 
+def strict_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """:class:`ConfigError` naming the first key of ``table`` not in ``allowed`` (with a close
+    match, if any, and the valid keys)."""
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(allowed)}"
+            )
+
+
+def _text(value: object, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    return value
+
+
 def _variation(parameter: str, data: object, where: str) -> Variation:
     table = _as_table(data, where)
-    unknown = set(table) - {"global", "local"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use 'global' and/or 'local'")
-    if not table:
+    strict_keys(table, ("global", "local", "min", "max"), where)
+    if "global" not in table and "local" not in table:
         raise ConfigError(f"{where}: give a 'global' and/or 'local' distribution")
     return Variation(
         parameter=parameter,
         global_=_distribution(table["global"], f"{where}.global") if "global" in table else None,
         local=_distribution(table["local"], f"{where}.local") if "local" in table else None,
+        minimum=parse_spice(table["min"], f"{where}.min") if "min" in table else None,
+        maximum=parse_spice(table["max"], f"{where}.max") if "max" in table else None,
     )
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtri
+from scipy.stats import truncnorm
 
 from circuitnn.errors import ConfigError
-from circuitnn.neuron.spec import Distribution, NeuronSpec
+from circuitnn.neuron.spec import Distribution, NeuronSpec, Variation
 from circuitnn.neuron.units import shown
 
 MAX_INSTANCES = 100_000_000  # Monte Carlo instances of one family (its parameter table alone: GBs)
@@ -102,19 +103,47 @@ def standard_normals(seed: int, stream: str, rows: np.ndarray) -> np.ndarray:
     return ndtri(uniforms(seed, stream, rows))
 
 
-def _draw(dist: Distribution, seed: int, stream: str, rows: np.ndarray) -> np.ndarray:
-    if dist.distribution == "uniform":
-        return np.sqrt(3.0) * (2.0 * uniforms(seed, stream, rows) - 1.0)
-    return standard_normals(seed, stream, rows)
-
-
-def _apply(
-    values: np.ndarray, dist: Distribution, z: np.ndarray, nominal: dict[str, float], name: str
+def _varied(
+    values: np.ndarray,
+    dist: Distribution,
+    u: np.ndarray,
+    nominal: dict[str, float],
+    variation: Variation,
 ) -> np.ndarray:
+    """``values`` varied by ``dist`` with the uniform draws ``u``, each from the distribution
+    truncated to the draws that keep the value within the variation's min/max (inverse CDF of
+    the truncated distribution: the draws stay a pure function of the row)."""
+    low = -np.inf if variation.minimum is None else variation.minimum
+    high = np.inf if variation.maximum is None else variation.maximum
     if dist.distribution == "lognormal":
         assert dist.relative is not None
-        return values * np.exp(dist.relative * z)
-    return values + dist.absolute_sigma(nominal[name], nominal) * z
+        if dist.relative == 0:
+            return values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(low > 0, np.log(low / values), -np.inf) / dist.relative
+            b = np.log(high / values) / dist.relative
+        return values * np.exp(dist.relative * _truncated_normal(u, a, b))
+    sigma = dist.absolute_sigma(nominal[variation.parameter], nominal)
+    if sigma == 0:
+        return values
+    if dist.distribution == "uniform":
+        half = np.sqrt(3.0) * sigma
+        if np.isneginf(low) and np.isposinf(high):
+            return values + sigma * (np.sqrt(3.0) * (2.0 * u - 1.0))
+        lower = np.maximum(values - half, low)
+        upper = np.minimum(values + half, high)
+        return lower + u * (upper - lower)
+    if np.isneginf(low) and np.isposinf(high):
+        return values + sigma * ndtri(u)
+    return values + sigma * _truncated_normal(u, (low - values) / sigma, (high - values) / sigma)
+
+
+def _truncated_normal(u: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Standard normal draws (inverse CDF of ``u``) truncated to [a, b] (arrays; ±inf: none)."""
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    if np.all(np.isneginf(a)) and np.all(np.isposinf(b)):
+        return ndtri(u)
+    return truncnorm.ppf(u, a, b)
 
 
 def nominal_table(spec: NeuronSpec, corner: str | None = None) -> ParameterTable:
@@ -148,6 +177,6 @@ def sample_parameters(
         ):
             if dist is None:
                 continue
-            z = _draw(dist, mc.seed, f"{scope}/{variation.parameter}", rows)
-            table[:, column] = _apply(table[:, column], dist, z, nominal, variation.parameter)
+            u = uniforms(mc.seed, f"{scope}/{variation.parameter}", rows)
+            table[:, column] = _varied(table[:, column], dist, u, nominal, variation)
     return ParameterTable(names=names, values=table, index=index, chip=chip)

@@ -60,6 +60,8 @@ class CircuitActivation(nn.Module):
             ``"tanh"`` or ``"softplus"``.
         generator: seed source of the first chip (int seed, CPU ``torch.Generator`` or None for
             torch's global RNG).
+        branch: for a family with hysteresis swept both ways, ``"up"`` or ``"down"``: which
+            branch the neurons follow; None (default): the family's main branch (its curves).
 
     Network input ``u`` stands for ``scaling.to_volts(u)`` volts; the output is the neuron's output
     in network units. A *chip* is the set of instances the neurons were drawn from (without
@@ -84,6 +86,7 @@ class CircuitActivation(nn.Module):
         extrapolation: str = "linear",
         fit: str = "auto",
         generator: SeedLike = None,
+        branch: str | None = None,
     ) -> None:
         super().__init__()
         self.shape = _neuron_shape(shape)
@@ -98,6 +101,7 @@ class CircuitActivation(nn.Module):
         self.scaling: Scaling | None = None
         self.points: int | None = None
         self.fit_form: str | None = None if fit == "auto" else fit
+        self.branch: str | None = branch
         # fit_params exists from the start, so an empty layer follows .to()/.double() too.
         dtype = torch.get_default_dtype()
         self.register_buffer(
@@ -111,7 +115,7 @@ class CircuitActivation(nn.Module):
         self.register_load_state_dict_post_hook(_after_load)
         if family is None:
             return
-        tables = FamilyTables.from_family(resolve_family(family, store), scaling)
+        tables = FamilyTables.from_family(resolve_family(family, store), scaling, branch)
         self.tables = tables
         saved = SavedLayer(
             key=tables.key,
@@ -123,6 +127,7 @@ class CircuitActivation(nn.Module):
             fit_form=self.fit_form or choose_form(tables.network_grid, tables.nominal),
             mode=self._mode,
             extrapolation=self._extrapolation,
+            branch=branch,
         )
         self._adopt(saved, tables.points, tables.sigma is not None)
         exact = torch.float64
@@ -141,6 +146,7 @@ class CircuitActivation(nn.Module):
         self.family_key, self.neuron, self.output_unit = saved.key, saved.neuron, saved.output_unit
         self.scaling, self.points, self.fit_form = saved.scaling, points, saved.fit_form
         self._mode, self._extrapolation = saved.mode, saved.extrapolation
+        self.branch = saved.branch
         self._grid = (saved.grid_start, saved.grid_step)
         self._scale = saved.scaling.input_scale / saved.grid_step
         self._shift = (saved.scaling.input_offset - saved.grid_start) / saved.grid_step
@@ -171,6 +177,7 @@ class CircuitActivation(nn.Module):
             fit_form=self.fit_form,
             mode=self._mode,
             extrapolation=self._extrapolation,
+            branch=self.branch,
         )
 
     @property

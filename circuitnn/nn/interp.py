@@ -10,8 +10,16 @@ these lines as ``K + 1`` rows of ``(C, D)`` per neuron:
 
 So the row is ``trunc(clamp(t + 1, 0, K))`` with no search, and each element costs one 8-byte
 gather (the (C, D) pair is read as one packed element through a dtype view) and a few elementwise
-operations. The backward pass is ``grad · D`` (the slope of the piecewise-linear curve; at a grid
-point exactly, the right-hand segment's slope) and is itself differentiable in ``grad``.
+operations. The output is one ``addcmul`` of the gathered pair with ``x``; the row index is
+computed from ``x`` detached, so autograd's own ``addcmul`` backward is the lookup's: ``grad · D``
+(the slope of the piecewise-linear curve; at a grid point exactly, the right-hand segment's
+slope), itself differentiable in ``grad``, with no Python ``autograd.Function`` in the way.
+
+The gather is ``index_select`` on the 1-D packed table, which runs on one thread on CPU. The
+parallel gathers torch offers were measured slower (``take``, advanced indexing,
+``embedding_bag``) or, for ``torch.gather`` on the table expanded over the batch (which needs
+int64 rows), faster only for large inputs on a quiet machine and many times slower whenever
+another process holds a core (see docs/pytorch.md, "Benchmark").
 
 Outside the grid, ``extrapolation`` decides:
 
@@ -34,43 +42,10 @@ _PACKED = {
     torch.float32: torch.float64,
     torch.float64: torch.complex128,
 }
-
-
-class _TableLookup(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
-        x: torch.Tensor,
-        table: torch.Tensor,
-        offsets: torch.Tensor | None,
-        rows: int,
-        scale: float,
-        shift: float,
-    ) -> torch.Tensor:
-        t = x * scale
-        t.add_(shift + 1.0).nan_to_num_(nan=0.0).clamp_(0, rows - 1)
-        wide = table.shape[0] >= 2**31
-        index = t.long() if wide else t.int()
-        if offsets is not None:
-            index = index + (offsets.long() if wide else offsets)
-        flat = index.reshape(-1)
-        packed = _PACKED.get(table.dtype)
-        if packed is not None:
-            pairs = table.view(packed).view(-1).index_select(0, flat).view(table.dtype)
-        else:
-            pairs = table.index_select(0, flat)
-        pairs = pairs.view(*index.shape, 2)
-        intercept, slope = pairs[..., 0], pairs[..., 1]
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(slope)
-        return torch.addcmul(intercept, x, slope)
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
-        (slope,) = ctx.saved_tensors
-        return grad * slope, None, None, None, None, None
+# The integer type as wide as a float type: the row index is written over the scaled input. In a
+# network the lookup runs on cold caches (after a matmul), where each fresh buffer costs more than
+# the pass that fills it.
+_SAME_WIDTH_INDEX = {torch.float32: torch.int32, torch.float64: torch.int64}
 
 
 def lookup(
@@ -86,9 +61,47 @@ def lookup(
     ``table``: the ``(n·(K+1)) × 2`` table of :func:`segment_table` built with the same ``scale``
     and ``shift``; ``offsets`` (int32, broadcastable against ``x``): the first row ``(K+1)·j`` of
     the neuron each element of ``x`` belongs to, or None when every element uses neuron 0;
-    ``points`` K. Returns ``x`` broadcast with ``offsets``; differentiable in ``x``.
+    ``points`` K. Returns ``x`` broadcast with ``offsets``; differentiable in ``x`` (not in
+    ``table``).
     """
-    return _TableLookup.apply(x, table, offsets, int(points) + 1, float(scale), float(shift))
+    rows = int(points) + 1
+    t = x.detach() * float(scale)
+    t.add_(float(shift) + 1.0).nan_to_num_(nan=0.0).clamp_(0, rows - 1)
+    wide = table.shape[0] >= 2**31
+    same_width = _SAME_WIDTH_INDEX.get(t.dtype)
+    if same_width is not None and (same_width == torch.int64 or not wide):
+        index = t.view(same_width)  # the rows overwrite t: no fresh index buffer
+        index.copy_(t)
+    else:
+        index = t.long() if wide else t.int()
+    if offsets is not None:
+        offsets = offsets.to(index.dtype)
+        if _broadcasts_into(offsets.shape, index.shape):
+            index += offsets
+        else:
+            index = index + offsets
+    if table.requires_grad:
+        table = table.detach()
+    packed = _PACKED.get(table.dtype)
+    if packed is not None:
+        pairs = table.view(packed).view(-1).index_select(0, index.reshape(-1)).view(table.dtype)
+    else:
+        pairs = table.index_select(0, index.reshape(-1))
+    intercept, slope = pairs.view(*index.shape, 2).unbind(-1)
+    reuse = index.dtype == _SAME_WIDTH_INDEX.get(x.dtype) and x.dtype == table.dtype
+    if reuse and not (x.requires_grad and torch.is_grad_enabled()):
+        # Without autograd the output, too, goes where the index was (inference on many draws:
+        # every fresh buffer of that size is paged in anew).
+        return torch.addcmul(intercept, x, slope, out=index.view(x.dtype))
+    # Only x carries a gradient, so autograd's own addcmul backward is the lookup's: grad·slope.
+    return torch.addcmul(intercept, x, slope)
+
+
+def _broadcasts_into(shape: torch.Size, target: torch.Size) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` without growing it."""
+    return len(shape) <= len(target) and all(
+        size in (1, other) for size, other in zip(reversed(shape), reversed(target), strict=False)
+    )
 
 
 def segment_table(

@@ -31,7 +31,7 @@ _SCALING = ("input_offset", "input_scale", "output_offset", "output_scale")
 class SavedLayer:
     """A layer's family (``key``, ``neuron``, ``output_unit``), the ``scaling`` and uniform grid
     (``grid_start`` V, ``grid_step`` V) of its tables, and its settings (``fit_form``, ``mode``,
-    ``extrapolation``)."""
+    ``extrapolation``, and the sweep ``branch`` it follows: None, "up" or "down")."""
 
     key: str
     neuron: str
@@ -42,6 +42,7 @@ class SavedLayer:
     fit_form: str
     mode: str
     extrapolation: str
+    branch: str | None = None
 
     def family_name(self) -> str:
         """``"<key prefix> (<neuron>)"``: how errors name the family."""
@@ -78,6 +79,7 @@ class SavedLayer:
             "fit_form": self.fit_form,
             "mode": self.mode,
             "extrapolation": self.extrapolation,
+            "branch": self.branch,
         }
 
     @classmethod
@@ -109,7 +111,14 @@ class SavedLayer:
             extrapolation=choice(
                 f"{where}.extrapolation", extra.get("extrapolation"), EXTRAPOLATIONS
             ),
+            branch=_branch(f"{where}.branch", extra.get("branch")),
         )
+
+
+def _branch(where: str, value: Any) -> str | None:
+    if value is not None and value not in ("up", "down"):
+        raise ConfigError(f"{where} must be null, 'up' or 'down', got {value!r}")
+    return value
 
 
 def before_load(module: Any, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:

@@ -46,8 +46,14 @@ class FamilyTables:
         return self.scaling.to_network_input(grid)
 
     @classmethod
-    def from_family(cls, family: Family, scaling: Scaling | str = "midpoint") -> FamilyTables:
-        """Validate ``family`` (uniform grid, usable instances) and convert it."""
+    def from_family(
+        cls, family: Family, scaling: Scaling | str = "midpoint", branch: str | None = None
+    ) -> FamilyTables:
+        """Validate ``family`` (uniform grid, usable instances) and convert it.
+
+        ``branch``: which sweep branch of a family with hysteresis to use, ``"up"`` or
+        ``"down"`` (a family swept ``"both"`` ways stores both); None, the default, is the
+        family's main branch (``family.curves``)."""
         grid = np.asarray(family.grid, dtype=np.float64)
         if grid.ndim != 1 or len(grid) < 2:
             raise ConfigError(f"family {family.key[:12]}: grid must be 1-D with >= 2 points")
@@ -57,9 +63,22 @@ class FamilyTables:
                 f"family {family.key[:12]}: input grid is not uniform and increasing "
                 "(CircuitActivation needs a uniform sweep)"
             )
-        curves = np.asarray(family.curves, dtype=np.float64)
+        if branch is not None:
+            choice("branch", branch, ("up", "down"))
+        try:
+            chosen, nominal = family.branch(branch)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        main = chosen is family.curves
+        curves = np.asarray(chosen, dtype=np.float64)
         keep = np.asarray(family.ok) & np.all(np.isfinite(curves), axis=1)
         noise = family.noise
+        if noise is not None and not main:
+            raise ConfigError(
+                f"family {family.key[:12]}: its noise was simulated at operating points on its "
+                f"main branch, not the {branch!r} branch; use branch=None, or a family without "
+                "noise"
+            )
         if noise is not None:
             sigma_volts = np.asarray(noise.sigma, dtype=np.float64)
             keep &= np.all(np.isfinite(sigma_volts), axis=1)
@@ -71,7 +90,7 @@ class FamilyTables:
             raise ConfigError(f"family {family.key[:12]} has no usable (ok, finite) instances")
         if isinstance(scaling, str):
             choice("scaling", scaling, ANCHORS)
-            scaling = Scaling.from_nominal(grid, family.nominal_curve, anchor=scaling)
+            scaling = Scaling.from_nominal(grid, nominal, anchor=scaling)
         elif not isinstance(scaling, Scaling):
             raise ConfigError(f"scaling must be a Scaling or one of {ANCHORS}, got {scaling!r}")
         sigma = None
@@ -89,7 +108,7 @@ class FamilyTables:
             output_unit=family.output_unit,
             instances=instances,
             curves=scaling.to_network_output(curves[instances]),
-            nominal=scaling.to_network_output(family.nominal_curve),
+            nominal=scaling.to_network_output(nominal),
             sigma=sigma,
             grid_start=float(grid[0]),
             grid_step=float(step),

@@ -135,6 +135,7 @@ def _circuit(
             f"vs_{port} s_{port} 0 DC {format_spice(v)}" for port, v in ports.supplies.items()
         ]
     lines.append(f".temp {format_spice(spec.temperature)}")
+    lines.append(spec.simulator.card())
     bench = Bench(
         text="",
         instances=len(table),
@@ -161,17 +162,24 @@ def _finish(lines: list[str], bench: Bench) -> Bench:
     return dataclasses.replace(bench, text="\n".join([*lines, ".end"]) + "\n")
 
 
-def render_dc_bench(spec: NeuronSpec, table: ParameterTable) -> Bench:
-    """The batched DC-sweep netlist for every row of ``table``."""
+def render_dc_bench(spec: NeuronSpec, table: ParameterTable, direction: str = "up") -> Bench:
+    """The batched DC-sweep netlist for every row of ``table``, sweeping ``direction`` (``"up"``
+    from the sweep's start to its stop, ``"down"`` from its stop to its start; the vectors then
+    come back in that order)."""
     sweep = spec.sweep
-    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC {format_spice(sweep.start)}")
+    first, last, step = sweep.start, sweep.stop, sweep.step
+    if direction == "down":
+        first, last, step = sweep.stop, sweep.start, -sweep.step
+    elif direction != "up":
+        raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC {format_spice(first)}")
     # ngspice accumulates the sweep value (value += step) and ends once it passes stop by more
     # than ~2e-13, so rounding can drop the last point; half a step of headroom keeps exactly
     # sweep.points points
     lines += [
         *(_wrap(".save", bench.vectors)),
-        f".dc {SWEEP_SOURCE} {format_spice(sweep.start)} "
-        f"{format_spice(sweep.stop + sweep.step / 2)} {format_spice(sweep.step)}",
+        f".dc {SWEEP_SOURCE} {format_spice(first)} "
+        f"{format_spice(last + step / 2)} {format_spice(step)}",
     ]
     return _finish(lines, bench)
 
@@ -203,40 +211,77 @@ def _decade(analysis: NoiseAnalysis | SpeedAnalysis) -> str:
     )
 
 
-def render_noise_bench(
-    spec: NeuronSpec, table: ParameterTable, analysis: NoiseAnalysis, biases: np.ndarray
-) -> tuple[Bench, list[tuple[str, str]]]:
-    """Noise and AC at every bias in one ngspice run; returns the bench and, per bias, the raw
-    file names of its noise spectra and its AC response (written into ngspice's working folder;
-    "" when the analysis is not input-referred)."""
-    lines, bench = _circuit(spec, table, f"{SWEEP_SOURCE} x 0 DC 0 AC 1", measured=False)
-    lines += _sum_chain(spec, len(table))
-    files = [
-        (f"noise{j}.raw", f"ac{j}.raw" if analysis.input_referred else "")
-        for j in range(len(biases))
+def nodeset_lines(bench: Bench, values: np.ndarray | None) -> list[str]:
+    """``.nodeset`` cards holding each instance's output node at ``values`` (one per instance,
+    V) while ngspice looks for the operating point, so it settles on that branch of a circuit
+    with several (None, or a non-voltage output: none)."""
+    if values is None:
+        return []
+    pairs = [
+        f"v({group[0][2:-1]})={format_spice(float(value))}"
+        for group, value in zip(bench.output_vectors, values, strict=True)
+        if len(group) == 1 and group[0].startswith("v(") and np.isfinite(value)
     ]
-    lines += [".control", "set filetype=binary"]
-    for bias, (noise_file, ac_file) in zip(biases, files, strict=True):
-        lines += [
-            f"alter {SWEEP_SOURCE} dc = {format_spice(float(bias))}",
+    return _wrap(".nodeset", pairs)
+
+
+def render_noise_bench(
+    spec: NeuronSpec,
+    table: ParameterTable,
+    analysis: NoiseAnalysis,
+    biases: np.ndarray,
+    nodesets: np.ndarray | None = None,
+) -> tuple[Bench, dict[str, str], list[tuple[str, str, str]]]:
+    """Noise (and AC) at every bias in one ngspice run: one circuit per bias (its input at that
+    bias, each instance's output node set to ``nodesets[:, j]`` V while the operating point is
+    found, when given), sourced in turn by a control script. Returns the script (``text``, with
+    the instances' vector names), the circuits it sources (file name → netlist) and, per bias,
+    the raw files it writes: the noise spectra, the AC response ("" when the analysis is not
+    input-referred) and the operating point."""
+    sources: dict[str, str] = {}
+    files = []
+    control = [f"* circuitnn noise: {' '.join(str(spec.name).split())}", ".control"]
+    control.append("set filetype=binary")
+    bench = None
+    for j, bias in enumerate(biases):
+        source = f"{SWEEP_SOURCE} x 0 DC {format_spice(float(bias))} AC 1"
+        lines, bench = _circuit(spec, table, source, measured=False)
+        lines += _sum_chain(spec, len(table))
+        lines += nodeset_lines(bench, None if nodesets is None else nodesets[:, j])
+        sources[f"bias{j}.cir"] = "\n".join([*lines, ".end"]) + "\n"
+        noise_file, ac_file = f"noise{j}.raw", f"ac{j}.raw" if analysis.input_referred else ""
+        files.append((noise_file, ac_file, f"op{j}.raw"))
+        control += [
+            f"source bias{j}.cir",
+            "op",
+            f"write op{j}.raw all",
+            "destroy all",
             f"noise v(sum) {SWEEP_SOURCE} {_decade(analysis)} 1",
             "setplot previous",
             f"write {noise_file} all",
             "destroy all",
         ]
-        if analysis.input_referred:
-            lines += [f"ac {_decade(analysis)}", f"write {ac_file} all", "destroy all"]
-    lines += ["quit", ".endc"]
-    return _finish(lines, bench), files
+        if ac_file:
+            control += [f"ac {_decade(analysis)}", f"write {ac_file} all", "destroy all"]
+        control.append("remcirc")
+    control += ["quit", ".endc", ".end"]
+    assert bench is not None
+    return dataclasses.replace(bench, text="\n".join(control) + "\n"), sources, files
 
 
 def render_ac_bench(
-    spec: NeuronSpec, table: ParameterTable, analysis: SpeedAnalysis, bias: float
+    spec: NeuronSpec,
+    table: ParameterTable,
+    analysis: SpeedAnalysis,
+    bias: float,
+    nodesets: np.ndarray | None = None,
 ) -> Bench:
-    """Small-signal AC response of every output at input ``bias`` (V)."""
+    """Small-signal AC response of every output at input ``bias`` (V), each instance's output
+    node set to ``nodesets`` V (one per instance) while the operating point is found."""
     source = f"{SWEEP_SOURCE} x 0 DC {format_spice(bias)} AC 1"
     lines, bench = _circuit(spec, table, source, measured=False)
     lines += [
+        *nodeset_lines(bench, nodesets),
         *_wrap(".save", bench.output_names),
         f".ac {_decade(analysis)}",
     ]
@@ -244,11 +289,21 @@ def render_ac_bench(
 
 
 def render_step_bench(
-    spec: NeuronSpec, table: ParameterTable, step_time: float, rise_time: float, stop_time: float
+    spec: NeuronSpec,
+    table: ParameterTable,
+    step_time: float,
+    rise_time: float,
+    stop_time: float,
+    nodesets: np.ndarray | None = None,
+    direction: str = "up",
 ) -> Bench:
-    """Transient of an input step from the sweep's start to its stop at ``step_time`` (s)."""
+    """Transient of an input step across the sweep at ``step_time`` (s): from its start to its
+    stop (``direction`` "up") or back ("down"), each instance's output node set to
+    ``nodesets`` V while the initial operating point is found."""
     sweep = spec.sweep
     low, high = format_spice(sweep.start), format_spice(sweep.stop)
+    if direction == "down":
+        low, high = high, low
     source = (
         f"{SWEEP_SOURCE} x 0 DC {low} PWL(0 {low} {format_spice(step_time)} {low} "
         f"{format_spice(step_time + rise_time)} {high})"
@@ -256,6 +311,7 @@ def render_step_bench(
     lines, bench = _circuit(spec, table, source, measured=False)
     step = stop_time / 4000
     lines += [
+        *nodeset_lines(bench, nodesets),
         *_wrap(".save", bench.output_names),
         f".tran {format_spice(step)} {format_spice(stop_time)} 0 {format_spice(step)}",
     ]

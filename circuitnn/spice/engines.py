@@ -1,8 +1,9 @@
-"""Run a rendered netlist in ngspice and return its saved vectors.
+"""Run rendered netlists in ngspice and return their saved vectors (and logs).
 
-Two engines, same contract (:meth:`Engine.run`):
+Two engines, same contract (:meth:`Engine.run`, :meth:`Engine.run_many`):
 
-* ``subprocess`` — ``ngspice -b -r FILE`` in a temporary folder. A hang is killed at the timeout, a
+* ``subprocess`` — ``ngspice -n -b`` in a temporary folder: one process runs a list of circuits,
+  each alone (loaded, simulated, written, removed, in turn). A hang is killed at the timeout, a
   crash costs only that child process, and no memory accumulates in the worker.
 * ``shared`` — libngspice loaded through PySpice's ``NgSpiceShared`` in a helper process that
   stays up between runs (one per worker, as libngspice keeps global state; see
@@ -14,8 +15,12 @@ it) at the timeout or when the caller is interrupted, and write the files a netl
 (:class:`~circuitnn.neuron.includes.IncludedFile`) into ngspice's run folder under their safe
 names before the run.
 
+Neither reads a user's ``.spiceinit`` (``-n``; libngspice is started in an empty folder), so
+nothing outside a family's key changes its numbers.
+
 Errors: :class:`NetlistError` when ngspice rejects the netlist, :class:`ConvergenceError` when the
-analysis aborts, :class:`SimulationTimeout` on a hang, :class:`SimulationError` on a crash.
+analysis aborts, :class:`InstanceRejected` when it refuses some instances' parameters,
+:class:`SimulationTimeout` on a hang, :class:`SimulatorCrash` on a crash.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,16 +41,24 @@ from typing import Any
 
 import numpy as np
 
-from circuitnn.errors import ConfigError, NetlistError, SimulationError, SimulationTimeout, log_tail
+from circuitnn.errors import (
+    ConfigError,
+    NetlistError,
+    SimulationError,
+    SimulationTimeout,
+    SimulatorCrash,
+    log_tail,
+)
 from circuitnn.neuron.includes import STAGED, IncludedFile
 from circuitnn.spice.messages import raise_for_log
 from circuitnn.spice.rawfile import RawPlot, read_raw
+from circuitnn.spice.session import FIRST_RAW, Job, Outcome, session_netlist, split_log
 
 DEFAULT_ENGINE = "subprocess"
 
 
 class Engine:
-    """Runs one netlist; subclasses implement :meth:`_execute`."""
+    """Runs netlists; subclasses implement :meth:`_execute_many`."""
 
     name = "engine"
 
@@ -64,22 +78,42 @@ class Engine:
         seconds; ``what`` names the job in error messages; ``includes`` are the files the netlist
         names (a bench's ``includes``).
         """
-        results, log = self._execute(netlist, vectors, timeout, what, includes)
-        complete = results is not None and all(
-            name in results and (points is None or len(results[name]) == points) for name in vectors
-        )
-        raise_for_log(log, what, complete)
-        assert results is not None
-        return {name: results[name] for name in vectors}
+        job = Job(netlist, tuple(vectors), points, what, tuple(includes))
+        return self.run_many([job], timeout)[0].result()
 
-    def _execute(
-        self,
-        netlist: str,
-        vectors: list[str],
-        timeout: float,
-        what: str,
-        includes: Sequence[IncludedFile],
-    ) -> tuple[dict[str, np.ndarray] | None, str]:
+    def run_many(self, jobs: list[Job], timeout: float, what: str | None = None) -> list[Outcome]:
+        """Simulate every job, each alone (its own circuit: nothing is shared between jobs), in
+        one ngspice session where the engine can, in order; one :class:`Outcome` per job.
+
+        A job that does not converge, returns incomplete results or whose instances ngspice
+        refuses gets its error in its outcome; a rejected netlist raises :class:`NetlistError`
+        (it would fail for every job); a session that hangs past ``timeout`` seconds raises
+        :class:`SimulationTimeout`, one that crashes :class:`SimulatorCrash` (``what`` names the
+        session in those errors; default: the first job and how many more).
+        """
+        if what is None:
+            what = jobs[0].what if len(jobs) == 1 else f"{jobs[0].what} (+{len(jobs) - 1} more)"
+        outcomes = []
+        executed = self._execute_many(jobs, timeout, what)
+        for job, (results, log) in zip(jobs, executed, strict=True):
+            complete = results is not None and all(
+                name in results and (job.points is None or len(results[name]) == job.points)
+                for name in job.vectors
+            )
+            try:
+                raise_for_log(log, job.what, complete)
+            except NetlistError:
+                raise
+            except SimulationError as error:
+                outcomes.append(Outcome(None, log, error))
+                continue
+            assert results is not None
+            outcomes.append(Outcome({name: results[name] for name in job.vectors}, log))
+        return outcomes
+
+    def _execute_many(
+        self, jobs: list[Job], timeout: float, what: str
+    ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
         raise NotImplementedError
 
 
@@ -107,16 +141,41 @@ def ngspice_executable() -> str:
     return path
 
 
-def _spawn(netlist: str, folder: Path, raw: Path | None, timeout: float, what: str) -> str:
-    """Run ``ngspice -b`` on ``netlist`` in ``folder``; return its log (stdout + stderr).
+def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | None = None) -> str:
+    """Run ``ngspice -n -b`` on ``netlist`` in ``folder`` (``-r raw``: stream the netlist's own
+    analysis into that file); return its log.
 
+    ``-n``: no ``.spiceinit`` is read (neither the user's nor one in a working folder), so
+    nothing outside a family's key changes results. ``-o``: ngspice writes its messages to one
+    log file in the order it makes them (its stdout is buffered when piped, stderr is not).
     ngspice runs in a process group of its own, killed as a whole (its own children too) when it
     outlives ``timeout`` seconds or when this call is interrupted (Ctrl-C, SIGTERM).
     """
-    circuit = folder / "bench.cir"
+    circuit, log_file = folder / "bench.cir", folder / "bench.log"
     circuit.write_text(netlist)
-    command = [ngspice_executable(), "-b", *(["-r", str(raw)] if raw else []), str(circuit)]
+    streamed = ["-r", raw] if raw else []
+    command = [ngspice_executable(), "-n", "-b", *streamed, "-o", str(log_file), str(circuit)]
     env = {**os.environ, "SPICE_ASCIIRAWFILE": "0"}
+    stdout, stderr, returncode, stopped = _run_with_deadline(command, folder, env, timeout, what)
+    # (stdout holds only ngspice's banner; the log file, last, ends with what went wrong)
+    log = _decode(stdout) + "\n" + _decode(stderr) + "\n" + _read_log(log_file)
+    if stopped:
+        raise SimulationTimeout(
+            f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n{log_tail(log)}"
+        )
+    if returncode < 0:
+        raise SimulatorCrash(f"{what}: ngspice crashed (signal {-returncode})\n{log_tail(log)}")
+    return log
+
+
+def _run_with_deadline(
+    command: list[str], folder: Path, env: dict[str, str], timeout: float, what: str
+) -> tuple[bytes, bytes, int, bool]:
+    """Run ``command`` in a process group of its own; kill the group after ``timeout`` seconds.
+    Returns its stdout, stderr, exit status and whether it was stopped. (``subprocess.run(
+    timeout=…)`` waits for the exit by polling with sleeps of up to 50 ms: with ``-o`` ngspice
+    leaves its pipes at once, so each run would end up to 50 ms late; a timer that kills it lets
+    the wait block instead.)"""
     try:
         process = subprocess.Popen(
             command,
@@ -129,24 +188,24 @@ def _spawn(netlist: str, folder: Path, raw: Path | None, timeout: float, what: s
         )
     except OSError as error:
         raise SimulationError(f"{what}: ngspice could not be started: {error}") from None
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
         kill_group(process)
-        log = "\n".join(_drain(process))
-        raise SimulationTimeout(
-            f"{what}: ngspice did not finish within {timeout:g} s and was stopped\n{log_tail(log)}"
-        ) from None
-    except BaseException:
+
+    timer = threading.Timer(timeout, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        stdout, stderr = process.communicate()
+    except BaseException:  # (interrupted: never leave ngspice behind)
         kill_group(process)
         _drain(process)
         raise
-    log = _decode(stdout) + "\n" + _decode(stderr)
-    if process.returncode < 0:
-        raise SimulationError(
-            f"{what}: ngspice crashed (signal {-process.returncode})\n{log_tail(log)}"
-        )
-    return log
+    finally:
+        timer.cancel()
+    return stdout, stderr, process.returncode, stopped.is_set()
 
 
 def kill_group(process: subprocess.Popen[Any]) -> None:
@@ -166,6 +225,13 @@ def _drain(process: subprocess.Popen[Any]) -> list[str]:
     return [_decode(stdout), _decode(stderr)]
 
 
+def _read_log(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
     if not path.is_file():
         return None
@@ -180,9 +246,12 @@ def run_script(
     files: list[str],
     timeout: float,
     what: str = "netlist",
+    sources: dict[str, str] | None = None,
     includes: Sequence[IncludedFile] = (),
 ) -> dict[str, list[RawPlot]]:
-    """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder.
+    """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder
+    (``sources``: other files it reads there, name → text; ``includes``: the files the netlist
+    names).
 
     Used for analyses driven by a control script (noise and AC at several bias points); always an
     ngspice subprocess, whatever the engine. Raises like :meth:`Engine.run` when ngspice rejects
@@ -191,7 +260,9 @@ def run_script(
     with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
         folder = Path(name)
         stage_includes(folder, includes)
-        log = _spawn(netlist, folder, None, timeout, what)
+        for file, text in (sources or {}).items():
+            (folder / file).write_text(text)
+        log = _spawn(netlist, folder, timeout, what)
         plots = {file: _read_plots(folder / file, what) for file in files}
     complete = all(plots.values())
     raise_for_log(log, what, complete)
@@ -199,24 +270,25 @@ def run_script(
 
 
 class SubprocessEngine(Engine):
-    """``ngspice -b`` with a binary raw file, one process per netlist."""
+    """``ngspice -n -b``, one process per list of jobs (each job alone in it, in turn)."""
 
     name = "subprocess"
 
-    def _execute(
-        self,
-        netlist: str,
-        vectors: list[str],
-        timeout: float,
-        what: str,
-        includes: Sequence[IncludedFile],
-    ) -> tuple[dict[str, np.ndarray] | None, str]:
+    def _execute_many(
+        self, jobs: list[Job], timeout: float, what: str
+    ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
+        text, files = session_netlist(jobs)
         with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
             folder = Path(name)
-            stage_includes(folder, includes)
-            log = _spawn(netlist, folder, folder / "bench.raw", timeout, what)
-            plots = _read_plots(folder / "bench.raw", what)
-        return (plots[-1].vectors if plots else None), log
+            stage_includes(folder, [file for job in jobs for file in job.includes])
+            for file, content in files.items():
+                (folder / file).write_text(content)
+            log = _spawn(text, folder, timeout, what, FIRST_RAW)
+            results = []
+            for number, part in enumerate(split_log(log, len(jobs))):
+                plots = _read_plots(folder / f"job{number}.raw", jobs[number].what)
+                results.append(((plots[-1].vectors if plots else None), part))
+        return results
 
 
 class SharedEngine(Engine):
@@ -229,6 +301,14 @@ class SharedEngine(Engine):
         from circuitnn.spice.shared import SharedServer
 
         self._server = SharedServer()
+
+    def _execute_many(
+        self, jobs: list[Job], timeout: float, what: str
+    ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
+        return [
+            self._execute(job.netlist, list(job.vectors), timeout, job.what, job.includes)
+            for job in jobs
+        ]
 
     def _execute(
         self,
@@ -352,12 +432,29 @@ def shared_ngspice() -> Any:
 
     configure_pyspice_library()
     try:
-        return ClassifyingNgSpice()
+        with _empty_working_folder():
+            return ClassifyingNgSpice()
     except OSError as error:
         raise SimulationError(
             f"libngspice could not be loaded ({error}); install libngspice0 "
             "(Debian/Ubuntu) or set NGSPICE_LIBRARY_PATH"
         ) from None
+
+
+_FOLDER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _empty_working_folder() -> Any:
+    """Run the body in an empty temporary working folder: libngspice reads a ``.spiceinit`` from
+    the working folder when it starts, and has no option to skip it."""
+    with _FOLDER_LOCK, tempfile.TemporaryDirectory(prefix="circuitnn-init-") as empty:
+        previous = os.getcwd()
+        os.chdir(empty)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
 
 def configure_pyspice_library() -> None:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from circuitnn.errors import ConvergenceError, NetlistError, SimulationError, log_tail
+from circuitnn.errors import (
+    ConvergenceError,
+    InstanceRejected,
+    NetlistError,
+    SimulationError,
+    log_tail,
+)
 
 _CONVERGENCE = re.compile(
     r"timestep too small|iteration limit|gmin stepping failed|source stepping failed|"
@@ -31,6 +37,60 @@ _BENIGN = re.compile(
     r"stack =|library pages|reference value|$)",
     re.IGNORECASE,
 )
+
+
+# an instance of a batched bench, as ngspice names it in messages: xn3:model, m.xn3.m1, xn3.m1
+_INSTANCE = re.compile(r"(?<![A-Za-z0-9_])xn(\d+)(?=[:.])", re.IGNORECASE)
+# errors in the netlist's text (every instance has them), as opposed to refused parameter values
+_PARSE = re.compile(
+    r"error on line|could not find|unknown (subckt|model|parameter)|can't find model|syntax|"
+    r"not parsed|undefined|unable to find|too (few|many)",
+    re.IGNORECASE,
+)
+_AID = re.compile(r"starting .*(gmin|source) stepping", re.IGNORECASE)
+_WARNING = re.compile(r"^warning\b", re.IGNORECASE)
+
+
+def instance_positions(text: str) -> frozenset[int]:
+    """The places ``k`` of the bench instances (``xn<k>``) a message names."""
+    return frozenset(int(number) for number in _INSTANCE.findall(text))
+
+
+def convergence_aids(log: str) -> int:
+    """How many times ngspice fell back on gmin or source stepping in the run of ``log``."""
+    return sum(1 for line in log.splitlines() if _AID.search(line))
+
+
+def warnings_in(log: str) -> list[str]:
+    """ngspice's warnings in ``log`` about the netlist, each with the lines that continue it (the
+    model line, "unrecognized parameter (lamda) - ignored"), whitespace collapsed, in order,
+    without repeats. Warnings about convergence ("dynamic gmin stepping failed", which ngspice
+    follows with another fallback) are not about the netlist and are left out."""
+    found: list[str] = []
+    lines = [line.strip() for line in log.splitlines()]
+    for number, line in enumerate(lines):
+        if not _WARNING.match(line):
+            continue
+        block = [line]
+        for follower in lines[number + 1 :]:
+            if not follower or _WARNING.match(follower) or _BENIGN.match(follower):
+                break
+            if follower.lower().startswith(("error", "circuitnn-job")):
+                break
+            block.append(follower)
+        text = " | ".join(" ".join(part.split()) for part in block)
+        if re.search(r"stepping|converge|timestep", text, re.IGNORECASE):
+            continue
+        if text not in found:
+            found.append(text)
+    return found
+
+
+def normalized_warning(text: str) -> str:
+    """A warning with the instance number and line number taken out, for comparing the
+    warnings of one instance with those of the nominal circuit."""
+    text = _INSTANCE.sub("xn*", text)
+    return re.sub(r"line \d+", "line *", text).lower()
 
 
 @dataclass(frozen=True)
@@ -63,6 +123,17 @@ def raise_for_log(log: str, what: str, complete: bool) -> None:
     Netlist errors win over convergence failures (an unknown model also stops the analysis).
     """
     diagnosis = diagnose(log)
+    refused = [
+        line
+        for line in diagnosis.netlist_errors
+        if instance_positions(line) and not _PARSE.search(line)
+    ]
+    if refused and not any(_PARSE.search(line) for line in diagnosis.netlist_errors):
+        # a fatal error about particular instances' parameters (BSIM4: "Effective channel length
+        # <= 0"): those instances fail, the others are run again without them
+        positions = frozenset().union(*(instance_positions(line) for line in refused))
+        detail = f"ngspice refused the instance's parameters: {refused[0]}"
+        raise InstanceRejected(f"{what}: {detail}\n{log_tail(log)}", positions, detail)
     if diagnosis.netlist_errors:
         # ngspice's own "Error on line N" names the line; prefer it over an earlier warning
         located = [line for line in diagnosis.netlist_errors if line.lower().startswith("error")]

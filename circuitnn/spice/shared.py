@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from circuitnn import errors
-from circuitnn.errors import SimulationError, SimulationTimeout, log_tail
+from circuitnn.errors import SimulationError, SimulationTimeout, SimulatorCrash, log_tail
 from circuitnn.neuron.includes import IncludedFile
 from circuitnn.spice.shared_server import decode_vectors, receive_frame, send_frame
 
@@ -76,7 +76,7 @@ class SharedServer:
             ) from None
         except (ConnectionError, OSError):
             code = self._stop()
-            raise SimulationError(
+            raise SimulatorCrash(
                 f"{what}: ngspice crashed (the shared engine's helper process ended"
                 f"{f' by signal {-code}' if code and code < 0 else ''})\n{self._log_tail()}"
             ) from None

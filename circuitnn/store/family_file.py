@@ -35,8 +35,19 @@ def write_family(path: Path, family: Family) -> None:
             family.status,
             family.reasons,
             family.descriptors,
+            {
+                name: values
+                for name, values in (
+                    ("run_alone", family.run_alone),
+                    ("curves_down", family.curves_down),
+                )
+                if values is not None
+            },
         )
-        writer.finish(family.nominal_curve)
+        down = family.nominal_curve_down
+        writer.finish(
+            family.nominal_curve, None, {} if down is None else {"nominal_curve_down": down}
+        )
 
 
 def write_analysis(
@@ -124,3 +135,34 @@ def read_analysis(group: Any, kind: str, wanted: str | None, cls: type, arrays: 
         else:
             values[field.name] = float(data.attrs[field.name])
     return cls(**values)
+
+
+def write_rows(
+    path: Path, key: str, rows: np.ndarray, columns: dict[str, np.ndarray], reasons: list[str]
+) -> bool:
+    """Overwrite instances ``rows`` (increasing) of family ``key`` in the file at ``path``:
+    each dataset named in ``columns`` (``descriptors/NAME`` for a descriptor) and the failure
+    reasons; an optional dataset the family lacks is created. When an instance's status
+    changes, the family's noise and speed analyses are deleted (they were computed without
+    it); returns whether that happened."""
+    with h5py_file(path, "a") as handle:
+        group = handle["families"][key]
+        before = group["status"][rows]
+        for name, values in columns.items():
+            if name not in group:
+                dataset = group.create_dataset(
+                    name,
+                    shape=(len(group["status"]), *values.shape[1:]),
+                    dtype=values.dtype,
+                    fillvalue=np.nan if values.dtype.kind == "f" else 0,
+                    **checksummed(values),
+                )
+                del dataset
+            group[name][rows] = values
+        group["failure_reason"][rows] = fixed_text(reasons)
+        changed = bool(np.any(before != group["status"][rows]))
+        if changed:
+            for name in [name for name in group if name.startswith(("noise-", "speed-"))]:
+                del group[name]
+        group.attrs["retried"] = attr_value(datetime.datetime.now(datetime.UTC).isoformat())
+    return changed

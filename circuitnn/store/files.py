@@ -31,7 +31,7 @@ import numpy as np
 
 from circuitnn.errors import CircuitnnError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run_alone, curves_down, status 3, simulator settings in the key
 
 
 # HDF5 1.10 file format or later: its superblock, object headers and chunk indexes carry

@@ -17,7 +17,7 @@ import numpy as np
 
 from circuitnn.errors import ConfigError, StoreError
 from circuitnn.family import Family, NoiseData, SpeedData
-from circuitnn.store.family_file import read_analysis, write_analysis, write_family
+from circuitnn.store.family_file import read_analysis, write_analysis, write_family, write_rows
 from circuitnn.store.files import (
     REASON_BYTES,
     add_link,
@@ -309,7 +309,18 @@ class Store:
                 attrs=attrs,
                 noise=read_analysis(group, "noise", noise, NoiseData) if arrays else None,
                 speed=read_analysis(group, "speed", speed, SpeedData) if arrays else None,
+                run_alone=group["run_alone"][()] if "run_alone" in group else None,
+                curves_down=big("curves_down") if "curves_down" in group else None,
+                nominal_curve_down=(
+                    group["nominal_curve_down"][()] if "nominal_curve_down" in group else None
+                ),
             )
+
+    def read_rows(self, key: str, name: str, rows: np.ndarray) -> np.ndarray:
+        """Instances ``rows`` (increasing) of dataset ``name`` (e.g. ``curves``) of family
+        ``key``, without loading the rest."""
+        with self._family(key) as group:
+            return group[name][np.asarray(rows, dtype=np.int64)]
 
     def analyses(self, key: str) -> list[str]:
         """Keys of the analyses (``noise-…``, ``speed-…``) stored with family ``key``."""
@@ -373,6 +384,26 @@ class Store:
                 )
         if written is not None:
             written.discard()
+
+    def update_rows(
+        self,
+        key: str,
+        rows: np.ndarray,
+        columns: dict[str, np.ndarray],
+        reasons: list[str],
+        lock_timeout: float = 600.0,
+    ) -> None:
+        """Overwrite instances ``rows`` of stored family ``key`` (instances simulated again):
+        the datasets named in ``columns`` and the failure reasons, atomically (a copy of the
+        family's file, renamed over it). Its analyses go if an instance's status changed."""
+        rows = np.asarray(rows, dtype=np.int64)
+        with self.lock(lock_timeout):
+            rewrite_atomically(
+                self._file_of(key),
+                lambda path: write_rows(path, key, rows, columns, reasons),
+                grows=array_bytes(columns) + len(reasons) * REASON_BYTES,
+                what=f"instances retried in family {key[:12]} of {self.path}",
+            )
 
     def load_analysis(self, key: str, kind: str, name: str, arrays: bool = True) -> Any:
         """Analysis ``name`` (a ``noise-…`` or ``speed-…`` key) of family ``key``, or None.

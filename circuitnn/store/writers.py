@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from circuitnn.errors import StoreError
+from circuitnn.family import STATUS_MEANING
 from circuitnn.store.files import (
     REASON_BYTES,
     SCHEMA_VERSION,
@@ -22,6 +23,9 @@ from circuitnn.store.files import (
     h5py_file,
     reserve_space,
 )
+
+EXTRA_UNITS = {"run_alone": "code (see the family's run_alone_meaning)", "curves_down": "@"}
+"""Units of the optional per-instance datasets (``@``: the family's output unit)."""
 
 
 class FamilyWriter:
@@ -90,9 +94,11 @@ class FamilyWriter:
         status: np.ndarray,
         reasons: list[str],
         descriptors: dict[str, np.ndarray],
+        extra: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Instances ``start``…: curves (output unit), currents (A), power (W), status, failure
-        reasons and descriptors (each with its unit)."""
+        reasons and descriptors (each with its unit); ``extra``: ``run_alone`` (codes) and
+        ``curves_down`` (output unit) when given."""
         from circuitnn.family.descriptors import DESCRIPTOR_UNITS
 
         unit = self._unit
@@ -114,9 +120,11 @@ class FamilyWriter:
                 ("power", power, "W", True),
             ):
                 self._rows(name, start, values, dataset_unit, compress)
+            for name, values in (extra or {}).items():
+                self._rows(name, start, values, EXTRA_UNITS.get(name, "").replace("@", unit), True)
             if "status" not in self._group:
                 self._create("status", status, None, False).attrs["meaning"] = attr_value(
-                    "1 = ok, 2 = failed (see failure_reason)"
+                    STATUS_MEANING
                 )
             self._rows("status", start, status)
             self._rows("failure_reason", start, fixed_text(reasons), compress=True)
@@ -128,11 +136,19 @@ class FamilyWriter:
                 f"cannot write instances {start}… of family {self.key[:12]} to {self.path}: {error}"
             ) from None
 
-    def finish(self, nominal_curve: np.ndarray, attrs: dict[str, Any] | None = None) -> None:
-        """Write the nominal instance's curve (and last attributes, e.g. the creation time) and
-        close the file (ready to commit)."""
+    def finish(
+        self,
+        nominal_curve: np.ndarray,
+        attrs: dict[str, Any] | None = None,
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Write the nominal instance's curve (and last attributes, e.g. the creation time, and
+        whole-family arrays such as ``nominal_curve_down``) and close the file (ready to
+        commit)."""
         try:
             self._put("nominal_curve", nominal_curve, self._unit)
+            for name, values in (extra or {}).items():
+                self._put(name, values, self._unit)
             for name, value in (attrs or {}).items():
                 self._group.attrs[name] = attr_value(value)
             missing = [name for name in ("curves", "status") if name not in self._group]
