@@ -54,6 +54,9 @@ _ASSIGNMENT = re.compile(r"([a-z_][a-z0-9_]*)\s*=(?!=)")
 _MISMATCH = re.compile(r"mc_mm_switch\s*\*\s*agauss\s*\(\s*0\s*,\s*1(?:\.0*)?\s*,\s*1\s*\)", re.I)
 
 
+_COMMENT_CHARACTERS = re.compile(r"[;$/]")
+
+
 _MODEL_LINE = re.compile(r"^\+?\s*([a-z_][a-z0-9_]*)\s*=", re.I)
 
 
@@ -194,7 +197,7 @@ def _expanded(path: Path, section: str | None, chain: tuple[Path, ...]) -> list[
     lines = _section_lines(path, section)
     out: list[tuple[str, Path]] = []
     for line in lines:
-        found = references(line)
+        found = references(line) if line[:4].lower() in (".inc", ".lib") else None
         if found:
             reference = found[0]
             target = resolve(reference.target, path.parent, str(path))
@@ -222,7 +225,7 @@ def _statements(library: Path, section: str) -> list[_Statement]:
     """The section as statements (comments and blank lines dropped)."""
     logical: list[list[str]] = []
     for line, _ in _expanded(library, section, ()):
-        body = strip_comments(line)
+        body = (strip_comments(line) if _COMMENT_CHARACTERS.search(line) else line).rstrip()
         if not body.strip() or body.startswith("*"):
             continue
         if body.startswith("+") and logical:
@@ -262,6 +265,7 @@ def _statements(library: Path, section: str) -> list[_Statement]:
 def _assignments(text: str) -> list[_Statement]:
     """One statement per ``name = expression`` of a ``.param`` card's text."""
     starts = []
+    lower = text.lower()
     depth = 0
     quote = ""
     for index, char in enumerate(text):
@@ -274,7 +278,7 @@ def _assignments(text: str) -> list[_Statement]:
         elif char in "})":
             depth -= 1
         elif depth == 0 and (index == 0 or text[index - 1] in " \t,"):
-            match = _ASSIGNMENT.match(text.lower(), index)
+            match = _ASSIGNMENT.match(lower, index)
             if match:
                 starts.append((index, match.group(1)))
     out = []
