@@ -243,6 +243,20 @@ def test_sky130_noise_equals_a_standalone_noise_run(tmp_path: Path) -> None:
     np.testing.assert_allclose(family.noise.psd[0, 0], psd, rtol=1e-3)
 
 
+@pytest.mark.parametrize("name", ["sky130_diffpair", "sky130_mirror_relu"])
+def test_the_other_sky130_neurons_simulate_with_their_kit_mismatch(name: str) -> None:
+    import dataclasses
+
+    spec = get_neuron(name)
+    spec = dataclasses.replace(spec, sweep=dataclasses.replace(spec.sweep, points=19))
+    family = extract_family(spec, n=3, seed=0, options=options())
+    assert (family.status == 1).all()
+    varied = [v.parameter for v in spec.variations if v.local and v.local.sigma == 1.0]
+    assert {"z_vth01", "z_vth02"} <= set(varied)
+    assert np.ptp(family.curves[:, -1]) > 0  # (instances differ)
+    assert np.ptp(family.nominal_curve) > 0.5 * np.max(np.abs(family.nominal_curve))
+
+
 def test_missing_kit_and_bad_pdk_tables_are_one_line_errors(monkeypatch, tmp_path) -> None:
     from helpers import build_spec
 

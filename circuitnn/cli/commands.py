@@ -100,30 +100,43 @@ def _simulator(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def neurons_command(args: argparse.Namespace) -> int:
-    from circuitnn.neuron.builtin import builtin_neurons, get_neuron
+    from circuitnn.neuron.builtin import builtin_neurons, get_neuron, kit_neurons
+    from circuitnn.neuron.pdk import SKY130_INSTALL, kit_available
 
     for name in builtin_neurons():
-        spec = get_neuron(name)
-        print(f"{name}: {spec.description}")
-        print(f"  ports: {_ports_text(spec)}")
-        sweep = spec.sweep
-        kind = "differential" if spec.ports.differential_input else "single-ended"
-        print(
-            f"  input {kind} {sweep.start:g}…{sweep.stop:g} V ({sweep.points} points); "
-            f"output {spec.output.quantity} [{spec.output.unit}]; "
-            f"supplies {spec.ports.supplies or 'none'}; {spec.temperature:g} °C"
-        )
-        params = ", ".join(f"{k}={v:.6g}" for k, v in spec.parameters.items())
-        print(f"  parameters: {params}")
-        for variation in spec.variations:
-            parts = []
-            for scope, dist in (("global", variation.global_), ("local", variation.local)):
-                if dist is not None:
-                    parts.append(f"{scope} {_distribution_text(dist)}")
-            print(f"  varies {variation.parameter}: {'; '.join(parts)}")
-        if spec.corners:
-            print(f"  corners: {', '.join(spec.corners)}")
+        _print_neuron(name, get_neuron(name))
+    for name, kit in kit_neurons().items():
+        if kit_available(kit):
+            spec = get_neuron(name)
+            _print_neuron(name, spec)
+            sections = ", ".join(spec.pdk.sections[:5])
+            print(f"  kit: {kit} (installed), corner {spec.pdk.corner} (--corner: {sections}, …)")
+        else:
+            advice = SKY130_INSTALL if kit == "sky130" else "install it"
+            print(f"{name}: needs the {kit} kit, not installed: {advice}")
     return 0
+
+
+def _print_neuron(name: str, spec: Any) -> None:
+    print(f"{name}: {spec.description}")
+    print(f"  ports: {_ports_text(spec)}")
+    sweep = spec.sweep
+    kind = "differential" if spec.ports.differential_input else "single-ended"
+    print(
+        f"  input {kind} {sweep.start:g}…{sweep.stop:g} V ({sweep.points} points); "
+        f"output {spec.output.quantity} [{spec.output.unit}]; "
+        f"supplies {spec.ports.supplies or 'none'}; {spec.temperature:g} °C"
+    )
+    params = ", ".join(f"{k}={v:.6g}" for k, v in spec.parameters.items())
+    print(f"  parameters: {params}")
+    for variation in spec.variations:
+        parts = []
+        for scope, dist in (("global", variation.global_), ("local", variation.local)):
+            if dist is not None:
+                parts.append(f"{scope} {_distribution_text(dist)}")
+        print(f"  varies {variation.parameter}: {'; '.join(parts)}")
+    if spec.corners:
+        print(f"  corners: {', '.join(spec.corners)}")
 
 
 def _ports_text(spec: Any) -> str:
