@@ -162,8 +162,11 @@ def test_family_curves_are_isolated_runs_and_do_not_depend_on_chunks(
     family = extract_family(spec, n=6, seed=3, options=options(chunk_size=3, jobs=1))
     assert (family.status == 1).all()
     parses = sum(int(x) for x in count.read_text().split() if x.strip())
-    # one parse per ngspice circuit: the nominal run, and per chunk its batch and its self-check
-    assert 1 + 2 <= parses <= 1 + 2 * 2, parses
+    # one parse of the slice per ngspice circuit: the nominal run (its DC sweep and its device
+    # .op), then per chunk its batch, its self-check instance and its device .op; no instance
+    # of this family jumps, so none runs alone beyond the self-check
+    assert set(family.run_alone.tolist()) <= {0, 2}
+    assert parses == 2 + 2 * 3, parses
     again = extract_family(spec, n=6, seed=3, options=options(chunk_size=2, jobs=1))
     np.testing.assert_array_equal(again.parameters, family.parameters)
     tolerance = 4 * (spec.simulator.reltol * np.abs(family.curves) + spec.simulator.vntol)
@@ -175,6 +178,37 @@ def test_family_curves_are_isolated_runs_and_do_not_depend_on_chunks(
     for row in (0, 5):
         alone = isolated_run(spec, table, row)
         assert (np.abs(alone - family.curves[row]) <= tolerance[row]).all()
+    # realized device parameters: each instance's own devices, read back at mid-sweep
+    z = dict(zip(family.parameter_names, family.parameters[5].tolist(), strict=True))
+    nfet = " ".join(f"mm_{p}={z[f'z_{p}_n']!r}" for p in ("toxe", "vth0", "voff"))
+    pfet = " ".join(f"mm_{p}={z[f'z_{p}_p']!r}" for p in ("toxe", "vth0", "voff", "nfactor"))
+    text = f"""* instance 5 alone at the middle of the sweep
+.include "{spec.pdk.slice_path}"
+Vdd vdd 0 1.8
+Vin in 0 0.9
+Xn out in 0 0 sky130_fd_pr__nfet_01v8 w=1 l=0.15 {nfet}
+Xp out in vdd vdd sky130_fd_pr__pfet_01v8 w=2 l=0.15 {pfet}
+.op
+.control
+run
+print @m.xn.msky130_fd_pr__nfet_01v8[vth] @m.xp.msky130_fd_pr__pfet_01v8[vth]
+.endc
+.end
+"""
+    (tmp_path / "op.cir").write_text(text)
+    log = subprocess.run(
+        [real, "-n", "-b", "op.cir"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    ).stdout
+    vth_n, vth_p = (float(x) for x in re.findall(r"\[vth\] = (\S+)", log))
+    np.testing.assert_allclose(family.descriptors["vth_xmn"][5], vth_n, rtol=1e-6)
+    np.testing.assert_allclose(family.descriptors["vth_xmp"][5], vth_p, rtol=1e-6)
+    # KCL at the (unloaded at DC) output: the two devices carry one current
+    np.testing.assert_allclose(
+        family.descriptors["id_xmn"], family.descriptors["id_xmp"], rtol=1e-5
+    )
+    # the drawn threshold mismatch is what moves the realized threshold
+    r = np.corrcoef(family.parameter("z_vth0_n"), family.descriptors["vth_xmn"])[0, 1]
+    assert r > 0.9, r
 
 
 def thresholds(slice_path: str, folder: Path) -> tuple[float, float]:
