@@ -12,6 +12,7 @@ other models record the current and transconductance only.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ _THRESHOLD = {"1": "von", "2": "von", "3": "von", "8": "vth", "49": "vth", "14":
 
 
 _MODEL = re.compile(r"^\.model\s+(\S+)\s+[np]mos\b(.*)$", re.I | re.S)
+
+
+_COMMENT = re.compile(r"[;$/]")  # (a line without these has no end-of-line comment)
 
 
 _LEVEL = re.compile(r"\blevel\s*=\s*([0-9.]+)", re.I)
@@ -55,15 +59,23 @@ class Device:
 
 def mosfets(spec: NeuronSpec) -> tuple[Device, ...]:
     """The MOSFETs of ``spec``'s subcircuit, in netlist order (kit devices included)."""
-    texts = [spec.netlist_text, *(i.text for i in spec.includes if i.text is not None)]
-    if spec.pdk is not None and Path(spec.pdk.slice_path).is_file():
-        texts.append(Path(spec.pdk.slice_path).read_text())
+    texts = (spec.netlist_text, *(i.text for i in spec.includes if i.text is not None))
+    kit = (spec.pdk.slice_path, spec.pdk.slice_digest) if spec.pdk is not None else None
+    return _mosfets(spec.subckt.name.lower(), texts, kit)
+
+
+@functools.lru_cache(maxsize=32)
+def _mosfets(
+    subckt: str, texts: tuple[str, ...], kit: tuple[str, str] | None
+) -> tuple[Device, ...]:
+    if kit is not None:  # (the slice: by its path and digest, read once per process)
+        texts = (*texts, Path(kit[0]).read_text())
     bodies: dict[str, list[str]] = {}
     levels: dict[str, str] = {}
     for text in texts:
         _collect(text, bodies, levels)
     found: list[Device] = []
-    _walk(spec.subckt.name.lower(), "", "", bodies, levels, found, depth=0)
+    _walk(subckt, "", "", bodies, levels, found, depth=0)
     return tuple(found)
 
 
@@ -71,7 +83,7 @@ def _collect(text: str, bodies: dict[str, list[str]], levels: dict[str, str]) ->
     """The logical lines of every subcircuit in ``text`` and the level of every MOS model."""
     logical: list[str] = []
     for line in physical_lines(text):
-        body = strip_comments(line)
+        body = strip_comments(line) if _COMMENT.search(line) else line.rstrip()
         if not body or body.startswith("*"):
             continue
         if body.startswith("+") and logical:
