@@ -14,6 +14,7 @@ Skipped, with the install command, when the kit is not installed.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -161,6 +162,10 @@ def test_family_curves_are_isolated_runs_and_do_not_depend_on_chunks(
     )
     family = extract_family(spec, n=6, seed=3, options=options(chunk_size=3, jobs=1))
     assert (family.status == 1).all()
+    # identity without bulk: the family names the kit's files by name and hash, no library text
+    kit = json.loads(family.attrs["spec"])["pdk"]
+    assert ["corners/tt.spice", spec.pdk.sources[1].digest] in kit["sources"]
+    assert len(json.dumps(family.attrs, default=str)) < 100_000
     parses = sum(int(x) for x in count.read_text().split() if x.strip())
     # one parse of the slice per ngspice circuit: the nominal run (its DC sweep and its device
     # .op), then per chunk its batch, its self-check instance and its device .op; no instance

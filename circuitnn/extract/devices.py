@@ -1,7 +1,11 @@
 """A chunk's realized device parameters (see :mod:`circuitnn.spice.devices`): every transistor's
 threshold voltage, drain current and transconductance at the middle of the sweep, read back from
 ngspice for the chunk's instances in one ``.op``. They are stored as descriptors named
-``vth_<device>``, ``id_<device>``, ``gm_<device>``."""
+``vth_<device>``, ``id_<device>``, ``gm_<device>``.
+
+Recorded for neurons on a foundry kit (a spec with ``[pdk]``, part of the family's key). The
+project's own neurons do not record them: the extra ``.op`` per chunk would cost their fast
+level-1 chunks about half again their time."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ def realized_devices(
 ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Column → (N,) values (NaN for instances that failed their DC run) and the log lines
     saying why values are missing (an ``.op`` that fails for the batch is run per instance)."""
+    if spec.pdk is None:
+        return {}, []
     columns = [column for column, _, _ in device_columns(spec)]
     values = {column: np.full(len(table), np.nan) for column in columns}
     notes: list[str] = []
