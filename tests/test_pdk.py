@@ -108,8 +108,25 @@ def test_slice_gives_the_full_library_curve(tmp_path: Path) -> None:
     np.testing.assert_allclose(sliced[:, 1], whole[:, 1], rtol=0, atol=1e-9)
     # the slice holds the two devices only, of the 188 subcircuits the section defines (its
     # parse time against the full one is benchmarks/bench_pdk.py's)
-    subckts = re.findall(r"(?im)^\.subckt\s+(\S+)", Path(spec.pdk.slice_path).read_text())
+    text = Path(spec.pdk.slice_path).read_text()
+    subckts = re.findall(r"(?im)^\.subckt\s+(\S+)", text)
     assert sorted(subckts) == ["sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8"]
+    # ... and of their size bins only those holding the neuron's W/L (L = 0.15 µm is a bin
+    # edge: both neighbours stay), of the 288 the two devices have
+    assert len(re.findall(r"(?im)^\.model\s", text)) == 4
+
+
+def test_sizes_that_vary_keep_every_bin() -> None:
+    from circuitnn.neuron.pdk import device_sizes
+
+    line = "XMn d g s b sky130_fd_pr__nfet_01v8 w={w_n} l=0.15 mm_vth0={z}\n"
+    parameters = {"w_n": 1.0, "z": 0.0}
+    assert device_sizes([line], parameters, set(), {}) == {"sky130_fd_pr__nfet_01v8": [(1.0, 0.15)]}
+    assert device_sizes([line], parameters, {"w_n"}, {}) == {"sky130_fd_pr__nfet_01v8": None}
+    corner = {"ff": {"w_n": 0.1}}
+    assert device_sizes([line], parameters, set(), corner) == {"sky130_fd_pr__nfet_01v8": None}
+    scaled = line.replace("w={w_n}", "w={2*w_n}")
+    assert device_sizes([scaled], parameters, set(), {}) == {"sky130_fd_pr__nfet_01v8": None}
 
 
 def test_kit_mismatch_scales_as_the_kit_says(tmp_path: Path) -> None:
@@ -217,13 +234,13 @@ print @m.xn.msky130_fd_pr__nfet_01v8[vth] @m.xp.msky130_fd_pr__pfet_01v8[vth]
 
 
 def thresholds(slice_path: str, folder: Path) -> tuple[float, float]:
-    """|VT| of the inverter's nfet and pfet (W/L = 1/0.15 µm, |VGS| = |VDS| = 0.9 V) on a slice."""
+    """|VT| of the inverter's nfet and pfet (its sizes, |VGS| = |VDS| = 0.9 V) on a slice."""
     text = f"""* two devices
 .include "{slice_path}"
 Vdd vdd 0 1.8
 Vh h 0 0.9
 Xn vdd h 0 0 sky130_fd_pr__nfet_01v8 w=1 l=0.15
-Xp 0 h vdd vdd sky130_fd_pr__pfet_01v8 w=1 l=0.15
+Xp 0 h vdd vdd sky130_fd_pr__pfet_01v8 w=2 l=0.15
 .op
 .control
 run

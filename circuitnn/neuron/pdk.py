@@ -32,7 +32,8 @@ from typing import Any
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.cards import physical_lines, strip_comments
 from circuitnn.neuron.includes import SAFE_PATH, IncludedFile
-from circuitnn.neuron.pdk_slice import SLICER_VERSION, Slice, Source, library_slice
+from circuitnn.neuron.pdk_slice import SLICER_VERSION, Sizes, Slice, Source, library_slice
+from circuitnn.neuron.units import parse_spice
 
 PDK_KEYS = ("name", "library", "corner", "mismatch")
 
@@ -49,6 +50,9 @@ SKY130_INSTALL = (
 
 
 KITS = ("sky130",)
+
+
+_ASSIGNMENT = re.compile(r"([a-z_][a-z0-9_]*)\s*=\s*(\{[^}]*\}|'[^']*'|\S+)", re.I)
 
 
 _MISMATCH_ARGUMENT = re.compile(r"\b(mm_[a-z0-9_]+)\s*=\s*\{?\s*([a-z_][a-z0-9_]*)\s*\}?", re.I)
@@ -164,15 +168,17 @@ def attach(
     netlist_text: str,
     includes: tuple[IncludedFile, ...],
     texts: list[str],
+    sizes: Sizes | None = None,
 ) -> tuple[Pdk, str, tuple[IncludedFile, ...]]:
-    """The kit record, the netlist text including the slice, and the includes with the slice."""
+    """The kit record, the netlist text including the slice, and the includes with the slice
+    (``sizes``: see :func:`device_sizes`)."""
     sections = library_sections(library)
     if corner not in sections:
         raise ConfigError(
             f"[pdk] corner {corner!r}: {library.name} has no such section (sections: "
             f"{', '.join(sections)})"
         )
-    sliced: Slice = library_slice(library, corner, texts)
+    sliced: Slice = library_slice(library, corner, texts, sizes)
     path = str(sliced.path)
     if not SAFE_PATH.fullmatch(path):
         raise ConfigError(
@@ -194,6 +200,64 @@ def attach(
     kept = tuple(i for i in includes if i.name != path)
     text = f'.include "{path}"\n{netlist_text}'
     return pdk, text, (included, *kept)
+
+
+def device_sizes(
+    texts: list[str],
+    parameters: dict[str, float],
+    varied: set[str],
+    corners: dict[str, dict[str, float]],
+) -> Sizes:
+    """Subcircuit name → every (W, L) its instances in ``texts`` take (nominal values and each
+    corner's), or None when a size is varied, an expression, or a multiplier (``nf``, ``m``)
+    is given: for the slice to keep only the size bins used."""
+    sizes: Sizes = {}
+    for text in texts:
+        logical: list[str] = []
+        for line in physical_lines(text):
+            body = strip_comments(line)
+            if body.startswith("+") and logical:
+                logical[-1] += " " + body[1:]
+            elif body and not body.startswith("*"):
+                logical.append(body)
+        for line in logical:
+            if line[:1].lower() != "x":
+                continue
+            found = {k.lower(): v for k, v in _ASSIGNMENT.findall(line)}
+            head = _ASSIGNMENT.sub(" ", line).replace("params:", " ").split()
+            if len(head) < 2:
+                continue
+            name = head[-1].lower()
+            widths = _values(found.get("w"), parameters, varied, corners)
+            lengths = _values(found.get("l"), parameters, varied, corners)
+            if widths is None or lengths is None or {"nf", "m", "mult"} & set(found):
+                sizes[name] = None
+            elif sizes.get(name, []) is not None:
+                known = sizes.setdefault(name, [])
+                known.extend(p for p in zip(widths, lengths, strict=True) if p not in known)
+    return sizes
+
+
+def _values(
+    expression: str | None,
+    parameters: dict[str, float],
+    varied: set[str],
+    corners: dict[str, dict[str, float]],
+) -> list[float] | None:
+    """The values a size takes: a number, or a parameter (nominal and at each corner)."""
+    if expression is None:
+        return None
+    text = expression.strip("{}'\" ").lower()
+    if text in parameters:
+        if text in varied:
+            return None
+        nominal = parameters[text]
+        values = [nominal, *(nominal + c[text] for c in corners.values() if text in c)]
+        return values if len(values) == 1 else None
+    try:
+        return [parse_spice(text, "size")]
+    except ConfigError:
+        return None
 
 
 def _mismatch_parameters(texts: list[str], sliced: Slice) -> tuple[str, ...]:
@@ -222,7 +286,9 @@ def at_corner(spec: Any, corner: str) -> Any:
     text = spec.netlist_text.split("\n", 1)[1]  # (without the old slice's include line)
     includes = tuple(i for i in spec.includes if i.name != pdk.slice_path)
     texts = [text, *(i.text for i in includes if i.text is not None)]
+    varied = {v.parameter for v in spec.variations}
+    sizes = device_sizes(texts, spec.parameters, varied, spec.corners)
     new, text, includes = attach(
-        pdk.name, Path(pdk.library), corner, pdk.mismatch, text, includes, texts
+        pdk.name, Path(pdk.library), corner, pdk.mismatch, text, includes, texts, sizes
     )
     return validated(dataclasses.replace(spec, pdk=new, netlist_text=text, includes=includes))

@@ -8,7 +8,9 @@ on devices the neuron never uses. :func:`library_slice` follows the section as n
 splits it into statements (a ``.subckt`` … ``.ends`` block, a ``.model`` card, one ``.param``
 assignment, an ``.option`` card) and keeps, in their original order, those reachable from the
 names the neuron's netlist uses: a kept subcircuit or model brings the names it uses, a kept
-parameter the names in its expression. Every ``.option`` card is kept (sky130's ``scale``).
+parameter the names in its expression. Every ``.option`` card is kept (sky130's ``scale``). Of a
+device whose sizes are known, only the size bins holding them are kept (see
+:func:`library_slice`).
 
 Mismatch: a kit's mismatch term ``MC_MM_SWITCH*AGAUSS(0,1,1)`` in a model parameter ``P`` of a
 device subcircuit becomes the subcircuit parameter ``mm_P`` (default 0: the nominal device),
@@ -95,10 +97,22 @@ def cache_folder() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "circuitnn"
 
 
-def library_slice(library: Path, section: str, netlist_texts: list[str]) -> Slice:
+Sizes = dict[str, list[tuple[float, float]] | None]
+
+
+def library_slice(
+    library: Path, section: str, netlist_texts: list[str], sizes: Sizes | None = None
+) -> Slice:
     """The slice of ``library``'s ``section`` that the netlists' names reach (see the module),
     from the cache or made now; :class:`ConfigError` when the section is missing or the names
-    reach no device of the library."""
+    reach no device of the library.
+
+    ``sizes``: device subcircuit name (lower case) → every (W, L) its instances take, in the
+    netlist's units (the library's ``.option scale`` applies), or None when they are not known
+    (a varied size): a device with known sizes keeps only the size bins (``.model NAME.K`` with
+    ``lmin``/``lmax``/``wmin``/``wmax``) that hold one of them. ngspice copies every model of a
+    device subcircuit into each instance, so each bin dropped saves per-instance work."""
+    sizes = sizes or {}
     library = Path(library).resolve()
     files = _section_files(library, section)
     root = library.parent
@@ -113,6 +127,7 @@ def library_slice(library: Path, section: str, netlist_texts: list[str]) -> Slic
                 "section": section,
                 "sources": [(s.name, s.digest) for s in sources],
                 "words": words,
+                "sizes": sorted((k, v) for k, v in sizes.items()),
             }
         ).encode()
     ).hexdigest()[:24]
@@ -132,7 +147,7 @@ def library_slice(library: Path, section: str, netlist_texts: list[str]) -> Slic
                 tuple(meta["devices"]),
             )
     statements = _statements(library, section)
-    text, mismatch, devices = _sliced(statements, set(words))
+    text, mismatch, devices = _sliced(statements, set(words), sizes)
     if not devices:
         raise ConfigError(
             f"{library} section {section!r}: the neuron's netlist uses none of its devices "
@@ -289,7 +304,7 @@ def _assignments(text: str) -> list[_Statement]:
 
 
 def _sliced(
-    statements: list[_Statement], words: set[str]
+    statements: list[_Statement], words: set[str], sizes: Sizes
 ) -> tuple[str, dict[str, list[str]], tuple[str, ...]]:
     """The kept statements as text, the mismatch parameters of each kept subcircuit, and the
     devices (subcircuits and models) kept."""
@@ -312,10 +327,20 @@ def _sliced(
     out: list[str] = []
     mismatch: dict[str, list[str]] = {}
     devices = []
+    scale = 1.0
+    for number in sorted(keep):
+        if statements[number].kind == "option":
+            found = _SCALE.search(" ".join(statements[number].lines))
+            scale = (
+                float(found.group(1)) * _SUFFIX.get(found.group(2).lower(), 1.0) if found else scale
+            )
     for number in sorted(keep):
         statement = statements[number]
         if statement.kind == "subckt":
             lines, exposed = _with_mismatch_parameters(statement.lines)
+            known = sizes.get(statement.names[0])
+            if known:
+                lines = _binned(lines, [(w * scale, length * scale) for w, length in known])
             if exposed:
                 mismatch[statement.names[0]] = exposed
             out.extend(lines)
@@ -324,6 +349,39 @@ def _sliced(
         if statement.kind in ("subckt", "model"):
             devices.append(statement.names[0])
     return "\n".join(out) + "\n", mismatch, tuple(dict.fromkeys(devices))
+
+
+_SCALE = re.compile(r"\bscale\s*=\s*([-+\d.eE]+)([a-z]?)", re.I)
+
+
+_SUFFIX = {"u": 1e-6, "n": 1e-9, "m": 1e-3, "p": 1e-12}
+
+
+_BOUND = re.compile(r"\b(lmin|lmax|wmin|wmax)\s*=\s*([-+\d.eE]+)", re.I)
+
+
+def _binned(lines: list[str], sizes: list[tuple[float, float]]) -> list[str]:
+    """A device subcircuit's lines keeping only the size bins that hold one of ``sizes`` (W, L
+    in metres; a bound met exactly keeps both neighbours); models without bounds stay."""
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        end = index + 1
+        while end < len(lines) and lines[end].startswith("+"):
+            end += 1
+        block = lines[index:end]
+        if block[0].lower().startswith(".model"):
+            bounds = {k.lower(): float(v) for k, v in _BOUND.findall(" ".join(block))}
+            if len(bounds) == 4 and not any(
+                bounds["lmin"] * (1 - 1e-9) <= length <= bounds["lmax"] * (1 + 1e-9)
+                and bounds["wmin"] * (1 - 1e-9) <= width <= bounds["wmax"] * (1 + 1e-9)
+                for width, length in sizes
+            ):
+                index = end
+                continue
+        out.extend(block)
+        index = end
+    return out
 
 
 def _with_mismatch_parameters(lines: list[str]) -> tuple[list[str], list[str]]:

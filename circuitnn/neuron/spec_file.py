@@ -9,7 +9,7 @@ from typing import Any
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.includes import load_netlist
 from circuitnn.neuron.netlist import find_subckt
-from circuitnn.neuron.pdk import attach, pdk_from_dict
+from circuitnn.neuron.pdk import attach, device_sizes, pdk_from_dict
 from circuitnn.neuron.simulator import Simulator, simulator_from_dict
 from circuitnn.neuron.spec import (
     DEFAULT_LOAD,
@@ -76,15 +76,10 @@ def spec_from_dict(
         netlist_path = directory / netlist_path
     netlist = load_netlist(netlist_path, f"{source}: netlist")
     subckt = find_subckt(netlist.texts, reader.text("subckt", default=name))
-    netlist_text, includes, pdk = netlist.text, netlist.includes, None
-    if "pdk" in data:
-        library, corner, mismatch = pdk_from_dict(
+    kit_table = None
+    if "pdk" in data:  # (checked before the rest: a missing kit is the first thing to fix)
+        kit_table = pdk_from_dict(
             _as_table(data["pdk"], f"{source}: [pdk]"), directory, f"{source}: [pdk]"
-        )
-        kit = data["pdk"].get("name", "custom")
-        texts = [netlist.text, *(i.text for i in netlist.includes if i.text is not None)]
-        pdk, netlist_text, includes = attach(
-            kit, library, corner, mismatch, netlist.text, netlist.includes, texts
         )
 
     ports_data = reader.table("ports")
@@ -127,8 +122,7 @@ def spec_from_dict(
         _variation(key.lower(), value, f"{source}: variation.{key}")
         for key, value in reader.table("variation", required=False).items()
     )
-    if pdk is not None and pdk.mismatch:
-        variations = _with_kit_mismatch(variations, pdk.mismatch_parameters, f"{source}: [pdk]")
+
     corners = {
         corner: {
             key.lower(): parse_spice(offset, f"{source}: corners.{corner}.{key}")
@@ -136,6 +130,23 @@ def spec_from_dict(
         }
         for corner, offsets in reader.table("corners", required=False).items()
     }
+    netlist_text, includes, pdk = netlist.text, netlist.includes, None
+    if kit_table is not None:
+        library, corner, mismatch = kit_table
+        texts = [netlist.text, *(i.text for i in netlist.includes if i.text is not None)]
+        varied = {variation.parameter for variation in variations}
+        pdk, netlist_text, includes = attach(
+            data["pdk"].get("name", "custom"),
+            library,
+            corner,
+            mismatch,
+            netlist.text,
+            netlist.includes,
+            texts,
+            device_sizes(texts, parameters, varied, corners),
+        )
+        if pdk.mismatch:
+            variations = _with_kit_mismatch(variations, pdk.mismatch_parameters, f"{source}: [pdk]")
     spec = NeuronSpec(
         name=name,
         subckt=subckt,
