@@ -329,6 +329,8 @@ def test_missing_kit_and_bad_pdk_tables_are_one_line_errors(monkeypatch, tmp_pat
         build_spec({**data, "pdk": {"name": "sky130", "corners": "tt"}})
     with pytest.raises(ConfigError, match="no such section"):
         build_spec({**data, "pdk": {"name": "sky130", "corner": "zz"}})
+    with pytest.raises(ConfigError, match="would not be reproducible"):
+        build_spec({**data, "pdk": {"name": "sky130", "corner": "mc"}})
     with pytest.raises(ConfigError, match="unknown kit"):
         build_spec({**data, "pdk": {"name": "gf180"}})
     generic = build_spec({**data, "pdk": {"library": str(folder / "sky130.lib.spice")}})

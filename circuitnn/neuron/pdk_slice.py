@@ -56,6 +56,10 @@ _ASSIGNMENT = re.compile(r"([a-z_][a-z0-9_]*)\s*=(?!=)")
 _MISMATCH = re.compile(r"mc_mm_switch\s*\*\s*agauss\s*\(\s*0\s*,\s*1(?:\.0*)?\s*,\s*1\s*\)", re.I)
 
 
+# ngspice's random functions (seeded per process): a slice holding one is refused
+_RANDOM = re.compile(r"\b(?:a?gauss|a?unif|limit)\s*\(", re.I)
+
+
 _COMMENT_CHARACTERS = re.compile(r"[;$/]")
 
 
@@ -152,6 +156,14 @@ def library_slice(
         raise ConfigError(
             f"{library} section {section!r}: the neuron's netlist uses none of its devices "
             "(name a subcircuit or model of the kit, e.g. sky130_fd_pr__nfet_01v8)"
+        )
+    drawn = _RANDOM.search(text)
+    if drawn:
+        raise ConfigError(
+            f"{library.name} section {section!r} draws random numbers ({drawn.group(0).strip()}…) "
+            "outside the devices' mismatch terms: ngspice seeds them per process, so the curves "
+            "would not be reproducible; use a corner section (tt, ff, ss, fs, sf, …) and "
+            "mismatch = true"
         )
     header = (
         f"* circuitnn slice of {library.name} section {section} (slicer {SLICER_VERSION}): "
