@@ -338,3 +338,18 @@ def test_missing_kit_and_bad_pdk_tables_are_one_line_errors(monkeypatch, tmp_pat
     monkeypatch.setenv("CIRCUITNN_SKY130_LIBRARY", str(tmp_path / "none.spice"))
     with pytest.raises(ConfigError, match="CIRCUITNN_SKY130_LIBRARY"):
         build_spec({**data, "pdk": {"name": "sky130"}})
+
+
+def test_cli_extracts_one_family_per_listed_kit_corner(tmp_path: Path, capsys) -> None:
+    from circuitnn.cli import main
+    from circuitnn.store import Store
+
+    store = tmp_path / "s.h5"
+    assert main(["extract", NEURON, "--n", "1", "--corner", "ff,ss", "--store", str(store)]) == 0
+    printed = capsys.readouterr().out
+    assert "at corner ff" in printed and "at corner ss" in printed
+    opened = Store(store)
+    families = [opened.load(key) for key in opened.keys()]  # noqa: SIM118 (a Store, not a dict)
+    assert sorted(f.attrs["corner"] for f in families) == ["ff", "ss"]
+    assert main(["extract", NEURON, "--n", "1", "--corner", "ff,", "--store", str(store)]) == 2
+    assert "empty corner name" in capsys.readouterr().err

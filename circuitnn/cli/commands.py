@@ -176,28 +176,37 @@ def extract_command(args: argparse.Namespace) -> int:
     from circuitnn.store.paths import writable_file
 
     plot = writable_file(picture_path(args.plot), "--plot") if args.plot else None
-    began = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SimulatorWarning)  # printed below, from the family
-        family = extract_family(
-            _spec(args),
-            args.n,
-            args.seed,
-            store=args.store,
-            options=run_options(args),
-            **_monte_carlo(args),
+    corners = [c.strip() for c in args.corner.split(",")] if args.corner else [None]
+    if any(not corner for corner in corners):
+        raise ConfigError(f"--corner {args.corner!r}: empty corner name in the list")
+    status = 0
+    for corner in corners:  # (several: one family each, e.g. the kit's tt,ff,ss)
+        settings = {**_monte_carlo(args), "corner": corner}
+        began = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SimulatorWarning)  # printed below, from the family
+            family = extract_family(
+                _spec(args),
+                args.n,
+                args.seed,
+                store=args.store,
+                options=run_options(args),
+                **settings,
+            )
+        seconds = time.perf_counter() - began
+        at = f" at corner {corner}" if len(corners) > 1 else ""
+        print(
+            f"{family.neuron}: {family.n} instances{at}, {len(family.failed)} failed, "
+            f"family {family.key} in {args.store} ({seconds:.1f} s)"
         )
-    seconds = time.perf_counter() - began
-    print(
-        f"{family.neuron}: {family.n} instances, {len(family.failed)} failed, "
-        f"family {family.key} in {args.store} ({seconds:.1f} s)"
-    )
-    _print_run(family)
-    _print_summary(family)
-    if plot is not None:
-        for picture in plot_all(family, plot):
-            print(f"picture: {picture}")
-    return 1 if len(family.failed) == family.n else 0
+        _print_run(family)
+        _print_summary(family)
+        if plot is not None:
+            target = plot if len(corners) == 1 else plot.with_stem(f"{plot.stem}-{corner}")
+            for picture in plot_all(family, target):
+                print(f"picture: {picture}")
+        status = max(status, 1 if len(family.failed) == family.n else 0)
+    return status
 
 
 def _print_run(family: Any, shown: int = 3) -> None:
