@@ -176,9 +176,11 @@ def extract_command(args: argparse.Namespace) -> int:
     from circuitnn.store.paths import writable_file
 
     plot = writable_file(picture_path(args.plot), "--plot") if args.plot else None
-    corners = [c.strip() for c in args.corner.split(",")] if args.corner else [None]
-    if any(not corner for corner in corners):
-        raise ConfigError(f"--corner {args.corner!r}: empty corner name in the list")
+    corners: list[str | None] = [None]
+    if args.corner:
+        corners = [corner.strip() for corner in args.corner.split(",")]
+        if not all(corners):
+            raise ConfigError(f"--corner {args.corner!r}: empty corner name in the list")
     status = 0
     for corner in corners:  # (several: one family each, e.g. the kit's tt,ff,ss)
         settings = {**_monte_carlo(args), "corner": corner}
