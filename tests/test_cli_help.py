@@ -18,7 +18,7 @@ from helpers import DATA, options
 from circuitnn._version import __version__
 from circuitnn.cli import main
 from circuitnn.cli.parser import build_parser
-from circuitnn.neuron.builtin import builtin_neurons, get_neuron
+from circuitnn.neuron.builtin import builtin_neurons, get_neuron, kit_neurons
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -95,8 +95,11 @@ def test_neurons_prints_every_port(capsys: pytest.CaptureFixture) -> None:
     assert main(["neurons"]) == 0
     printed = capsys.readouterr().out
     blocks = re.split(r"\n(?=\S)", printed.strip())
-    assert len(blocks) == len(builtin_neurons())
-    for block, name in zip(blocks, builtin_neurons(), strict=True):
+    kits = kit_neurons()  # (after the built-ins: one block each, or one line when not installed)
+    assert len(blocks) == len(builtin_neurons()) + len(kits)
+    for block, kit in zip(blocks[len(builtin_neurons()) :], kits.values(), strict=True):
+        assert f"kit: {kit}" in block or f"needs the {kit} kit" in block
+    for block, name in zip(blocks, builtin_neurons(), strict=False):
         spec = get_neuron(name)
         (ports,) = [line for line in block.splitlines() if line.strip().startswith("ports:")]
         assert [part.split()[0] for part in ports.split(":", 1)[1].split(", ")] == list(

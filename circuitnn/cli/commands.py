@@ -100,30 +100,43 @@ def _simulator(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def neurons_command(args: argparse.Namespace) -> int:
-    from circuitnn.neuron.builtin import builtin_neurons, get_neuron
+    from circuitnn.neuron.builtin import builtin_neurons, get_neuron, kit_neurons
+    from circuitnn.neuron.pdk import SKY130_INSTALL, kit_available
 
     for name in builtin_neurons():
-        spec = get_neuron(name)
-        print(f"{name}: {spec.description}")
-        print(f"  ports: {_ports_text(spec)}")
-        sweep = spec.sweep
-        kind = "differential" if spec.ports.differential_input else "single-ended"
-        print(
-            f"  input {kind} {sweep.start:g}…{sweep.stop:g} V ({sweep.points} points); "
-            f"output {spec.output.quantity} [{spec.output.unit}]; "
-            f"supplies {spec.ports.supplies or 'none'}; {spec.temperature:g} °C"
-        )
-        params = ", ".join(f"{k}={v:.6g}" for k, v in spec.parameters.items())
-        print(f"  parameters: {params}")
-        for variation in spec.variations:
-            parts = []
-            for scope, dist in (("global", variation.global_), ("local", variation.local)):
-                if dist is not None:
-                    parts.append(f"{scope} {_distribution_text(dist)}")
-            print(f"  varies {variation.parameter}: {'; '.join(parts)}")
-        if spec.corners:
-            print(f"  corners: {', '.join(spec.corners)}")
+        _print_neuron(name, get_neuron(name))
+    for name, kit in kit_neurons().items():
+        if kit_available(kit):
+            spec = get_neuron(name)
+            _print_neuron(name, spec)
+            sections = ", ".join(spec.pdk.sections[:5])
+            print(f"  kit: {kit} (installed), corner {spec.pdk.corner} (--corner: {sections}, …)")
+        else:
+            advice = SKY130_INSTALL if kit == "sky130" else "install it"
+            print(f"{name}: needs the {kit} kit, not installed: {advice}")
     return 0
+
+
+def _print_neuron(name: str, spec: Any) -> None:
+    print(f"{name}: {spec.description}")
+    print(f"  ports: {_ports_text(spec)}")
+    sweep = spec.sweep
+    kind = "differential" if spec.ports.differential_input else "single-ended"
+    print(
+        f"  input {kind} {sweep.start:g}…{sweep.stop:g} V ({sweep.points} points); "
+        f"output {spec.output.quantity} [{spec.output.unit}]; "
+        f"supplies {spec.ports.supplies or 'none'}; {spec.temperature:g} °C"
+    )
+    params = ", ".join(f"{k}={v:.6g}" for k, v in spec.parameters.items())
+    print(f"  parameters: {params}")
+    for variation in spec.variations:
+        parts = []
+        for scope, dist in (("global", variation.global_), ("local", variation.local)):
+            if dist is not None:
+                parts.append(f"{scope} {_distribution_text(dist)}")
+        print(f"  varies {variation.parameter}: {'; '.join(parts)}")
+    if spec.corners:
+        print(f"  corners: {', '.join(spec.corners)}")
 
 
 def _ports_text(spec: Any) -> str:
@@ -163,28 +176,39 @@ def extract_command(args: argparse.Namespace) -> int:
     from circuitnn.store.paths import writable_file
 
     plot = writable_file(picture_path(args.plot), "--plot") if args.plot else None
-    began = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SimulatorWarning)  # printed below, from the family
-        family = extract_family(
-            _spec(args),
-            args.n,
-            args.seed,
-            store=args.store,
-            options=run_options(args),
-            **_monte_carlo(args),
+    corners: list[str | None] = [None]
+    if args.corner:
+        corners = [corner.strip() for corner in args.corner.split(",")]
+        if not all(corners):
+            raise ConfigError(f"--corner {args.corner!r}: empty corner name in the list")
+    status = 0
+    for corner in corners:  # (several: one family each, e.g. the kit's tt,ff,ss)
+        settings = {**_monte_carlo(args), "corner": corner}
+        began = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SimulatorWarning)  # printed below, from the family
+            family = extract_family(
+                _spec(args),
+                args.n,
+                args.seed,
+                store=args.store,
+                options=run_options(args),
+                **settings,
+            )
+        seconds = time.perf_counter() - began
+        at = f" at corner {corner}" if len(corners) > 1 else ""
+        print(
+            f"{family.neuron}: {family.n} instances{at}, {len(family.failed)} failed, "
+            f"family {family.key} in {args.store} ({seconds:.1f} s)"
         )
-    seconds = time.perf_counter() - began
-    print(
-        f"{family.neuron}: {family.n} instances, {len(family.failed)} failed, "
-        f"family {family.key} in {args.store} ({seconds:.1f} s)"
-    )
-    _print_run(family)
-    _print_summary(family)
-    if plot is not None:
-        for picture in plot_all(family, plot):
-            print(f"picture: {picture}")
-    return 1 if len(family.failed) == family.n else 0
+        _print_run(family)
+        _print_summary(family)
+        if plot is not None:
+            target = plot if len(corners) == 1 else plot.with_stem(f"{plot.stem}-{corner}")
+            for picture in plot_all(family, target):
+                print(f"picture: {picture}")
+        status = max(status, 1 if len(family.failed) == family.n else 0)
+    return status
 
 
 def _print_run(family: Any, shown: int = 3) -> None:

@@ -260,7 +260,11 @@ def _add_monte_carlo(parser: argparse.ArgumentParser, n_default: int = 1000) -> 
     parser.add_argument(
         "--chip-size", type=int, default=1, help="neurons sharing one die-to-die draw (default: 1)"
     )
-    parser.add_argument("--corner", help="process corner named in the spec (default: none)")
+    parser.add_argument(
+        "--corner",
+        help="process corner named in the spec, or a section of its foundry kit (tt, ff, …); "
+        "several, comma-separated, extract one family each (default: none)",
+    )
     parser.add_argument("--temp", type=float, help="temperature in °C (default: the spec's)")
     parser.add_argument(
         "--allow-control",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from circuitnn.errors import SimulationError, SimulationTimeout, SimulatorCrash
+from circuitnn.extract.devices import realized_devices
 from circuitnn.extract.independence import (
     ALONE,
     BATCHED,
@@ -70,6 +71,7 @@ class ChunkResult:
     log: list[str] = field(default_factory=list)
     alone: np.ndarray | None = None
     curves_down: np.ndarray | None = None
+    devices: dict[str, np.ndarray] = field(default_factory=dict)
     checks: int = 0
     check_deviation: float = 0.0
     check_ratio: float = 0.0
@@ -103,6 +105,7 @@ class ChunkResult:
         }
         if self.curves_down is not None:
             arrays["curves_down"] = self.curves_down
+        arrays.update({f"device:{name}": values for name, values in self.devices.items()})
         return arrays
 
     @classmethod
@@ -125,6 +128,11 @@ class ChunkResult:
             deviated=int(arrays.get("deviated", 0)),
             aids=int(arrays.get("aids", 0)),
             warnings=[str(text) for text in arrays.get("warnings", [])],
+            devices={
+                name[len("device:") :]: values
+                for name, values in arrays.items()
+                if name.startswith("device:")
+            },
         )
 
 
@@ -160,6 +168,7 @@ def simulate_chunk(
             status[row], reasons[row] = other.status[row], other.reasons[row]
         alone = np.maximum(alone, other.alone)
     failed = status != OK
+    devices, notes = realized_devices(spec, table, engine, timeout, ~failed)
     curves = main.arrays["curves"]
     curves[failed] = np.nan
     main.arrays["supply_current"][failed] = np.nan
@@ -185,6 +194,8 @@ def simulate_chunk(
         deviated=int(any(branch.deviated for branch in branches)),
         aids=sum(branch.aids for branch in branches),
         warnings=sorted({text for branch in branches for text in branch.warnings}),
+        devices=devices,
+        log=notes,
     )
 
 

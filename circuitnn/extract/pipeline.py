@@ -34,6 +34,7 @@ from circuitnn.extract.sinks import FamilySink, MemoryFamily
 from circuitnn.extract.speed import add_speed
 from circuitnn.family import OK, Family
 from circuitnn.neuron.builtin import get_neuron
+from circuitnn.neuron.pdk import at_corner
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import (
     MonteCarlo,
@@ -104,6 +105,8 @@ def extract_family(
         spec = spec.with_temperature(temperature)
     if simulator:
         spec = spec.with_simulator(**simulator)
+    if corner is not None and spec.pdk is not None and corner not in spec.corners:
+        spec = at_corner(spec, corner)  # the kit's own section
     mc = MonteCarlo(n=n, seed=seed, chip_size=chip_size, corner=corner)
     options = options or RunOptions()
     spec.nominal(corner)

@@ -27,6 +27,7 @@ def chunk_descriptors(
     described = describe(grid, chunk.curves, power)
     if chunk.curves_down is not None:
         described["hysteresis"] = hysteresis(grid, chunk.curves, chunk.curves_down)
+    described.update(chunk.devices)  # (realized device parameters: vth_*, id_*, gm_*)
     return described
 
 

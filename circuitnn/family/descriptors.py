@@ -19,6 +19,17 @@ DESCRIPTOR_UNITS = {
 }
 
 
+DEVICE_UNITS = {"vth": "V", "id": "A", "gm": "S"}  # realized device parameters: vth_<device>, …
+
+
+def descriptor_unit(name: str) -> str:
+    """The unit of descriptor ``name`` (a curve descriptor, or a realized device parameter
+    ``<quantity>_<device>``); "" when unknown."""
+    if name in DESCRIPTOR_UNITS:
+        return DESCRIPTOR_UNITS[name]
+    return DEVICE_UNITS.get(name.split("_", 1)[0], "") if "_" in name else ""
+
+
 def slopes(grid: np.ndarray, curves: np.ndarray) -> np.ndarray:
     """dy/dx of every curve by second-order finite differences (output unit per volt)."""
     return np.gradient(curves, grid, axis=-1)

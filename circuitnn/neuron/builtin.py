@@ -21,6 +21,16 @@ def builtin_neurons() -> list[str]:
     return sorted(path.stem for path in builtin_folder().glob("*.toml"))
 
 
+def kit_neurons() -> dict[str, str]:
+    """The built-in neurons made on a foundry kit (``netlists/<kit>/``): name → kit. They load
+    when the kit is installed (see :mod:`circuitnn.neuron.pdk`)."""
+    return {
+        path.stem: path.parent.name
+        for path in sorted(builtin_folder().glob("*/*.toml"))
+        if path.parent.name != "__pycache__"
+    }
+
+
 def get_neuron(neuron: str | Path | NeuronSpec, allow_control: bool = False) -> NeuronSpec:
     """A spec from a built-in name, a ``.toml`` spec path (or its ``.cir``), or a spec itself
     (checked like a loaded one: :func:`~circuitnn.neuron.safety.check_spec`)."""
@@ -30,6 +40,9 @@ def get_neuron(neuron: str | Path | NeuronSpec, allow_control: bool = False) -> 
     text = str(neuron)
     if text in builtin_neurons():
         return load_spec(builtin_folder() / f"{text}.toml")
+    kits = kit_neurons()
+    if text in kits:
+        return load_spec(builtin_folder() / kits[text] / f"{text}.toml")
     try:
         path = Path(text).expanduser()
         a_path = bool(path.suffix) or "/" in text or path.exists()

@@ -17,6 +17,7 @@ import numpy as np
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.includes import IncludedFile, portable_text
 from circuitnn.neuron.netlist import Subcircuit, sized_parameters
+from circuitnn.neuron.pdk import Pdk
 from circuitnn.neuron.simulator import Simulator, managed_options
 from circuitnn.neuron.units import parse_spice
 
@@ -192,6 +193,7 @@ class NeuronSpec:
     includes: tuple[IncludedFile, ...] = ()
     allow_control: bool = False
     simulator: Simulator = field(default_factory=Simulator)
+    pdk: Pdk | None = None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -203,6 +205,8 @@ class NeuronSpec:
         values = dict(self.parameters)
         if corner is None:
             return values
+        if corner not in self.corners and self.pdk is not None and corner in self.pdk.sections:
+            return values  # (a section of the kit: see circuitnn.neuron.pdk.at_corner)
         if corner not in self.corners:
             known = ", ".join(sorted(self.corners)) or "none defined"
             raise ConfigError(f"{self.name}: unknown corner {corner!r} (known: {known})")
@@ -247,6 +251,7 @@ class NeuronSpec:
             "corners": self.corners,
             "temperature": self.temperature,
             "simulator": self.simulator.identity(),
+            **({"pdk": self.pdk.identity()} if self.pdk is not None else {}),
         }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.includes import load_netlist
 from circuitnn.neuron.netlist import find_subckt
+from circuitnn.neuron.pdk import attach, device_sizes, pdk_from_dict
 from circuitnn.neuron.simulator import Simulator, simulator_from_dict
 from circuitnn.neuron.spec import (
     DEFAULT_LOAD,
@@ -39,6 +40,7 @@ SPEC_KEYS = {
         "variation",
         "corners",
         "simulator",
+        "pdk",
     ),
     "ports": ("input", "output", "supplies", "ground", "bias", "measure_input_current"),
     "sweep": ("start", "stop", "points", "common_mode", "direction"),
@@ -74,6 +76,11 @@ def spec_from_dict(
         netlist_path = directory / netlist_path
     netlist = load_netlist(netlist_path, f"{source}: netlist")
     subckt = find_subckt(netlist.texts, reader.text("subckt", default=name))
+    kit_table = None
+    if "pdk" in data:  # (checked before the rest: a missing kit is the first thing to fix)
+        kit_table = pdk_from_dict(
+            _as_table(data["pdk"], f"{source}: [pdk]"), directory, f"{source}: [pdk]"
+        )
 
     ports_data = reader.table("ports")
     strict_keys(ports_data, SPEC_KEYS["ports"], f"{source}: [ports]")
@@ -115,6 +122,7 @@ def spec_from_dict(
         _variation(key.lower(), value, f"{source}: variation.{key}")
         for key, value in reader.table("variation", required=False).items()
     )
+
     corners = {
         corner: {
             key.lower(): parse_spice(offset, f"{source}: corners.{corner}.{key}")
@@ -122,10 +130,27 @@ def spec_from_dict(
         }
         for corner, offsets in reader.table("corners", required=False).items()
     }
+    netlist_text, includes, pdk = netlist.text, netlist.includes, None
+    if kit_table is not None:
+        library, corner, mismatch = kit_table
+        texts = [netlist.text, *(i.text for i in netlist.includes if i.text is not None)]
+        varied = {variation.parameter for variation in variations}
+        pdk, netlist_text, includes = attach(
+            data["pdk"].get("name", "custom"),
+            library,
+            corner,
+            mismatch,
+            netlist.text,
+            netlist.includes,
+            texts,
+            device_sizes(texts, parameters, varied, corners),
+        )
+        if pdk.mismatch:
+            variations = _with_kit_mismatch(variations, pdk.mismatch_parameters, f"{source}: [pdk]")
     spec = NeuronSpec(
         name=name,
         subckt=subckt,
-        netlist_text=netlist.text,
+        netlist_text=netlist_text,
         netlist_source=netlist.source,
         ports=ports,
         sweep=sweep,
@@ -135,8 +160,9 @@ def spec_from_dict(
         corners=corners,
         temperature=parse_spice(data.get("temperature", 27.0), f"{source}: temperature"),
         description=str(data.get("description", "")),
-        includes=netlist.includes,
+        includes=includes,
         allow_control=allow_control,
+        pdk=pdk,
         simulator=(
             simulator_from_dict(data["simulator"], f"{source}: [simulator]")
             if "simulator" in data
@@ -144,6 +170,22 @@ def spec_from_dict(
         ),
     )
     return validated(spec, source)
+
+
+def _with_kit_mismatch(
+    variations: tuple[Variation, ...], parameters: tuple[str, ...], where: str
+) -> tuple[Variation, ...]:
+    """``variations`` plus a standard normal mismatch (``local``) of each parameter the netlist
+    passes to a kit mismatch parameter (see :mod:`circuitnn.neuron.pdk`)."""
+    if not parameters:
+        raise ConfigError(
+            f"{where}: mismatch = true, but the netlist passes no kit mismatch parameter to a "
+            "device (e.g. XMn d g s b sky130_fd_pr__nfet_01v8 w={w} l={l} mm_vth0={z_vth0_n})"
+        )
+    varied = {variation.parameter for variation in variations}
+    unit_normal = Distribution(distribution="normal", sigma=1.0)
+    added = tuple(Variation(p, local=unit_normal) for p in parameters if p not in varied)
+    return (*variations, *added)
 
 
 def strict_keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:

@@ -99,7 +99,7 @@ class FamilyWriter:
         """Instances ``start``…: curves (output unit), currents (A), power (W), status, failure
         reasons and descriptors (each with its unit); ``extra``: ``run_alone`` (codes) and
         ``curves_down`` (output unit) when given."""
-        from circuitnn.family.descriptors import DESCRIPTOR_UNITS
+        from circuitnn.family.descriptors import descriptor_unit
 
         unit = self._unit
         try:
@@ -129,7 +129,7 @@ class FamilyWriter:
             self._rows("status", start, status)
             self._rows("failure_reason", start, fixed_text(reasons), compress=True)
             for name, values in descriptors.items():
-                units = DESCRIPTOR_UNITS.get(name, "").replace("output unit", unit)
+                units = descriptor_unit(name).replace("output unit", unit)
                 self._rows(f"descriptors/{name}", start, values, units)
         except (OSError, ValueError, TypeError, RuntimeError) as error:
             raise StoreError(

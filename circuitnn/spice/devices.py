@@ -1,0 +1,66 @@
+"""The realized device parameters of a batch of instances: one ``.op`` with the input at a
+reference value, reading each transistor's threshold voltage, drain current and
+transconductance back from ngspice (see :mod:`circuitnn.neuron.devices`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from circuitnn.neuron.devices import Device, mosfets
+from circuitnn.neuron.spec import NeuronSpec
+from circuitnn.neuron.units import format_spice
+from circuitnn.neuron.variation import ParameterTable
+from circuitnn.spice.benches import SWEEP_SOURCE, _circuit, _finish, _wrap
+from circuitnn.spice.engines import get_engine
+
+
+def reference_input(spec: NeuronSpec) -> float:
+    """The input (V) at which devices are read: the middle of the sweep."""
+    return 0.5 * (spec.sweep.start + spec.sweep.stop)
+
+
+def device_columns(spec: NeuronSpec) -> list[tuple[str, Device, str]]:
+    """(column name ``<quantity>_<device label>``, device, quantity) of every recorded value."""
+    columns = []
+    for device in mosfets(spec):
+        for quantity in device.vectors("xn0"):
+            columns.append((f"{quantity}_{device.label}", device, quantity))
+    return columns
+
+
+def device_parameters(
+    spec: NeuronSpec, table: ParameterTable, engine: str, timeout: float
+) -> dict[str, np.ndarray]:
+    """Column name → (N,) realized value of each instance (units in
+    :data:`~circuitnn.neuron.devices.QUANTITY_UNITS`; drain current as ngspice signs it);
+    empty when the neuron has no MOSFET. Raises the engine's error when the ``.op`` fails."""
+    columns = device_columns(spec)
+    if not columns or not len(table):
+        return {}
+    source = f"{SWEEP_SOURCE} x 0 DC {format_spice(reference_input(spec))}"
+    lines, bench = _circuit(spec, table, source)
+    names = [
+        [device.vectors(f"xn{k}")[quantity] for _, device, quantity in columns]
+        for k in range(len(table))
+    ]
+    flat = [name for row in names for name in row]
+    lines += [*_wrap(".save", flat), ".op"]
+    text = _finish(lines, bench).text
+    found = get_engine(engine).run(
+        text, [_raw_name(n) for n in flat], 1, timeout, f"{spec.name} devices", spec.includes
+    )
+    return {
+        column: np.array([found[_raw_name(names[k][j])][0] for k in range(len(table))])
+        for j, (column, _, _) in enumerate(columns)
+    }
+
+
+def _raw_name(name: str) -> str:
+    """ngspice's name in a raw file of a saved ``@`` vector (``v(…)`` for a voltage,
+    ``i(…)`` for a current, bare otherwise)."""
+    quantity = name[name.rindex("[") + 1 : -1]
+    if quantity in ("vth", "von"):
+        return f"v({name})"
+    if quantity == "id":
+        return f"i({name})"
+    return name
