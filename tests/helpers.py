@@ -76,27 +76,34 @@ def assert_same_family(a: Family, b: Family) -> None:
 def isolated_run(spec: NeuronSpec, table: Any, row: int, direction: str = "up") -> np.ndarray:
     """The oracle: instance ``row`` of ``table`` alone in a plain ``ngspice -n -b -r`` process
     (not through circuitnn's engines); its output curve in increasing input order."""
+    from circuitnn.spice.benches import render_dc_bench
+
+    bench = render_dc_bench(spec, table.rows(np.array([row])), direction)
+    curves = plain_run_curves(spec, bench)
+    return curves[0][::-1] if direction == "down" else curves[0]
+
+
+def plain_run_curves(spec: NeuronSpec, bench: Any, timeout: float = 120) -> np.ndarray:
+    """The output curves of a rendered DC ``bench`` run as it is by a plain ``ngspice -n -b -r``
+    process (not through circuitnn's engines), one row per instance."""
     import subprocess
     import tempfile
 
-    from circuitnn.spice.benches import assemble, render_dc_bench
+    from circuitnn.spice.benches import assemble
     from circuitnn.spice.engines import ngspice_executable
     from circuitnn.spice.rawfile import read_raw
 
-    bench = render_dc_bench(spec, table.rows(np.array([row])), direction)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "alone.cir"
-        path.write_text(bench.text)
+        (Path(folder) / "plain.cir").write_text(bench.text)
         subprocess.run(
-            [ngspice_executable(), "-n", "-b", "-r", "alone.raw", "alone.cir"],
+            [ngspice_executable(), "-n", "-b", "-r", "plain.raw", "plain.cir"],
             cwd=folder,
             capture_output=True,
             check=True,
-            timeout=60,
+            timeout=timeout,
         )
-        vectors = read_raw((Path(folder) / "alone.raw").read_bytes())[-1].vectors
-    curves, _, _ = assemble(spec, bench, vectors)
-    return curves[0][::-1] if direction == "down" else curves[0]
+        vectors = read_raw((Path(folder) / "plain.raw").read_bytes())[-1].vectors
+    return assemble(spec, bench, vectors)[0]
 
 
 # a benchmark row ending in a target and a verdict: "... 1.43x time   <=1.25x  FAIL"

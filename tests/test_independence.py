@@ -7,13 +7,10 @@ the oracle is a plain ``ngspice -n -b`` run of each instance alone (``helpers.is
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import data_spec, isolated_run, options
+from helpers import data_spec, isolated_run, options, plain_run_curves
 
 from circuitnn import extract_family
 from circuitnn.extract.dc_chunk import simulate_chunk
@@ -26,9 +23,7 @@ from circuitnn.extract.independence import (
 )
 from circuitnn.family import OK
 from circuitnn.neuron.variation import MonteCarlo, sample_parameters
-from circuitnn.spice.benches import assemble, render_dc_bench
-from circuitnn.spice.engines import ngspice_executable
-from circuitnn.spice.rawfile import read_raw
+from circuitnn.spice.benches import render_dc_bench
 from circuitnn.store import Store
 
 N = 40
@@ -42,18 +37,7 @@ def _tolerance(spec, curve: np.ndarray) -> np.ndarray:
 
 def _plain_batch(spec, table) -> np.ndarray:
     """The whole table in one plain ngspice run, as circuitnn ran it before: the coupled answer."""
-    bench = render_dc_bench(spec, table)
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "batch.cir").write_text(bench.text)
-        subprocess.run(
-            [ngspice_executable(), "-n", "-b", "-r", "batch.raw", "batch.cir"],
-            cwd=folder,
-            capture_output=True,
-            check=True,
-            timeout=120,
-        )
-        vectors = read_raw((Path(folder) / "batch.raw").read_bytes())[-1].vectors
-    return assemble(spec, bench, vectors)[0]
+    return plain_run_curves(spec, render_dc_bench(spec, table))
 
 
 @pytest.fixture(scope="module")

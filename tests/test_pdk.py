@@ -58,18 +58,23 @@ def small(corner: str = "tt", points: int = 37, **changes: object):
     return at_corner(spec, corner) if corner != spec.pdk.corner else spec
 
 
-def run_alone(text: str, folder: Path, vectors: int) -> np.ndarray:
-    """Run a hand-written netlist with ``ngspice -n -b``; its ``print`` table as rows. (ngspice
-    exits with 1 after a ``.control`` run in batch mode: the table is what is checked.)"""
+def ngspice_log(text: str, folder: Path) -> str:
+    """What ``ngspice -n -b`` prints for the hand-written netlist ``text`` (run in ``folder``)."""
     path = folder / "alone.cir"
     path.write_text(text)
-    log = subprocess.run(
+    return subprocess.run(
         [ngspice_executable(), "-n", "-b", str(path)],
         cwd=folder,
         capture_output=True,
         text=True,
         timeout=300,
     ).stdout
+
+
+def run_alone(text: str, folder: Path, vectors: int) -> np.ndarray:
+    """Run a hand-written netlist with ``ngspice -n -b``; its ``print`` table as rows. (ngspice
+    exits with 1 after a ``.control`` run in batch mode: the table is what is checked.)"""
+    log = ngspice_log(text, folder)
     rows = [
         [float(x) for x in line.split()[1:]]
         for line in log.splitlines()
@@ -151,14 +156,7 @@ print @m.xn.msky130_fd_pr__nfet_01v8[vth]
 .endc
 .end
 """
-        path = tmp_path / "op.cir"
-        path.write_text(text)
-        log = subprocess.run(
-            [ngspice_executable(), "-n", "-b", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
+        log = ngspice_log(text, tmp_path)
         vth.append(float(re.search(r"\[vth\] = (\S+)", log).group(1)))  # type: ignore[union-attr]
     np.testing.assert_allclose(vth[1] - vth[0], 2.0 * slope / np.sqrt(1.0 * 0.15), rtol=1e-3)
 
