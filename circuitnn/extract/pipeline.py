@@ -42,6 +42,7 @@ from circuitnn.neuron.variation import (
     sample_parameters,
 )
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
+from circuitnn.spice.benches import bench_identity
 from circuitnn.spice.engines import ngspice_version
 from circuitnn.store import Store
 from circuitnn.store.files import SCHEMA_VERSION
@@ -63,6 +64,7 @@ def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("d
         "chip_size": mc.chip_size,
         "corner": mc.corner,
         "ngspice": ngspice_version(),
+        "bench": bench_identity(spec),
         "schema": SCHEMA_VERSION,
     }
     text = json.dumps(identity, sort_keys=True, default=float)
