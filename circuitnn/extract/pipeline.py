@@ -107,7 +107,7 @@ def extract_family(
     if simulator:
         spec = spec.with_simulator(**simulator)
     mc = MonteCarlo(n=n, seed=seed, chip_size=chip_size, corner=corner)
-    options = options or RunOptions()
+    options = (options or RunOptions()).resolved(n)
     spec.nominal(corner)
     key = family_key(spec, mc)
     target = store if isinstance(store, Store) or store is None else Store(store)
