@@ -37,20 +37,29 @@ def device_totals(names: list[str]) -> list[str]:
     return sorted(totals)
 
 
-def unattributed(vectors: dict[str, np.ndarray]) -> float:
+def unattributed(vectors: dict[str, np.ndarray], totals: list[str] | None = None) -> float:
     """How far the device totals miss ngspice's total output PSD (largest relative difference
-    over frequency): near 0 when every device's noise was found, whatever ngspice named it."""
+    over frequency): near 0 when every device's noise was found, whatever ngspice named it.
+    ``totals``: :func:`device_totals` of these vectors, when already known."""
     total = np.abs(vectors["onoise_spectrum"]) ** 2
-    found = sum(np.abs(vectors[name]) ** 2 for name in device_totals(list(vectors)))
+    totals = device_totals(list(vectors)) if totals is None else totals
+    found = (
+        np.sum(np.abs(np.stack([vectors[name] for name in totals])) ** 2, axis=0)
+        if totals
+        else np.zeros_like(total)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         missing = np.abs(found - total) / total
     return float(np.max(np.where(total > 0, missing, np.abs(found))))
 
 
-def device_instances(names: list[str], instances: int) -> list[tuple[str, int]]:
-    """``(device total vector, instance index)`` for every device inside an instance ``xnK``."""
+def device_instances(
+    names: list[str], instances: int, totals: list[str] | None = None
+) -> list[tuple[str, int]]:
+    """``(device total vector, instance index)`` for every device inside an instance ``xnK``
+    (``totals``: :func:`device_totals` of ``names``, when already known)."""
     pairs = []
-    for name in device_totals(names):
+    for name in device_totals(names) if totals is None else totals:
         match = _INSTANCE.search(name)
         if match is not None and int(match.group(1)) < instances:
             pairs.append((name, int(match.group(1))))
