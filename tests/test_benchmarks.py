@@ -18,7 +18,7 @@ from helpers import COMPARE, assert_verdicts_follow, verdict_rows
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # (script, how many rows carry a verdict in a --quick run)
-SCRIPTS = {"bench_extract.py": 6, "bench_noise.py": 2, "bench_campaign.py": 4}
+SCRIPTS = {"bench_extract.py": 2, "bench_noise.py": 2, "bench_campaign.py": 4}
 TALLY = re.compile(r"^targets: (\d+)/(\d+) PASS", re.MULTILINE)
 
 
