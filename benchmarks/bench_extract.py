@@ -10,12 +10,16 @@ One command, every ratio measured in the same run::
 It times ``extract_family`` (sample → netlist → simulate → parse → HDF5 store, a fresh store every
 time, so never a cache hit) and compares it with
 
-  (a) a naive loop of one PySpice simulation per sample (two variants: PySpice's Circuit/simulator
-      API, and NgSpiceShared with a one-instance netlist), measured on a subset of the samples in a
-      separate process and extrapolated per sample to N;
-  (b) plain ``ngspice -b -r out.raw`` run sequentially on the very netlists circuitnn renders
-      (captured from circuitnn's own run), timing only the subprocess calls;
-  (c) circuitnn with 2 jobs against 1 job (loky pool warmed once before timing);
+  (a) as information, a naive loop of one PySpice simulation per sample (two variants: PySpice's
+      Circuit/simulator API, and NgSpiceShared with a one-instance netlist), measured on a subset
+      of the samples in a separate process and extrapolated per sample to N;
+  (b) ngspice's floor: the best raw ``ngspice -b -r`` configuration of the same work (the plain
+      batched netlists, no self-check or nominal run, in chunks of 50-500 instances, with and
+      without the bench's ``.options noopiter``), compared on CPU seconds (the machine is
+      shared: other processes inflate wall time, hardly CPU time); target ≤ 1.15× with 1 job;
+      also plain ``ngspice -b -r`` on the very netlists circuitnn renders (information);
+  (c) circuitnn with 2 jobs against 1 job (loky pool warmed once before timing), target ≥ 1.7×,
+      with the machine's own 2-process calibration printed beside it;
   (d) both engines, "subprocess" and "shared";
   (e) peak memory (RSS) of a fresh process running one extraction, its loky workers and its
       ngspice processes, sampled by psutil in a thread;
