@@ -137,7 +137,7 @@ def fit_white_flicker(
     offsets = np.arange(-5, 6) * step  # a fine grid around each row's coarse optimum
     grid = alphas[:, None] + offsets[None, :]  # every fine exponent any row may try
     rows = np.arange(len(s))
-    fine = sums.costs(grid.reshape(-1), nearest, len(offsets)).T  # offsets × rows
+    fine = sums.grouped_costs(grid, nearest).T  # offsets × rows
     best = np.argmin(fine, axis=0)
     inner = np.clip(best, 1, len(offsets) - 2)
     c0, c1, c2 = fine[inner - 1, rows], fine[inner, rows], fine[inner + 1, rows]
@@ -166,19 +166,25 @@ class _Sums:
         self.n = valid.sum(axis=1).astype(np.float64)
         self.aa, self.ay = self.a2.sum(axis=1), self.a.sum(axis=1)
 
-    def costs(
-        self, exponents: np.ndarray, groups: np.ndarray | None = None, size: int = 0
-    ) -> np.ndarray:
-        """The fit's cost for every row at every one of ``exponents`` (rows × exponents); with
-        ``groups`` (one per row), only at the row's group of exponents (``exponents`` then
-        holds groups of ``size`` one after the other: rows × size)."""
+    def costs(self, exponents: np.ndarray) -> np.ndarray:
+        """The fit's cost for every row at every one of ``exponents`` (rows × exponents)."""
+        return self._costs(np.arange(len(self.n)), exponents)
+
+    def grouped_costs(self, exponents: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """The fit's cost for every row at the exponents of its group (``exponents``: groups ×
+        size; ``groups``: each row's group): rows × size."""
+        costs = np.empty((len(groups), exponents.shape[1]))
+        for group in np.unique(groups):
+            rows = np.flatnonzero(groups == group)
+            costs[rows] = self._costs(rows, exponents[group])
+        return costs
+
+    def _costs(self, rows: np.ndarray, exponents: np.ndarray) -> np.ndarray:
         power = np.exp(-np.outer(exponents, self.log_f))  # f^-α, exponents × F
-        sums = [self.a2 @ power.T, self.a2 @ (power * power).T, self.a @ power.T]
-        if groups is not None:
-            chosen = groups[:, None] * size + np.arange(size)[None, :]
-            sums = [np.take_along_axis(values, chosen, axis=1) for values in sums]
-        ab, bb, by = sums
-        return _solve(self.aa[:, None], ab, bb, self.ay[:, None], by, self.n[:, None])[2]
+        a, a2 = self.a[rows], self.a2[rows]
+        ab, bb, by = a2 @ power.T, a2 @ (power * power).T, a @ power.T
+        aa, ay, n = self.aa[rows, None], self.ay[rows, None], self.n[rows, None]
+        return _solve(aa, ab, bb, ay, by, n)[2]
 
     def solve_each(self, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(white, flicker, cost) of every row at its own exponent ``alpha`` (rows,)."""
