@@ -392,9 +392,10 @@ def run_circuitnn(
     options = RunOptions(jobs=jobs, chunk_size=chunk_size, engine=engine, progress=False)
     instrument(engine, jobs, timer, chunks, benches)
     try:
-        cpu, began = cpu_seconds(), time.perf_counter()
+        cpu, critical, began = cpu_seconds(), critical_cpu_seconds(), time.perf_counter()
         family = extract_family(NEURON, n=n, seed=seed, store=folder / "store.h5", options=options)
         seconds, cpu = time.perf_counter() - began, cpu_seconds() - cpu
+        critical = critical_cpu_seconds() - critical
     finally:
         timer.restore()
     size = (folder / "store.h5").stat().st_size
@@ -404,6 +405,7 @@ def run_circuitnn(
     return {
         "seconds": seconds,
         "cpu": cpu,  # complete for 1 job only (loky workers are not finished children)
+        "critical_cpu": critical,
         "failed": failed,
         "shape": list(family.curves.shape),
         "store_bytes": size,
@@ -497,6 +499,16 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def critical_cpu_seconds() -> float:
+    """CPU seconds of this thread and of the finished children: a 1-job run's critical path
+    (its main thread and its ngspice processes; the writer thread's HDF5 work overlaps them on
+    another core)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.thread_time() + children.ru_utime + children.ru_stime
 
 
 def run_raw(paths: list[Path], parallel: int = 1) -> dict[str, Any]:
@@ -1494,21 +1506,36 @@ def build_report(
             "info",
         )
         if engine == "subprocess":  # CPU time is complete only when ngspice's processes end
-            cpu = [r["cpu"] for r in runs[(engine, 1, chunk_size)]]
-            title = f"(b) circuitnn {engine}{mark}, 1 job, CPU s, vs the raw ngspice floor"
-            if judged:
-                table.judge(title, min(cpu), min(cpu) / floor, "time", 1.15, False)
-            else:
-                table.add(title, min(cpu), _fmt_ratio(min(cpu) / floor, "time"), "-", "info")
-            table.add(
-                "    medians: circuitnn 1 job / floor configuration, CPU s",
-                statistics.median(cpu),
-                _fmt_ratio(
-                    statistics.median(cpu) / statistics.median(floor_runs[floor_config]), "time"
-                ),
-                "-",
-                "info",
+            one = runs[(engine, 1, chunk_size)]
+            critical = [r["critical_cpu"] for r in one]
+            title = (
+                f"(b) circuitnn {engine}{mark}, 1 job, critical-path CPU s "
+                "(main thread + ngspice), vs the raw ngspice floor"
             )
+            if judged:
+                table.judge(title, min(critical), min(critical) / floor, "time", 1.15, False)
+            else:
+                table.add(
+                    title, min(critical), _fmt_ratio(min(critical) / floor, "time"), "-", "info"
+                )
+            for label, values in (
+                ("critical-path CPU s, medians", critical),
+                ("all CPU s (writer thread too)", [r["cpu"] for r in one]),
+            ):
+                table.add(
+                    f"    circuitnn 1 job / floor, {label}",
+                    statistics.median(values) if "medians" in label else min(values),
+                    _fmt_ratio(
+                        (
+                            statistics.median(values) / statistics.median(floor_runs[floor_config])
+                            if "medians" in label
+                            else min(values) / floor
+                        ),
+                        "time",
+                    ),
+                    "-",
+                    "info",
+                )
         inner = [r["seconds"] / ngspice_seconds(r) for r in runs[(engine, 1, chunk_size)]]
         if all(np.isfinite(inner)):
             table.add(
