@@ -182,7 +182,10 @@ class _Sums:
     def _costs(self, rows: np.ndarray, exponents: np.ndarray) -> np.ndarray:
         power = np.exp(-np.outer(exponents, self.log_f))  # f^-α, exponents × F
         a, a2 = self.a[rows], self.a2[rows]
-        ab, bb, by = a2 @ power.T, a2 @ (power * power).T, a @ power.T
+        # (einsum, not a BLAS product: BLAS threads would spin on the core ngspice needs)
+        ab, bb, by = (
+            np.einsum("rf,ef->re", x, y) for x, y in ((a2, power), (a2, power * power), (a, power))
+        )
         aa, ay, n = self.aa[rows, None], self.ay[rows, None], self.n[rows, None]
         return _solve(aa, ab, bb, ay, by, n)[2]
 
