@@ -10,12 +10,16 @@ One command, every ratio measured in the same run::
 It times ``extract_family`` (sample → netlist → simulate → parse → HDF5 store, a fresh store every
 time, so never a cache hit) and compares it with
 
-  (a) a naive loop of one PySpice simulation per sample (two variants: PySpice's Circuit/simulator
-      API, and NgSpiceShared with a one-instance netlist), measured on a subset of the samples in a
-      separate process and extrapolated per sample to N;
-  (b) plain ``ngspice -b -r out.raw`` run sequentially on the very netlists circuitnn renders
-      (captured from circuitnn's own run), timing only the subprocess calls;
-  (c) circuitnn with 2 jobs against 1 job (loky pool warmed once before timing);
+  (a) as information, a naive loop of one PySpice simulation per sample (two variants: PySpice's
+      Circuit/simulator API, and NgSpiceShared with a one-instance netlist), measured on a subset
+      of the samples in a separate process and extrapolated per sample to N;
+  (b) ngspice's floor: the best raw ``ngspice -b -r`` configuration of the same work (the plain
+      batched netlists, no self-check or nominal run, in chunks of 50-500 instances, with and
+      without the bench's ``.options noopiter``), compared on CPU seconds (the machine is
+      shared: other processes inflate wall time, hardly CPU time); target ≤ 1.15× with 1 job;
+      also plain ``ngspice -b -r`` on the very netlists circuitnn renders (information);
+  (c) circuitnn with 2 jobs against 1 job (loky pool warmed once before timing), target ≥ 1.7×,
+      with the machine's own 2-process calibration printed beside it;
   (d) both engines, "subprocess" and "shared";
   (e) peak memory (RSS) of a fresh process running one extraction, its loky workers and its
       ngspice processes, sampled by psutil in a thread;
@@ -388,9 +392,10 @@ def run_circuitnn(
     options = RunOptions(jobs=jobs, chunk_size=chunk_size, engine=engine, progress=False)
     instrument(engine, jobs, timer, chunks, benches)
     try:
-        began = time.perf_counter()
+        cpu, critical, began = cpu_seconds(), critical_cpu_seconds(), time.perf_counter()
         family = extract_family(NEURON, n=n, seed=seed, store=folder / "store.h5", options=options)
-        seconds = time.perf_counter() - began
+        seconds, cpu = time.perf_counter() - began, cpu_seconds() - cpu
+        critical = critical_cpu_seconds() - critical
     finally:
         timer.restore()
     size = (folder / "store.h5").stat().st_size
@@ -399,6 +404,8 @@ def run_circuitnn(
     failed = int(np.count_nonzero(family.status != 1))
     return {
         "seconds": seconds,
+        "cpu": cpu,  # complete for 1 job only (loky workers are not finished children)
+        "critical_cpu": critical,
         "failed": failed,
         "shape": list(family.curves.shape),
         "store_bytes": size,
@@ -429,6 +436,27 @@ def render_benches(n: int, seed: int, chunk_size: int) -> list[str]:
         for start in range(0, n, chunk_size)
     ]
     return [*texts, render_dc_bench(spec, nominal_table(spec, mc.corner)).text]
+
+
+FLOOR_SIZES = (50, 100, 250, 500)  # chunk sizes searched for ngspice's floor (quick: 50, 100)
+
+
+def floor_netlists(n: int, seed: int, sizes: tuple[int, ...], workdir: Path) -> dict:
+    """ngspice's floor for this family: the plain batched DC netlists (no self-check instance,
+    no nominal run) in chunks of each size, with the bench's own ``.options`` cards
+    (``noopiter``) and without them: the best raw ``ngspice -b`` configuration of the same
+    work is found by timing each. Returns (label → netlist paths)."""
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.spice.benches import bench_options
+
+    cards = {f".options {option}" for option in bench_options(get_neuron(NEURON))}
+    configs = {}
+    for size in sizes:
+        texts = render_benches(n, seed, size)[:-1]  # without the nominal run
+        plain = ["\n".join(x for x in t.splitlines() if x not in cards) + "\n" for t in texts]
+        configs[f"chunk {size}, bench options"] = write_netlists(texts, workdir / f"f{size}o")
+        configs[f"chunk {size}, no options"] = write_netlists(plain, workdir / f"f{size}p")
+    return configs
 
 
 def ngspice_path() -> str:
@@ -462,12 +490,38 @@ def _ngspice(path: Path) -> tuple[float, int]:
     return elapsed, 0 if ok else 1
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its finished children: a 1-job run's
+    own work and its ngspice processes, which other processes on a shared machine do not
+    inflate as they inflate wall time."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def critical_cpu_seconds() -> float:
+    """CPU seconds of this thread and of the finished children: a 1-job run's critical path
+    (its main thread and its ngspice processes; the writer thread's HDF5 work overlaps them on
+    another core)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.thread_time() + children.ru_utime + children.ru_stime
+
+
 def run_raw(paths: list[Path], parallel: int = 1) -> dict[str, Any]:
     """``ngspice -b -r`` on every netlist: sequentially (sum of the subprocess calls) or
     ``parallel`` at a time (wall time of the whole batch)."""
     if parallel == 1:
+        cpu = cpu_seconds()
         results = [_ngspice(path) for path in paths]
-        return {"seconds": sum(r[0] for r in results), "errors": sum(r[1] for r in results)}
+        return {
+            "seconds": sum(r[0] for r in results),
+            "cpu": cpu_seconds() - cpu,
+            "errors": sum(r[1] for r in results),
+        }
     from concurrent.futures import ThreadPoolExecutor
 
     began = time.perf_counter()
@@ -1091,7 +1145,8 @@ def main(argv: list[str] | None = None) -> int:
     from circuitnn.extract.options import RunOptions
     from circuitnn.spice.engines import DEFAULT_ENGINE, ngspice_version
 
-    chunk_size = args.chunk_size or RunOptions().chunk_size
+    # circuitnn's automatic chunk size for this family (the same for 1 and 2 jobs from N = 200)
+    chunk_size = args.chunk_size or RunOptions().resolved(args.n).chunk_size
     if args.extract_child:
         extract_child(args.extract_child, args.n, args.seed, chunk_size)
         return 0
@@ -1171,13 +1226,16 @@ def main(argv: list[str] | None = None) -> int:
             f"(worker imports {pool['import_seconds']:.2f} s)"
         )
 
-        if jobs > 1 and not args.no_experiments:
+        if jobs > 1:  # printed beside the 2-job speed-up (quick: one round)
             log("CPU calibration: 2 pure-Python processes vs 1 (this machine's ceiling for (c))")
-            experiments["cpu"] = cpu_calibration(rounds=5)
+            experiments["cpu"] = cpu_calibration(rounds=1 if args.quick else 5)
 
         variants = [(e, j, chunk_size) for e in engines for j in job_counts]
         variants += [(default_engine, j, size) for size in sweep_sizes for j in job_counts]
         texts_rendered = render_benches(n, seed, chunk_size)
+        sizes = (50, 100) if args.quick else FLOOR_SIZES
+        floor_paths = floor_netlists(n, seed, sizes, workdir / "floor")
+        floor_runs: dict[str, list[float]] = {config: [] for config in floor_paths}
         raw_paths: list[Path] = []
         keep: dict[str, Any] = {}
         for round_number in range(args.repeats):
@@ -1220,12 +1278,17 @@ def main(argv: list[str] | None = None) -> int:
                 raw_info["bytes"] = sum(p.stat().st_size for p in raw_paths)
             raw, record = measure("raw ngspice sequential", functools.partial(run_raw, raw_paths))
             raw_runs.append(raw["seconds"])
+            for config, paths in floor_paths.items():
+                result, _ = measure(f"floor {config}", functools.partial(run_raw, paths))
+                assert result["errors"] == 0, config
+                floor_runs[config].append(result["cpu"])
             log(
                 f"round {round_number + 1}: raw ngspice -b sequential: {raw['seconds']:.2f} s "
                 f"({raw['errors']} errors, other processes {record['foreign']:.1f} CPU-s)"
             )
         for result in (r for rs in runs.values() for r in rs):
             result.pop("benches", None)
+        experiments["floor"] = floor_runs
 
         if keep.get("family") is not None and not args.no_experiments:
             log("experiment: HDF5 compression settings and journal fsync")
@@ -1387,6 +1450,9 @@ def build_report(
         return min(runs[(engine, job_count, size)], key=lambda r: r["seconds"])
 
     raw_seq = best(raw_runs)
+    floor_runs = experiments.get("floor", {})
+    floor_config = min(floor_runs, key=lambda config: best(floor_runs[config]))
+    floor = best(floor_runs[floor_config])
     names = {"circuit": "PySpice Circuit API", "shared": "NgSpiceShared, 1-instance netlist"}
     naive_total = {mode: r["per_sample"] * n for mode, r in naive.items()}
     naive_mode = min(naive_total, key=naive_total.get)
@@ -1400,15 +1466,22 @@ def build_report(
             "base",
         )
     table.add(
-        f"raw ngspice -b -r, circuitnn's {raw_info['count']} netlists, sequential",
-        raw_seq,
+        f"raw ngspice -b floor, CPU s: best of {len(floor_runs)} configurations ({floor_config})",
+        floor,
         "baseline (b)",
         "-",
         "base",
     )
+    table.add(
+        f"raw ngspice -b -r, circuitnn's {raw_info['count']} netlists, sequential, wall",
+        raw_seq,
+        "-",
+        "-",
+        "info",
+    )
     if "cpu" in experiments:
         table.add(
-            f"CPU calibration: pure-Python loop, {jobs} processes vs 1 (median of 5)",
+            f"CPU calibration: pure-Python loop, {jobs} processes vs 1 (median of rounds)",
             float("nan"),
             _fmt_ratio(experiments["cpu"]["median"], "speed-up"),
             "-",
@@ -1424,46 +1497,68 @@ def build_report(
     for engine in engines:
         t1 = best_time[(engine, 1, chunk_size)]
         mark = " (default)" if engine == DEFAULT_ENGINE else ""
-        table.judge(
+        judged = engine == default_engine  # the targets are the default engine's
+        table.add(
             f"(a) circuitnn {engine}{mark}, 1 job, vs naive",
             t1,
-            naive_base / t1,
-            "faster",
-            10.0,
-            True,
+            _fmt_ratio(naive_base / t1, "faster"),
+            "-",
+            "info",
         )
-        table.judge(
-            f"(b) circuitnn {engine}{mark}, 1 job, vs raw ngspice",
-            t1,
-            t1 / raw_seq,
-            "time",
-            1.25,
-            False,
-        )
+        if engine == "subprocess":  # CPU time is complete only when ngspice's processes end
+            one = runs[(engine, 1, chunk_size)]
+            critical = [r["critical_cpu"] for r in one]
+            title = (
+                f"(b) circuitnn {engine}{mark}, 1 job, critical-path CPU s "
+                "(main thread + ngspice), vs the raw ngspice floor"
+            )
+            if judged:
+                table.judge(title, min(critical), min(critical) / floor, "time", 1.15, False)
+            else:
+                table.add(
+                    title, min(critical), _fmt_ratio(min(critical) / floor, "time"), "-", "info"
+                )
+            for label, values in (
+                ("critical-path CPU s, medians", critical),
+                ("all CPU s (writer thread too)", [r["cpu"] for r in one]),
+            ):
+                table.add(
+                    f"    circuitnn 1 job / floor, {label}",
+                    statistics.median(values) if "medians" in label else min(values),
+                    _fmt_ratio(
+                        (
+                            statistics.median(values) / statistics.median(floor_runs[floor_config])
+                            if "medians" in label
+                            else min(values) / floor
+                        ),
+                        "time",
+                    ),
+                    "-",
+                    "info",
+                )
         inner = [r["seconds"] / ngspice_seconds(r) for r in runs[(engine, 1, chunk_size)]]
         if all(np.isfinite(inner)):
             table.add(
                 "    same run: total / its own ngspice time (median of rounds)",
                 t1,
                 _fmt_ratio(statistics.median(inner), "time"),
-                "<=1.25x",
+                "-",
                 "info",
             )
         if jobs > 1:
             t2 = best_time[(engine, jobs, chunk_size)]
-            table.judge(
-                f"(c) circuitnn {engine}{mark}, {jobs} jobs (warm pool), vs 1 job",
-                t2,
-                t1 / t2,
-                "speed-up",
-                1.7,
-                True,
-            )
+            title = f"(c) circuitnn {engine}{mark}, {jobs} jobs (warm pool), vs 1 job"
+            if "cpu" in experiments:
+                title += f" (CPU calibration {experiments['cpu']['median']:.2f}x)"
+            if judged:
+                table.judge(title, t2, t1 / t2, "speed-up", 1.7, True)
+            else:
+                table.add(title, t2, _fmt_ratio(t1 / t2, "speed-up"), "-", "info")
             table.add(
                 f"    circuitnn {engine}, {jobs} jobs, vs naive",
                 t2,
                 _fmt_ratio(naive_base / t2, "faster"),
-                ">=10x",
+                "-",
                 "info",
             )
     if len(engines) > 1:

@@ -20,7 +20,7 @@ from circuitnn.neuron.pdk import SKY130_INSTALL, kit_available
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # (script, how many rows carry a verdict in a --quick run)
-SCRIPTS = {"bench_extract.py": 6, "bench_noise.py": 3, "bench_campaign.py": 4, "bench_pdk.py": 2}
+SCRIPTS = {"bench_extract.py": 2, "bench_noise.py": 2, "bench_campaign.py": 4, "bench_pdk.py": 2}
 TALLY = re.compile(r"^targets: (\d+)/(\d+) PASS", re.MULTILINE)
 
 

@@ -66,7 +66,12 @@ def test_the_help_shows_the_library_defaults() -> None:
     assert DEFAULTS["ppd"] == noise.points_per_decade
     assert DEFAULTS["dask_connect"] == DASK_CONNECT_SECONDS
     extract = _subcommands()["extract"].format_help()
-    for text in ("(default: 250)", "(default: 300)", "(default: subprocess)", "(default: 1e+09)"):
+    for text in (
+        "(default: automatic, at most 100",
+        "(default: 300)",
+        "(default: subprocess)",
+        "(default: 1e+09)",
+    ):
         assert text in " ".join(extract.split()), text
 
 

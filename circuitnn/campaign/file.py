@@ -26,7 +26,7 @@ A campaign file holds one ``[campaign]`` table::
     backend = "dask"               # loky | dask | ray
     scheduler = "tcp://host:8786"  # optional: an existing cluster (default: a local one)
     jobs = 2
-    chunk_size = 250
+    chunk_size = 100               # optional (default: automatic)
     engine = "subprocess"
     timeout = 300
 

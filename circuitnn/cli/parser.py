@@ -29,7 +29,7 @@ DEFAULT_STORE = "output/families.h5"
 
 # the library's defaults, shown in --help (tests/test_cli_help.py checks them against the library)
 DEFAULTS = {
-    "chunk_size": 250,
+    "chunk_size": None,  # automatic (RunOptions.resolved)
     "engine": "subprocess",
     "engines": ("subprocess", "shared"),
     "timeout": 300.0,
@@ -356,7 +356,8 @@ def _add_run_options(parser: argparse.ArgumentParser, jobs_default: int | None =
         "--chunk-size",
         type=int,
         default=None,
-        help=f"instances per ngspice run (default: {DEFAULTS['chunk_size']}{source})",
+        help="instances per ngspice run (default: automatic, at most 100 for the DC sweep and "
+        f"50 for noise and at least one chunk per worker{source})",
     )
     parser.add_argument(
         "--engine",

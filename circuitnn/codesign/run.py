@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -193,16 +192,12 @@ def _grid_points(spec: Any, config: CodesignConfig) -> list[dict[str, Any]]:
 
 def run_options(config: CodesignConfig, options: Any = None) -> Any:
     """``options`` if given, else the RunOptions of ``[codesign.run]`` (no progress bar;
-    chunks of ⌈n / jobs⌉ instances unless the file sets chunk_size)."""
+    the automatic chunk size, which keeps every worker busy, unless the file sets chunk_size)."""
     from circuitnn.extract.options import RunOptions
 
     if options is not None:
         return options
     settings = {"progress": False, **config.run}
-    if "chunk_size" not in settings:  # every worker busy: ⌈n / jobs⌉ instances per chunk
-        jobs = settings.get("jobs", 1)
-        jobs = (os.cpu_count() or 1) if jobs == -1 else jobs
-        settings["chunk_size"] = min(250, max(1, math.ceil(config.n / max(1, jobs))))
     try:
         return RunOptions(**settings)
     except TypeError as error:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from circuitnn.errors import SimulationError
 from circuitnn.extract.isolation import Isolated, run_isolated
 from circuitnn.extract.operating_point import branch_values, off_branch
-from circuitnn.extract.spectra import device_instances, instance_psd, unattributed
+from circuitnn.extract.spectra import device_instances, device_totals, instance_psd, unattributed
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
@@ -74,11 +75,15 @@ def simulate_noise_chunk(
         wanted = [f for triple in files for f in triple if f]
         plots = run_script(bench.text, wanted, timeout, what, sources, bench.includes)
         psd, gain, operating = [], [], []
-        devices = device_instances(list(plots[files[0][0]][0].vectors), len(rows))
+        names = list(plots[files[0][0]][0].vectors)  # the same circuit at every bias
+        totals = device_totals(names)
+        devices = device_instances(names, len(rows), totals)
         failure = np.full(len(rows), "", dtype=object)
         for j, (noise_file, ac_file, op_file) in enumerate(files):
             noise_vectors = plots[noise_file][0].vectors
-            missing = unattributed(noise_vectors)
+            if list(noise_vectors) != names:
+                raise SimulationError(f"{what}: bias {j} saved other noise vectors than bias 0")
+            missing = unattributed(noise_vectors, totals)
             if missing > 1e-6:
                 failure[:] = (
                     f"noise at {biases[j]:g} V: the devices' noise found adds up to "

@@ -56,8 +56,8 @@ class ChunkResult:
     the down branch of a ``direction = "both"`` sweep (else None). The self-check: ``checks``
     instances compared, ``check_deviation`` the largest difference (output unit),
     ``check_ratio`` its ratio to the tolerance, ``deviated`` 1 if the chunk failed it. ``aids``:
-    ngspice's fallbacks (gmin/source stepping) in the batched runs; ``warnings``: ngspice's
-    warnings (instance numbers taken out).
+    ngspice's fallbacks (source stepping, gmin stepping having failed) in the batched runs;
+    ``warnings``: ngspice's warnings (instance numbers taken out).
     """
 
     start: int

@@ -46,9 +46,10 @@ def add_noise(
         return cached
     if store is not None:
         store.check_writable()
-    journal = store.journal(f"{family.key}-{key}", options.chunk_size) if store else None
+    size = options.resolved(family.n).noise_chunk_size  # a noise chunk of its own size
+    journal = store.journal(f"{family.key}-{key}", size) if store else None
     table = family_table(family)
-    chunks = ok_chunks(family, options.chunk_size)
+    chunks = ok_chunks(family, size)
     direction = branch_direction(family)
     tasks = [
         (
@@ -71,7 +72,7 @@ def add_noise(
     white, flicker, alpha = (np.full_like(sigma, np.nan) for _ in range(3))
     frequency = np.array([])
     band = analysis.bandwidth
-    with rows_sink(store, journal, family.n, options.chunk_size) as sink:
+    with rows_sink(store, journal, family.n, size) as sink:
         results = stream_journaled(
             simulate_noise_chunk,
             tasks,

@@ -43,12 +43,16 @@ from circuitnn.neuron.variation import (
     sample_parameters,
 )
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
+from circuitnn.spice.benches import bench_identity
 from circuitnn.spice.engines import ngspice_version
 from circuitnn.store import Store
 from circuitnn.store.files import SCHEMA_VERSION
 from circuitnn.store.journal import Journal
 
 WRITES_IN_FLIGHT = 2  # chunks handed to the writer thread and not yet written
+
+NOMINAL = "nominal"  # the journal name of the nominal circuit's run
+KNEW_NOMINAL = "knew_nominal_warnings"  # marks a journaled chunk simulated knowing them
 
 
 SAMPLING_BAR = 100_000  # instances from which sampling the parameters shows a progress bar
@@ -64,6 +68,7 @@ def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("d
         "chip_size": mc.chip_size,
         "corner": mc.corner,
         "ngspice": ngspice_version(),
+        "bench": bench_identity(spec),
         "schema": SCHEMA_VERSION,
     }
     text = json.dumps(identity, sort_keys=True, default=float)
@@ -108,7 +113,7 @@ def extract_family(
     if corner is not None and spec.pdk is not None and corner not in spec.corners:
         spec = at_corner(spec, corner)  # the kit's own section
     mc = MonteCarlo(n=n, seed=seed, chip_size=chip_size, corner=corner)
-    options = options or RunOptions()
+    options = (options or RunOptions()).resolved(n)
     spec.nominal(corner)
     key = family_key(spec, mc)
     target = store if isinstance(store, Store) or store is None else Store(store)
@@ -160,11 +165,15 @@ def _extract_into(
 ) -> None:
     """Simulate every chunk (journaled, in parallel) and hand each to ``sink`` as it arrives.
 
-    The nominal circuit runs first: a netlist ngspice rejects stops here, and its warnings are
-    the family's (shown once, stored); an instance warned about otherwise fails with it.
+    The nominal circuit is the first task, run alongside the chunks (with 1 job: before them):
+    a netlist ngspice rejects stops the run there (no chunk can succeed either, so none is
+    kept), and its warnings are the family's (shown once, stored). The chunks run before its
+    warnings are known, collecting theirs; a chunk whose warnings are all the nominal's is what
+    it would have been with them known (only a warning the nominal circuit does not get fails an
+    instance), and a chunk with another warning is simulated again knowing them, so an instance
+    warned about otherwise still fails with it. Chunks that arrive before the nominal wait for
+    it (in memory).
     """
-    nominal = _nominal(spec, mc, options, journal)
-    known = tuple(nominal.warnings)
     tables = _sample(spec, mc, options)
     grid = spec.sweep.grid()
     sink.write_header(
@@ -175,49 +184,77 @@ def _extract_into(
         np.concatenate([table.values for table in tables]),
         np.concatenate([table.chip for table in tables]),
     )
-    tasks = [
+    nominal_task = (spec, nominal_table(spec, mc.corner), options.engine, options.timeout)
+    tasks = [(NOMINAL, nominal_task)] + [
         (
             f"chunk-{table.index[0]:09d}",
-            (spec, table, options.engine, options.timeout, 1, options.self_check, known),
+            (spec, table, options.engine, options.timeout, 1, options.self_check, None),
         )
         for table in tables
     ]
     checks = _Checks()
+    nominal: ChunkResult | None = None
+    waiting: list[tuple[int, dict[str, np.ndarray]]] = []
+
+    def chunk_of(number: int, arrays: dict[str, np.ndarray]) -> ChunkResult:
+        """The chunk as if simulated knowing the nominal circuit's warnings."""
+        assert nominal is not None
+        chunk = ChunkResult.from_arrays(arrays)
+        if KNEW_NOMINAL in arrays or set(chunk.warnings) <= set(nominal.warnings):
+            return chunk
+        name, (_, table, *settings) = tasks[number]
+        chunk = simulate_chunk(spec, table, *settings[:-1], tuple(nominal.warnings))
+        if journal is not None:
+            journal.save_arrays(name, {**chunk.to_arrays(), KNEW_NOMINAL: np.bool_(True)})
+        return chunk
+
     # the sink writes (HDF5 compression, checksums) in a thread of their own, so they overlap the
     # simulation of the next chunks; at most WRITES_IN_FLIGHT chunks wait for it
     with ThreadPoolExecutor(1, thread_name_prefix="circuitnn-writer") as writer:
         writes: deque[Future[None]] = deque()
-        for _, arrays in stream_journaled(
+        for number, arrays in stream_journaled(
             simulate_chunk,
             tasks,
-            [len(t) for t in tables],
+            [0] + [len(t) for t in tables],
             journal,
             options,
             f"simulating {spec.name}",
-            describe=lambda task: f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}",
+            describe=lambda task: _describe(spec, task, nominal_task),
         ):
-            chunk = ChunkResult.from_arrays(arrays)
-            checks.add(chunk)
-            power = static_power(spec, chunk.supply_current, chunk.input_current)
-            writes.append(
-                writer.submit(
-                    sink.write_rows,
-                    chunk.start,
-                    chunk.curves,
-                    chunk.supply_current,
-                    chunk.input_current,
-                    power,
-                    chunk.status,
-                    chunk.reasons,
-                    chunk_descriptors(grid, chunk, power),
-                    chunk_extra(chunk),
+            if number == 0:
+                nominal = _nominal(spec, arrays)
+                ready, waiting = waiting, []
+            elif nominal is None:
+                waiting.append((number, arrays))
+                continue
+            else:
+                ready = [(number, arrays)]
+            for position, found in ready:
+                chunk = chunk_of(position, found)
+                checks.add(chunk)
+                power = static_power(spec, chunk.supply_current, chunk.input_current)
+                writes.append(
+                    writer.submit(
+                        sink.write_rows,
+                        chunk.start,
+                        chunk.curves,
+                        chunk.supply_current,
+                        chunk.input_current,
+                        power,
+                        chunk.status,
+                        chunk.reasons,
+                        chunk_descriptors(grid, chunk, power),
+                        chunk_extra(chunk),
+                    )
                 )
-            )
-            del chunk, arrays, power
-            while len(writes) > WRITES_IN_FLIGHT or (writes and writes[0].done()):
-                writes.popleft().result()  # a failed write raises here
+                del chunk, power
+                while len(writes) > WRITES_IN_FLIGHT or (writes and writes[0].done()):
+                    writes.popleft().result()  # a failed write raises here
+            del arrays, ready
         while writes:
             writes.popleft().result()
+    assert nominal is not None
+    known = tuple(nominal.warnings)
     extra = (
         {"nominal_curve_down": nominal.curves_down[0]} if nominal.curves_down is not None else {}
     )
@@ -272,23 +309,21 @@ def _sample(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> list[Param
     return tables
 
 
-def _nominal(
-    spec: NeuronSpec, mc: MonteCarlo, options: RunOptions, journal: Journal | None
-) -> ChunkResult:
-    saved = journal.load_arrays("nominal") if journal is not None else None
-    if saved is not None:
-        return ChunkResult.from_arrays(saved)
-    arrays = simulate_chunk(
-        spec, nominal_table(spec, mc.corner), options.engine, options.timeout
-    ).to_arrays()
-    if journal is not None:
-        journal.save_arrays("nominal", arrays)
+def _describe(spec: NeuronSpec, task: tuple[Any, ...], nominal: tuple[Any, ...]) -> str:
+    """How errors name a task: the nominal run or a chunk's instances."""
+    if task is nominal:
+        return f"{spec.name} nominal"
+    return f"{spec.name} chunk {task[1].index[0]}-{task[1].index[-1]}"
+
+
+def _nominal(spec: NeuronSpec, arrays: dict[str, np.ndarray]) -> ChunkResult:
+    """The nominal circuit's result; its warnings (about the netlist) are shown once."""
     result = ChunkResult.from_arrays(arrays)
     if result.warnings:
         warnings.warn(
             f"{spec.name}: ngspice warns about the netlist: " + "; ".join(result.warnings),
             SimulatorWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return result
 

@@ -41,7 +41,7 @@ def retry_failed(
         return 0
     known = tuple(json.loads(str(family.attrs.get("ngspice_warnings", "[]"))))
     table = sample_parameters(spec, mc)
-    size = options.chunk_size
+    size = options.resolved(mc.n).chunk_size
     chunks = [rows[start : start + size] for start in range(0, len(rows), size)]
     tasks = [
         (

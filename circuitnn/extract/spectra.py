@@ -37,20 +37,29 @@ def device_totals(names: list[str]) -> list[str]:
     return sorted(totals)
 
 
-def unattributed(vectors: dict[str, np.ndarray]) -> float:
+def unattributed(vectors: dict[str, np.ndarray], totals: list[str] | None = None) -> float:
     """How far the device totals miss ngspice's total output PSD (largest relative difference
-    over frequency): near 0 when every device's noise was found, whatever ngspice named it."""
+    over frequency): near 0 when every device's noise was found, whatever ngspice named it.
+    ``totals``: :func:`device_totals` of these vectors, when already known."""
     total = np.abs(vectors["onoise_spectrum"]) ** 2
-    found = sum(np.abs(vectors[name]) ** 2 for name in device_totals(list(vectors)))
+    totals = device_totals(list(vectors)) if totals is None else totals
+    found = (
+        np.sum(np.abs(np.stack([vectors[name] for name in totals])) ** 2, axis=0)
+        if totals
+        else np.zeros_like(total)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         missing = np.abs(found - total) / total
     return float(np.max(np.where(total > 0, missing, np.abs(found))))
 
 
-def device_instances(names: list[str], instances: int) -> list[tuple[str, int]]:
-    """``(device total vector, instance index)`` for every device inside an instance ``xnK``."""
+def device_instances(
+    names: list[str], instances: int, totals: list[str] | None = None
+) -> list[tuple[str, int]]:
+    """``(device total vector, instance index)`` for every device inside an instance ``xnK``
+    (``totals``: :func:`device_totals` of ``names``, when already known)."""
     pairs = []
-    for name in device_totals(names):
+    for name in device_totals(names) if totals is None else totals:
         match = _INSTANCE.search(name)
         if match is not None and int(match.group(1)) < instances:
             pairs.append((name, int(match.group(1))))
@@ -120,13 +129,16 @@ def fit_white_flicker(
     f = np.asarray(frequency, dtype=np.float64)
     s = np.asarray(psd, dtype=np.float64).reshape(-1, len(f))
     alphas = np.linspace(0.5, 2.5, 21) if alphas is None else np.asarray(alphas, dtype=np.float64)
-    coarse = np.stack([_solve(f, s, alpha)[1] for alpha in alphas])
-    centre = alphas[np.argmin(coarse, axis=0)]
+    sums = _Sums(f, s)
+    coarse = sums.costs(alphas)  # rows × alphas
+    nearest = np.argmin(coarse, axis=1)
+    centre = alphas[nearest]
     step = (alphas[1] - alphas[0]) / 5 if len(alphas) > 1 else 0.0
     offsets = np.arange(-5, 6) * step  # a fine grid around each row's coarse optimum
-    fine = np.stack([_solve_each(f, s, centre + offset)[1] for offset in offsets])
-    best = np.argmin(fine, axis=0)
+    grid = alphas[:, None] + offsets[None, :]  # every fine exponent any row may try
     rows = np.arange(len(s))
+    fine = sums.grouped_costs(grid, nearest).T  # offsets × rows
+    best = np.argmin(fine, axis=0)
     inner = np.clip(best, 1, len(offsets) - 2)
     c0, c1, c2 = fine[inner - 1, rows], fine[inner, rows], fine[inner + 1, rows]
     curvature = c0 - 2 * c1 + c2
@@ -134,32 +146,82 @@ def fit_white_flicker(
         shift = np.where(curvature > 0, 0.5 * (c0 - c2) / curvature, 0.0)
     # at an end of the fine grid there is no parabola: the best exponent evaluated stands
     alpha = centre + offsets[best] + np.where(best == inner, np.clip(shift, -1, 1), 0.0) * step
-    refined, _ = _solve_each(f, s, alpha)
-    alpha = np.where(refined[:, 1] > 0, alpha, np.nan)  # no flicker: its exponent is undefined
+    white, flicker, _ = sums.solve_each(alpha)
+    alpha = np.where(flicker > 0, alpha, np.nan)  # no flicker: its exponent is undefined
     shape = np.shape(psd)[:-1]
-    return refined[:, 0].reshape(shape), refined[:, 1].reshape(shape), alpha.reshape(shape)
+    return white.reshape(shape), flicker.reshape(shape), alpha.reshape(shape)
 
 
-def _solve(f: np.ndarray, s: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    return _solve_each(f, s, np.full(len(s), alpha))
+class _Sums:
+    """The weighted sums of the relative least-squares fit of rows of ``s`` (S > 0 points only,
+    weight 1/S): with them, the best (white, flicker) and its cost for any exponent α follow
+    in closed form, so trying many exponents costs one matrix product, not a pass over the
+    spectra each."""
+
+    def __init__(self, f: np.ndarray, s: np.ndarray) -> None:
+        valid = s > 0
+        with np.errstate(divide="ignore"):
+            self.a = np.where(valid, 1.0 / np.where(valid, s, 1.0), 0.0)  # white's coefficient
+        self.a2 = self.a * self.a
+        self.log_f = np.log(f)
+        self.n = valid.sum(axis=1).astype(np.float64)
+        self.aa, self.ay = self.a2.sum(axis=1), self.a.sum(axis=1)
+
+    def costs(self, exponents: np.ndarray) -> np.ndarray:
+        """The fit's cost for every row at every one of ``exponents`` (rows × exponents)."""
+        return self._costs(np.arange(len(self.n)), exponents)
+
+    def grouped_costs(self, exponents: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """The fit's cost for every row at the exponents of its group (``exponents``: groups ×
+        size; ``groups``: each row's group): rows × size."""
+        costs = np.empty((len(groups), exponents.shape[1]))
+        for group in np.unique(groups):
+            rows = np.flatnonzero(groups == group)
+            costs[rows] = self._costs(rows, exponents[group])
+        return costs
+
+    def _costs(self, rows: np.ndarray, exponents: np.ndarray) -> np.ndarray:
+        power = np.exp(-np.outer(exponents, self.log_f))  # f^-α, exponents × F
+        a, a2 = self.a[rows], self.a2[rows]
+        # (einsum, not a BLAS product: BLAS threads would spin on the core ngspice needs)
+        ab, bb, by = (
+            np.einsum("rf,ef->re", x, y) for x, y in ((a2, power), (a2, power * power), (a, power))
+        )
+        aa, ay, n = self.aa[rows, None], self.ay[rows, None], self.n[rows, None]
+        return _solve(aa, ab, bb, ay, by, n)[2]
+
+    def solve_each(self, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(white, flicker, cost) of every row at its own exponent ``alpha`` (rows,)."""
+        power = np.exp(-alpha[:, None] * self.log_f[None, :])
+        ab = np.sum(self.a2 * power, axis=1)
+        bb = np.sum(self.a2 * power * power, axis=1)
+        by = np.sum(self.a * power, axis=1)
+        return _solve(self.aa, ab, bb, self.ay, by, self.n)
 
 
-def _solve_each(f: np.ndarray, s: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _solve(
+    aa: np.ndarray, ab: np.ndarray, bb: np.ndarray, ay: np.ndarray, by: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least squares of a·white + b·flicker ≈ 1 from the sums Σa², Σab, Σb², Σa, Σb over n
+    points (any broadcastable shapes), both coefficients ≥ 0: (white, flicker, cost)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        weight = 1.0 / np.where(s > 0, s, np.nan)
-        a = weight  # coefficient of white, relative
-        b = weight * f[None, :] ** -alpha[:, None]  # coefficient of flicker, relative
-        aa, ab, bb = (np.nansum(x, axis=1) for x in (a * a, a * b, b * b))
-        ay, by = np.nansum(a, axis=1), np.nansum(b, axis=1)  # target: 1 (relative)
         det = aa * bb - ab * ab
         white = (ay * bb - by * ab) / det
         flicker = (aa * by - ab * ay) / det
-        only_white = ay / aa
-        only_flicker = by / bb
-    white_cost = np.nansum((a * only_white[:, None] - 1) ** 2, axis=1)
-    flicker_cost = np.nansum((b * only_flicker[:, None] - 1) ** 2, axis=1)
+        only_white, only_flicker = ay / aa, by / bb
+        white_cost = np.where(n > 0, n - ay * only_white, 0.0)
+        flicker_cost = np.where(n > 0, n - by * only_flicker, 0.0)
     both = (white >= 0) & (flicker >= 0) & np.isfinite(det) & (det > 0)
-    white = np.where(both, white, np.where(white_cost <= flicker_cost, only_white, 0.0))
-    flicker = np.where(both, flicker, np.where(white_cost <= flicker_cost, 0.0, only_flicker))
-    cost = np.nansum((a * white[:, None] + b * flicker[:, None] - 1) ** 2, axis=1)
-    return np.stack([white, flicker], axis=1), cost
+    white_wins = white_cost <= flicker_cost
+    white = np.where(both, white, np.where(white_wins, only_white, 0.0))
+    flicker = np.where(both, flicker, np.where(white_wins, 0.0, only_flicker))
+    with np.errstate(invalid="ignore"):
+        cost = (
+            white * white * aa
+            + 2 * white * flicker * ab
+            + flicker * flicker * bb
+            - 2 * white * ay
+            - 2 * flicker * by
+            + n
+        )
+    return white, flicker, cost

@@ -61,6 +61,7 @@ def add_speed(
         return cached
     if store is not None:
         store.check_writable()
+    options = options.resolved(family.n)
     journal = store.journal(f"{family.key}-{key}", options.chunk_size) if store else None
     table = family_table(family)
     chunks = ok_chunks(family, options.chunk_size)

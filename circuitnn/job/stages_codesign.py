@@ -49,7 +49,6 @@ def codesign_stage(
     from circuitnn.codesign.run import run_codesign
 
     design = codesign_config(config, quick)
-    options = _split(options, design.n)
     folder = out / "codesign"
     result = run_codesign(design, folder / "design", store=folder / "families.h5", options=options)
     task = design.task
@@ -91,18 +90,3 @@ def codesign_stage(
         + (f" ({result.simulated} simulated)" if result.simulated else "")
     )
     return section
-
-
-def _split(options: Any, n: int) -> Any:
-    """``options`` with every worker busy on a family of ``n`` (chunks of ⌈n / jobs⌉) unless the
-    user chose a chunk size."""
-    import dataclasses
-    import math
-    import os
-
-    from circuitnn.extract.options import DEFAULT_CHUNK_SIZE
-
-    if options.chunk_size != DEFAULT_CHUNK_SIZE:
-        return options
-    jobs = (os.cpu_count() or 1) if options.jobs == -1 else options.jobs
-    return dataclasses.replace(options, chunk_size=max(1, math.ceil(n / max(1, jobs))))

@@ -28,22 +28,23 @@ def read_raw(data: bytes, source: str = "raw file") -> list[RawPlot]:
 
 
 def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
+    # the header is text up to the line "Binary:" (or "Values:"); decoded and split at once
+    ends = [data.find(mark, position) for mark in (b"\nBinary:\n", b"\nValues:\n")]
+    found = [end for end in ends if end >= 0]
+    if not found:
+        raise SimulationError(f"{source}: truncated header")
+    end = min(found)
+    key = "binary" if end == ends[0] else "values"
+    lines = data[position:end].decode("latin-1").split("\n")
+    position = end + len("\nBinary:\n")
     header: dict[str, str] = {}
     names: list[str] = []
-    while True:
-        end = data.find(b"\n", position)
-        if end < 0:
-            raise SimulationError(f"{source}: truncated header")
-        line = data[position:end].decode("latin-1")
-        position = end + 1
+    for line in lines:
         if line.startswith("\t") and "variables" in header:
             names.append(line.split("\t")[2].lower())
             continue
-        key, _, value = line.partition(":")
-        key = key.strip().lower()
-        if key in ("binary", "values"):
-            break
-        header[key] = value.strip()
+        name, _, value = line.partition(":")
+        header[name.strip().lower()] = value.strip()
     try:
         count = int(header["no. variables"])
         points = int(header["no. points"])
