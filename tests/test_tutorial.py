@@ -45,7 +45,7 @@ def test_tutorial_executes_headless(tmp_path):
     assert len(pictures) == 3, "the family, the chips and the noise sweep are drawn"
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
 
-    assert _number(text, r"cmos_inverter: 200 instances, (\d+) failed") == 0
+    assert _number(text, r"cmos_inverter_level1: 200 instances, (\d+) failed") == 0
     assert _number(text, r"nominal circuits: test accuracy ([\d.]+)") > 0.85
     worst = _number(text, r"worst chip ([\d.]+)")
     assert 0.1 < worst < 1.0
