@@ -16,7 +16,7 @@ def tolerant_ngspice(stdout_errors: bool = True) -> Any:
     ``stdout_errors`` also treats a stdout line containing "error" as a failure."""
     from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi, ffi_string_utf8
 
-    from circuitnn.spice.engines import configure_pyspice_library
+    from circuitnn.spice.library import configure_pyspice_library
 
     logging.getLogger("PySpice").setLevel(logging.CRITICAL)
 

@@ -212,9 +212,11 @@ def _backend(
     from joblib import Parallel
 
     # an interrupted run (Ctrl-C, SIGTERM) cancels the tasks in flight: that is the point
-    warnings.filterwarnings(
-        "ignore", message=r"\d+ tasks which were still being processed", category=UserWarning
-    )
+    for message in (
+        r"\d+ tasks which were still being processed",
+        r"\d+ tasks have been successfully executed +but not used",
+    ):
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)
     if backend == "loky":
         from joblib.externals.loky.process_executor import TerminatedWorkerError
 

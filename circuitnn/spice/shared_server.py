@@ -86,7 +86,7 @@ def _die_with_parent() -> None:
 
 def _answer(ng: Any, request: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
     from circuitnn.errors import CircuitnnError
-    from circuitnn.spice.engines import run_in_library
+    from circuitnn.spice.library import run_in_library
 
     try:
         results, log = run_in_library(
@@ -104,7 +104,7 @@ def main() -> None:
     _die_with_parent()
     channel = socket.socket(fileno=int(sys.argv[1]))
     try:
-        from circuitnn.spice.engines import shared_ngspice
+        from circuitnn.spice.library import shared_ngspice
 
         ng = shared_ngspice()
     except Exception as error:  # reported to the client, which raises it
