@@ -39,10 +39,9 @@ from circuitnn.evaluate.perturb import (
     perturbed,
     seeded_noise,
 )
-from circuitnn.evaluate.snr import _outputs
+from circuitnn.evaluate.propagation_measured import Measurement, measure
 from circuitnn.nn._check import integer
 from circuitnn.nn.activation import CircuitActivation
-from circuitnn.nn.draws import draws as draw_dimension
 from circuitnn.nn.noise import (
     AdditiveNoise,
     CircuitNoise,
@@ -79,7 +78,6 @@ NOISES: tuple[type[NoiseModule], ...] = (
     MixedNoise,
     CircuitNoise,
 )
-MAX_ROWS = 4096  # rows (draws × samples) per Monte Carlo forward pass
 MAX_ELEMENTS = 1 << 22  # covariance entries (samples × N × N) per analytic chunk (32 MiB)
 
 
@@ -300,54 +298,6 @@ def _predict(
     return found, {name: torch.cat(parts) for name, parts in slopes.items()}
 
 
-# -------------------------------------------------------------------------------- Monte Carlo
-
-
-@dataclass
-class _Measurement:
-    variance: list[torch.Tensor] = field(default_factory=list)
-    per_draw: torch.Tensor | None = None  # Σ of squared deviations per draw (D,)
-    pair_sum: float = 0.0
-    trace: float = 0.0
-    covariance: list[torch.Tensor] = field(default_factory=list)
-
-
-@torch.no_grad()
-def _measure(
-    model: nn.Module,
-    x: torch.Tensor,
-    names: list[str],
-    draws: int,
-    covariance: bool,
-) -> dict[str, _Measurement]:
-    """Variances over ``draws`` noisy passes at ``names`` (the noise already in place)."""
-    found = {name: _Measurement() for name in names}
-    chunk = max(1, MAX_ROWS // draws)
-    for start in range(0, x.shape[0], chunk):
-        rows = x[start : start + chunk]
-        with draw_dimension(draws, batch=rows.shape[0]):
-            outputs = _outputs(model, tuple(names), rows)
-        for name in names:
-            out = outputs[name].reshape(outputs[name].shape[0], -1).double()
-            if out.shape[0] == rows.shape[0]:  # no noise source before this layer
-                out = out.unsqueeze(0).expand(draws, *out.shape)
-            else:
-                out = out.reshape(draws, rows.shape[0], -1)
-            deviation = out - out.mean(dim=0)
-            variance = deviation.square().sum(dim=0) / (draws - 1)
-            record = found[name]
-            record.variance.append(variance)
-            per_draw = deviation.square().sum(dim=(1, 2))
-            record.per_draw = per_draw if record.per_draw is None else record.per_draw + per_draw
-            total = float(deviation.sum(dim=-1).square().sum()) / (draws - 1)
-            record.trace += float(variance.sum())
-            record.pair_sum += total - float(variance.sum())
-            if covariance:
-                outer = torch.einsum("dbi,dbj->bij", deviation, deviation) / (draws - 1)
-                record.covariance.append(outer)
-    return found
-
-
 # ---------------------------------------------------------------------------------- the API
 
 
@@ -445,7 +395,7 @@ def propagate_noise(
     try:
         with seeded_noise(model, seed), perturbed(model, perturbation, noise_layers, seed):
             predicted, slopes = _predict(model, x, extras, names, diagonal, covariance)
-            measured = _measure(model, x, names, draws, covariance) if draws else {}
+            measured = measure(model, x, names, draws, covariance) if draws else {}
     finally:
         model.train(was_training)
     return _result(names, predicted, measured, slopes, draws)
@@ -454,7 +404,7 @@ def propagate_noise(
 def _result(
     names: list[str],
     predicted: dict[str, _Prediction],
-    measured: dict[str, _Measurement],
+    measured: dict[str, Measurement],
     slopes: dict[str, torch.Tensor],
     draws: int,
 ) -> NoisePropagation:

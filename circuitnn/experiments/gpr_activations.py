@@ -155,22 +155,19 @@ def run(
                 "curves": {n: _curve(f) for n, f in candidates.items()},
             }
     tables["candidates"] = _candidate_table(tables)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ExperimentResult(
-        name="gpr-activations",
-        out=out,
-        config={
-            "quick": quick,
-            "seed": seed,
-            "replicates": replicates,
-            "store": str(store),
-            "settings": asdict(settings),
-            "data": described,
-            "candidates": {name: family.key for name, family in candidates.items()},
-        },
+    result = ExperimentResult.begin(
+        "gpr-activations",
+        out,
+        quick=quick,
+        seed=seed,
+        replicates=replicates,
+        store=store,
+        settings=settings,
         tables=tables,
+        data=described,
+        candidates={name: family.key for name, family in candidates.items()},
     )
+    out = result.out
     result.figures = {
         "activations": plot_activations(example, out / "activations.png"),
         "candidates": plot_candidates(tables["candidates"], out / "candidates.png"),

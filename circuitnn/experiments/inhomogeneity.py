@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,22 +183,19 @@ def run(
     )
     tables["accuracy"] = _accuracy(tables["tolerance"], settings)
     tables["families"] = [{"family": name, **row} for name, row in spreads.items()]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ExperimentResult(
-        name="inhomogeneity",
-        out=out,
-        config={
-            "quick": quick,
-            "seed": seed,
-            "replicates": replicates,
-            "store": str(store),
-            "settings": asdict(settings),
-            "tasks": described,
-            "families": spreads,
-        },
+    result = ExperimentResult.begin(
+        "inhomogeneity",
+        out,
+        quick=quick,
+        seed=seed,
+        replicates=replicates,
+        store=store,
+        settings=settings,
         tables=tables,
+        tasks=described,
+        families=spreads,
     )
+    out = result.out
     result.figures = {
         "noise_curves": plot_noise_curves(tables["noise_curves"], out / "noise_curves.png"),
         "tolerance": plot_tolerance(tables["tolerance_summary"], out / "tolerance.png"),

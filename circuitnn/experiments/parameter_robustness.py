@@ -35,7 +35,7 @@ The findings are decided from effect sizes with confidence intervals over the re
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -188,23 +188,20 @@ def run(
         tables["flatness"], ("regime", "step"), ("increase", "loss")
     )
     tables["compute"] = compute_table(tables)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     assert data is not None
-    result = ExperimentResult(
-        name="parameter-robustness",
-        out=out,
-        config={
-            "quick": quick,
-            "seed": seed,
-            "replicates": replicates,
-            "store": str(store),
-            "settings": asdict(settings),
-            "layers": layers,
-            "data": {"name": "digits", **data.sizes, "classes": 10},
-        },
+    result = ExperimentResult.begin(
+        "parameter-robustness",
+        out,
+        quick=quick,
+        seed=seed,
+        replicates=replicates,
+        store=store,
+        settings=settings,
         tables=tables,
+        layers=layers,
+        data={"name": "digits", **data.sizes, "classes": 10},
     )
+    out = result.out
     result.figures = {
         "robustness": plot_robustness(tables["summary"], out / "robustness.png"),
         "flatness": plot_flatness(tables["flatness_summary"], out / "flatness.png"),

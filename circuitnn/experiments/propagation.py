@@ -50,7 +50,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -172,24 +172,21 @@ def run(
                 )
     configurations = configuration_rows(layers, settings)
     trained_configurations = configuration_rows(trained_layers, settings)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ExperimentResult(
-        name="propagation",
-        out=out,
-        config={
-            "quick": quick,
-            "seed": seed,
-            "store": str(store),
-            "settings": asdict(settings),
-            "replicates": replicates,
-            "network": "random init (not trained): weights N(0, 1/fan_in), biases 0, inputs "
-            "N(0, 1); gain via Scaling.input_scale × g",
-            "trained": f"{settings.trained_depth} × {settings.trained_width} circuit MLP "
-            f"trained {settings.trained_epochs} epochs on digits; inputs: test images",
-            "families": {name: family.key for name, family in families.items()},
-        },
+    result = ExperimentResult.begin(
+        "propagation",
+        out,
+        quick=quick,
+        seed=seed,
+        replicates=replicates,
+        store=store,
+        settings=settings,
+        network="random init (not trained): weights N(0, 1/fan_in), biases 0, inputs N(0, 1); "
+        "gain via Scaling.input_scale × g",
+        trained=f"{settings.trained_depth} × {settings.trained_width} circuit MLP trained "
+        f"{settings.trained_epochs} epochs on digits; inputs: test images",
+        families={name: family.key for name, family in families.items()},
     )
+    out = result.out
     result.tables = {
         "layers": layers,
         "configurations": configurations,

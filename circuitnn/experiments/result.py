@@ -6,7 +6,7 @@ import csv
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,6 +97,33 @@ class ExperimentResult:
     figures: dict[str, Path] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
+
+    @classmethod
+    def begin(
+        cls,
+        name: str,
+        out: str | Path,
+        *,
+        quick: bool,
+        seed: int,
+        replicates: int,
+        store: str | Path,
+        settings: Any,
+        tables: dict[str, list[Row]] | None = None,
+        **config: Any,
+    ) -> ExperimentResult:
+        """The result of experiment ``name`` writing into ``out`` (created): its config holds
+        the run's size, seed, replicates, store and ``settings`` (a dataclass), then ``config``."""
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        common = {
+            "quick": quick,
+            "seed": seed,
+            "replicates": replicates,
+            "store": str(store),
+            "settings": asdict(settings),
+        }
+        return cls(name=name, out=folder, config={**common, **config}, tables=tables or {})
 
     def write(self) -> Path:
         """Write ``NAME.csv`` per table, ``result.json`` and ``summary.md``; return summary.md."""

@@ -184,23 +184,20 @@ def run(
     layer_families = {
         f"act{i + 1}": order[i % len(order)].neuron for i in range(len(settings.widths))
     }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ExperimentResult(
-        name="walking-noise",
-        out=out,
-        config={
-            "quick": quick,
-            "seed": seed,
-            "replicates": replicates,
-            "store": str(store),
-            "settings": asdict(settings),
-            "layers": layer_families,
-            "settings_walked": [asdict(setting) for setting in configurations],
-            "data": described,
-        },
+    result = ExperimentResult.begin(
+        "walking-noise",
+        out,
+        quick=quick,
+        seed=seed,
+        replicates=replicates,
+        store=store,
+        settings=settings,
         tables=tables,
+        layers=layer_families,
+        settings_walked=[asdict(setting) for setting in configurations],
+        data=described,
     )
+    out = result.out
     result.figures = {
         "midpoints": plot_midpoints(tables["midpoint_summary"], out / "midpoints.png"),
         "weights": plot_weights(
