@@ -76,8 +76,9 @@ def _read_vectors(ng: Any, vectors: list[str]) -> dict[str, np.ndarray] | None:
             results[vector] = np.frombuffer(buffer, dtype=np.float64).copy()
         elif info.v_compdata != ffi.NULL:
             buffer = ffi.buffer(info.v_compdata, length * 16)
-            pairs = np.frombuffer(buffer, dtype=np.float64).reshape(length, 2)
-            results[vector] = pairs[:, 0] + 1j * pairs[:, 1]
+            values = np.frombuffer(buffer, dtype=np.complex128).copy()
+            # an AC plot's frequency has only its real part set (see spice.rawfile)
+            results[vector] = values.real + 0j if vector == "frequency" else values
     return results
 
 

@@ -18,7 +18,8 @@ class RawPlot:
 
 
 def read_raw(data: bytes, source: str = "raw file") -> list[RawPlot]:
-    """Parse every plot in a raw file's bytes; complex data comes back as complex arrays."""
+    """Parse every plot in a raw file's bytes; complex data comes back as complex arrays (the
+    scale vector of a complex plot, e.g. frequency in Hz, with a zero imaginary part)."""
     plots = []
     position = 0
     while position < len(data):
@@ -61,8 +62,11 @@ def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
         raise SimulationError(f"{source}: expected {points} points, data is truncated")
     values = np.frombuffer(data, dtype="<f8", count=points * count * width, offset=position)
     position += size
-    table = values.reshape(points, count, width)
-    table = table[..., 0] + 1j * table[..., 1] if is_complex else table[..., 0]
-    columns = np.ascontiguousarray(table.T)  # one copy; each vector is a contiguous row view
+    table = values.view("<c16") if is_complex else values
+    columns = np.ascontiguousarray(table.reshape(points, count).T)  # one copy; rows are vectors
+    if is_complex and count:
+        # ngspice sets only the real part of an AC plot's frequency (its scale, the first
+        # vector) and writes whatever memory held as the imaginary part, at times inf or NaN
+        columns[0] = columns[0].real
     vectors = dict(zip(names, columns, strict=True))
     return RawPlot(header.get("plotname", ""), vectors), position
