@@ -16,8 +16,8 @@ journal and HDF5 commit. It is compared, in interleaved rounds (min and median p
 
   (a) ngspice's floor: raw ``ngspice -b`` on the chunk netlists of the same family, in chunks
       of 25, 50, 100 and 250 instances, each as circuitnn renders them now and as it rendered
-      them before (no ``.options noopiter``, the AC run saving every vector): the cheapest of
-      these 8 configurations; target circuitnn ≤ 1.2× it;
+      them before (one circuit per bias, no ``.options noopiter``, every vector saved): the
+      cheapest of these 8 configurations; target circuitnn ≤ 1.2× it;
   (b) today's netlist, kept as the baseline: the old rendering in the old chunks of 250;
       target circuitnn ≥ 1.5× faster, with the PSDs of both compared (equal results);
   (c) circuitnn with 2 jobs against 1 job;
@@ -35,7 +35,6 @@ Output lines: ``name  seconds  ratio  target  PASS/FAIL``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -133,13 +132,14 @@ CURRENT = "current"
 
 def chunk_netlists(n: int, chunk_size: int, variant: str = CURRENT) -> list[Any]:
     """The netlists circuitnn renders for the noise run of the family in chunks of
-    ``chunk_size``: each chunk's control script, the circuits it sources (one per bias) and its
-    (noise, AC, operating point) raw files per bias. ``variant`` "today": as circuitnn rendered
-    them before this benchmark's netlist changes (no ``.options noopiter``, the AC run saving
-    every vector), the baseline kept inside the benchmark."""
+    ``chunk_size``: each chunk's control script, the circuits it sources and its (noise, AC,
+    operating point) raw files per bias. ``variant`` "today": as circuitnn rendered them before
+    this benchmark's netlist changes, the baseline kept inside the benchmark: one circuit per
+    bias, sourced in turn, without ``.options noopiter``; the operating point first, saving
+    every vector, and the AC run saving every vector."""
     from circuitnn.neuron.builtin import get_neuron
     from circuitnn.neuron.variation import MonteCarlo, sample_parameters
-    from circuitnn.spice.benches import bench_options, render_noise_bench
+    from circuitnn.spice.benches import SWEEP_SOURCE, bench_options, render_noise_bench
 
     spec = get_neuron(NEURON)
     noise = analysis()
@@ -147,18 +147,42 @@ def chunk_netlists(n: int, chunk_size: int, variant: str = CURRENT) -> list[Any]
     table = sample_parameters(spec, MonteCarlo(n=n, seed=SEED))
     cards = {f".options {option}" for option in bench_options(spec)}
 
-    def today(text: str) -> str:
-        kept = [line for line in text.splitlines() if line not in cards and "save " not in line]
-        return "\n".join(kept) + "\n"
+    def today(text: str, sources: dict[str, str]) -> tuple[str, dict[str, str]]:
+        circuit = [line for line in sources["circuit.cir"].splitlines() if line not in cards]
+        at = next(k for k, line in enumerate(circuit) if line.startswith(f"{SWEEP_SOURCE} x 0 DC "))
+        noise_line = next(line for line in text.splitlines() if line.startswith("noise "))
+        ac_line = next(line for line in text.splitlines() if line.startswith("ac "))
+        control = [*text.splitlines()[:3]]  # title, .control, set filetype=binary
+        old_sources = {}
+        for j, bias in enumerate(biases):
+            lines = list(circuit)
+            lines[at] = f"{SWEEP_SOURCE} x 0 DC {float(bias)!r} AC 1"
+            old_sources[f"bias{j}.cir"] = "\n".join(lines) + "\n"
+            control += [
+                f"source bias{j}.cir",
+                "op",
+                f"write op{j}.raw all",
+                "destroy all",
+                noise_line,
+                "setplot previous",
+                f"write noise{j}.raw all",
+                "destroy all",
+                ac_line,
+                f"write ac{j}.raw all",
+                "destroy all",
+                "remcirc",
+            ]
+        control += ["quit", ".endc", ".end"]
+        return "\n".join(control) + "\n", old_sources
 
     texts = []
     for start in range(0, n, chunk_size):
         rows = np.arange(start, min(start + chunk_size, n))
         bench, sources, files = render_noise_bench(spec, table.rows(rows), noise, biases)
+        text = bench.text
         if variant == TODAY:
-            bench = dataclasses.replace(bench, text=today(bench.text))
-            sources = {name: today(text) for name, text in sources.items()}
-        texts.append((bench.text, sources, files, len(rows)))
+            text, sources = today(text, sources)
+        texts.append((text, sources, files, len(rows)))
     return texts
 
 

@@ -35,7 +35,7 @@ from circuitnn.extract.spectra import (
 )
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.units import format_spice
-from circuitnn.neuron.variation import ParameterTable, nominal_table
+from circuitnn.neuron.variation import MonteCarlo, ParameterTable, nominal_table, sample_parameters
 from circuitnn.spice.analyses import NoiseAnalysis
 from circuitnn.spice.benches import render_noise_bench
 from circuitnn.spice.engines import run_script
@@ -198,7 +198,7 @@ def test_output_noise_alone_skips_the_ac_and_matches_the_full_analysis() -> None
         spec, nominal_table(spec), NoiseAnalysis(input_referred=False), np.array([0.1])
     )
     assert files == [("noise0.raw", "", "op0.raw")] and "\nac " not in bench.text
-    assert list(sources) == ["bias0.cir"] and ".noise" not in sources["bias0.cir"]
+    assert list(sources) == ["circuit.cir"] and ".noise" not in sources["circuit.cir"]
 
 
 # ---------------------------------------------------------------- fit and integral (pure numpy)
@@ -453,6 +453,32 @@ def test_instance_noise_in_batch_equals_instance_alone() -> None:
         np.testing.assert_allclose(alone["psd"][0], noise.psd[k], rtol=1e-6)
         sigma = integrated_sigma(noise.frequency, alone["psd"][0], analysis.bandwidth)
         np.testing.assert_allclose(sigma, noise.sigma[k], rtol=1e-6)
+
+
+def test_each_bias_of_the_one_circuit_run_equals_a_circuit_written_at_that_bias() -> None:
+    """Without ``.nodeset`` cards the circuit is read once and its input altered to each bias
+    in turn: every bias's spectrum and operating point are those of a netlist that has the
+    bias in its own source, read afresh (one instance, that bias only)."""
+    spec = get_neuron("mos_diffpair_level1")  # differential output: no .nodeset is possible
+    analysis = NoiseAnalysis(bias_points=4, fmin=10.0, fmax=1e8, points_per_decade=2)
+    biases = analysis.biases(spec)
+    table = sample_parameters(spec, MonteCarlo(n=6, seed=2))
+    bench, sources, files = render_noise_bench(spec, table, analysis, biases)
+    assert list(sources) == ["circuit.cir"] and bench.text.count("\nalter vx dc = ") == 4
+    wanted = [name for triple in files for name in triple]
+    plots = run_script(bench.text, wanted, 60.0, "one circuit", sources)
+    batch = [instance_psd(plots[noise][0].vectors, 6) for noise, _, _ in files]
+    operating = [plots[op][0].vectors["v(o0_4)"][0] for _, _, op in files]
+    # the bias moves the spectrum and the operating point: an input left at bias 0 would show
+    assert np.ptp([psd[4, 0] for psd in batch]) > 0.05 * batch[0][4, 0]
+    for j, bias in enumerate(biases):
+        one, single_sources, (names,) = render_noise_bench(
+            spec, table.rows(np.array([4])), analysis, np.array([bias])
+        )
+        assert f"vx x 0 DC {format_spice(float(bias))} AC 1" in single_sources["circuit.cir"]
+        alone = run_script(one.text, list(names), 60.0, "alone", single_sources)
+        np.testing.assert_allclose(batch[j][4], instance_psd(alone[names[0]][0].vectors, 1)[0])
+        np.testing.assert_allclose(operating[j], alone[names[2]][0].vectors["v(o0_0)"][0])
 
 
 # ---------------------------------------------------------------- bad requests

@@ -19,6 +19,7 @@ import re
 import numpy as np
 
 _INSTANCE = re.compile(r"\.xn(\d+)\.")
+_SEPARATOR = re.compile(r"[_.]")  # between a device's total and the name of one of its parts
 ROUNDING = 1e-12  # relative cost per point below which a second fit term counts as round-off
 
 
@@ -30,11 +31,12 @@ def device_totals(names: list[str]) -> list[str]:
         for n in names
         if n.startswith(("onoise_", "onoise.")) and n not in ("onoise_spectrum", "onoise_total")
     }
-    totals = []
-    for name in candidates:
-        cuts = [i for i, char in enumerate(name) if char in "_." and i > len("onoise")]
-        if not any(name[:cut] in candidates for cut in cuts):
-            totals.append(name)
+    start = len("onoise") + 1
+    totals = [
+        name
+        for name in candidates
+        if not any(name[: cut.start()] in candidates for cut in _SEPARATOR.finditer(name, start))
+    ]
     return sorted(totals)
 
 

@@ -260,49 +260,57 @@ def render_noise_bench(
     biases: np.ndarray,
     nodesets: np.ndarray | None = None,
 ) -> tuple[Bench, dict[str, str], list[tuple[str, str, str]]]:
-    """Noise (and AC) at every bias in one ngspice run: one circuit per bias (its input at that
-    bias, each instance's output node set to ``nodesets[:, j]`` V while the operating point is
-    found, when given), sourced in turn by a control script. Returns the script (``text``, with
-    the instances' vector names), the circuits it sources (file name → netlist) and, per bias,
-    the raw files it writes: the noise spectra, the AC response ("" when the analysis is not
-    input-referred) and the operating point."""
-    sources: dict[str, str] = {}
-    files = []
+    """Noise (and AC) at every bias in one ngspice run, driven by a control script. Returns the
+    script (``text``, with the instances' vector names), the circuits it sources (file name →
+    netlist) and, per bias, the raw files it writes: the noise spectra, the AC response (""
+    when the analysis is not input-referred) and the operating point (outputs only).
+
+    The circuit is read once and its input source altered to each bias in turn; where each
+    instance's output node is set to ``nodesets[:, j]`` V while the operating point at bias j is
+    found, every bias has a circuit of its own (``.nodeset`` cannot be altered)."""
     control = [f"* circuitnn noise: {' '.join(str(spec.name).split())}", ".control"]
     control.append("set filetype=binary")
-    # the circuit is the same at every bias but for its input source: rendered once
     placeholder = f"{SWEEP_SOURCE} x 0 DC 0 AC 1"
     circuit, bench = _circuit(spec, table, placeholder, measured=False)
     circuit += _sum_chain(spec, len(table))
     at = circuit.index(placeholder)
-    for j, bias in enumerate(biases):
+    held = [
+        nodeset_lines(bench, None if nodesets is None else nodesets[:, j])
+        for j in range(len(biases))
+    ]
+
+    def netlist(bias: float, cards: list[str]) -> str:
         lines = list(circuit)
-        lines[at] = f"{SWEEP_SOURCE} x 0 DC {format_spice(float(bias))} AC 1"
-        held = nodeset_lines(bench, None if nodesets is None else nodesets[:, j])
-        lines += held or _option_cards(spec)
-        sources[f"bias{j}.cir"] = "\n".join([*lines, ".end"]) + "\n"
+        lines[at] = f"{SWEEP_SOURCE} x 0 DC {format_spice(bias)} AC 1"
+        return "\n".join([*lines, *cards, ".end"]) + "\n"
+
+    one_circuit = not any(held)
+    sources: dict[str, str] = {}
+    if one_circuit:
+        sources["circuit.cir"] = netlist(float(biases[0]), _option_cards(spec))
+        control.append("source circuit.cir")
+    files = []
+    for j, bias in enumerate(biases):
+        if one_circuit:
+            control.append(f"alter {SWEEP_SOURCE} dc = {format_spice(float(bias))}")
+        else:
+            sources[f"bias{j}.cir"] = netlist(float(bias), held[j] or _option_cards(spec))
+            control.append(f"source bias{j}.cir")
         noise_file, ac_file = f"noise{j}.raw", f"ac{j}.raw" if analysis.input_referred else ""
         files.append((noise_file, ac_file, f"op{j}.raw"))
         control += [
-            f"source bias{j}.cir",
-            "op",
-            f"write op{j}.raw all",
-            "destroy all",
             f"noise v(sum) {SWEEP_SOURCE} {_decade(analysis)} 1",
             "setplot previous",
             f"write {noise_file} all",
             "destroy all",
+            # the noise run needs the whole circuit saved (a save list drops its device
+            # vectors); the AC run and the operating point keep only the outputs
+            *_wrap("save", bench.output_names),
         ]
         if ac_file:
-            # only the outputs are kept (the noise run above needs the whole circuit saved: a
-            # save list drops its device vectors); a third of the AC run's time
-            control += [
-                *_wrap("save", bench.output_names),
-                f"ac {_decade(analysis)}",
-                f"write {ac_file} all",
-                "destroy all",
-            ]
-        control.append("remcirc")
+            control += [f"ac {_decade(analysis)}", f"write {ac_file} all", "destroy all"]
+        control += ["op", f"write op{j}.raw all", "destroy all"]
+        control.append("delete all" if one_circuit else "remcirc")  # (delete: the save list)
     control += ["quit", ".endc", ".end"]
     return dataclasses.replace(bench, text="\n".join(control) + "\n"), sources, files
 

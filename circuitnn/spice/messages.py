@@ -31,6 +31,9 @@ _NETLIST = re.compile(
     r"cannot open|error:",
     re.IGNORECASE,
 )
+# the same patterns for lower-cased text (a tenth of the time of IGNORECASE on a whole log)
+_CONVERGENCE_LOWER = re.compile(_CONVERGENCE.pattern)
+_NETLIST_LOWER = re.compile(_NETLIST.pattern)
 _BENIGN = re.compile(
     r"^(note:|warning:|info:|\*\*|ngspice|using |circuit:|binary raw file|doing analysis|"
     r"no\. of data|total |dram|maximum ngspice|current ngspice|shared ngspice|text \(code\)|"
@@ -106,6 +109,9 @@ class Diagnosis:
 
 def diagnose(log: str) -> Diagnosis:
     """Sort the lines of an ngspice log into netlist errors and convergence failures."""
+    text = log.lower()
+    if not (_CONVERGENCE_LOWER.search(text) or _NETLIST_LOWER.search(text)):
+        return Diagnosis((), ())  # a clean log: read once, not line by line
     netlist, convergence = [], []
     lines = [line.strip() for line in log.splitlines()]
     for number, line in enumerate(lines):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from circuitnn.errors import SimulationError
+
+_VECTOR_NAME = re.compile(r"^\t\d+\t([^\t\n]+)", re.MULTILINE)  # "\t<index>\t<name>\t<type>"
 
 
 @dataclass(frozen=True)
@@ -29,23 +33,23 @@ def read_raw(data: bytes, source: str = "raw file") -> list[RawPlot]:
 
 
 def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
-    # the header is text up to the line "Binary:" (or "Values:"); decoded and split at once
-    ends = [data.find(mark, position) for mark in (b"\nBinary:\n", b"\nValues:\n")]
-    found = [end for end in ends if end >= 0]
-    if not found:
+    # the header is text up to the line "Binary:" (ASCII files: "Values:"), decoded at once;
+    # its lines "key: value", then after "Variables:" one tab-indented line per vector
+    end = data.find(b"\nBinary:\n", position)
+    key = "binary"
+    ascii_at = data.find(b"\nValues:\n", position, None if end < 0 else end)
+    if ascii_at >= 0:
+        end, key = ascii_at, "values"
+    if end < 0:
         raise SimulationError(f"{source}: truncated header")
-    end = min(found)
-    key = "binary" if end == ends[0] else "values"
-    lines = data[position:end].decode("latin-1").split("\n")
+    text = data[position:end].decode("latin-1")
     position = end + len("\nBinary:\n")
+    fields, _, variables = text.partition("\nVariables:")
     header: dict[str, str] = {}
-    names: list[str] = []
-    for line in lines:
-        if line.startswith("\t") and "variables" in header:
-            names.append(line.split("\t")[2].lower())
-            continue
+    for line in fields.split("\n"):
         name, _, value = line.partition(":")
         header[name.strip().lower()] = value.strip()
+    names = _vector_names(variables)
     try:
         count = int(header["no. variables"])
         points = int(header["no. points"])
@@ -70,3 +74,10 @@ def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
         columns[0] = columns[0].real
     vectors = dict(zip(names, columns, strict=True))
     return RawPlot(header.get("plotname", ""), vectors), position
+
+
+@functools.lru_cache(maxsize=16)
+def _vector_names(variables: str) -> tuple[str, ...]:
+    """The vector names (lower case) of a header's variables section (the same circuit's files,
+    one per bias of a chunk, share it: read once)."""
+    return tuple(_VECTOR_NAME.findall(variables.lower()))

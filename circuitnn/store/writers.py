@@ -256,9 +256,7 @@ class AnalysisWriter:
                     shape=(self.n, *values.shape[1:]),
                     dtype=values.dtype,
                     chunks=(chunk, *values.shape[1:]),
-                    compression="lzf",
-                    shuffle=True,
-                    fletcher32=True,
+                    fletcher32=True,  # uncompressed: lzf saved 4 % of a spectrum at 5 µs/kB
                 )
             dataset[first:last] = block
             self._written.setdefault(name, np.zeros(self.n, dtype=bool))[first:last] = True
