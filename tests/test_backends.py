@@ -252,3 +252,17 @@ def _assert_backend_equals_loky(
     assert_same_family(noisy, loky_families["noise"])
     _assert_same_noise(noisy, loky_families["noise"])
     assert sorted(Store(store).keys()) == sorted(f.key for f in loky_families.values())
+
+
+# What a chunk worker must not import to unpickle its task: each of these costs a worker process
+# tenths of a second at start (scipy.stats alone about half a second), every pool start.
+WORKER_DEFERRED = ("scipy.stats", "scipy.optimize", "torch", "matplotlib", "pandas", "optuna")
+
+
+def test_a_chunk_worker_starts_without_heavy_libraries() -> None:
+    code = (
+        "import sys, json, circuitnn.extract.dc_chunk, circuitnn.extract.analysis_chunks; "
+        f"print(json.dumps([m for m in {WORKER_DEFERRED!r} if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", f"a chunk worker loaded {done.stdout.strip()}"

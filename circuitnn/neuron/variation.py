@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtri
-from scipy.stats import truncnorm
 
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.spec import Distribution, NeuronSpec, Variation
@@ -143,6 +142,8 @@ def _truncated_normal(u: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     if np.all(np.isneginf(a)) and np.all(np.isposinf(b)):
         return ndtri(u)
+    from scipy.stats import truncnorm  # (scipy.stats takes half a second to import: only here)
+
     return truncnorm.ppf(u, a, b)
 
 
