@@ -481,6 +481,32 @@ def test_each_bias_of_the_one_circuit_run_equals_a_circuit_written_at_that_bias(
         np.testing.assert_allclose(operating[j], alone[names[2]][0].vectors["v(o0_0)"][0])
 
 
+def test_a_batch_is_not_held_and_agrees_with_each_instance_held_alone(monkeypatch) -> None:
+    """A voltage output's batch finds its operating points without ``.nodeset`` (one circuit
+    for every bias); an instance alone is held to its stored curve, and gives the same noise."""
+    spec = get_neuron("cmos_inverter_level1")
+    analysis = NoiseAnalysis(bias_points=3, fmin=10.0, fmax=1e8, points_per_decade=2)
+    family = extract_family(spec, n=5, seed=1, options=options(chunk_size=5))
+    table = ParameterTable(family.parameter_names, family.parameters, np.arange(5), family.chip)
+    held: list[bool] = []
+    render = circuitnn.extract.analysis_chunks.render_noise_bench
+
+    def spy(*args: object) -> object:
+        held.append(args[4] is not None)
+        return render(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(circuitnn.extract.analysis_chunks, "render_noise_bench", spy)
+    batch = simulate_noise_chunk(spec, table, analysis, branch=family.curves)
+    assert held == [False] and (batch["status"] == 1).all()  # one run: no instance off its curve
+    assert np.ptp(batch["psd"][:, 1, 0]) > 0.01 * batch["psd"][0, 1, 0]  # instances differ
+    for k in (0, 4):
+        alone = simulate_noise_chunk(
+            spec, table.rows(np.array([k])), analysis, branch=family.curves[[k]]
+        )
+        assert held[-1] and alone["status"][0] == 1
+        np.testing.assert_allclose(batch["psd"][k], alone["psd"][0], rtol=1e-6)
+
+
 # ---------------------------------------------------------------- bad requests
 
 

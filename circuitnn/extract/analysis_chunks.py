@@ -54,8 +54,9 @@ def simulate_noise_chunk(
     One ngspice run per chunk does a ``.noise`` and an ``.ac`` at each bias (the AC response
     refers the output noise to the input: S_in = S_out/|H|²). Also returns ``frequency`` (N×F).
     ``branch`` (N×K): each row's stored DC curve, swept ``direction``; the operating point at
-    each bias is held to it while found and checked against it: a row off its curve in the
-    batch runs alone, and fails with the reason if it is off alone too. A row whose devices'
+    each bias is checked against it: a row off its curve in the batch runs alone, its output
+    held at the curve's value while the operating point is found (voltage outputs), and fails
+    with the reason if it is off alone too. A row whose devices'
     noise cannot all be attributed, or that has no noise at all, fails with the reason.
     """
     biases = analysis.biases(spec)
@@ -69,9 +70,10 @@ def simulate_noise_chunk(
     suspects: set[int] = set()
 
     def run(rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        bench, sources, files = render_noise_bench(
-            spec, table.rows(rows), analysis, biases, None if nodesets is None else nodesets[rows]
-        )
+        # a batch is not held (its circuit is read once for every bias); a row off its branch
+        # in it runs again alone, held there
+        held = None if nodesets is None or len(rows) > 1 else nodesets[rows]
+        bench, sources, files = render_noise_bench(spec, table.rows(rows), analysis, biases, held)
         wanted = [f for triple in files for f in triple if f]
         plots = run_script(bench.text, wanted, timeout, what, sources, bench.includes)
         psd, gain, operating = [], [], []

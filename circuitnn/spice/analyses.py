@@ -58,6 +58,9 @@ def _frequency_grid(fmin: float, fmax: float, points_per_decade: int) -> None:
         raise ConfigError(f"fmax ({fmax:g} Hz) must exceed fmin ({fmin:g} Hz)")
 
 
+NOISE_NETLIST_REVISION = 2  # part of a noise analysis' key (see NoiseAnalysis.identity)
+
+
 def analysis_key(kind: str, identity: dict[str, object]) -> str:
     """Short content hash naming one analysis of a family (``noise-…`` or ``speed-…``)."""
     text = json.dumps(identity, sort_keys=True, default=float)
@@ -124,10 +127,13 @@ class NoiseAnalysis:
         return values
 
     def identity(self, spec: NeuronSpec) -> dict[str, object]:
-        """What determines the results (the resolved bias points included)."""
+        """What determines the results (the resolved bias points included, and the revision of
+        the noise chunk netlist: a batch found its operating points held to the stored curves
+        before revision 2, which can move a spectrum in its last digits)."""
         data = dataclasses.asdict(self)
         data["bias"] = [float(b) for b in self.biases(spec)]
         data.pop("bias_points")
+        data["netlist"] = NOISE_NETLIST_REVISION
         return data
 
 
