@@ -266,3 +266,18 @@ def test_a_chunk_worker_starts_without_heavy_libraries() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", f"a chunk worker loaded {done.stdout.strip()}"
+
+
+def _omp_wait_policy(_: int) -> str | None:
+    return os.environ.get("OMP_WAIT_POLICY")
+
+
+def test_workers_let_ngspice_threads_wait_passively() -> None:
+    """ngspice's OpenMP threads (BSIM3/BSIM4 devices) spin while idle; in worker processes, one
+    per core, they wait passively (bench_pdk: two sky130 workers 4x faster); a run in this
+    process keeps the default."""
+    results = dict(parallel.run_tasks(_omp_wait_policy, [(0,), (1,), (2,)], jobs=2))
+    assert set(results.values()) == {"PASSIVE"}
+    assert dict(parallel.run_tasks(_omp_wait_policy, [(0,)], jobs=1)) == {
+        0: os.environ.get("OMP_WAIT_POLICY")
+    }

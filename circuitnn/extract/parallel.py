@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from circuitnn.errors import CircuitnnError, ConfigError, SimulationError
+from circuitnn.spice.engines import share_cores
 
 Result = TypeVar("Result")
 
@@ -422,6 +423,7 @@ atexit.register(shutdown)
 def _call(
     function: Callable[..., Result], number: int, task: tuple[Any, ...]
 ) -> tuple[int, Result]:
+    share_cores()  # (a worker: other workers' ngspice runs share its cores)
     try:
         return number, function(*task)
     except CircuitnnError:
