@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from circuitnn.family import Family
-from circuitnn.family.descriptors import describe, hysteresis, midpoints, slopes
+from circuitnn.family.descriptors import (
+    DESCRIPTOR_UNITS,
+    describe,
+    descriptor_unit,
+    hysteresis,
+    midpoints,
+    slopes,
+)
 
 GRID = np.linspace(-1.0, 1.0, 801)
 STEP = GRID[1] - GRID[0]
@@ -201,3 +208,16 @@ def test_hysteresis_of_flat_failed_and_never_crossing_instances_is_nan() -> None
     assert width[3] == 0.0
     single = hysteresis(grid, step, step)  # one instance as 1-D curves
     np.testing.assert_array_equal(single, [0.0])
+
+
+def test_descriptor_units_of_curve_descriptors_and_realized_device_parameters() -> None:
+    """A curve descriptor's unit from its table; a realized device parameter
+    ``<quantity>_<device>`` takes its quantity's unit (V, A, S); anything else has none ("")."""
+    for name, unit in DESCRIPTOR_UNITS.items():
+        assert descriptor_unit(name) == unit
+    assert descriptor_unit("max_slope") == "output unit / V"  # an underscore, but a descriptor
+    assert descriptor_unit("vth_M1") == "V"
+    assert descriptor_unit("id_m_tail") == "A"  # the device's own name may hold underscores
+    assert descriptor_unit("gm_Q2") == "S"
+    for unknown in ("vth", "gm", "offset", "beta_M1", "M1_vth", ""):
+        assert descriptor_unit(unknown) == "", unknown
