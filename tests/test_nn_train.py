@@ -251,7 +251,10 @@ BAD_HISTORIES = {
         lambda d: {**d, "config": "x"},
         """'config' must be an object, got a string ("x")""",
     ),
-    "epochs a string": (lambda d: {**d, "epochs": "1,2"}, "'epochs' must be a list"),
+    "epochs a string": (
+        lambda d: {**d, "epochs": "1,2"},
+        """'epochs' must be a list, got a string ("1,2")""",
+    ),
     "row a number": (
         lambda d: {**d, "epochs": [1.0, 2.0]},
         "epochs[0] must be an object, got a number (1.0)",
@@ -295,6 +298,29 @@ BAD_HISTORIES = {
         "'stopped_early' must be true or false, got null (null)",
     ),
 }
+
+
+def test_one_epoch_history_stopped_early_without_a_best_epoch_round_trips(tmp_path):
+    """best_epoch 0 (no restore_best) and stopped_early survive a save into a folder that does
+    not exist yet; a setting that is not JSON (a Path) is saved as its text; a one-epoch
+    history has its columns, and an unknown column is an error listing them."""
+    history = History(
+        regime={"name": "clean"},
+        config={"epochs": 5, "out": Path("runs") / "a"},
+        epochs=[{"epoch": 1, "train_loss": 0.7}],
+        best_epoch=0,
+        stopped_early=True,
+    )
+    loaded = History.load(history.save(tmp_path / "new" / "deeper" / "history.json"))
+    assert loaded.best_epoch == 0 and loaded.best == {}
+    assert loaded.stopped_early is True
+    assert loaded.config == {"epochs": 5, "out": str(Path("runs") / "a")}
+    assert loaded.column("train_loss") == [0.7]
+    with pytest.raises(ConfigError) as error:
+        loaded.column("val_loss")
+    assert (
+        str(error.value) == "no column 'val_loss' in the history; columns: ['epoch', 'train_loss']"
+    )
 
 
 @pytest.mark.parametrize("case", list(BAD_HISTORIES))
