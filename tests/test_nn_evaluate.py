@@ -384,6 +384,27 @@ def test_regression_midpoint_is_where_the_error_reaches_half_of_chance(metric):
     assert abs(result.level - expected) < max(4 * result.uncertainty, 0.02 * expected)
 
 
+def test_noise_with_nowhere_to_go_is_an_error_saying_what_the_model_lacks():
+    """Activation noise on a model without activation layers, weight noise on one without analog
+    layers, circuit noise (built into a model, never injected): one line saying what to do."""
+    linear = nn.Sequential(nn.Linear(2, 2).double())
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(linear, two_class_data(), noise="additive", draws=2)
+    assert str(error.value) == "the model has no activation layers to put noise after"
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(Logits(), two_class_data(), noise="weight_additive", draws=2)
+    assert str(error.value) == (
+        "weight noise needs AnalogLinear / AnalogConv2d layers: build the model with "
+        "circuitnn.nn.build_mlp / build_cnn or convert it with circuitnn.nn.to_analog"
+    )
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(Logits(), two_class_data(), noise=NoiseSpec("circuit", 0.1), draws=2)
+    assert str(error.value) == "circuit noise cannot be injected: build the model with it"
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(Logits(), two_class_data(), noise=0.1, draws=2)
+    assert str(error.value) == "noise must be a NoiseSpec or WeightNoiseSpec, got 0.1"
+
+
 def test_midpoint_errors(trained):
     model, test_data = trained
     shared = NoiseSpec("additive", correlation=1.0)  # shifts both logits alike: harmless
