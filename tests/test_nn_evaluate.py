@@ -405,6 +405,12 @@ def test_noise_with_nowhere_to_go_is_an_error_saying_what_the_model_lacks():
     assert str(error.value) == "noise must be a NoiseSpec or WeightNoiseSpec, got 0.1"
 
 
+def test_snr_of_a_layer_the_model_lacks_is_an_error_naming_it():
+    with pytest.raises(ConfigError) as error:
+        layer_snr(Logits(), two_class_data()[0], layers=("act", "hidden2"), draws=2)
+    assert str(error.value) == "no layer 'hidden2' in the model"
+
+
 def test_midpoint_errors(trained):
     model, test_data = trained
     shared = NoiseSpec("additive", correlation=1.0)  # shifts both logits alike: harmless
