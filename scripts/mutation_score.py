@@ -6,7 +6,8 @@ tests killed out of how many were checked, and how many survived, reached no tes
 mutant that makes a test hang counts as killed) or were not checked yet (a run stopped early, or
 one restricted to some mutants:
 ``bash dev.sh mutants "circuitnn.extract.spectra.*"``). ``--survivors``
-lists the surviving mutants.
+lists the surviving mutants; ``--diffs`` lists them with their change, one line each
+(``original → mutant``, as docs/mutants.md lists them).
 """
 
 from __future__ import annotations
@@ -63,9 +64,28 @@ def _row(label: str, status: Counter[str]) -> str:
     )
 
 
+def change_of(show: str) -> str:
+    """``original → mutant`` from ``mutmut show``'s diff (its removed and added lines)."""
+    removed = [
+        line[1:].strip()
+        for line in show.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
+    added = [
+        line[1:].strip()
+        for line in show.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
+    return f"`{' '.join(removed)}` → `{' '.join(added)}`"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--survivors", action="store_true", help="also list surviving mutants")
+    parser.add_argument(
+        "--diffs", action="store_true", help="list surviving mutants with their change"
+    )
+    parser.add_argument("--module", help="only this module's survivors (circuitnn/nn/draws.py)")
     args = parser.parse_args(argv)
     mutmut = Path(sys.executable).with_name("mutmut")
     done = subprocess.run(
@@ -83,12 +103,22 @@ def main(argv: list[str] | None = None) -> int:
         print("no mutation results: run `bash dev.sh mutants` first", file=sys.stderr)
         return 1
     print("\n".join(table(counts)))
-    if args.survivors:
+    if args.survivors or args.diffs:
         print()
         for line in done.stdout.splitlines():
             match = LINE.match(line)
-            if match and match["status"] == "survived":
-                print(line.strip().rsplit(":", 1)[0])
+            if not match or match["status"] != "survived":
+                continue
+            if args.module is not None and module_of(match["name"]) != args.module:
+                continue
+            name = line.strip().rsplit(":", 1)[0]
+            if not args.diffs:
+                print(name)
+                continue
+            show = subprocess.run(
+                [str(mutmut), "show", name], cwd=ROOT, capture_output=True, text=True, check=False
+            )
+            print(f"- `{name.rsplit('.', 1)[-1]}`: {change_of(show.stdout)}")
     return 0
 
 

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from circuitnn.family import Family
-from circuitnn.family.descriptors import describe, midpoints, slopes
+from circuitnn.family.descriptors import (
+    DESCRIPTOR_UNITS,
+    describe,
+    descriptor_unit,
+    hysteresis,
+    midpoints,
+    slopes,
+)
 
 GRID = np.linspace(-1.0, 1.0, 801)
 STEP = GRID[1] - GRID[0]
@@ -150,3 +157,67 @@ def test_family_summary_skips_failed_instances() -> None:
     assert summary["max"] == pytest.approx(0.2, abs=1e-6)
     np.testing.assert_array_equal(family.failed, [3])
     np.testing.assert_array_equal(family.parameter("c"), [0.0, 0.1, 0.2, 0.3])
+
+
+def _schmitt(grid: np.ndarray, threshold: float, width: float, sign: float = 1.0) -> np.ndarray:
+    """A tanh step at ``threshold`` (V), rising (sign 1) or falling (sign -1), from 0.2 to 1.0."""
+    return 0.6 + 0.4 * sign * np.tanh((grid - threshold) / width)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_hysteresis_width_is_the_distance_between_the_branches_thresholds(sign: float) -> None:
+    """Up branch switching at +a, down branch at -b: the window is a + b, per row, for rising
+    and falling (inverting) circuits, on a non-uniform grid; equal branches give 0. Near a tanh
+    step's centre the curve is straight to third order, so linear interpolation is exact to
+    well under 1e-6 V."""
+    grid = np.concatenate([np.linspace(-1.0, 0.0, 301)[:-1], np.linspace(0.0, 1.0, 517)])
+    edges = [(0.1234, 0.0871), (0.3, 0.3), (-0.05, 0.25)]  # (a, b): up at +a, down at -b
+    up = np.stack([_schmitt(grid, a, 0.05, sign) for a, _ in edges] + [_schmitt(grid, 0.2, 0.05)])
+    down = np.stack([_schmitt(grid, -b, 0.05, sign) for _, b in edges] + [up[-1]])
+    width = hysteresis(grid, up, down)
+    np.testing.assert_allclose(width, [a + b for a, b in edges] + [0.0], atol=1e-6)
+    assert width[-1] == 0.0  # the same curve both ways: no window at all
+
+
+def test_hysteresis_level_is_halfway_between_both_branches_extremes() -> None:
+    """The middle level is halfway between the lowest and highest output of both branches: an up
+    branch from 0.2 to 0.8 and a down branch from 0.2 to 1.0 give the level 0.6, which the up
+    branch crosses at a + w·artanh(1/3) and the down branch at its centre, -b (linear
+    interpolation off the tanh centre errs by about h²/8·|y''/y'| ≈ 1e-5 V)."""
+    grid = np.linspace(-1.0, 1.0, 801)
+    a, b, w = 0.3, 0.2, 0.05
+    up = 0.5 + 0.3 * np.tanh((grid - a) / w)
+    down = _schmitt(grid, -b, w)
+    expected = a + w * np.arctanh(1 / 3) + b
+    assert hysteresis(grid, up[None], down[None])[0] == pytest.approx(expected, abs=2e-5)
+    # the same with the branches' roles swapped in level: a down branch from 0.2 to 0.8
+    up, down = _schmitt(grid, a, w), 0.5 + 0.3 * np.tanh((grid + b) / w)
+    expected = a + b - w * np.arctanh(1 / 3)
+    assert hysteresis(grid, up[None], down[None])[0] == pytest.approx(expected, abs=2e-5)
+
+
+def test_hysteresis_of_flat_failed_and_never_crossing_instances_is_nan() -> None:
+    grid = np.linspace(-1.0, 1.0, 201)
+    step = _schmitt(grid, 0.0, 0.05)
+    flat = np.full_like(grid, 0.4)
+    failed = np.full_like(grid, np.nan)
+    up = np.stack([flat, failed, flat, step])
+    down = np.stack([flat, failed, step, step])
+    width = hysteresis(grid, up, down)
+    assert np.all(np.isnan(width[:3])), width  # flat; failed; up branch never reaches the level
+    assert width[3] == 0.0
+    single = hysteresis(grid, step, step)  # one instance as 1-D curves
+    np.testing.assert_array_equal(single, [0.0])
+
+
+def test_descriptor_units_of_curve_descriptors_and_realized_device_parameters() -> None:
+    """A curve descriptor's unit from its table; a realized device parameter
+    ``<quantity>_<device>`` takes its quantity's unit (V, A, S); anything else has none ("")."""
+    for name, unit in DESCRIPTOR_UNITS.items():
+        assert descriptor_unit(name) == unit
+    assert descriptor_unit("max_slope") == "output unit / V"  # an underscore, but a descriptor
+    assert descriptor_unit("vth_M1") == "V"
+    assert descriptor_unit("id_m_tail") == "A"  # the device's own name may hold underscores
+    assert descriptor_unit("gm_Q2") == "S"
+    for unknown in ("vth", "gm", "offset", "beta_M1", "M1_vth", ""):
+        assert descriptor_unit(unknown) == "", unknown

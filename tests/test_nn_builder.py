@@ -168,3 +168,42 @@ def test_plain_torch_layers_can_be_converted():
     to_analog(model, WeightNoiseSpec("additive", 0.0))
     assert isinstance(model[0], AnalogLinear) and isinstance(model[2][0], AnalogLinear)
     torch.testing.assert_close(model(x), before)
+
+
+def test_to_analog_converts_convolutions_keeping_every_setting_the_weights_and_the_noise():
+    """Every nn.Linear / nn.Conv2d, at any depth, becomes an analog layer with the same shape,
+    stride, padding, dilation, groups, bias, dtype and weights (so the same outputs with σ = 0)
+    and the given weight noise; a layer that is analog already gets that noise too, and the
+    layers after it are still converted; a convolution that pads other than with zeros stays."""
+    from circuitnn.nn import to_analog
+
+    generator = torch.Generator().manual_seed(0)
+    analog = AnalogLinear(40, 12, True, dtype=torch.float64)
+    model = nn.Sequential(
+        nn.Conv2d(4, 6, (3, 2), stride=2, padding=1, dilation=(2, 1), groups=2).double(),
+        nn.ReLU(),
+        nn.Sequential(nn.Conv2d(6, 2, 1, bias=False).double()),
+        nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect").double(),
+        nn.Flatten(),
+        nn.Sequential(analog, nn.Linear(12, 3, bias=False).double()),
+    )
+    x = torch.randn(2, 4, 9, 8, dtype=torch.float64, generator=generator)
+    before = model(x)
+    spec = WeightNoiseSpec("multiplicative", 0.0)
+    assert to_analog(model, spec) is model
+    first, pointwise, linear = model[0], model[2][0], model[5][1]
+    assert isinstance(first, AnalogConv2d) and isinstance(pointwise, AnalogConv2d)
+    assert isinstance(linear, AnalogLinear) and model[5][0] is analog
+    assert type(model[3]) is nn.Conv2d  # reflect padding: not converted
+    assert (first.in_channels, first.out_channels, first.kernel_size) == (4, 6, (3, 2))
+    assert (first.stride, first.padding, first.dilation, first.groups) == (
+        (2, 2),
+        (1, 1),
+        (2, 1),
+        2,
+    )
+    assert first.bias is not None and pointwise.bias is None and linear.bias is None
+    for layer in (first, pointwise, linear, analog):
+        assert layer.weight_noise == spec
+        assert layer.weight.dtype == torch.float64
+    torch.testing.assert_close(model(x), before, rtol=0, atol=0)

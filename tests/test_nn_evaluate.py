@@ -384,6 +384,83 @@ def test_regression_midpoint_is_where_the_error_reaches_half_of_chance(metric):
     assert abs(result.level - expected) < max(4 * result.uncertainty, 0.02 * expected)
 
 
+def test_noise_with_nowhere_to_go_is_an_error_saying_what_the_model_lacks():
+    """Activation noise on a model without activation layers, weight noise on one without analog
+    layers, circuit noise (built into a model, never injected): one line saying what to do."""
+    linear = nn.Sequential(nn.Linear(2, 2).double())
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(linear, two_class_data(), noise="additive", draws=2)
+    assert str(error.value) == "the model has no activation layers to put noise after"
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(Logits(), two_class_data(), noise="weight_additive", draws=2)
+    assert str(error.value) == (
+        "weight noise needs AnalogLinear / AnalogConv2d layers: build the model with "
+        "circuitnn.nn.build_mlp / build_cnn or convert it with circuitnn.nn.to_analog"
+    )
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(Logits(), two_class_data(), noise=NoiseSpec("circuit", 0.1), draws=2)
+    assert str(error.value) == "circuit noise cannot be injected: build the model with it"
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(Logits(), two_class_data(), noise=0.1, draws=2)
+    assert str(error.value) == "noise must be a NoiseSpec or WeightNoiseSpec, got 0.1"
+
+
+def test_snr_of_a_layer_the_model_lacks_is_an_error_naming_it():
+    with pytest.raises(ConfigError) as error:
+        layer_snr(Logits(), two_class_data()[0], layers=("act", "hidden2"), draws=2)
+    assert str(error.value) == "no layer 'hidden2' in the model"
+
+
+def test_monte_carlo_summary_against_direct_statistics():
+    """Each summary entry against Python's statistics module on the same numbers: sample std
+    (n − 1) over all chips × draws, sem = std/√n, the std of the chip means between chips, the
+    mean of each chip's std over its draws within a chip; 0 where only one value is there."""
+    import statistics
+
+    from circuitnn.evaluate.montecarlo import MonteCarloResult
+
+    grid = [[0.90, 0.80, 0.85, 0.70], [0.60, 0.65, 0.75, 0.50], [0.95, 0.97, 0.99, 0.93]]
+    one_chip = [[0.2, 0.5, 0.4, 0.9]]
+    one_draw = [[1.0], [3.0], [4.0]]
+    two_by_two = [[0.1, 0.4], [0.3, 0.8]]
+    result = MonteCarloResult(
+        "classification",
+        {
+            "accuracy": np.array(grid),
+            "cross_entropy": np.array(one_chip),
+            "rmse": np.array(one_draw),
+            "mae": np.array(two_by_two),
+            "single": np.array([[0.3]]),
+        },
+    )
+    summary = result.summary()
+    cases = {"accuracy": grid, "cross_entropy": one_chip, "rmse": one_draw, "mae": two_by_two}
+    for name, rows in cases.items():
+        flat = [v for row in rows for v in row]
+        means = [statistics.fmean(row) for row in rows]
+        expected = {
+            "mean": statistics.fmean(flat),
+            "std": statistics.stdev(flat),
+            "sem": statistics.stdev(flat) / math.sqrt(len(flat)),
+            "min": min(flat),
+            "max": max(flat),
+            "between_chips": statistics.stdev(means) if len(rows) > 1 else 0.0,
+            "within_chip": statistics.fmean(statistics.stdev(row) for row in rows)
+            if len(rows[0]) > 1
+            else 0.0,
+        }
+        assert summary[name] == pytest.approx(expected, rel=1e-12, abs=0), name
+    assert summary["single"] == {
+        "mean": 0.3,
+        "std": 0.0,
+        "sem": 0.0,
+        "min": 0.3,
+        "max": 0.3,
+        "between_chips": 0.0,
+        "within_chip": 0.0,
+    }
+
+
 def test_midpoint_errors(trained):
     model, test_data = trained
     shared = NoiseSpec("additive", correlation=1.0)  # shifts both logits alike: harmless

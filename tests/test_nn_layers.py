@@ -301,3 +301,28 @@ def test_scaling_maps_volts_to_network_inputs_and_back(tanh_family):
     u = scaling.to_network_input(volts)
     np.testing.assert_allclose(scaling.to_volts(u), volts, rtol=0, atol=1e-12)
     np.testing.assert_allclose(u, (volts - scaling.input_offset) / scaling.input_scale)
+
+
+def test_draw_count_and_unexpanded_follow_the_draw_context():
+    """Outside a draw context a tensor holds one draw; inside draws(D) its rows are D × batch
+    (a row count that is not a multiple is an error naming both); with draws(D, batch=B) a tensor
+    of B rows is the unrepeated batch (one draw, unexpanded) until D > 1 expands it."""
+    from circuitnn.nn.draws import draw_count, draws, unexpanded
+
+    def rows(n: int) -> torch.Tensor:
+        return torch.zeros(n, 6)
+
+    assert draw_count(rows(6)) == 1 and not unexpanded(rows(6))
+    with draws(1, batch=3):
+        assert draw_count(rows(3)) == 1 and not unexpanded(rows(3))
+    with draws(2):
+        assert draw_count(rows(6)) == 2 and not unexpanded(rows(6))
+        with pytest.raises(ConfigError) as error:
+            draw_count(rows(5))
+        assert str(error.value) == "a batch of 5 rows is not a multiple of draws=2"
+    with draws(2, batch=3):
+        assert draw_count(rows(3)) == 1 and unexpanded(rows(3))
+        assert draw_count(rows(6)) == 2 and not unexpanded(rows(6))
+    with draws(3, batch=2):
+        assert draw_count(rows(2)) == 1 and unexpanded(rows(2))
+        assert draw_count(rows(6)) == 3

@@ -243,23 +243,46 @@ BAD_HISTORIES = {
     "not an object": (lambda d: [d], "expected a JSON object, got a list"),
     "missing epochs": (lambda d: _without(d, "epochs"), "missing key(s) ['epochs']"),
     "regime a list": (lambda d: {**d, "regime": ["clean"]}, "'regime' must be an object"),
-    "config a string": (lambda d: {**d, "config": "x"}, "'config' must be an object"),
-    "epochs a string": (lambda d: {**d, "epochs": "1,2"}, "'epochs' must be a list"),
-    "row a number": (lambda d: {**d, "epochs": [1.0, 2.0]}, "epochs[0] must be an object"),
+    "regime a number": (
+        lambda d: {**d, "regime": 3},
+        "'regime' must be an object, got a number (3)",
+    ),
+    "config a string": (
+        lambda d: {**d, "config": "x"},
+        """'config' must be an object, got a string ("x")""",
+    ),
+    "epochs a string": (
+        lambda d: {**d, "epochs": "1,2"},
+        """'epochs' must be a list, got a string ("1,2")""",
+    ),
+    "row a number": (
+        lambda d: {**d, "epochs": [1.0, 2.0]},
+        "epochs[0] must be an object, got a number (1.0)",
+    ),
     "value a string": (
         lambda d: {**d, "epochs": [d["epochs"][0], {**d["epochs"][1], "train_loss": "0.5"}]},
         "epochs[1]['train_loss'] must be a number or null, got a string",
     ),
     "value a boolean": (
         lambda d: {**d, "epochs": [{**d["epochs"][0], "epoch": True}, d["epochs"][1]]},
-        "epochs[0]['epoch'] must be a number or null",
+        "epochs[0]['epoch'] must be a number or null, got a boolean (true)",
     ),
     "ragged columns": (
         lambda d: {**d, "epochs": [d["epochs"][0], _without(d["epochs"][1], "val_loss")]},
         "epochs[1] has columns",
     ),
-    "best_epoch a string": (lambda d: {**d, "best_epoch": "2"}, "'best_epoch' must be an integer"),
-    "best_epoch a float": (lambda d: {**d, "best_epoch": 1.5}, "'best_epoch' must be an integer"),
+    "best_epoch a string": (
+        lambda d: {**d, "best_epoch": "2"},
+        """'best_epoch' must be an integer, got a string ("2")""",
+    ),
+    "best_epoch a float": (
+        lambda d: {**d, "best_epoch": 1.5},
+        "'best_epoch' must be an integer, got a number (1.5)",
+    ),
+    "best_epoch an object": (
+        lambda d: {**d, "best_epoch": {"epoch": 2}},
+        "'best_epoch' must be an integer, got an object",
+    ),
     "best_epoch a boolean": (
         lambda d: {**d, "best_epoch": True},
         "'best_epoch' must be an integer",
@@ -268,9 +291,36 @@ BAD_HISTORIES = {
     "best_epoch negative": (lambda d: {**d, "best_epoch": -1}, "'best_epoch' -1 is not between"),
     "stopped_early a string": (
         lambda d: {**d, "stopped_early": "no"},
-        "'stopped_early' must be true or false",
+        """'stopped_early' must be true or false, got a string ("no")""",
+    ),
+    "stopped_early null": (
+        lambda d: {**d, "stopped_early": None},
+        "'stopped_early' must be true or false, got null (null)",
     ),
 }
+
+
+def test_one_epoch_history_stopped_early_without_a_best_epoch_round_trips(tmp_path):
+    """best_epoch 0 (no restore_best) and stopped_early survive a save into a folder that does
+    not exist yet; a setting that is not JSON (a Path) is saved as its text; a one-epoch
+    history has its columns, and an unknown column is an error listing them."""
+    history = History(
+        regime={"name": "clean"},
+        config={"epochs": 5, "out": Path("runs") / "a"},
+        epochs=[{"epoch": 1, "train_loss": 0.7}],
+        best_epoch=0,
+        stopped_early=True,
+    )
+    loaded = History.load(history.save(tmp_path / "new" / "deeper" / "history.json"))
+    assert loaded.best_epoch == 0 and loaded.best == {}
+    assert loaded.stopped_early is True
+    assert loaded.config == {"epochs": 5, "out": str(Path("runs") / "a")}
+    assert loaded.column("train_loss") == [0.7]
+    with pytest.raises(ConfigError) as error:
+        loaded.column("val_loss")
+    assert (
+        str(error.value) == "no column 'val_loss' in the history; columns: ['epoch', 'train_loss']"
+    )
 
 
 @pytest.mark.parametrize("case", list(BAD_HISTORIES))

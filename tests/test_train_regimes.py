@@ -313,6 +313,18 @@ def test_training_follows_the_regime() -> None:
     assert not torch.equal(runs["clean"][1], runs["weight_smoothing"][1])
 
 
+def test_chip_state_leaves_out_the_identity_setting_of_a_layer_at_any_depth() -> None:
+    """chip_state copies every buffer but a CircuitActivation's ``identity`` (a setting, not part
+    of the chip), whether the activation sits inside a model or is the module itself."""
+    family = synthetic_family("tanh", n=50, seed=0, gain_spread=0.3, offset_spread=0.1)
+    model = build_mlp(mlp_spec(8, (16,), 3, activation=CircuitSpec(family)), seed=0)
+    for module, identity in ((model, "act1.identity"), (model.act1, "identity")):
+        buffers = dict(module.named_buffers())
+        state = chip_state(module)
+        assert identity in buffers
+        assert set(state) == set(buffers) - {identity}
+
+
 def test_chip_retrain_with_a_chip_seed_draws_that_chip() -> None:
     family = synthetic_family("tanh", n=300, seed=0, gain_spread=0.3, offset_spread=0.1)
     model = build_mlp(
