@@ -182,11 +182,11 @@ def test_family_curves_are_isolated_runs_and_do_not_depend_on_chunks(
     assert ["corners/tt.spice", spec.pdk.sources[1].digest] in kit["sources"]
     assert len(json.dumps(family.attrs, default=str)) < 100_000
     parses = sum(int(x) for x in count.read_text().split() if x.strip())
-    # one parse of the slice per ngspice circuit: the nominal run (its DC sweep and its device
-    # .op), then per chunk its batch, its self-check instance and its device .op; no instance
-    # of this family jumps, so none runs alone beyond the self-check
+    # one parse of the slice per ngspice circuit: the nominal run, then per chunk its batch and
+    # its self-check instance (the device values are read in the batch's own run, before its
+    # sweep); no instance of this family jumps, so none runs alone beyond the self-check
     assert set(family.run_alone.tolist()) <= {0, 2}
-    assert parses == 2 + 2 * 3, parses
+    assert parses == 1 + 2 * 2, parses
     again = extract_family(spec, n=6, seed=3, options=options(chunk_size=2, jobs=1))
     np.testing.assert_array_equal(again.parameters, family.parameters)
     tolerance = 4 * (spec.simulator.reltol * np.abs(family.curves) + spec.simulator.vntol)
@@ -351,3 +351,40 @@ def test_cli_extracts_one_family_per_listed_kit_corner(tmp_path: Path, capsys) -
     assert sorted(f.attrs["corner"] for f in families) == ["ff", "ss"]
     assert main(["extract", NEURON, "--n", "1", "--corner", "ff,", "--store", str(store)]) == 2
     assert "empty corner name" in capsys.readouterr().err
+
+
+def test_devices_read_in_the_batch_run_equal_a_run_of_their_own(monkeypatch) -> None:
+    """A chunk reads its transistors' values in its own ngspice run, before the sweep, on the
+    circuit already loaded: the values equal a separate ``.op`` run's bit for bit (the shared
+    engine, without sessions, still runs that one), and the sweep is the sweep without them."""
+    import circuitnn.extract.dc_chunk
+    from circuitnn.extract.dc_chunk import simulate_chunk
+    from circuitnn.spice.devices import device_parameters
+    from circuitnn.spice.session import PRELUDE_MARK
+
+    runs_of_their_own: list[str] = []
+    realized = circuitnn.extract.dc_chunk.realized_devices
+
+    def counted(spec: object, table: object, engine: str, *rest: object) -> object:
+        runs_of_their_own.append(engine)
+        return realized(spec, table, engine, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(circuitnn.extract.dc_chunk, "realized_devices", counted)
+    spec = small()
+    table = sample_parameters(spec, MonteCarlo(n=5, seed=8))
+    batch = simulate_chunk(spec, table, "subprocess", 120.0, 1, 1, None)
+    assert (batch.status == 1).all() and not any(PRELUDE_MARK in line for line in batch.log)
+    separate = device_parameters(spec, table, "subprocess", 120.0)
+    shared = simulate_chunk(spec, table, "shared", 120.0, 1, 1, None)
+    assert runs_of_their_own == ["shared"]
+    assert (
+        set(batch.devices)
+        == set(separate)
+        == {f"{q}_{d}" for q in ("vth", "id", "gm") for d in ("xmn", "xmp")}
+    )
+    for column, values in separate.items():
+        np.testing.assert_array_equal(batch.devices[column], values, column)
+        np.testing.assert_array_equal(shared.devices[column], values, column)
+    assert np.ptp(batch.devices["vth_xmn"]) > 1e-4  # each instance its own devices
+    np.testing.assert_array_equal(batch.curves, shared.curves)
+    np.testing.assert_array_equal(batch.supply_current, shared.supply_current)

@@ -34,6 +34,7 @@ from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
 from circuitnn.spice.benches import Bench, assemble, render_dc_bench
+from circuitnn.spice.devices import device_prelude, prelude_parameters
 from circuitnn.spice.engines import Engine
 from circuitnn.spice.messages import (
     convergence_aids,
@@ -157,8 +158,10 @@ def simulate_chunk(
     """
     solver = get_engine(engine)
     branches = [
-        _Branch(spec, table, solver, timeout, retries, checks, known_warnings, direction).run()
-        for direction in spec.sweep.directions
+        _Branch(
+            spec, table, solver, timeout, retries, checks, known_warnings, direction, first
+        ).run()
+        for first, direction in zip((True, False), spec.sweep.directions, strict=False)
     ]
     main = branches[0]
     status, reasons = main.status.copy(), list(main.reasons)
@@ -168,7 +171,10 @@ def simulate_chunk(
             status[row], reasons[row] = other.status[row], other.reasons[row]
         alone = np.maximum(alone, other.alone)
     failed = status != OK
-    devices, notes = realized_devices(spec, table, engine, timeout, ~failed)
+    if main.devices is not None and not failed.any():
+        devices, notes = main.devices, []  # read in the batch's own ngspice run
+    else:  # (the same .op, in a run of its own, of the instances that succeeded)
+        devices, notes = realized_devices(spec, table, engine, timeout, ~failed)
     curves = main.arrays["curves"]
     curves[failed] = np.nan
     main.arrays["supply_current"][failed] = np.nan
@@ -213,8 +219,12 @@ class _Branch:
         checks: int,
         known_warnings: tuple[str, ...] | None,
         direction: str,
+        devices: bool = False,
     ) -> None:
         self.spec, self.table, self.solver = spec, table, solver
+        # a kit neuron's realized device parameters, read by the whole chunk's first run
+        self.read_devices = devices and spec.pdk is not None
+        self.devices: dict[str, np.ndarray] | None = None
         self.timeout, self.retries, self.direction = timeout, retries, direction
         self.known = None if known_warnings is None else set(known_warnings)
         self.current = spec.output.quantity == "current"
@@ -225,10 +235,12 @@ class _Branch:
         self.deviated, self.aids, self.runs = 0, 0, 0
         self.seconds = 0.0
 
-    def _job(self, rows: np.ndarray, what: str) -> tuple[Bench, Job]:
+    def _job(self, rows: np.ndarray, what: str, devices: bool = False) -> tuple[Bench, Job]:
         bench = render_dc_bench(self.spec, self.table.rows(rows), self.direction)
         points = self.spec.sweep.points
-        return bench, Job(bench.text, tuple(bench.vectors), points, what, tuple(bench.includes))
+        saved = tuple(bench.vectors)
+        prelude = device_prelude(self.spec, len(rows), saved) if devices else ()
+        return bench, Job(bench.text, saved, points, what, tuple(bench.includes), prelude)
 
     def _arrays(
         self, bench: Bench, outcome: Outcome, table_index: np.ndarray
@@ -264,16 +276,20 @@ class _Branch:
         return f"{self.spec.name} instances {int(self.table.index[position])}"
 
     def _batched(self, rows: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        bench, job = self._job(rows, what)
+        whole = len(rows) == len(self.table)
+        devices = self.read_devices and whole and self.devices is None
+        bench, job = self._job(rows, what, devices)
         jobs = [job]
         singles: list[tuple[int, Bench]] = []
-        if len(rows) == len(self.table) and not self.check_outcomes:
+        if whole and not self.check_outcomes:
             # the self-check instances ride in the same ngspice process as the whole chunk
             for position in self.check_at:
                 single, single_job = self._job(np.array([position]), self._alone_what(position))
                 singles.append((int(position), single))
                 jobs.append(single_job)
         outcomes = self.solver.run_many(jobs, self.timeout, what)
+        if devices and outcomes[0].vectors is not None:
+            self.devices = prelude_parameters(self.spec, len(rows), outcomes[0].vectors)
         for (position, single), outcome in zip(singles, outcomes[1:], strict=True):
             self.check_outcomes[position] = (single, outcome)
         self.aids += convergence_aids(outcomes[0].log)

@@ -45,8 +45,13 @@ def _option_cards(spec: NeuronSpec) -> list[str]:
 
 
 def bench_identity(spec: NeuronSpec) -> dict[str, object]:
-    """What the benches add that changes results (for the family key): options and revision."""
-    return {"options": list(bench_options(spec))}
+    """What the benches add that changes results (for the family key): options and revision
+    (a kit neuron's devices are read with the benches' options since revision 2, which moves
+    their values in the last digits)."""
+    identity: dict[str, object] = {"options": list(bench_options(spec))}
+    if spec.pdk is not None:
+        identity["devices"] = 2
+    return identity
 
 
 @dataclass(frozen=True)

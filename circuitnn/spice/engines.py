@@ -50,11 +50,19 @@ from circuitnn.errors import (
     log_tail,
 )
 from circuitnn.neuron.includes import STAGED, IncludedFile
-from circuitnn.spice.messages import raise_for_log
+from circuitnn.spice.messages import diagnose, raise_for_log
 from circuitnn.spice.rawfile import RawPlot, read_raw
-from circuitnn.spice.session import FIRST_RAW, Job, Outcome, session_netlist, split_log
+from circuitnn.spice.session import (
+    FIRST_RAW,
+    PRELUDE_RAW,
+    Job,
+    Outcome,
+    session_netlist,
+    split_log,
+)
 
 DEFAULT_ENGINE = "subprocess"
+PRELUDE = "prelude:"  # a job's vectors from its prelude (Job.prelude) are named "prelude:<name>"
 
 
 def share_cores() -> None:
@@ -120,7 +128,9 @@ class Engine:
                 outcomes.append(Outcome(None, log, error))
                 continue
             assert results is not None
-            outcomes.append(Outcome({name: results[name] for name in job.vectors}, log))
+            kept = {name: results[name] for name in job.vectors}
+            kept.update({n: v for n, v in results.items() if n.startswith(PRELUDE)})
+            outcomes.append(Outcome(kept, log))
         return outcomes
 
     def _execute_many(
@@ -296,10 +306,15 @@ class SubprocessEngine(Engine):
             for file, content in files.items():
                 (folder / file).write_text(content)
             log = _spawn(text, folder, timeout, what, FIRST_RAW)
+            *parts, prelude_log = split_log(log, len(jobs))
             results = []
-            for number, part in enumerate(split_log(log, len(jobs))):
+            for number, part in enumerate(parts):
                 plots = _read_plots(folder / f"job{number}.raw", jobs[number].what)
                 results.append(((plots[-1].vectors if plots else None), part))
+            prelude = _read_plots(folder / PRELUDE_RAW, jobs[0].what) if jobs[0].prelude else None
+            vectors = results[0][0]
+            if prelude and vectors is not None and not diagnose(prelude_log).convergence_errors:
+                vectors.update({PRELUDE + name: v for name, v in prelude[-1].vectors.items()})
         return results
 
 

@@ -18,6 +18,8 @@ from circuitnn.errors import SimulationError
 from circuitnn.neuron.includes import IncludedFile
 
 JOB_MARK = "CIRCUITNN-JOB-"  # echoed before each circuit of a session, to split its log
+PRELUDE_MARK = "CIRCUITNN-PRELUDE"  # echoed before the first job's prelude (its own log part)
+PRELUDE_RAW = "prelude.raw"  # the raw file a prelude writes
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,16 @@ class Job:
     """One circuit to simulate alone: a complete netlist (its analysis as a dot card, no
     ``.control``), the ``vectors`` to return (ngspice's lower-case names) with ``points`` points
     each (None: any number, the same for all, e.g. transients), ``what`` names it in errors, and
-    ``includes`` are the files its netlist names (written into ngspice's run folder)."""
+    ``includes`` are the files its netlist names (written into ngspice's run folder).
+    ``prelude`` (the first job of a session only): control commands run on its circuit before
+    anything else, which write :data:`PRELUDE_RAW` (engines without sessions skip it)."""
 
     netlist: str
     vectors: tuple[str, ...]
     points: int | None
     what: str
     includes: tuple[IncludedFile, ...] = ()
+    prelude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -58,12 +63,15 @@ def session_netlist(jobs: list[Job]) -> tuple[str, dict[str, str]]:
     other files it sources (name → text). Jobs 1… run first, each sourced, simulated, written to
     ``jobK.raw`` and removed by the ``.control`` block; then ngspice runs the netlist's own
     circuit, job 0. A marker line echoed before each job splits the log."""
-    if len(jobs) == 1:
+    prelude = jobs[0].prelude
+    if len(jobs) == 1 and not prelude:
         return jobs[0].netlist, {}
     first = jobs[0].netlist.rstrip()
     if first.lower().endswith(".end"):
         first = first[: -len(".end")].rstrip()
     control = [".control", "set filetype=binary"]
+    if prelude:
+        control += [f"echo {PRELUDE_MARK}", *prelude]
     files = {}
     for number in range(1, len(jobs)):
         files[f"job{number}.cir"] = jobs[number].netlist
@@ -81,13 +89,17 @@ def session_netlist(jobs: list[Job]) -> tuple[str, dict[str, str]]:
 
 def split_log(log: str, jobs: int) -> list[str]:
     """The part of a session's log that belongs to each of its ``jobs`` circuits (job 0 also
-    gets what ngspice printed while reading the session's own netlist, before any marker)."""
-    parts = [""] * jobs
+    gets what ngspice printed while reading the session's own netlist, before any marker), and
+    last the part its first job's prelude printed ("" without one)."""
+    parts = [""] * (jobs + 1)
     current = 0
     for line in log.splitlines(keepends=True):
         stripped = line.strip()
         if stripped.startswith(JOB_MARK) and stripped[len(JOB_MARK) :].isdigit():
             current = min(int(stripped[len(JOB_MARK) :]), jobs - 1)
+            continue
+        if stripped == PRELUDE_MARK:
+            current = jobs
             continue
         parts[current] += line
     return parts
