@@ -73,20 +73,26 @@ def ngspice() -> str:
     return shutil.which("ngspice") or "ngspice"
 
 
-def parse_time(library_line: str, folder: Path) -> float:
-    """Seconds of one ``ngspice -n -b`` of the one-inverter netlist (parse + a trivial .op)."""
-    path = folder / "one.cir"
-    path.write_text(ONE_INVERTER.format(library=library_line))
+def timed_run(folder: Path, netlist: str, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of ``ngspice -n -b -r out.raw NETLIST`` in ``folder`` (which must succeed)."""
     began = time.perf_counter()
     done = subprocess.run(
-        [ngspice(), "-n", "-b", "-r", "one.raw", "one.cir"],
+        [ngspice(), "-n", "-b", "-r", "out.raw", netlist],
         capture_output=True,
-        text=True,
         cwd=folder,
+        env=env,
         check=False,
     )
     seconds = time.perf_counter() - began
-    assert done.returncode == 0 and (folder / "one.raw").stat().st_size > 0, done.stdout[-2000:]
+    assert done.returncode == 0, done.stdout[-2000:]
+    return seconds
+
+
+def parse_time(library_line: str, folder: Path) -> float:
+    """Seconds of one ``ngspice -n -b`` of the one-inverter netlist (parse + a trivial .op)."""
+    (folder / "one.cir").write_text(ONE_INVERTER.format(library=library_line))
+    seconds = timed_run(folder, "one.cir")
+    assert (folder / "out.raw").stat().st_size > 0, "the one-inverter .op wrote no raw file"
     return seconds
 
 
@@ -165,23 +171,11 @@ def raw_simulation(
             works.append(work)
             circuits += 1 if not extra else len(extra)
 
-    def run(work: Path, env: dict[str, str]) -> float:
-        began = time.perf_counter()
-        done = subprocess.run(
-            [ngspice(), "-n", "-b", "-r", "out.raw", "bench.cir"],
-            capture_output=True,
-            cwd=work,
-            env=env,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout[-2000:]
-        return time.perf_counter() - began
-
-    sequential = sum(run(work, dict(os.environ)) for work in works)
+    sequential = sum(timed_run(work, "bench.cir") for work in works)
     workers = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     began = time.perf_counter()
     with ThreadPoolExecutor(JOBS) as pool:
-        list(pool.map(lambda work: run(work, workers), works))
+        list(pool.map(lambda work: timed_run(work, "bench.cir", workers), works))
     parallel = time.perf_counter() - began
     for work in works:
         shutil.rmtree(work)

@@ -159,9 +159,9 @@ def simulate_chunk(
     solver = get_engine(engine)
     branches = [
         _Branch(
-            spec, table, solver, timeout, retries, checks, known_warnings, direction, first
+            spec, table, solver, timeout, retries, checks, known_warnings, direction, number == 0
         ).run()
-        for first, direction in zip((True, False), spec.sweep.directions, strict=False)
+        for number, direction in enumerate(spec.sweep.directions)
     ]
     main = branches[0]
     status, reasons = main.status.copy(), list(main.reasons)
