@@ -46,6 +46,32 @@ def _with_frequency_imag(raw: bytearray, value: float) -> bytes:
     return bytes(raw[:start]) + table.tobytes()
 
 
+@pytest.mark.parametrize("sweep", ["dec 5 10 1e8", "lin 1 1k 1k"])
+def test_a_plot_of_any_length_reads_as_writable_vectors(tmp_path: Path, sweep: str) -> None:
+    """One frequency point too (an operating point's plot has one): ngspice's own values, the
+    frequency real, each vector writable (a one-point plot was read as a read-only
+    view of the file's bytes, and zeroing its frequency's imaginary part raised ValueError)."""
+    (tmp_path / "rc.cir").write_text(RC.replace("dec 5 10 1e8", sweep))
+    subprocess.run(
+        [ngspice_executable(), "-n", "-b", "-r", "rc.raw", "rc.cir"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    raw = (tmp_path / "rc.raw").read_bytes()
+    (plot,) = read_raw(raw)
+    frequency = plot.vectors["frequency"]
+    assert (frequency.imag == 0).all()
+    points = 1 if sweep.startswith("lin 1") else 36
+    assert frequency.shape == (points,)
+    for name, values in plot.vectors.items():
+        assert values.flags.writeable, name
+    corner = 1 / (2 * np.pi * 1e3 * 1e-9)  # Hz
+    gain = np.abs(plot.vectors["v(out)"])
+    np.testing.assert_allclose(gain, 1 / np.sqrt(1 + (frequency.real / corner) ** 2), rtol=1e-6)
+
+
 @pytest.mark.parametrize("garbage", [np.inf, -np.inf, np.nan, 6.9e290, -465.07])
 def test_frequency_garbage_in_the_imaginary_part_changes_nothing(
     tmp_path: Path, garbage: float

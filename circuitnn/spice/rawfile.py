@@ -67,7 +67,9 @@ def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
     values = np.frombuffer(data, dtype="<f8", count=points * count * width, offset=position)
     position += size
     table = values.view("<c16") if is_complex else values
-    columns = np.ascontiguousarray(table.reshape(points, count).T)  # one copy; rows are vectors
+    # one copy, always (a one-point plot's transpose counts as contiguous, and a view of the
+    # bytes read is read-only); rows are vectors
+    columns = table.reshape(points, count).T.copy()
     if is_complex and count:
         # ngspice sets only the real part of an AC plot's frequency (its scale, the first
         # vector) and writes whatever memory held as the imaginary part, at times inf or NaN
