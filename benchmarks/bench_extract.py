@@ -15,7 +15,9 @@ time, so never a cache hit) and compares it with
       of the samples in a separate process and extrapolated per sample to N;
   (b) ngspice's floor: the best raw ``ngspice -b -r`` configuration of the same work (the plain
       batched netlists, no self-check or nominal run, in chunks of 50-500 instances, with and
-      without the bench's ``.options noopiter``), compared on CPU seconds (the machine is
+      without the bench's ``.options noopiter``, each reading the realized device parameters
+      with one ``.op`` before its sweep as circuitnn does; the same without that ``.op`` is
+      printed as information), compared on CPU seconds (the machine is
       shared: other processes inflate wall time, hardly CPU time); target ≤ 1.15× with 1 job;
       also plain ``ngspice -b -r`` on the very netlists circuitnn renders (information);
   (c) circuitnn with 2 jobs against 1 job (loky pool warmed once before timing), target ≥ 1.7×,
@@ -423,39 +425,71 @@ def run_circuitnn(
     }
 
 
-def render_benches(n: int, seed: int, chunk_size: int) -> list[str]:
-    """The netlists circuitnn renders for this family (chunks, then the nominal instance)."""
+def rendered_benches(n: int, seed: int, chunk_size: int) -> list[Any]:
+    """The DC benches circuitnn renders for this family (chunks, then the nominal instance)."""
     from circuitnn.neuron.builtin import get_neuron
     from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
     from circuitnn.spice.benches import render_dc_bench
 
     spec = get_neuron(NEURON)
     mc = MonteCarlo(n=n, seed=seed)
-    texts = [
-        render_dc_bench(spec, sample_parameters(spec, mc, start, min(start + chunk_size, n))).text
+    benches = [
+        render_dc_bench(spec, sample_parameters(spec, mc, start, min(start + chunk_size, n)))
         for start in range(0, n, chunk_size)
     ]
-    return [*texts, render_dc_bench(spec, nominal_table(spec, mc.corner)).text]
+    return [*benches, render_dc_bench(spec, nominal_table(spec, mc.corner))]
+
+
+def render_benches(n: int, seed: int, chunk_size: int) -> list[str]:
+    """The netlists of :func:`rendered_benches`."""
+    return [bench.text for bench in rendered_benches(n, seed, chunk_size)]
 
 
 FLOOR_SIZES = (50, 100, 250, 500)  # chunk sizes searched for ngspice's floor (quick: 50, 100)
+WITHOUT_DEVICES = "info: "  # label prefix of a floor configuration that leaves out work
 
 
-def floor_netlists(n: int, seed: int, sizes: tuple[int, ...], workdir: Path) -> dict:
+def with_devices(bench: Any) -> str:
+    """``bench`` as one raw ``ngspice -b -r`` netlist that also reads the realized device
+    parameters as circuitnn's chunk does (one ``.op`` before the sweep, in the same process):
+    part of the same work whenever the neuron records them."""
+    from circuitnn.neuron.builtin import get_neuron
+    from circuitnn.neuron.devices import records_devices
+    from circuitnn.spice.devices import device_prelude
+    from circuitnn.spice.session import Job, session_netlist
+
+    spec = get_neuron(NEURON)
+    if not records_devices(spec):
+        return bench.text
+    saved = tuple(bench.vectors)
+    prelude = device_prelude(spec, bench.instances, saved)
+    return session_netlist([Job(bench.text, saved, None, "floor", (), prelude)])[0]
+
+
+def floor_netlists(
+    n: int, seed: int, sizes: tuple[int, ...], workdir: Path, chunk_size: int
+) -> dict:
     """ngspice's floor for this family: the plain batched DC netlists (no self-check instance,
-    no nominal run) in chunks of each size, with the bench's own ``.options`` cards
+    no nominal run) in chunks of each size, each reading the realized device parameters as
+    circuitnn does (one ``.op`` before the sweep), with the bench's own ``.options`` cards
     (``noopiter``) and without them: the best raw ``ngspice -b`` configuration of the same
-    work is found by timing each. Returns (label → netlist paths)."""
+    work is found by timing each. Beside them (label :data:`WITHOUT_DEVICES`, not a candidate):
+    ``chunk_size`` without the devices' ``.op``, what reading them costs. Returns (label →
+    netlist paths)."""
     from circuitnn.neuron.builtin import get_neuron
     from circuitnn.spice.benches import bench_options
 
     cards = {f".options {option}" for option in bench_options(get_neuron(NEURON))}
     configs = {}
     for size in sizes:
-        texts = render_benches(n, seed, size)[:-1]  # without the nominal run
+        benches = rendered_benches(n, seed, size)[:-1]  # without the nominal run
+        texts = [with_devices(bench) for bench in benches]
         plain = ["\n".join(x for x in t.splitlines() if x not in cards) + "\n" for t in texts]
         configs[f"chunk {size}, bench options"] = write_netlists(texts, workdir / f"f{size}o")
         configs[f"chunk {size}, no options"] = write_netlists(plain, workdir / f"f{size}p")
+    bare = [bench.text for bench in rendered_benches(n, seed, chunk_size)[:-1]]
+    label = f"{WITHOUT_DEVICES}chunk {chunk_size}, bench options, without the devices' .op"
+    configs[label] = write_netlists(bare, workdir / "fbare")
     return configs
 
 
@@ -1234,7 +1268,7 @@ def main(argv: list[str] | None = None) -> int:
         variants += [(default_engine, j, size) for size in sweep_sizes for j in job_counts]
         texts_rendered = render_benches(n, seed, chunk_size)
         sizes = (50, 100) if args.quick else FLOOR_SIZES
-        floor_paths = floor_netlists(n, seed, sizes, workdir / "floor")
+        floor_paths = floor_netlists(n, seed, sizes, workdir / "floor", chunk_size)
         floor_runs: dict[str, list[float]] = {config: [] for config in floor_paths}
         raw_paths: list[Path] = []
         keep: dict[str, Any] = {}
@@ -1451,7 +1485,8 @@ def build_report(
 
     raw_seq = best(raw_runs)
     floor_runs = experiments.get("floor", {})
-    floor_config = min(floor_runs, key=lambda config: best(floor_runs[config]))
+    candidates = [config for config in floor_runs if not config.startswith(WITHOUT_DEVICES)]
+    floor_config = min(candidates, key=lambda config: best(floor_runs[config]))
     floor = best(floor_runs[floor_config])
     names = {"circuit": "PySpice Circuit API", "shared": "NgSpiceShared, 1-instance netlist"}
     naive_total = {mode: r["per_sample"] * n for mode, r in naive.items()}
@@ -1466,12 +1501,22 @@ def build_report(
             "base",
         )
     table.add(
-        f"raw ngspice -b floor, CPU s: best of {len(floor_runs)} configurations ({floor_config})",
+        f"raw ngspice -b floor, CPU s: best of {len(candidates)} configurations ({floor_config})",
         floor,
         "baseline (b)",
         "-",
         "base",
     )
+    for config in floor_runs:
+        if config.startswith(WITHOUT_DEVICES):
+            bare = best(floor_runs[config])
+            table.add(
+                f"    raw ngspice -b, CPU s, {config.removeprefix(WITHOUT_DEVICES)}",
+                bare,
+                _fmt_ratio(floor / bare, "time") + " (floor / this)",
+                "-",
+                "info",
+            )
     table.add(
         f"raw ngspice -b -r, circuitnn's {raw_info['count']} netlists, sequential, wall",
         raw_seq,
@@ -1554,6 +1599,16 @@ def build_report(
                 table.judge(title, t2, t1 / t2, "speed-up", 1.7, True)
             else:
                 table.add(title, t2, _fmt_ratio(t1 / t2, "speed-up"), "-", "info")
+            if judged and raw_parallel:  # ngspice's own ceiling for (c) on this machine
+                raw_speedup = raw_seq / best(raw_parallel)
+                table.add(
+                    f"    circuitnn's {jobs}-job speed-up / raw ngspice's own, {jobs} at a time "
+                    f"({raw_speedup:.2f}x)",
+                    t2,
+                    f"{(t1 / t2) / raw_speedup:.2f} of it",
+                    "-",
+                    "info",
+                )
             table.add(
                 f"    circuitnn {engine}, {jobs} jobs, vs naive",
                 t2,

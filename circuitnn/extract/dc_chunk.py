@@ -30,6 +30,7 @@ from circuitnn.extract.independence import (
 )
 from circuitnn.extract.isolation import run_isolated
 from circuitnn.family import FAILED, OK, RETRY
+from circuitnn.neuron.devices import records_devices
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
@@ -222,8 +223,8 @@ class _Branch:
         devices: bool = False,
     ) -> None:
         self.spec, self.table, self.solver = spec, table, solver
-        # a kit neuron's realized device parameters, read by the whole chunk's first run
-        self.read_devices = devices and spec.pdk is not None
+        # the realized device parameters, read by the whole chunk's first run
+        self.read_devices = devices and records_devices(spec)
         self.devices: dict[str, np.ndarray] | None = None
         self.timeout, self.retries, self.direction = timeout, retries, direction
         self.known = None if known_warnings is None else set(known_warnings)

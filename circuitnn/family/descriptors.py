@@ -19,7 +19,8 @@ DESCRIPTOR_UNITS = {
 }
 
 
-DEVICE_UNITS = {"vth": "V", "id": "A", "gm": "S"}  # realized device parameters: vth_<device>, …
+# realized device parameters: vth_<device>, … (circuitnn.neuron.devices.QUANTITY_UNITS)
+DEVICE_UNITS = {"vth": "V", "id": "A", "gm": "S", "ic": "A", "vbe": "V"}
 
 
 def descriptor_unit(name: str) -> str:

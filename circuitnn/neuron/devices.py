@@ -1,13 +1,16 @@
-"""The MOSFETs of a neuron, as ngspice names them inside one instance, and which of their
+"""The transistors of a neuron, as ngspice names them inside one instance, and which of their
 operating-point quantities ngspice reports: what a family records per instance and transistor as
-its *realized device parameters* (threshold voltage, drain current and transconductance at a
-reference bias), so a curve can be traced to its devices.
+its *realized device parameters* at a reference bias, so a curve can be traced to its devices.
+A MOSFET records its threshold voltage, drain current and transconductance (``vth``, ``id``,
+``gm``), a bipolar transistor its collector current, transconductance and base-emitter voltage
+(``ic``, ``gm``, ``vbe``).
 
 A MOSFET is an ``M`` line of the neuron's subcircuit (``m1`` → path ``m1``) or the ``M`` line
 inside a device subcircuit it instantiates, a foundry kit's device included (``XMn … sky130_fd_
-pr__nfet_01v8`` → ``xmn.msky130_fd_pr__nfet_01v8``). ngspice's name of the threshold voltage
-depends on the model: ``vth`` for BSIM3/BSIM4 (levels 8, 49, 14, 54), ``von`` for levels 1-3;
-other models record the current and transconductance only.
+pr__nfet_01v8`` → ``xmn.msky130_fd_pr__nfet_01v8``); a bipolar transistor likewise a ``Q`` line.
+ngspice's name of the threshold voltage depends on the model: ``vth`` for BSIM3/BSIM4 (levels
+8, 49, 14, 54), ``von`` for levels 1-3; other MOSFET models record the current and
+transconductance only.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from circuitnn.neuron.cards import physical_lines, strip_comments
 if TYPE_CHECKING:
     from circuitnn.neuron.spec import NeuronSpec
 
-QUANTITY_UNITS = {"vth": "V", "id": "A", "gm": "S"}  # what is recorded per transistor
+QUANTITY_UNITS = {"vth": "V", "id": "A", "gm": "S", "ic": "A", "vbe": "V"}  # per transistor
 
 
 _THRESHOLD = {"1": "von", "2": "von", "3": "von", "8": "vth", "49": "vth", "14": "vth", "54": "vth"}
@@ -41,31 +44,42 @@ _LEVEL = re.compile(r"\blevel\s*=\s*([0-9.]+)", re.I)
 @dataclass(frozen=True)
 class Device:
     """One transistor of a neuron: ``label`` (its element name in the neuron, e.g. ``xmn``),
-    ``path`` (ngspice's name below the neuron instance, e.g. ``xmn.msky130_fd_pr__nfet_01v8``)
-    and ``threshold`` (ngspice's name of its threshold voltage, ``vth``/``von``, or None)."""
+    ``path`` (ngspice's name below the neuron instance, e.g. ``xmn.msky130_fd_pr__nfet_01v8``),
+    ``threshold`` (a MOSFET's ngspice name of its threshold voltage, ``vth``/``von``, or None)
+    and ``kind`` (``m`` a MOSFET, ``q`` a bipolar transistor)."""
 
     label: str
     path: str
     threshold: str | None
+    kind: str = "m"
 
     def vectors(self, instance: str) -> dict[str, str]:
         """Recorded quantity → ngspice's ``@`` name for this device in ``instance``."""
-        base = f"@m.{instance}.{self.path}"
+        base = f"@{self.kind}.{instance}.{self.path}"
+        if self.kind == "q":
+            return {"ic": f"{base}[ic]", "gm": f"{base}[gm]", "vbe": f"{base}[vbe]"}
         names = {"id": f"{base}[id]", "gm": f"{base}[gm]"}
         if self.threshold is not None:
             names["vth"] = f"{base}[{self.threshold}]"
         return names
 
 
-def mosfets(spec: NeuronSpec) -> tuple[Device, ...]:
-    """The MOSFETs of ``spec``'s subcircuit, in netlist order (kit devices included)."""
+def records_devices(spec: NeuronSpec) -> bool:
+    """Whether ``spec``'s families record realized device parameters: it has transistors and
+    its ``[output]`` does not turn them off (``devices = false``)."""
+    return spec.output.devices and bool(transistors(spec))
+
+
+def transistors(spec: NeuronSpec) -> tuple[Device, ...]:
+    """The MOSFETs and bipolar transistors of ``spec``'s subcircuit, in netlist order (kit
+    devices included)."""
     texts = (spec.netlist_text, *(i.text for i in spec.includes if i.text is not None))
     kit = (spec.pdk.slice_path, spec.pdk.slice_digest) if spec.pdk is not None else None
-    return _mosfets(spec.subckt.name.lower(), texts, kit)
+    return _transistors(spec.subckt.name.lower(), texts, kit)
 
 
 @functools.lru_cache(maxsize=32)
-def _mosfets(
+def _transistors(
     subckt: str, texts: tuple[str, ...], kit: tuple[str, str] | None
 ) -> tuple[Device, ...]:
     if kit is not None:  # (the slice: by its path and digest, read once per process)
@@ -126,6 +140,8 @@ def _walk(
             model = tokens[5]
             threshold = _THRESHOLD.get(levels.get(model, levels.get(model.split(".")[0], "")))
             found.append(Device(label or name, f"{prefix}{name}", threshold))
+        elif name.startswith("q") and len(tokens) >= 5:
+            found.append(Device(label or name, f"{prefix}{name}", None, "q"))
         elif name.startswith("x"):
             inner = [t for t in tokens[1:] if t in bodies]
             if inner:

@@ -155,12 +155,19 @@ class Output:
     ``load_capacitance`` farads to ground (each node of a differential output; default
     :data:`DEFAULT_LOAD`, 100 fF), the input of the next stage, which sets the neuron's speed
     and filters its noise; 0 leaves the output unloaded.
+
+    ``devices`` (default true): every instance also records its transistors' realized
+    parameters at the middle of the sweep, read back from ngspice (a MOSFET's threshold voltage
+    (V), drain current (A) and transconductance (S), a bipolar transistor's collector current,
+    transconductance and base-emitter voltage; see :mod:`circuitnn.neuron.devices`); false
+    leaves them out (their ``.op`` is a noticeable share of a fast level-1 chunk's run).
     """
 
     quantity: str = "voltage"
     load_voltage: float = 0.0
     invert: bool = False
     load_capacitance: float = DEFAULT_LOAD
+    devices: bool = True
 
     @property
     def unit(self) -> str:
@@ -288,6 +295,8 @@ def validated(spec: NeuronSpec, source: str | None = None) -> NeuronSpec:
     wanted = 2 if quantity == "differential_voltage" else 1
     if len(ports.output) != wanted:
         raise ConfigError(f"{where}: ports.output needs {wanted} port(s) for quantity {quantity!r}")
+    if not isinstance(spec.output.devices, bool):
+        raise ConfigError(f"{where}: output.devices must be true or false")
     if spec.output.load_capacitance < 0:
         raise ConfigError(f"{where}: output.load_capacitance must be non-negative (F)")
     if not 2 <= spec.sweep.points <= MAX_POINTS:

@@ -44,7 +44,7 @@ SPEC_KEYS = {
     ),
     "ports": ("input", "output", "supplies", "ground", "bias", "measure_input_current"),
     "sweep": ("start", "stop", "points", "common_mode", "direction"),
-    "output": ("quantity", "load_voltage", "invert", "load_capacitance"),
+    "output": ("quantity", "load_voltage", "invert", "load_capacitance", "devices"),
 }
 
 
@@ -114,6 +114,7 @@ def spec_from_dict(
         load_capacitance=parse_spice(
             output_data.get("load_capacitance", DEFAULT_LOAD), f"{source}: output.load_capacitance"
         ),
+        devices=bool(_flag(output_data.get("devices", True), f"{source}: output.devices")),
     )
     parameters = dict(subckt.defaults)
     for key, value in reader.table("parameters", required=False).items():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from circuitnn.neuron.devices import records_devices
 from circuitnn.neuron.includes import IncludedFile
 from circuitnn.neuron.safety import check_spec
 from circuitnn.neuron.spec import NeuronSpec
@@ -46,10 +47,10 @@ def _option_cards(spec: NeuronSpec) -> list[str]:
 
 def bench_identity(spec: NeuronSpec) -> dict[str, object]:
     """What the benches add that changes results (for the family key): options and revision
-    (a kit neuron's devices are read with the benches' options since revision 2, which moves
-    their values in the last digits)."""
+    (realized devices are read with the benches' options since revision 2, which moves their
+    values in the last digits)."""
     identity: dict[str, object] = {"options": list(bench_options(spec))}
-    if spec.pdk is not None:
+    if records_devices(spec):
         identity["devices"] = 2
     return identity
 

@@ -1,12 +1,13 @@
 """The realized device parameters of a batch of instances: one ``.op`` with the input at a
-reference value, reading each transistor's threshold voltage, drain current and
-transconductance back from ngspice (see :mod:`circuitnn.neuron.devices`)."""
+reference value, reading each transistor's quantities back from ngspice (a MOSFET's threshold
+voltage, drain current and transconductance, a bipolar transistor's collector current,
+transconductance and base-emitter voltage; see :mod:`circuitnn.neuron.devices`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from circuitnn.neuron.devices import Device, mosfets
+from circuitnn.neuron.devices import Device, transistors
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.units import format_spice
 from circuitnn.neuron.variation import ParameterTable
@@ -23,7 +24,7 @@ def reference_input(spec: NeuronSpec) -> float:
 def device_columns(spec: NeuronSpec) -> list[tuple[str, Device, str]]:
     """(column name ``<quantity>_<device label>``, device, quantity) of every recorded value."""
     columns = []
-    for device in mosfets(spec):
+    for device in transistors(spec):
         for quantity in device.vectors("xn0"):
             columns.append((f"{quantity}_{device.label}", device, quantity))
     return columns
@@ -34,7 +35,7 @@ def device_parameters(
 ) -> dict[str, np.ndarray]:
     """Column name → (N,) realized value of each instance (units in
     :data:`~circuitnn.neuron.devices.QUANTITY_UNITS`; drain current as ngspice signs it);
-    empty when the neuron has no MOSFET. Raises the engine's error when the ``.op`` fails."""
+    empty when the neuron has no transistor. Raises the engine's error when the ``.op`` fails."""
     columns = device_columns(spec)
     if not columns or not len(table):
         return {}
@@ -55,7 +56,7 @@ def device_prelude(spec: NeuronSpec, instances: int, saved: tuple[str, ...]) -> 
     own circuit, already loaded, before its sweep (a :class:`~circuitnn.spice.session.Job`
     prelude; no second ngspice process reading the batch again): the input moved to the
     reference, one ``op``, its ``write``; then the bench's own ``saved`` vectors saved again for
-    the sweep. Empty when the neuron has no MOSFET."""
+    the sweep. Empty when the neuron has no transistor."""
     columns = device_columns(spec)
     if not columns:
         return ()
@@ -110,8 +111,8 @@ def _raw_name(name: str) -> str:
     """ngspice's name in a raw file of a saved ``@`` vector (``v(…)`` for a voltage,
     ``i(…)`` for a current, bare otherwise)."""
     quantity = name[name.rindex("[") + 1 : -1]
-    if quantity in ("vth", "von"):
+    if quantity in ("vth", "von", "vbe"):
         return f"v({name})"
-    if quantity == "id":
+    if quantity in ("id", "ic"):
         return f"i({name})"
     return name
