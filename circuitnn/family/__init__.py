@@ -153,6 +153,16 @@ class Family:
         """One column of the parameter table."""
         return self.parameters[:, self.parameter_names.index(name)]
 
+    def device_trace(
+        self, descriptor: str = "midpoint", confidence: float = 0.95
+    ) -> list[dict[str, Any]]:
+        """Which realized device parameter goes with ``descriptor`` across the ok instances:
+        Pearson's r with its ``confidence`` interval per device parameter, the strongest first
+        (see :func:`circuitnn.family.device_trace.device_trace`)."""
+        from circuitnn.family.device_trace import device_trace
+
+        return device_trace(self.descriptors, self.ok, descriptor, confidence)
+
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean, standard deviation, min and max of each descriptor over the ok instances."""
         table = {}

@@ -75,6 +75,9 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
         seconds = time.perf_counter() - started
         families[neuron], cached[neuron] = family, family.key in before
         rows.append(_family_row(family, cached[neuron], seconds))
+        traced = family.device_trace("midpoint")
+        if traced:
+            result.tables[f"{family.neuron}: devices"] = traced
         result.figures[f"{family.neuron}: curves"] = _cached_picture(
             plot_family, family, folder / f"{family.neuron}-{family.key[:12]}.png"
         )
@@ -89,7 +92,9 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
         f"each with output noise at {FAMILY_NOISE.bias_points} bias points integrated over "
         f"{FAMILY_NOISE.bandwidth:g} Hz, stored in `{store}`.",
         f"The network below uses `{first.neuron}` (family {first.key[:12]}).",
+        *(_strongest_device(family) for family in families.values()),
     ]
+    result.summary = [line for line in result.summary if line]
     note(
         ", ".join(
             f"{family.neuron} {family.n} ({len(family.failed)} failed, "
@@ -99,6 +104,20 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
         + f" → {store}"
     )
     return FamiliesOutcome(families, cached, result)
+
+
+def _strongest_device(family: Family) -> str:
+    """One line naming the realized device parameter that goes most with the midpoint ("" if
+    none could be computed)."""
+    rows = [row for row in family.device_trace("midpoint") if row["ci low"] is not None]
+    if not rows:
+        return ""
+    top = rows[0]
+    return (
+        f"In `{family.neuron}` the midpoint goes most with `{top['device parameter']}` "
+        f"(r = {top['r with midpoint']:.2f}, 95 % CI {top['ci low']:.2f} to "
+        f"{top['ci high']:.2f}, {top['n']} instances; table `{family.neuron}: devices`)."
+    )
 
 
 def _cached_picture(plot: Callable[[Family, Path], Path], family: Family, path: Path) -> Path:
