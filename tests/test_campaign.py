@@ -63,7 +63,13 @@ def _assembled_in_memory(neuron: str, n: int, seed: int, chunk: int) -> Family:
         chip=table.chip,
         status=np.concatenate([c.status for c in chunks]),
         reasons=[r for c in chunks for r in c.reasons],
-        descriptors=describe(grid, curves, power),
+        descriptors={
+            **describe(grid, curves, power),
+            **{  # the realized device parameters each chunk read
+                name: np.concatenate([c.devices[name] for c in chunks])
+                for name in chunks[0].devices
+            },
+        },
         output_unit=spec.output.unit,
         attrs={"neuron": spec.name},
         run_alone=np.concatenate([c.alone for c in chunks]),
