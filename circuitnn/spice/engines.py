@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import mmap
 import os
 import re
 import shutil
@@ -99,11 +100,13 @@ class Engine:
         names (a bench's ``includes``).
         """
         job = Job(netlist, tuple(vectors), points, what, tuple(includes))
-        return self.run_many([job], timeout)[0].result()
+        found = self.run_many([job], timeout)[0].result()
+        return {name: _own(values) for name, values in found.items()}
 
     def run_many(self, jobs: list[Job], timeout: float, what: str | None = None) -> list[Outcome]:
         """Simulate every job, each alone (its own circuit: nothing is shared between jobs), in
-        one ngspice session where the engine can, in order; one :class:`Outcome` per job.
+        one ngspice session where the engine can, in order; one :class:`Outcome` per job. Its
+        vectors may be read-only views of the raw file (copy what you keep).
 
         A job that does not converge, returns incomplete results or whose instances ngspice
         refuses gets its error in its outcome; a rejected netlist raises :class:`NetlistError`
@@ -254,11 +257,20 @@ def _read_log(path: Path) -> str:
         return ""
 
 
-def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
-    if not path.is_file():
+def _read_plots(path: Path, what: str, copy: bool = True) -> list[RawPlot] | None:
+    """The plots of raw file ``path`` (None if it is missing or unreadable); ``copy=False``: a
+    real plot's vectors are read-only views of the file mapped into memory (no copy; the mapping
+    outlives the file's deletion)."""
+    try:
+        with open(path, "rb") as handle:
+            if copy or os.fstat(handle.fileno()).st_size == 0:
+                data: bytes | mmap.mmap = handle.read()
+            else:
+                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError:
         return None
     try:
-        return read_raw(path.read_bytes(), f"{what}: {path.name}")
+        return read_raw(data, f"{what}: {path.name}", copy)
     except SimulationError:
         return None
 
@@ -309,7 +321,7 @@ class SubprocessEngine(Engine):
             *parts, prelude_log = split_log(log, len(jobs))
             results = []
             for number, part in enumerate(parts):
-                plots = _read_plots(folder / f"job{number}.raw", jobs[number].what)
+                plots = _read_plots(folder / f"job{number}.raw", jobs[number].what, copy=False)
                 results.append(((plots[-1].vectors if plots else None), part))
             prelude = _read_plots(folder / PRELUDE_RAW, jobs[0].what) if jobs[0].prelude else None
             vectors = results[0][0]
@@ -374,6 +386,11 @@ def ngspice_version() -> str:
     if match is None:
         raise SimulationError("could not read the ngspice version from 'ngspice -v'")
     return f"ngspice-{match.group(1)}"
+
+
+def _own(values: np.ndarray) -> np.ndarray:
+    """``values`` as a writable contiguous array of its own (a copy of a view of a raw file)."""
+    return values if values.flags.writeable and values.flags.c_contiguous else values.copy()
 
 
 def _decode(data: bytes | str | None) -> str:
