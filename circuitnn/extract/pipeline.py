@@ -60,6 +60,7 @@ KNEW_NOMINAL = "knew_nominal_warnings"  # marks a journaled chunk simulated know
 
 
 SAMPLING_BAR = 100_000  # instances from which sampling the parameters shows a progress bar
+SAMPLING_BLOCK = 65_536  # instances sampled at once (each a pure function of its index)
 
 
 def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("dc",)) -> str:
@@ -334,10 +335,13 @@ def _sample(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> list[Param
     bar from :data:`SAMPLING_BAR` instances on (sampling 10⁸ instances takes minutes)."""
     bar = progress_bar(mc.n, 0, f"sampling {spec.name}", options.progress and mc.n >= SAMPLING_BAR)
     tables = []
+    size = options.chunk_size
+    block = max(size, SAMPLING_BLOCK - SAMPLING_BLOCK % size)  # whole chunks, sampled at once
     try:
-        for start in range(0, mc.n, options.chunk_size):
-            tables.append(sample_parameters(spec, mc, start, min(start + options.chunk_size, mc.n)))
-            bar.update(len(tables[-1]))
+        for first in range(0, mc.n, block):
+            sampled = sample_parameters(spec, mc, first, min(first + block, mc.n))
+            tables += [sampled.rows(slice(at, at + size)) for at in range(0, len(sampled), size)]
+            bar.update(len(sampled))
     finally:
         bar.close()
     return tables

@@ -397,14 +397,17 @@ def output_signals(spec: NeuronSpec, bench: Bench, vectors: dict[str, np.ndarray
 
 
 def _wrap(keyword: str, names: list[str], width: int = 200) -> list[str]:
-    lines, current = [], keyword
+    """``keyword`` cards naming ``names``, each card at most ``width`` characters long (or one
+    name)."""
+    lines, card, used = [], [keyword], len(keyword)
     for name in names:
-        if len(current) + len(name) + 1 > width and current != keyword:
-            lines.append(current)
-            current = keyword
-        current += " " + name
-    if current != keyword:
-        lines.append(current)
+        if used + len(name) + 1 > width and len(card) > 1:
+            lines.append(" ".join(card))
+            card, used = [keyword], len(keyword)
+        card.append(name)
+        used += len(name) + 1
+    if len(card) > 1:
+        lines.append(" ".join(card))
     return lines
 
 

@@ -119,10 +119,7 @@ class Engine:
         outcomes = []
         executed = self._execute_many(jobs, timeout, what)
         for job, (results, log) in zip(jobs, executed, strict=True):
-            complete = results is not None and all(
-                name in results and (job.points is None or len(results[name]) == job.points)
-                for name in job.vectors
-            )
+            complete = results is not None and _complete(results, job)
             try:
                 raise_for_log(log, job.what, complete)
             except NetlistError:
@@ -131,8 +128,9 @@ class Engine:
                 outcomes.append(Outcome(None, log, error))
                 continue
             assert results is not None
-            kept = {name: results[name] for name in job.vectors}
-            kept.update({n: v for n, v in results.items() if n.startswith(PRELUDE)})
+            kept = dict(zip(job.vectors, map(results.__getitem__, job.vectors), strict=True))
+            if job.prelude:
+                kept.update({n: v for n, v in results.items() if n.startswith(PRELUDE)})
             outcomes.append(Outcome(kept, log))
         return outcomes
 
@@ -140,6 +138,15 @@ class Engine:
         self, jobs: list[Job], timeout: float, what: str
     ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
         raise NotImplementedError
+
+
+def _complete(results: dict[str, np.ndarray], job: Job) -> bool:
+    """Whether ``results`` hold every vector of ``job``, each with its number of points."""
+    if not results.keys() >= set(job.vectors):
+        return False
+    return job.points is None or set(map(len, map(results.__getitem__, job.vectors))) <= {
+        job.points
+    }
 
 
 def stage_includes(folder: Path, includes: Sequence[IncludedFile]) -> None:
