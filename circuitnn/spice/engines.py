@@ -26,17 +26,18 @@ analysis aborts, :class:`InstanceRejected` when it refuses some instances' param
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
-import mmap
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +101,11 @@ class Engine:
         names (a bench's ``includes``).
         """
         job = Job(netlist, tuple(vectors), points, what, tuple(includes))
-        found = self.run_many([job], timeout)[0].result()
-        return {name: _own(values) for name, values in found.items()}
+        return self.run_many([job], timeout)[0].result()
 
     def run_many(self, jobs: list[Job], timeout: float, what: str | None = None) -> list[Outcome]:
         """Simulate every job, each alone (its own circuit: nothing is shared between jobs), in
-        one ngspice session where the engine can, in order; one :class:`Outcome` per job. Its
-        vectors may be read-only views of the raw file (copy what you keep).
+        one ngspice session where the engine can, in order; one :class:`Outcome` per job.
 
         A job that does not converge, returns incomplete results or whose instances ngspice
         refuses gets its error in its outcome; a rejected netlist raises :class:`NetlistError`
@@ -264,20 +263,11 @@ def _read_log(path: Path) -> str:
         return ""
 
 
-def _read_plots(path: Path, what: str, copy: bool = True) -> list[RawPlot] | None:
-    """The plots of raw file ``path`` (None if it is missing or unreadable); ``copy=False``: a
-    real plot's vectors are read-only views of the file mapped into memory (no copy; the mapping
-    outlives the file's deletion)."""
-    try:
-        with open(path, "rb") as handle:
-            if copy or os.fstat(handle.fileno()).st_size == 0:
-                data: bytes | mmap.mmap = handle.read()
-            else:
-                data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError:
+def _read_plots(path: Path, what: str) -> list[RawPlot] | None:
+    if not path.is_file():
         return None
     try:
-        return read_raw(data, f"{what}: {path.name}", copy)
+        return read_raw(path.read_bytes(), f"{what}: {path.name}")
     except SimulationError:
         return None
 
@@ -319,8 +309,7 @@ class SubprocessEngine(Engine):
         self, jobs: list[Job], timeout: float, what: str
     ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
         text, files = session_netlist(jobs)
-        with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
-            folder = Path(name)
+        with _run_folder() as folder:
             stage_includes(folder, [file for job in jobs for file in job.includes])
             for file, content in files.items():
                 (folder / file).write_text(content)
@@ -328,13 +317,68 @@ class SubprocessEngine(Engine):
             *parts, prelude_log = split_log(log, len(jobs))
             results = []
             for number, part in enumerate(parts):
-                plots = _read_plots(folder / f"job{number}.raw", jobs[number].what, copy=False)
+                plots = _read_plots(folder / f"job{number}.raw", jobs[number].what)
                 results.append(((plots[-1].vectors if plots else None), part))
             prelude = _read_plots(folder / PRELUDE_RAW, jobs[0].what) if jobs[0].prelude else None
             vectors = results[0][0]
             if prelude and vectors is not None and not diagnose(prelude_log).convergence_errors:
                 vectors.update({PRELUDE + name: v for name, v in prelude[-1].vectors.items()})
         return results
+
+
+@contextlib.contextmanager
+def _run_folder() -> Iterator[Path]:
+    """A temporary folder for one ngspice run, removed afterwards in :data:`_BIN`'s thread."""
+    folder = Path(tempfile.mkdtemp(prefix="circuitnn-"))
+    try:
+        yield folder
+    finally:
+        _BIN.put(folder)
+
+
+class _Bin:
+    """Removes ngspice's run folders in a thread of its own: deleting a run's raw files frees
+    their pages (about 1 MiB a DC chunk of 100 instances), work its caller need not wait for.
+    Folders still queued when the process exits are removed then."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None  # the process whose thread empties the queue
+        self._closed = False
+
+    def put(self, folder: Path) -> None:
+        """Remove ``folder`` soon (at once once the bin is closed)."""
+        with self._lock:
+            if not self._closed and self._pid != os.getpid():  # first use (or a forked child)
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._empty, name="circuitnn-bin")
+                self._thread.daemon = True
+                self._thread.start()
+                self._pid = os.getpid()
+                atexit.register(self.close)
+            if not self._closed:
+                self._queue.put(folder)
+                return
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def _empty(self) -> None:
+        while (folder := self._queue.get()) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Remove the queued folders and stop the thread (at exit); later folders are removed
+        at once."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout=60)
+
+
+_BIN = _Bin()
 
 
 class SharedEngine(Engine):
@@ -393,11 +437,6 @@ def ngspice_version() -> str:
     if match is None:
         raise SimulationError("could not read the ngspice version from 'ngspice -v'")
     return f"ngspice-{match.group(1)}"
-
-
-def _own(values: np.ndarray) -> np.ndarray:
-    """``values`` as a writable contiguous array of its own (a copy of a view of a raw file)."""
-    return values if values.flags.writeable and values.flags.c_contiguous else values.copy()
 
 
 def _decode(data: bytes | str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import mmap
 import re
 from dataclasses import dataclass
 
@@ -22,27 +21,23 @@ class RawPlot:
     vectors: dict[str, np.ndarray]
 
 
-def read_raw(data: bytes | mmap.mmap, source: str = "raw file", copy: bool = True) -> list[RawPlot]:
-    """Parse every plot in a raw file's bytes (or a memory map of the file); complex data comes
-    back as complex arrays (the scale vector of a complex plot, e.g. frequency in Hz, with a zero
-    imaginary part). ``copy=False``: a real plot's vectors are read-only views of ``data`` (no
-    copy, each vector strided), for a caller that copies what it keeps."""
+def read_raw(data: bytes, source: str = "raw file") -> list[RawPlot]:
+    """Parse every plot in a raw file's bytes; complex data comes back as complex arrays (the
+    scale vector of a complex plot, e.g. frequency in Hz, with a zero imaginary part)."""
     plots = []
     position = 0
     while position < len(data):
-        plot, position = _read_plot(data, position, source, copy)
+        plot, position = _read_plot(data, position, source)
         plots.append(plot)
     return plots
 
 
-def _read_plot(
-    data: bytes | mmap.mmap, position: int, source: str, copy: bool
-) -> tuple[RawPlot, int]:
+def _read_plot(data: bytes, position: int, source: str) -> tuple[RawPlot, int]:
     # the header is text up to the line "Binary:" (ASCII files: "Values:"), decoded at once;
     # its lines "key: value", then after "Variables:" one tab-indented line per vector
     end = data.find(b"\nBinary:\n", position)
     key = "binary"
-    ascii_at = data.find(b"\nValues:\n", position, len(data) if end < 0 else end)
+    ascii_at = data.find(b"\nValues:\n", position, None if end < 0 else end)
     if ascii_at >= 0:
         end, key = ascii_at, "values"
     if end < 0:
@@ -72,9 +67,7 @@ def _read_plot(
     values = np.frombuffer(data, dtype="<f8", count=points * count * width, offset=position)
     position += size
     table = values.view("<c16") if is_complex else values
-    columns = table.reshape(points, count).T  # rows are vectors
-    if copy or is_complex:
-        columns = np.ascontiguousarray(columns)  # one copy
+    columns = np.ascontiguousarray(table.reshape(points, count).T)  # one copy; rows are vectors
     if is_complex and count:
         # ngspice sets only the real part of an AC plot's frequency (its scale, the first
         # vector) and writes whatever memory held as the imaginary part, at times inf or NaN
