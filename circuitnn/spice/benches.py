@@ -164,17 +164,13 @@ def _circuit(
     if len(values) and values.shape[1:] != (len(table.names),):
         raise ValueError(f"{len(table.names)} parameter names for {values.shape[1:]} columns")
     prefixes = [f"{name}=" for name in table.names]
-    output_vectors = []
-    supply_vectors = []
-    input_vectors = []
-    for k, row in enumerate(values.tolist()):
-        number = str(k)
+    numbers = [str(k) for k in range(len(values))]
+    for number, row in zip(numbers, values.tolist(), strict=True):
         assignments = " ".join(map(operator.add, prefixes, map(repr, row)))
         lines.append(number.join(head_parts) + assignments + number.join(tail_parts))
-        output_vectors.append(tuple(name.replace(_K, number) for name in outputs))
-        if measured:
-            supply_vectors.append(tuple(name.replace(_K, number) for name in supplies))
-            input_vectors.append(tuple(name.replace(_K, number) for name in senses))
+    output_vectors = _numbered(outputs, numbers)
+    supply_vectors = _numbered(tuple(supplies), numbers) if measured else []
+    input_vectors = _numbered(tuple(senses), numbers) if measured else []
     if not measured:
         lines += [
             f"vs_{port} s_{port} 0 DC {format_spice(v)}" for port, v in ports.supplies.items()
@@ -190,6 +186,12 @@ def _circuit(
         includes=tuple(spec.includes),
     )
     return lines, bench
+
+
+def _numbered(names: tuple[str, ...], numbers: list[str]) -> list[tuple[str, ...]]:
+    """``names`` (with :data:`_K` for the instance's number) of each instance ``numbers``."""
+    columns = [[number.join(name.split(_K)) for number in numbers] for name in names]
+    return list(zip(*columns, strict=True)) if columns else [()] * len(numbers)
 
 
 def _outputs(spec: NeuronSpec, k: int | str, lines: list[str]) -> tuple[str, ...]:
