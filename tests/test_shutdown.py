@@ -147,3 +147,27 @@ def test_an_extraction_in_this_process_stops_cleanly_on_sigterm(tmp_path: Path) 
     assert run.returncode == 143 and "terminated" in error
     assert _wait_for(lambda: not _session(run.pid), 10), _session(run.pid)
     assert not list(tmp_path.glob("s.h5.partial/*/*.h5"))
+
+
+def test_no_run_folder_outlives_the_process(tmp_path: Path) -> None:
+    """ngspice's run folders are removed in a thread of their own after each run; the ones
+    still queued when the process exits are removed then (a process that runs ngspice and exits
+    at once leaves none in its temporary folder)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    script = (
+        "from circuitnn.spice import get_engine\n"
+        "netlist = 'divider\\nv1 in 0 1\\nr1 in out 1k\\nr2 out 0 1k\\n.op\\n.end\\n'\n"
+        "for _ in range(5):\n"
+        "    get_engine('subprocess').run(netlist, ['v(out)'], 1, 60)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(scratch.iterdir()) == []

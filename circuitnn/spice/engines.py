@@ -17,7 +17,9 @@ it) at the timeout or when the caller is interrupted, and write the files a netl
 names before the run.
 
 Neither reads a user's ``.spiceinit`` (``-n``; libngspice is started in an empty folder), so
-nothing outside a family's key changes its numbers.
+nothing outside a family's key changes its numbers. The subprocess engine's run folders are
+removed in a thread of their own (freeing a raw file's pages is no wait of its caller's); those
+still queued when the process exits are removed then.
 
 Errors: :class:`NetlistError` when ngspice rejects the netlist, :class:`ConvergenceError` when the
 analysis aborts, :class:`InstanceRejected` when it refuses some instances' parameters,
