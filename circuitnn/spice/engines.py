@@ -34,6 +34,7 @@ import functools
 import os
 import queue
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -204,41 +205,58 @@ def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | Non
 def _run_with_deadline(
     command: list[str], folder: Path, env: dict[str, str], timeout: float, what: str
 ) -> tuple[bytes, bytes, int, bool]:
-    """Run ``command`` in a process group of its own; kill the group after ``timeout`` seconds.
-    Returns its stdout, stderr, exit status and whether it was stopped. (``subprocess.run(
-    timeout=…)`` waits for the exit by polling with sleeps of up to 50 ms: with ``-o`` ngspice
-    leaves its pipes at once, so each run would end up to 50 ms late; a timer that kills it lets
-    the wait block instead.)"""
+    """Run ``command`` in ``folder``, in a process group of its own; kill the group after
+    ``timeout`` seconds. Returns its stdout, stderr, exit status and whether it was stopped.
+    Its output goes to files (ngspice leaves its pipes at once with ``-o``: nothing to read
+    while it runs) and the wait blocks on the process' pidfd (``subprocess``'s own wait with a
+    timeout polls with sleeps of up to 50 ms, so each run would end up to 50 ms late)."""
+    outputs = folder / STDOUT_FILE, folder / STDERR_FILE
     try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=folder,
-            env=env,
-            process_group=0,
-        )
+        with open(outputs[0], "wb") as stdout, open(outputs[1], "wb") as stderr:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=folder,
+                env=env,
+                process_group=0,
+            )
     except OSError as error:
         raise SimulationError(f"{what}: ngspice could not be started: {error}") from None
-    stopped = threading.Event()
-
-    def stop() -> None:
-        stopped.set()
-        kill_group(process)
-
-    timer = threading.Timer(timeout, stop)
-    timer.daemon = True
-    timer.start()
     try:
-        stdout, stderr = process.communicate()
+        stopped = not _exits_within(process, timeout)
+        if stopped:
+            kill_group(process)
+        process.wait()
     except BaseException:  # (interrupted: never leave ngspice behind)
         kill_group(process)
-        _drain(process)
+        process.wait()
         raise
+    stdout_text, stderr_text = (_read_bytes(path) for path in outputs)
+    return stdout_text, stderr_text, process.returncode, stopped
+
+
+STDOUT_FILE, STDERR_FILE = "ngspice-stdout.txt", "ngspice-stderr.txt"  # in the run folder
+
+
+def _exits_within(process: subprocess.Popen[Any], timeout: float) -> bool:
+    """Whether ``process`` exits within ``timeout`` seconds (not waited for: its id stays its,
+    so its group can still be killed)."""
+    try:
+        descriptor = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # (no pidfd: not Linux 5.3+) a polling wait
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        poller = select.poll()
+        poller.register(descriptor, select.POLLIN)
+        return bool(poller.poll(min(timeout * 1000, 2**31 - 1)))  # (ms, a C int)
     finally:
-        timer.cancel()
-    return stdout, stderr, process.returncode, stopped.is_set()
+        os.close(descriptor)
 
 
 def kill_group(process: subprocess.Popen[Any]) -> None:
@@ -247,15 +265,11 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def _drain(process: subprocess.Popen[Any]) -> list[str]:
-    """What a killed process wrote (its pipes are read for at most a few seconds)."""
+def _read_bytes(path: Path) -> bytes:
     try:
-        stdout, stderr = process.communicate(timeout=5)
-    except subprocess.TimeoutExpired:  # a child that left the group still holds a pipe
-        process.kill()
-        process.wait()
-        return []
-    return [_decode(stdout), _decode(stderr)]
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def _read_log(path: Path) -> str:
