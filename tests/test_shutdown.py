@@ -103,6 +103,17 @@ def test_both_engines_honour_the_timeout(engine: str) -> None:
     assert len(vectors["v(o0_0)"]) == spec.sweep.points
 
 
+def test_the_timeout_holds_without_pidfd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel has no pidfd (not Linux 5.3+) the subprocess engine waits by polling:
+    a hung ngspice is still stopped at its timeout, and a quick one still finishes."""
+
+    def missing(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", missing)
+    test_both_engines_honour_the_timeout("subprocess")
+
+
 def test_a_hung_ngspice_is_killed_with_its_children(
     fake_ngspice: Callable[[str], Path], tmp_path: Path
 ) -> None:
