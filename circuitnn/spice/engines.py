@@ -202,6 +202,9 @@ def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | Non
     return log
 
 
+STDOUT_FILE, STDERR_FILE = "ngspice-stdout.txt", "ngspice-stderr.txt"  # in the run folder
+
+
 def _run_with_deadline(
     command: list[str], folder: Path, env: dict[str, str], timeout: float, what: str
 ) -> tuple[bytes, bytes, int, bool]:
@@ -235,9 +238,6 @@ def _run_with_deadline(
         raise
     stdout_text, stderr_text = (_read_bytes(path) for path in outputs)
     return stdout_text, stderr_text, process.returncode, stopped
-
-
-STDOUT_FILE, STDERR_FILE = "ngspice-stdout.txt", "ngspice-stderr.txt"  # in the run folder
 
 
 def _exits_within(process: subprocess.Popen[Any], timeout: float) -> bool:
