@@ -103,6 +103,17 @@ def test_both_engines_honour_the_timeout(engine: str) -> None:
     assert len(vectors["v(o0_0)"]) == spec.sweep.points
 
 
+def test_the_timeout_holds_without_pidfd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel has no pidfd (not Linux 5.3+) the subprocess engine waits by polling:
+    a hung ngspice is still stopped at its timeout, and a quick one still finishes."""
+
+    def missing(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", missing)
+    test_both_engines_honour_the_timeout("subprocess")
+
+
 def test_a_hung_ngspice_is_killed_with_its_children(
     fake_ngspice: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -147,3 +158,27 @@ def test_an_extraction_in_this_process_stops_cleanly_on_sigterm(tmp_path: Path) 
     assert run.returncode == 143 and "terminated" in error
     assert _wait_for(lambda: not _session(run.pid), 10), _session(run.pid)
     assert not list(tmp_path.glob("s.h5.partial/*/*.h5"))
+
+
+def test_no_run_folder_outlives_the_process(tmp_path: Path) -> None:
+    """ngspice's run folders are removed in a thread of their own after each run; the ones
+    still queued when the process exits are removed then (a process that runs ngspice and exits
+    at once leaves none in its temporary folder)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    script = (
+        "from circuitnn.spice import get_engine\n"
+        "netlist = 'divider\\nv1 in 0 1\\nr1 in out 1k\\nr2 out 0 1k\\n.op\\n.end\\n'\n"
+        "for _ in range(5):\n"
+        "    get_engine('subprocess').run(netlist, ['v(out)'], 1, 60)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(scratch.iterdir()) == []

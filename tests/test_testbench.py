@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from helpers import build_spec, data_spec, spec_data
 
+from circuitnn.errors import ConfigError
 from circuitnn.extract.dc_chunk import simulate_chunk
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
@@ -66,3 +69,19 @@ def test_input_currents_are_measured_only_where_the_input_powers_the_neuron() ->
             len(group) == (len(spec.ports.input) if measured else 0)
             for group in bench.input_vectors
         )
+
+
+def test_a_nul_in_a_name_or_a_non_finite_parameter_is_refused() -> None:
+    """Every instance's lines come from one template in which NUL stands for its number: a
+    name holding NUL is a one-line ConfigError, as is a parameter that is not a number."""
+    spec = get_neuron("mos_diffpair_level1")
+    table = sample_parameters(spec, MonteCarlo(n=4, seed=0), 0, 3)
+    named = dataclasses.replace(spec, subckt=dataclasses.replace(spec.subckt, name="dp\0x"))
+    with pytest.raises(ConfigError, match="name holds a NUL"):
+        render_dc_bench(named, table)
+    with pytest.raises(ConfigError, match="name holds a NUL"):
+        render_dc_bench(spec, dataclasses.replace(table, names=("w\0", *table.names[1:])))
+    values = table.values.copy()
+    values[2, 3] = np.inf
+    with pytest.raises(ConfigError, match="cannot write non-finite value inf"):
+        render_dc_bench(spec, dataclasses.replace(table, values=values))

@@ -304,7 +304,9 @@ class _Branch:
             "supply_current": (len(spec.ports.supplies), points),
             "input_current": (len(spec.ports.input) if spec.ports.input_measured else 0, points),
         }
-        isolated = run_isolated(spec.name, table.index, shapes, self._batched, self.retries)
+        isolated = run_isolated(
+            spec.name, table.index, shapes, self._batched, self.retries, own=True
+        )
         self.arrays, self.status, self.reasons = isolated.arrays, isolated.status, isolated.reasons
         self.runs, self.seconds = isolated.runs, isolated.seconds
         self.alone = np.where(isolated.alone, ALONE, BATCHED).astype(np.int8)

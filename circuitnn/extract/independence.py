@@ -50,8 +50,9 @@ def discontinuous(curves: np.ndarray) -> np.ndarray:
         return np.zeros(len(curves), dtype=bool)
     steps = np.abs(np.diff(curves, axis=1))
     swing = (np.max(curves, axis=1) - np.min(curves, axis=1))[:, None]
-    padded = np.pad(steps, ((0, 0), (1, 1)))
-    neighbours = np.maximum(padded[:, :-2], padded[:, 2:])
+    neighbours = np.zeros_like(steps)  # the larger step on either side (0 beyond the ends)
+    np.maximum(neighbours[:, 1:], steps[:, :-1], out=neighbours[:, 1:])
+    np.maximum(neighbours[:, :-1], steps[:, 1:], out=neighbours[:, :-1])
     with np.errstate(invalid="ignore"):
         big = steps > JUMP * swing
         sharp = (steps > EDGE * swing) & (steps > EDGE_RATIO * neighbours)

@@ -38,6 +38,7 @@ def run_isolated(
     run: Callable[[np.ndarray, str], dict[str, np.ndarray]],
     retries: int = 1,
     dtype: type = np.float64,
+    own: bool = False,
 ) -> Isolated:
     """Call ``run(rows, what)`` on all rows, bisecting failures down to single instances.
 
@@ -48,9 +49,25 @@ def run_isolated(
     runs the others again; a timed-out run is retried ``retries`` times and then its rows are
     marked failed; :class:`NetlistError` propagates. Rows with non-finite values are failed too.
     Timeouts and crashes leave status :data:`RETRY` (simulated again on the next run).
+    ``own``: ``run`` returns arrays of its own, kept as they are (not copied) from a run of every
+    row.
     """
     count = len(index)
-    arrays = {key: np.full((count, *shape), np.nan, dtype=dtype) for key, shape in shapes.items()}
+    arrays: dict[str, np.ndarray] = {}
+
+    def array(key: str) -> np.ndarray:  # made (NaN) when first needed
+        if key not in arrays:
+            arrays[key] = np.full((count, *shapes[key]), np.nan, dtype=dtype)
+        return arrays[key]
+
+    def adopt(key: str, values: np.ndarray) -> bool:
+        if not (own and len(values) == count and key not in arrays and values.dtype == dtype):
+            return False
+        if not (values.flags.c_contiguous and values.flags.writeable):
+            return False
+        arrays[key] = values
+        return True
+
     status = np.zeros(count, dtype=np.int8)
     reasons = [""] * count
     alone = np.zeros(count, dtype=bool)
@@ -59,8 +76,8 @@ def run_isolated(
 
     def fail(rows: np.ndarray, reason: str, code: int = FAILED) -> None:
         status[rows] = code
-        for values in arrays.values():
-            values[rows] = np.nan
+        for key in shapes:
+            array(key)[rows] = np.nan
         for row in rows:
             reasons[row] = reason
 
@@ -108,9 +125,13 @@ def run_isolated(
                 failure = produced.pop("failure", None)
                 finite = np.ones(len(rows), dtype=bool)
                 for key, values in produced.items():
-                    if values.shape[1:] != arrays[key].shape[1:]:
+                    if adopt(key, values):
+                        pass
+                    elif values.shape[1:] != array(key).shape[1:]:
                         arrays[key] = _resized(arrays[key], values.shape[1:])
-                    arrays[key][rows] = values
+                        arrays[key][rows] = values
+                    else:
+                        arrays[key][rows] = values
                     finite &= np.isfinite(values.reshape(len(rows), -1)).all(axis=1)
                 status[rows] = np.where(finite, OK, FAILED)
                 alone[rows] = len(rows) == 1
@@ -121,6 +142,7 @@ def run_isolated(
                         if reason:
                             fail(np.array([row]), str(reason))
             break
+    arrays = {key: array(key) for key in shapes}
     return Isolated(arrays, status, reasons, runs, time.perf_counter() - began, alone)
 
 

@@ -39,6 +39,7 @@ def stream_journaled(
     options: Any,
     label: str,
     describe: Callable[[tuple[Any, ...]], str] | None = None,
+    save: Callable[[str, dict[str, np.ndarray]], None] | None = None,
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield ``(task number, arrays)`` for every task: first those already journaled (read one at
     a time), then the others as they finish in the workers (each journaled before it is yielded).
@@ -48,6 +49,8 @@ def stream_journaled(
     bar); ``options`` a :class:`~circuitnn.extract.options.RunOptions` (``jobs``, ``backend``,
     ``scheduler``, ``progress``); ``describe`` names a task's arguments in errors (default: its
     journal name). Inside :func:`overall_progress` that bar advances instead of this loop's own.
+    ``save(name, arrays)`` journals a finished task instead of ``journal.save_arrays`` (e.g. later,
+    in a thread of its own: a task whose entry a killed run did not write is run again).
     """
     bar = _OVERALL.get()
     own = bar is None
@@ -75,7 +78,9 @@ def stream_journaled(
         ):
             number = todo[position]
             arrays = result if isinstance(result, dict) else result.to_arrays()
-            if journal is not None:
+            if save is not None:
+                save(tasks[number][0], arrays)
+            elif journal is not None:
                 journal.save_arrays(tasks[number][0], arrays)
             failed += _failures(arrays)
             bar.update(sizes[number])

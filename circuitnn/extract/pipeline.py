@@ -3,9 +3,10 @@
 A family is identified by a content hash of everything that determines its numbers; asking for a
 family already in the store is a cache hit that runs no simulation, and an interrupted extraction
 resumes from the chunks its journal holds. Chunks stream from the workers to the one writer as
-they finish: each is journaled, described and handed to a writer thread that writes it into the
-family's rows while the next chunks simulate, so the writer holds a few chunks (plus the N-long
-bookkeeping arrays) however large the family.
+they finish: each is handed to a writer thread that journals it, computes its power and
+descriptors and writes it into the family's rows while the next chunks simulate, so the writer
+holds a few chunks (plus the N-long bookkeeping arrays) however large the family. A family
+written to a store is returned with the N×K arrays kept as they were written, not read back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import warnings
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from circuitnn.extract.noise import add_noise
 from circuitnn.extract.options import RunOptions
 from circuitnn.extract.retry import retry_failed
 from circuitnn.extract.rows import chunk_descriptors, chunk_extra, static_power
-from circuitnn.extract.sinks import FamilySink, MemoryFamily
+from circuitnn.extract.sinks import FamilySink, KeepingSink, MemoryFamily
 from circuitnn.extract.speed import add_speed
 from circuitnn.family import OK, Family
 from circuitnn.neuron.builtin import get_neuron
@@ -49,13 +51,16 @@ from circuitnn.store import Store
 from circuitnn.store.files import SCHEMA_VERSION
 from circuitnn.store.journal import Journal
 
-WRITES_IN_FLIGHT = 2  # chunks handed to the writer thread and not yet written
+# tasks handed to the writer thread and not yet done (a chunk's journal entry and its rows are
+# one task each)
+WRITES_IN_FLIGHT = 4
 
 NOMINAL = "nominal"  # the journal name of the nominal circuit's run
 KNEW_NOMINAL = "knew_nominal_warnings"  # marks a journaled chunk simulated knowing them
 
 
 SAMPLING_BAR = 100_000  # instances from which sampling the parameters shows a progress bar
+SAMPLING_BLOCK = 65_536  # instances sampled at once (each a pure function of its index)
 
 
 def family_key(spec: NeuronSpec, mc: MonteCarlo, analyses: tuple[str, ...] = ("dc",)) -> str:
@@ -128,13 +133,16 @@ def extract_family(
         _extract_into(memory, spec, mc, options, None)
         family = memory.family()
     else:
+        written = None
         if key not in target:
             target.check_writable()
-            _extract_to_store(target, spec, mc, key, options)
+            written = _extract_to_store(target, spec, mc, key, options, arrays)
         else:  # a journal left by a run killed between its commit and the clean-up
             target.journal(key, options.chunk_size).clear()
             retry_failed(target, spec, mc, key, options, everything=retry)
-        family = target.load(key, arrays=arrays)
+        family = target.load(key, arrays=arrays and written is None)
+        if written is not None:  # the arrays just written, not read back
+            family = written.with_arrays(family) or target.load(key)
     if noise is not None:
         family.noise = add_noise(family, spec, noise, target, options, arrays)
     if speed is not None:
@@ -143,17 +151,22 @@ def extract_family(
 
 
 def _extract_to_store(
-    store: Store, spec: NeuronSpec, mc: MonteCarlo, key: str, options: RunOptions
-) -> None:
-    """Stream the family into a scratch file beside ``store`` and commit it (crash-safe)."""
+    store: Store, spec: NeuronSpec, mc: MonteCarlo, key: str, options: RunOptions, keep: bool
+) -> KeepingSink | None:
+    """Stream the family into a scratch file beside ``store`` and commit it (crash-safe).
+
+    ``keep``: also keep its N×K arrays in memory and return them (None when another process
+    committed the family first: the store's copy is the family then)."""
     journal = store.journal(key, options.chunk_size)
     try:
         with store.family_writer(journal, key, mc.n, options.chunk_size) as writer:
-            _extract_into(writer, spec, mc, options, journal)
-        store.commit_written(writer)
+            sink = KeepingSink(writer, mc.n) if keep else writer
+            _extract_into(sink, spec, mc, options, journal)
+        added = store.commit_written(writer)
     finally:
         journal.tidy()
     journal.clear()
+    return sink if isinstance(sink, KeepingSink) and added else None
 
 
 def _extract_into(
@@ -204,14 +217,33 @@ def _extract_into(
             return chunk
         name, (_, table, *settings) = tasks[number]
         chunk = simulate_chunk(spec, table, *settings[:-1], tuple(nominal.warnings))
-        if journal is not None:
-            journal.save_arrays(name, {**chunk.to_arrays(), KNEW_NOMINAL: np.bool_(True)})
+        journal_later(name, {**chunk.to_arrays(), KNEW_NOMINAL: np.bool_(True)})
         return chunk
 
-    # the sink writes (HDF5 compression, checksums) in a thread of their own, so they overlap the
-    # simulation of the next chunks; at most WRITES_IN_FLIGHT chunks wait for it
+    # the journal entries and the sink's writes (HDF5 compression, checksums), with each chunk's
+    # power and descriptors, are made in a thread of their own, in the order they are handed
+    # over, so they overlap the simulation of the next chunks; at most WRITES_IN_FLIGHT tasks
+    # wait for it
     with ThreadPoolExecutor(1, thread_name_prefix="circuitnn-writer") as writer:
         writes: deque[Future[None]] = deque()
+        failed: list[BaseException] = []
+
+        def in_order(task: Callable[..., None], *arguments: Any) -> None:
+            if failed:
+                return  # an earlier task failed: nothing after it is journaled or written
+            try:
+                task(*arguments)
+            except BaseException as error:
+                failed.append(error)
+                raise
+
+        def later(task: Callable[..., None], *arguments: Any) -> None:
+            writes.append(writer.submit(in_order, task, *arguments))
+
+        def journal_later(name: str, arrays: dict[str, np.ndarray]) -> None:
+            if journal is not None:
+                later(journal.save_arrays, name, arrays)
+
         for number, arrays in stream_journaled(
             simulate_chunk,
             tasks,
@@ -220,6 +252,7 @@ def _extract_into(
             options,
             f"simulating {spec.name}",
             describe=lambda task: _describe(spec, task, nominal_task),
+            save=journal_later,
         ):
             if number == 0:
                 nominal = _nominal(spec, arrays)
@@ -232,22 +265,8 @@ def _extract_into(
             for position, found in ready:
                 chunk = chunk_of(position, found)
                 checks.add(chunk)
-                power = static_power(spec, chunk.supply_current, chunk.input_current)
-                writes.append(
-                    writer.submit(
-                        sink.write_rows,
-                        chunk.start,
-                        chunk.curves,
-                        chunk.supply_current,
-                        chunk.input_current,
-                        power,
-                        chunk.status,
-                        chunk.reasons,
-                        chunk_descriptors(grid, chunk, power),
-                        chunk_extra(chunk),
-                    )
-                )
-                del chunk, power
+                later(_write_chunk, sink, spec, grid, chunk)
+                del chunk
                 while len(writes) > WRITES_IN_FLIGHT or (writes and writes[0].done()):
                     writes.popleft().result()  # a failed write raises here
             del arrays, ready
@@ -267,6 +286,22 @@ def _extract_into(
             "nominal_failure": nominal.reasons[0] if nominal.status[0] != OK else "",
         },
         extra,
+    )
+
+
+def _write_chunk(sink: FamilySink, spec: NeuronSpec, grid: np.ndarray, chunk: ChunkResult) -> None:
+    """Hand one chunk's rows, with their power and descriptors, to ``sink``."""
+    power = static_power(spec, chunk.supply_current, chunk.input_current)
+    sink.write_rows(
+        chunk.start,
+        chunk.curves,
+        chunk.supply_current,
+        chunk.input_current,
+        power,
+        chunk.status,
+        chunk.reasons,
+        chunk_descriptors(grid, chunk, power),
+        chunk_extra(chunk),
     )
 
 
@@ -300,10 +335,13 @@ def _sample(spec: NeuronSpec, mc: MonteCarlo, options: RunOptions) -> list[Param
     bar from :data:`SAMPLING_BAR` instances on (sampling 10⁸ instances takes minutes)."""
     bar = progress_bar(mc.n, 0, f"sampling {spec.name}", options.progress and mc.n >= SAMPLING_BAR)
     tables = []
+    size = options.chunk_size
+    block = max(size, SAMPLING_BLOCK - SAMPLING_BLOCK % size)  # whole chunks, sampled at once
     try:
-        for start in range(0, mc.n, options.chunk_size):
-            tables.append(sample_parameters(spec, mc, start, min(start + options.chunk_size, mc.n)))
-            bar.update(len(tables[-1]))
+        for first in range(0, mc.n, block):
+            sampled = sample_parameters(spec, mc, first, min(first + block, mc.n))
+            tables += [sampled.rows(slice(at, at + size)) for at in range(0, len(sampled), size)]
+            bar.update(len(sampled))
     finally:
         bar.close()
     return tables

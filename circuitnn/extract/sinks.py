@@ -1,11 +1,13 @@
 """Where a family's pieces go as chunks arrive: the protocol, and an in-memory sink.
 
 :class:`MemoryFamily` fills arrays and returns a :class:`~circuitnn.family.Family`; the store's
-:class:`~circuitnn.store.writers.FamilyWriter` is the other sink (bounded memory).
+:class:`~circuitnn.store.writers.FamilyWriter` is the other sink (bounded memory);
+:class:`KeepingSink` wraps one and keeps the N×K arrays for the caller.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
 import numpy as np
@@ -142,3 +144,66 @@ class MemoryFamily:
             curves_down=arrays.get("curves_down"),
             nominal_curve_down=header.get("nominal_curve_down"),
         )
+
+
+KEPT = ("curves", "supply_current", "input_current", "power")
+"""The N×K arrays a :class:`KeepingSink` keeps (and ``curves_down``, when written)."""
+
+
+class KeepingSink:
+    """A :class:`FamilySink` that hands everything on to ``sink`` and keeps a copy of the N×K
+    arrays (:data:`KEPT`), so a family just written to a store is returned without reading them
+    back (:meth:`with_arrays`). It runs in the writer thread like the sink it wraps."""
+
+    def __init__(self, sink: FamilySink, n: int) -> None:
+        self.sink, self.n = sink, n
+        self.arrays: dict[str, np.ndarray] = {}
+        self._rows = 0
+
+    def write_header(self, *header: Any) -> None:
+        self.sink.write_header(*header)
+
+    def write_rows(
+        self,
+        start: int,
+        curves: np.ndarray,
+        supply_current: np.ndarray,
+        input_current: np.ndarray,
+        power: np.ndarray,
+        status: np.ndarray,
+        reasons: list[str],
+        descriptors: dict[str, np.ndarray],
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Hand the rows on, then copy the N×K ones."""
+        self.sink.write_rows(
+            start, curves, supply_current, input_current, power, status, reasons, descriptors, extra
+        )
+        stop = start + len(status)
+        down = {"curves_down": extra["curves_down"]} if extra and "curves_down" in extra else {}
+        values_of = dict(zip(KEPT, (curves, supply_current, input_current, power), strict=True))
+        for name, values in {**values_of, **down}.items():
+            if name not in self.arrays:
+                self.arrays[name] = np.empty((self.n, *values.shape[1:]), dtype=values.dtype)
+            self.arrays[name][start:stop] = values
+        self._rows += len(status)
+
+    def finish(
+        self,
+        nominal_curve: np.ndarray,
+        attrs: dict[str, Any] | None = None,
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        self.sink.finish(nominal_curve, attrs, extra)
+
+    def with_arrays(self, family: Family) -> Family | None:
+        """``family`` (loaded without its arrays) with the kept ones; None unless as many rows
+        were written as the family has and its row shapes are the kept ones."""
+        if self._rows != self.n or ("curves_down" in self.arrays) != (
+            family.curves_down is not None
+        ):
+            return None
+        for name, values in self.arrays.items():
+            if getattr(family, name).shape[1:] != values.shape[1:]:
+                return None
+        return dataclasses.replace(family, **self.arrays)

@@ -8,10 +8,12 @@ curve, supply current and input current are its own; the input is one ideal sour
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 
 import numpy as np
 
+from circuitnn.errors import ConfigError
 from circuitnn.neuron.devices import records_devices
 from circuitnn.neuron.includes import IncludedFile
 from circuitnn.neuron.safety import check_spec
@@ -21,6 +23,7 @@ from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
 
 SWEEP_SOURCE = "vx"
+_K = "\0"  # stands for an instance's number in the lines of the instance template
 
 # Options every bench sets besides the spec's own (part of every family's key, through
 # :func:`bench_identity`). ``noopiter``: ngspice looks for an operating point by gmin stepping at
@@ -95,7 +98,7 @@ def input_nodes(spec: NeuronSpec) -> tuple[str, ...]:
     return ("inp", "inn") if spec.ports.differential_input else ("x",)
 
 
-def _port_nodes(spec: NeuronSpec, k: int, measured: bool = True) -> list[str]:
+def _port_nodes(spec: NeuronSpec, k: int | str, measured: bool = True) -> list[str]:
     ports = spec.ports
     nodes = []
     for port in spec.subckt.ports:
@@ -139,30 +142,36 @@ def _circuit(
     lines += [
         f"vb_{port} b_{port} 0 DC {format_spice(volts)}" for port, volts in ports.bias.items()
     ]
-    output_vectors = []
-    supply_vectors = []
-    input_vectors = []
-    for k, row in enumerate(table.values):
-        assignments = " ".join(
-            f"{name}={format_spice(value)}" for name, value in zip(table.names, row, strict=True)
-        )
-        lines.append(
-            f"xn{k} {' '.join(_port_nodes(spec, k, measured))} {spec.subckt.name} {assignments}"
-        )
-        if not measured:
-            output_vectors.append(_outputs(spec, k, lines))
-            continue
-        supplies = []
+    # every instance's lines and vectors are one template, _K standing for its number
+    head = f"xn{_K} {' '.join(_port_nodes(spec, _K, measured))} {spec.subckt.name} "
+    block: list[str] = []
+    supplies: list[str] = []
+    senses: list[str] = []
+    if measured:
         for port, volts in ports.supplies.items():
-            lines.append(f"vs_{port}_{k} s_{port}_{k} 0 DC {format_spice(volts)}")
-            supplies.append(f"i(vs_{port}_{k})")
-        supply_vectors.append(tuple(supplies))
-        senses = []
+            block.append(f"vs_{port}_{_K} s_{port}_{_K} 0 DC {format_spice(volts)}")
+            supplies.append(f"i(vs_{port}_{_K})")
         for j, node in enumerate(input_nodes(spec) if ports.input_measured else ()):
-            lines.append(f"vi{j}_{k} {node} i{j}_{k} DC 0")
-            senses.append(f"i(vi{j}_{k})")
-        input_vectors.append(tuple(senses))
-        output_vectors.append(_outputs(spec, k, lines))
+            block.append(f"vi{j}_{_K} {node} i{j}_{_K} DC 0")
+            senses.append(f"i(vi{j}_{_K})")
+    outputs = _outputs(spec, _K, block)
+    names = (spec.subckt.name, *spec.subckt.ports, *ports.supplies, *table.names)
+    if any(_K in name for name in names):
+        raise ConfigError(f"{spec.name}: a subcircuit, port or parameter name holds a NUL")
+    head_parts, tail_parts = head.split(_K), "".join(f"\n{line}" for line in block).split(_K)
+    values = np.asarray(table.values, dtype=np.float64)
+    if not np.isfinite(values).all():
+        format_spice(float(values[~np.isfinite(values)][0]))  # raises, naming the value
+    if len(values) and values.shape[1:] != (len(table.names),):
+        raise ValueError(f"{len(table.names)} parameter names for {values.shape[1:]} columns")
+    prefixes = [f"{name}=" for name in table.names]
+    numbers = [str(k) for k in range(len(values))]
+    for number, row in zip(numbers, values.tolist(), strict=True):
+        assignments = " ".join(map(operator.add, prefixes, map(repr, row)))
+        lines.append(number.join(head_parts) + assignments + number.join(tail_parts))
+    output_vectors = _numbered(outputs, numbers)
+    supply_vectors = _numbered(tuple(supplies), numbers) if measured else []
+    input_vectors = _numbered(tuple(senses), numbers) if measured else []
     if not measured:
         lines += [
             f"vs_{port} s_{port} 0 DC {format_spice(v)}" for port, v in ports.supplies.items()
@@ -180,7 +189,13 @@ def _circuit(
     return lines, bench
 
 
-def _outputs(spec: NeuronSpec, k: int, lines: list[str]) -> tuple[str, ...]:
+def _numbered(names: tuple[str, ...], numbers: list[str]) -> list[tuple[str, ...]]:
+    """``names`` (with :data:`_K` for the instance's number) of each instance ``numbers``."""
+    columns = [[number.join(name.split(_K)) for number in numbers] for name in names]
+    return list(zip(*columns, strict=True)) if columns else [()] * len(numbers)
+
+
+def _outputs(spec: NeuronSpec, k: int | str, lines: list[str]) -> tuple[str, ...]:
     """Add instance ``k``'s output load to ``lines``; return the vectors of its output."""
     if spec.output.quantity == "current":
         lines.append(f"vl_{k} o0_{k} 0 DC {format_spice(spec.output.load_voltage)}")
@@ -372,27 +387,30 @@ def render_step_bench(
 
 def output_signals(spec: NeuronSpec, bench: Bench, vectors: dict[str, np.ndarray]) -> np.ndarray:
     """Each instance's output quantity from raw vectors (N×points; complex for AC)."""
-    rows = []
-    sign = -1.0 if spec.output.invert else 1.0
-    for group in bench.output_vectors:
-        if spec.output.quantity == "differential_voltage":
-            rows.append(vectors[group[0]] - vectors[group[1]])
-        elif spec.output.quantity == "current":
-            rows.append(sign * vectors[group[0]])
-        else:
-            rows.append(vectors[group[0]])
-    return np.asarray(rows)
+    groups = bench.output_vectors
+
+    def column(j: int) -> np.ndarray:  # vector j of every instance (N×points, one copy)
+        return np.asarray([vectors[group[j]] for group in groups])
+
+    if spec.output.quantity == "differential_voltage":
+        return column(0) - column(1)
+    if spec.output.quantity == "current":
+        return (-1.0 if spec.output.invert else 1.0) * column(0)
+    return column(0)
 
 
 def _wrap(keyword: str, names: list[str], width: int = 200) -> list[str]:
-    lines, current = [], keyword
+    """``keyword`` cards naming ``names``, each card at most ``width`` characters long (or one
+    name)."""
+    lines, card, used = [], [keyword], len(keyword)
     for name in names:
-        if len(current) + len(name) + 1 > width and current != keyword:
-            lines.append(current)
-            current = keyword
-        current += " " + name
-    if current != keyword:
-        lines.append(current)
+        if used + len(name) + 1 > width and len(card) > 1:
+            lines.append(" ".join(card))
+            card, used = [keyword], len(keyword)
+        card.append(name)
+        used += len(name) + 1
+    if len(card) > 1:
+        lines.append(" ".join(card))
     return lines
 
 
@@ -400,8 +418,8 @@ def _currents(
     groups: tuple[tuple[str, ...], ...], vectors: dict[str, np.ndarray], sign: float, points: int
 ) -> np.ndarray:
     width = len(groups[0]) if groups else 0
-    data = [[sign * vectors[name] for name in group] for group in groups]
-    return np.array(data, dtype=np.float64).reshape(len(groups), width, points)
+    data = np.array([vectors[name] for group in groups for name in group], dtype=np.float64)
+    return (sign * data).reshape(len(groups), width, points)
 
 
 def assemble(

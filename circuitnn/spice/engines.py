@@ -17,7 +17,9 @@ it) at the timeout or when the caller is interrupted, and write the files a netl
 names before the run.
 
 Neither reads a user's ``.spiceinit`` (``-n``; libngspice is started in an empty folder), so
-nothing outside a family's key changes its numbers.
+nothing outside a family's key changes its numbers. The subprocess engine's run folders are
+removed in a thread of their own (freeing a raw file's pages is no wait of its caller's); those
+still queued when the process exits are removed then.
 
 Errors: :class:`NetlistError` when ngspice rejects the netlist, :class:`ConvergenceError` when the
 analysis aborts, :class:`InstanceRejected` when it refuses some instances' parameters,
@@ -26,16 +28,19 @@ analysis aborts, :class:`InstanceRejected` when it refuses some instances' param
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
+import queue
 import re
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +121,7 @@ class Engine:
         outcomes = []
         executed = self._execute_many(jobs, timeout, what)
         for job, (results, log) in zip(jobs, executed, strict=True):
-            complete = results is not None and all(
-                name in results and (job.points is None or len(results[name]) == job.points)
-                for name in job.vectors
-            )
+            complete = results is not None and _complete(results, job)
             try:
                 raise_for_log(log, job.what, complete)
             except NetlistError:
@@ -128,8 +130,9 @@ class Engine:
                 outcomes.append(Outcome(None, log, error))
                 continue
             assert results is not None
-            kept = {name: results[name] for name in job.vectors}
-            kept.update({n: v for n, v in results.items() if n.startswith(PRELUDE)})
+            kept = dict(zip(job.vectors, map(results.__getitem__, job.vectors), strict=True))
+            if job.prelude:
+                kept.update({n: v for n, v in results.items() if n.startswith(PRELUDE)})
             outcomes.append(Outcome(kept, log))
         return outcomes
 
@@ -137,6 +140,15 @@ class Engine:
         self, jobs: list[Job], timeout: float, what: str
     ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
         raise NotImplementedError
+
+
+def _complete(results: dict[str, np.ndarray], job: Job) -> bool:
+    """Whether ``results`` hold every vector of ``job``, each with its number of points."""
+    if not results.keys() >= set(job.vectors):
+        return False
+    return job.points is None or set(map(len, map(results.__getitem__, job.vectors))) <= {
+        job.points
+    }
 
 
 def stage_includes(folder: Path, includes: Sequence[IncludedFile]) -> None:
@@ -190,44 +202,61 @@ def _spawn(netlist: str, folder: Path, timeout: float, what: str, raw: str | Non
     return log
 
 
+STDOUT_FILE, STDERR_FILE = "ngspice-stdout.txt", "ngspice-stderr.txt"  # in the run folder
+
+
 def _run_with_deadline(
     command: list[str], folder: Path, env: dict[str, str], timeout: float, what: str
 ) -> tuple[bytes, bytes, int, bool]:
-    """Run ``command`` in a process group of its own; kill the group after ``timeout`` seconds.
-    Returns its stdout, stderr, exit status and whether it was stopped. (``subprocess.run(
-    timeout=…)`` waits for the exit by polling with sleeps of up to 50 ms: with ``-o`` ngspice
-    leaves its pipes at once, so each run would end up to 50 ms late; a timer that kills it lets
-    the wait block instead.)"""
+    """Run ``command`` in ``folder``, in a process group of its own; kill the group after
+    ``timeout`` seconds. Returns its stdout, stderr, exit status and whether it was stopped.
+    Its output goes to files (ngspice leaves its pipes at once with ``-o``: nothing to read
+    while it runs) and the wait blocks on the process' pidfd (``subprocess``'s own wait with a
+    timeout polls with sleeps of up to 50 ms, so each run would end up to 50 ms late)."""
+    outputs = folder / STDOUT_FILE, folder / STDERR_FILE
     try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=folder,
-            env=env,
-            process_group=0,
-        )
+        with open(outputs[0], "wb") as stdout, open(outputs[1], "wb") as stderr:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=folder,
+                env=env,
+                process_group=0,
+            )
     except OSError as error:
         raise SimulationError(f"{what}: ngspice could not be started: {error}") from None
-    stopped = threading.Event()
-
-    def stop() -> None:
-        stopped.set()
-        kill_group(process)
-
-    timer = threading.Timer(timeout, stop)
-    timer.daemon = True
-    timer.start()
     try:
-        stdout, stderr = process.communicate()
+        stopped = not _exits_within(process, timeout)
+        if stopped:
+            kill_group(process)
+        process.wait()
     except BaseException:  # (interrupted: never leave ngspice behind)
         kill_group(process)
-        _drain(process)
+        process.wait()
         raise
+    stdout_text, stderr_text = (_read_bytes(path) for path in outputs)
+    return stdout_text, stderr_text, process.returncode, stopped
+
+
+def _exits_within(process: subprocess.Popen[Any], timeout: float) -> bool:
+    """Whether ``process`` exits within ``timeout`` seconds (not waited for: its id stays its,
+    so its group can still be killed)."""
+    try:
+        descriptor = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # (no pidfd: not Linux 5.3+) a polling wait
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        poller = select.poll()
+        poller.register(descriptor, select.POLLIN)
+        return bool(poller.poll(min(timeout * 1000, 2**31 - 1)))  # (ms, a C int)
     finally:
-        timer.cancel()
-    return stdout, stderr, process.returncode, stopped.is_set()
+        os.close(descriptor)
 
 
 def kill_group(process: subprocess.Popen[Any]) -> None:
@@ -236,15 +265,11 @@ def kill_group(process: subprocess.Popen[Any]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def _drain(process: subprocess.Popen[Any]) -> list[str]:
-    """What a killed process wrote (its pipes are read for at most a few seconds)."""
+def _read_bytes(path: Path) -> bytes:
     try:
-        stdout, stderr = process.communicate(timeout=5)
-    except subprocess.TimeoutExpired:  # a child that left the group still holds a pipe
-        process.kill()
-        process.wait()
-        return []
-    return [_decode(stdout), _decode(stderr)]
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def _read_log(path: Path) -> str:
@@ -300,8 +325,7 @@ class SubprocessEngine(Engine):
         self, jobs: list[Job], timeout: float, what: str
     ) -> list[tuple[dict[str, np.ndarray] | None, str]]:
         text, files = session_netlist(jobs)
-        with tempfile.TemporaryDirectory(prefix="circuitnn-") as name:
-            folder = Path(name)
+        with _run_folder() as folder:
             stage_includes(folder, [file for job in jobs for file in job.includes])
             for file, content in files.items():
                 (folder / file).write_text(content)
@@ -316,6 +340,61 @@ class SubprocessEngine(Engine):
             if prelude and vectors is not None and not diagnose(prelude_log).convergence_errors:
                 vectors.update({PRELUDE + name: v for name, v in prelude[-1].vectors.items()})
         return results
+
+
+@contextlib.contextmanager
+def _run_folder() -> Iterator[Path]:
+    """A temporary folder for one ngspice run, removed afterwards in :data:`_BIN`'s thread."""
+    folder = Path(tempfile.mkdtemp(prefix="circuitnn-"))
+    try:
+        yield folder
+    finally:
+        _BIN.put(folder)
+
+
+class _Bin:
+    """Removes ngspice's run folders in a thread of its own: deleting a run's raw files frees
+    their pages (about 1 MiB a DC chunk of 100 instances), work its caller need not wait for.
+    Folders still queued when the process exits are removed then."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None  # the process whose thread empties the queue
+        self._closed = False
+
+    def put(self, folder: Path) -> None:
+        """Remove ``folder`` soon (at once once the bin is closed)."""
+        with self._lock:
+            if not self._closed and self._pid != os.getpid():  # first use (or a forked child)
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(target=self._empty, name="circuitnn-bin")
+                self._thread.daemon = True
+                self._thread.start()
+                self._pid = os.getpid()
+                atexit.register(self.close)
+            if not self._closed:
+                self._queue.put(folder)
+                return
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def _empty(self) -> None:
+        while (folder := self._queue.get()) is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Remove the queued folders and stop the thread (at exit); later folders are removed
+        at once."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread if self._pid == os.getpid() else None
+        if thread is not None and thread.is_alive():
+            self._queue.put(None)
+            thread.join(timeout=60)
+
+
+_BIN = _Bin()
 
 
 class SharedEngine(Engine):

@@ -345,18 +345,22 @@ class Store:
             )
             self._add_to_index(family.key)
 
-    def commit_written(self, writer: FamilyWriter, lock_timeout: float = 600.0) -> None:
+    def commit_written(self, writer: FamilyWriter, lock_timeout: float = 600.0) -> bool:
         """Add the family that ``writer`` finished writing (slice by slice, in its scratch file)
         atomically, under the lock file: the scratch file is renamed to the family's file in the
-        store's folder (no copy) and the index gains a link to it."""
+        store's folder (no copy) and the index gains a link to it. Returns False when another
+        process had committed the same family first (the store keeps that one)."""
         if not writer.finished:
             raise StoreError(f"family {writer.key[:12]} is not completely written; not committed")
+        added = False
         with self.lock(lock_timeout):
             if writer.key not in self:
                 self.folder.mkdir(exist_ok=True)
                 self._move_in(writer.key, writer.path)
                 self._add_to_index(writer.key)
+                added = True
         writer.discard()
+        return added
 
     def commit_analysis(
         self,
