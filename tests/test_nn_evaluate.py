@@ -503,3 +503,83 @@ def test_layer_snr(trained):
     assert result["act1"].noise == pytest.approx(sigma**2, rel=0.05)
     assert result["act1"].snr == pytest.approx(result["act1"].signal / sigma**2, rel=0.05)
     assert result["act2"].noise > 0 and math.isfinite(result["output"].snr_db)
+
+
+class NoisyLogits(nn.Module):
+    """Logits through one activation layer, then the model's own additive noise (on in eval)."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.act = nn.Identity()
+        self.own = NoiseSpec("additive", sigma).build(seed=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.own(self.act(x))
+
+
+@pytest.mark.parametrize("own_noise", [True, False])
+def test_curve_and_midpoint_evaluate_with_the_settings_they_are_given(own_noise):
+    """Every point of a curve and every evaluation of a midpoint is monte_carlo's with the same
+    chips, draws, seed, own noise and rows per pass (none of them the default), for the metric
+    asked for; a chance level given is the one used."""
+    model, data = NoisyLogits(0.3), two_class_data(margin=1.0, n=300)
+    settings = {
+        "chips": 2,
+        "draws": 5,
+        "seed": 3,
+        "own_noise": own_noise,
+        "max_rows": 70,
+        "layers": ("act",),
+    }
+
+    def direct(level: float):
+        noise = NoiseSpec("additive", level) if level else None
+        return monte_carlo(model, data, noise=noise, **settings)
+
+    metric = "cross_entropy"  # not the main metric (accuracy)
+    curve = robustness_curve(model, data, [0.0, 0.8], metric=metric, **settings)
+    for k, level in enumerate([0.0, 0.8]):
+        result = direct(level)
+        assert curve.mean[k] == result.mean(metric)
+        assert (curve.std[k], curve.sem[k]) == (result.std(metric), result.sem(metric))
+
+    found = midpoint(model, data, metric=metric, chance=1.5, tolerance=0.2, **settings)
+    clean = direct(0.0).mean(metric)
+    assert (found.clean, found.chance, found.target) == (clean, 1.5, 0.5 * (clean + 1.5))
+    assert len(found.evaluations) >= 3
+    for level, mean, sem in found.evaluations:
+        result = direct(level)
+        assert (mean, sem) == (result.mean(metric), result.sem(metric)), level
+    assert found.low < found.level < found.high
+
+
+def test_midpoint_of_three_evaluations_and_of_an_empty_bracket():
+    """``max_evaluations = 3``, the fewest allowed, is low, high and one bisection; a bracket
+    with ``high == low`` is refused."""
+    data = two_class_data(margin=1.0, n=200)
+    found = midpoint(Logits(), data, layers=("act",), draws=4, max_evaluations=3)
+    assert len(found.evaluations) == 3
+    with pytest.raises(ConfigError) as error:
+        midpoint(Logits(), data, layers=("act",), draws=4, low=1.0, high=1.0)
+    assert str(error.value).startswith("high (1.0) must exceed low (1.0)"), str(error.value)
+
+
+def test_chance_level_of_classification_metrics():
+    """Accuracy 1/classes; cross-entropy log(classes), the task's own loss on uniform logits."""
+    task = Task("classification")
+    assert task.chance("accuracy", 4) == 0.25
+    uniform = torch.zeros(6, 4, dtype=torch.float64)
+    targets = torch.tensor([0, 1, 2, 3, 3, 1])
+    assert task.chance("cross_entropy", 4) == pytest.approx(float(task.loss(uniform, targets)))
+
+
+def test_regression_targets_without_the_single_output_axis_get_it():
+    """Targets (B,) for outputs (B, 1), or (B, T) for (B, T, 1), are compared element by
+    element, as if given with the output's trailing axis."""
+    task = Task("regression")
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(5, 1), (5, 3, 1)]:
+        output = torch.randn(shape, generator=generator, dtype=torch.float64)
+        target = torch.randn(shape[:-1], generator=generator, dtype=torch.float64)
+        expected = ((output[..., 0] - target) ** 2).mean()
+        assert float(task.loss(output, target)) == pytest.approx(float(expected), rel=1e-12)

@@ -164,6 +164,15 @@ def test_bad_regime_settings_name_the_setting(make, message) -> None:
     assert str(error.value).startswith(message), str(error.value)
 
 
+def test_noise_injection_of_circuit_noise_says_what_to_do_instead() -> None:
+    with pytest.raises(ConfigError) as error:
+        NoiseInjection(NoiseSpec("circuit", 0.5))
+    assert str(error.value) == (
+        "NoiseInjection.noise cannot be kind='circuit': build the model with a circuit noise "
+        "(LayerSpec noise) and use NoiseInjection() instead"
+    )
+
+
 def test_chip_retrain_needs_circuit_neurons() -> None:
     with pytest.raises(ConfigError) as error:
         ChipRetrain().install(_model(), Task(), 0)
