@@ -583,3 +583,91 @@ def test_regression_targets_without_the_single_output_axis_get_it():
         target = torch.randn(shape[:-1], generator=generator, dtype=torch.float64)
         expected = ((output[..., 0] - target) ** 2).mean()
         assert float(task.loss(output, target)) == pytest.approx(float(expected), rel=1e-12)
+    # the loss is computed in the output's dtype, whatever the targets'
+    output32 = torch.randn(5, 1, generator=generator)
+    assert task.loss(output32, torch.randn(5, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_midpoint_is_interpolated_in_its_final_bracket():
+    """The level is the log-axis interpolation of the metric between the final bracket's ends,
+    its statistical error the sem of the evaluation nearest it (log axis) over the slope across
+    the bracket, the bracket error half the bracket's width, the uncertainty both in quadrature;
+    bisection stops at the tolerance, before the evaluation limit."""
+    data = two_class_data(margin=3.0, n=600)  # midpoint near 3.1: far from 1 on a log axis
+    found = midpoint(Logits(), data, layers=("act",), draws=32, tolerance=0.02)
+    assert found.metric == "accuracy" and found.chance == 0.5
+    assert found.target == 0.5 * (found.clean + 0.5)
+    means = {level: mean for level, mean, _ in found.evaluations}
+    above, below = means[found.low] - found.target, means[found.high] - found.target
+    assert above > 0 >= below
+    log_level = math.log(found.low) + above / (above - below) * math.log(found.high / found.low)
+    assert found.level == pytest.approx(math.exp(log_level), rel=1e-12)
+    nearest = min(found.evaluations, key=lambda row: abs(math.log(row[0]) - log_level))
+    slope = (means[found.high] - means[found.low]) / (found.high - found.low)
+    assert found.statistical == pytest.approx(nearest[2] / abs(slope), rel=1e-12)
+    assert found.bracket == pytest.approx(0.5 * (found.high - found.low), rel=1e-12)
+    assert found.uncertainty == pytest.approx(math.hypot(found.bracket, found.statistical))
+    assert found.high / found.low <= 1.02 and len(found.evaluations) < 24
+
+
+def test_midpoint_widens_the_bracket_up_to_four_times_each_way():
+    """``high`` is multiplied by 10 until the metric is below halfway, ``low`` divided by 10
+    until it is above, at most four times each; past that the error names the last level."""
+    data = two_class_data(margin=1.0, n=1000)  # midpoint near 1.05
+    settings = {"layers": ("act",), "draws": 16, "tolerance": 0.5}
+    up = midpoint(Logits(), data, low=1e-4, high=2e-3, **settings)
+    levels = [level for level, _, _ in up.evaluations]
+    assert levels[:5] == pytest.approx([1e-4, 2e-3, 2e-2, 2e-1, 2.0], rel=1e-12)
+    down = midpoint(Logits(), data, low=5e3, high=5e4, **settings)
+    levels = [level for level, _, _ in down.evaluations]
+    assert levels[:6] == pytest.approx([5e3, 5e2, 50.0, 5.0, 0.5, 5e4], rel=1e-12)
+    assert down.low < 1.05 < down.high
+    with pytest.raises(ConfigError) as error:
+        midpoint(Logits(), data, low=1e-9, high=1e-8, **settings)
+    assert str(error.value) == (
+        "accuracy does not fall halfway to chance (0.75) by noise level 0.0001"
+    )
+    with pytest.raises(ConfigError) as error:
+        midpoint(Logits(), data, chance=1.0, **settings)
+    assert str(error.value) == "the clean accuracy (1) is already at chance"
+
+
+def test_output_distance_is_the_kl_of_the_softmaxes_or_the_mean_squared_difference():
+    """Classification: KL(softmax(clean) ‖ softmax(perturbed)) over the last axis, summed and
+    divided by the batch size; regression: the mean squared difference."""
+    generator = torch.Generator().manual_seed(2)
+    clean = torch.randn(2, 4, 3, generator=generator, dtype=torch.float64)
+    perturbed = torch.randn(2, 4, 3, generator=generator, dtype=torch.float64)
+    p, q = torch.softmax(clean, dim=-1), torch.softmax(perturbed, dim=-1)
+    kl = float((p * (p.log() - q.log())).sum()) / 2
+    assert float(Task().distance(clean, perturbed)) == pytest.approx(kl, rel=1e-12)
+    assert float(Task().distance(clean, clean)) == pytest.approx(0.0, abs=1e-15)
+    mse = float(((perturbed - clean) ** 2).mean())
+    assert float(Task("regression").distance(clean, perturbed)) == pytest.approx(mse, rel=1e-12)
+
+
+def test_targets_in_the_dtype_the_loss_needs():
+    """Classification: class indices as integers (floats only if whole numbers), else an error
+    naming the problem; regression: floats as given, integers in the default float dtype."""
+    classes = Task().targets(torch.tensor([0.0, 2.0, 1.0]))
+    assert classes.dtype == torch.long and classes.tolist() == [0, 2, 1]
+    assert Task().targets(torch.tensor([1, 0])).dtype == torch.long
+    with pytest.raises(ConfigError) as error:
+        Task().targets(torch.tensor([0.5, 1.0]))
+    assert str(error.value) == "classification targets must be integer class indices"
+    values = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    assert Task("regression").targets(values) is values
+    whole = Task("regression").targets(torch.tensor([1, 3]))
+    assert whole.dtype == torch.get_default_dtype() and whole.tolist() == [1.0, 3.0]
+    with pytest.raises(ConfigError) as error:
+        Task("ranking")
+    assert str(error.value).startswith("task must be one of"), str(error.value)
+
+
+def test_r2_is_one_minus_the_squared_error_over_the_spread_when_there_is_a_spread():
+    task = Task("regression")
+    sums = {"squared": np.array([2.0, 4.0]), "absolute": np.array([2.0, 3.0]), "count": 4.0}
+    np.testing.assert_allclose(task.finish(sums, spread=8.0)["r2"], [0.75, 0.5], rtol=1e-15)
+    np.testing.assert_allclose(task.finish(sums, spread=0.5)["r2"], [-3.0, -7.0], rtol=1e-15)
+    assert "r2" not in task.finish(sums, spread=0.0) and "r2" not in task.finish(sums)
+    np.testing.assert_allclose(task.finish(sums)["rmse"], np.sqrt([0.5, 1.0]), rtol=1e-15)
