@@ -671,3 +671,46 @@ def test_r2_is_one_minus_the_squared_error_over_the_spread_when_there_is_a_sprea
     np.testing.assert_allclose(task.finish(sums, spread=0.5)["r2"], [-3.0, -7.0], rtol=1e-15)
     assert "r2" not in task.finish(sums, spread=0.0) and "r2" not in task.finish(sums)
     np.testing.assert_allclose(task.finish(sums)["rmse"], np.sqrt([0.5, 1.0]), rtol=1e-15)
+
+
+def _bias_only_model() -> nn.Module:
+    """Logits from the biases alone (zero weights): class 0 ahead by 0.1."""
+    model = nn.Sequential(nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.copy_(torch.tensor([0.1, 0.0]))
+    return model
+
+
+def test_worst_case_attacks_the_biases_only_when_asked_and_checks_its_settings():
+    """Zero weights (their bound ζ|θ| is 0), class 0 ahead by its bias: with ``biases=True``
+    the attack lowers that bias past class 1's and the accuracy goes from the share of class 0
+    to that of class 1; with ``biases=False`` nothing can move. Float64 data reach a float32
+    model in its dtype; a random start is reproducible from the seed; bad settings are named."""
+    labels = torch.tensor([0, 0, 0, 1] * 25)
+    data = (torch.zeros(100, 2, dtype=torch.float64), labels)  # float64 data, float32 model
+    model = _bias_only_model()
+    attacked = worst_case(model, data, 2.0, steps=3, attack_samples=1)
+    assert attacked.clean.mean() == 0.75 and attacked.attacked.mean() == 0.25
+    assert attacked.relative_change > 0
+    kept = worst_case(model, data, 2.0, steps=3, biases=False)
+    assert kept.attacked.mean() == kept.clean.mean() == 0.75 and kept.relative_change == 0.0
+    assert torch.equal(model[0].bias.detach(), torch.tensor([0.1, 0.0]))
+    settings = {"steps": 0, "random_start": True, "seed": 4}
+    first, again = (
+        worst_case(model, data, 0.5, **settings),
+        worst_case(model, data, 0.5, **settings),
+    )
+    assert first.relative_change == again.relative_change > 0
+    other = worst_case(model, data, 0.5, **{**settings, "seed": 5})
+    assert other.relative_change != first.relative_change
+    for call, message in [
+        ({"zeta": -0.1}, "zeta must be"),
+        ({"zeta": 0.1, "attack_samples": 0}, "attack_samples must be"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            worst_case(model, data, **call)
+        assert str(error.value).startswith(message), str(error.value)
+    with pytest.raises(ConfigError) as error:
+        worst_case(model, (data[0],), 0.1)
+    assert str(error.value) == "data must be a pair (inputs, targets)"
