@@ -430,3 +430,34 @@ def test_noise_injection_trains_with_noise_seeded_per_layer_and_only_where_asked
     only = _layer_noise(model, NoiseInjection(spec, layers=("act2",)), x, seed=5)
     assert torch.equal(only["act1"], torch.zeros_like(only["act1"]))
     assert float(only["act2"].abs().max()) > 0
+
+
+def test_projected_attack_steps_default_to_2_5_over_steps_and_settings_are_named() -> None:
+    """From a random start, the default step is 2.5/steps of the box half-width (the same δ as
+    that fraction given), a fraction given is the one used, 0 steps is the start alone, and bad
+    settings are errors naming them."""
+    model, (x, y) = _model(), _batch()
+    task, params = Task(), perturbable(model)
+
+    def objective(perturbed):
+        return task.loss(functional_call(model, perturbed, (x,)), y)
+
+    def attack(steps, fraction):
+        generator = torch.Generator().manual_seed(0)
+        return projected_attack(params, objective, 0.1, steps, fraction, generator, True)
+
+    def same(a, b) -> bool:
+        return all(torch.equal(a[name], b[name]) for name in a)
+
+    for steps in (1, 4):
+        assert same(attack(steps, None), attack(steps, 2.5 / steps)), steps
+    assert not same(attack(4, 0.3), attack(4, None))
+    assert not same(attack(0, None), attack(1, None))
+    for settings, message in [
+        ({"zeta": -1.0}, "zeta must be"),
+        ({"steps": -1}, "steps must be"),
+        ({"step_fraction": 0.0}, "step_fraction must be"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            projected_attack(params, objective, **{"zeta": 0.1, **settings})
+        assert str(error.value).startswith(message), str(error.value)
