@@ -714,3 +714,22 @@ def test_worst_case_attacks_the_biases_only_when_asked_and_checks_its_settings()
     with pytest.raises(ConfigError) as error:
         worst_case(model, (data[0],), 0.1)
     assert str(error.value) == "data must be a pair (inputs, targets)"
+
+
+def test_r2_of_several_outputs_is_against_each_columns_mean_and_two_values_have_a_spread():
+    """R² = 1 − SSE / Σ (y − the column's mean)², the same on the device given; the standard
+    deviation of two values is the sample one, not 0."""
+    generator = torch.Generator().manual_seed(7)
+    x = torch.rand(50, 2, generator=generator, dtype=torch.float64)
+    x[:, 1] += 3.0  # the columns' means differ
+    y = x + 0.1 * torch.randn(50, 2, generator=generator, dtype=torch.float64)
+    y_mean = y.mean(dim=0)
+    expected = 1.0 - float(((x - y) ** 2).sum()) / float(((y - y_mean) ** 2).sum())
+    result = monte_carlo(Identity(), (x, y), task="regression", draws=1)
+    assert result.mean("r2") == pytest.approx(expected, rel=1e-6)  # (float32 model)
+    on_cpu = monte_carlo(Identity(), (x, y), task="regression", draws=1, device="cpu")
+    assert on_cpu.mean("r2") == result.mean("r2")
+    from circuitnn.evaluate.montecarlo import MonteCarloResult
+
+    two = MonteCarloResult("regression", {"rmse": np.array([[1.0, 3.0]])})
+    assert two.std("rmse") == pytest.approx(math.sqrt(2.0), rel=1e-15)
