@@ -692,7 +692,9 @@ def test_worst_case_attacks_the_biases_only_when_asked_and_checks_its_settings()
     model = _bias_only_model()
     attacked = worst_case(model, data, 2.0, steps=3, attack_samples=1)
     assert attacked.clean.mean() == 0.75 and attacked.attacked.mean() == 0.25
-    assert attacked.relative_change > 0
+    # the bias moved from 0.1 to the far end of its box, 0.1 - 2.0 * 0.1: ‖δ‖/‖θ‖ = 2
+    assert attacked.zeta == 2.0 and attacked.relative_change == pytest.approx(2.0, rel=1e-6)
+    assert worst_case(model, data, 0.5, steps=0).relative_change == 0.0  # no random start
     kept = worst_case(model, data, 2.0, steps=3, biases=False)
     assert kept.attacked.mean() == kept.clean.mean() == 0.75 and kept.relative_change == 0.0
     assert torch.equal(model[0].bias.detach(), torch.tensor([0.1, 0.0]))
@@ -704,6 +706,9 @@ def test_worst_case_attacks_the_biases_only_when_asked_and_checks_its_settings()
     assert first.relative_change == again.relative_change > 0
     other = worst_case(model, data, 0.5, **{**settings, "seed": 5})
     assert other.relative_change != first.relative_change
+    steps = {"steps": 2, "random_start": True, "seed": 4}
+    slow = worst_case(model, data, 0.5, step_fraction=0.3, **steps)
+    assert slow.relative_change != worst_case(model, data, 0.5, **steps).relative_change
     for call, message in [
         ({"zeta": -0.1}, "zeta must be"),
         ({"zeta": 0.1, "attack_samples": 0}, "attack_samples must be"),
@@ -733,3 +738,19 @@ def test_r2_of_several_outputs_is_against_each_columns_mean_and_two_values_have_
 
     two = MonteCarloResult("regression", {"rmse": np.array([[1.0, 3.0]])})
     assert two.std("rmse") == pytest.approx(math.sqrt(2.0), rel=1e-15)
+
+
+def test_worst_case_evaluates_with_the_task_draws_and_seed_it_is_given():
+    """The clean and attacked evaluations are monte_carlo's with the task, draws and seed given
+    (at ζ = 0 both are the unperturbed model's)."""
+    model = nn.Sequential(nn.Linear(2, 2), NoiseSpec("additive", 0.3).build(seed=0)).double()
+    data = two_class_data(n=60)
+    result = worst_case(model, data, 0.0, draws=3, seed=2)
+    expected = monte_carlo(model, data, draws=3, seed=2)
+    for evaluation in (result.clean, result.attacked):
+        assert evaluation.metrics.keys() == expected.metrics.keys()
+        for name, values in expected.metrics.items():
+            np.testing.assert_array_equal(evaluation.metrics[name], values, err_msg=name)
+    x = torch.linspace(0.0, 1.0, 20, dtype=torch.float64)[:, None]
+    regression = worst_case(nn.Linear(1, 1).double(), (x, 2 * x[:, 0]), 0.1, task="regression")
+    assert {"rmse", "r2"} <= regression.clean.metrics.keys() <= regression.attacked.metrics.keys()

@@ -461,3 +461,43 @@ def test_projected_attack_steps_default_to_2_5_over_steps_and_settings_are_named
         with pytest.raises(ConfigError) as error:
             projected_attack(params, objective, **{"zeta": 0.1, **settings})
         assert str(error.value).startswith(message), str(error.value)
+
+
+class _Partly(torch.nn.Module):
+    """A parameter the output does not use (registered first), then a layer whose second
+    input is always 0 in the test (its weights get a zero gradient)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spare = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        self.linear = torch.nn.Linear(2, 2).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def test_projected_attack_steps_by_its_fraction_of_the_bound_along_the_gradient_sign() -> None:
+    """One step from zero moves each parameter by step_fraction·ζ|θ| times the sign of the
+    objective's gradient: 0 where that gradient is 0, nothing for a parameter the objective does
+    not use; a random start lies inside the box."""
+    model = _Partly()
+    x = torch.tensor([[1.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    params = perturbable(model)
+
+    def objective(perturbed):
+        return functional_call(model, perturbed, (x,)).pow(2).sum()
+
+    delta = projected_attack(params, objective, 0.5, 1, 0.1, None, False)
+    names = list(params)
+    grads = torch.autograd.grad(objective(params), [params[n] for n in names], allow_unused=True)
+    for name, grad in zip(names, grads, strict=True):
+        bound = 0.5 * params[name].detach().abs()
+        expected = torch.zeros_like(bound) if grad is None else 0.1 * bound * grad.sign()
+        torch.testing.assert_close(delta[name], expected, rtol=1e-12, atol=0.0)
+    assert bool((delta["linear.weight"][:, 1] == 0).all()) and bool(
+        delta["linear.bias"].ne(0).all()
+    )
+    start = projected_attack(params, objective, 0.5, 0, None, torch.Generator().manual_seed(1))
+    for name, value in start.items():
+        assert bool((value.abs() <= 0.5 * params[name].detach().abs()).all()), name
+        assert bool(value.ne(0).any()), name
