@@ -3,11 +3,39 @@ below stand in for it only where a fault of ngspice itself (a hang, a crash) is 
 
 from __future__ import annotations
 
+import json
+import os
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under mutmut (a mutant's run: MUTANT_UNDER_TEST names it), the cheap tests first and each
+    module's tests together (tests/mutant_order.py); any other run keeps pytest's order."""
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return
+    stats = Path(__file__).resolve().parents[1] / "mutmut-stats.json"  # in mutants/
+    if not stats.is_file():
+        return
+    from mutant_order import mutant_order
+
+    seconds = json.loads(stats.read_text())["duration_by_test"]
+    items[:] = mutant_order(items, seconds, {item.nodeid: _shared_fixtures(item) for item in items})
+
+
+def _shared_fixtures(item: pytest.Item) -> frozenset[str]:
+    """The suite's own fixtures of module or session scope that ``item`` needs."""
+    definitions = getattr(item, "_fixtureinfo", None)
+    if definitions is None:
+        return frozenset()
+    return frozenset(
+        name
+        for name, chain in definitions.name2fixturedefs.items()
+        if chain and chain[-1].scope != "function" and chain[-1].baseid  # (pytest's own: "")
+    )
 
 
 @pytest.fixture(autouse=True)

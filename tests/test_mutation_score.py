@@ -32,3 +32,60 @@ def test_results_are_counted_per_module() -> None:
     assert rows[2] == "| `circuitnn/nn/activation.py` | 2 | 1 | 0 | 1 | 1 | 2 of 3 killed |"
     assert rows[3] == "| `circuitnn/noise.py` | 1 | 1 | 1 | 0 | 0 | 1 of 3 killed |"
     assert rows[4] == "| **all** | 3 | 2 | 1 | 1 | 1 | 3 of 6 killed |"
+
+
+def test_a_mutants_tests_run_cheapest_module_first_each_module_together_the_store_last() -> None:
+    from types import SimpleNamespace
+
+    from mutant_order import mutant_order
+
+    def item(nodeid: str, *fixtures: str) -> SimpleNamespace:
+        return SimpleNamespace(nodeid=nodeid, fixturenames=["request", *fixtures])
+
+    # as mutmut hands them over: modules interleaved, slow and store tests anywhere
+    items = [
+        item("tests/test_b.py::slow"),
+        item("tests/test_p.py::uses_store", "families", "quick_store"),
+        item("tests/test_a.py::second"),
+        item("tests/test_b.py::quick"),
+        item("tests/test_p.py::pure"),
+        item("tests/test_a.py::first"),
+        item("tests/test_a.py::unrecorded"),
+        item("tests/test_q.py::also_store", "quick_store"),
+        item("tests/test_c.py::needs_model", "trained"),
+        item("tests/test_c.py::plain"),
+    ]
+    seconds = {
+        "tests/test_b.py::slow": 3.0,
+        "tests/test_b.py::quick": 0.1,
+        "tests/test_a.py::first": 0.2,
+        "tests/test_a.py::second": 0.5,
+        "tests/test_p.py::pure": 1.0,
+        "tests/test_p.py::uses_store": 0.6,
+        "tests/test_q.py::also_store": 0.5,
+        "tests/test_c.py::needs_model": 0.001,  # its fixture's setup is not in the record
+        "tests/test_c.py::plain": 0.3,
+    }
+    # module- or session-scoped fixtures; one every test of a module needs does not count
+    shared = {
+        "tests/test_c.py::needs_model": frozenset({"trained", "one_thread"}),
+        "tests/test_c.py::plain": frozenset({"one_thread"}),
+        "tests/test_a.py::first": frozenset({"one_thread"}),
+        "tests/test_a.py::second": frozenset({"one_thread"}),
+    }
+    order = [i.nodeid.removeprefix("tests/") for i in mutant_order(items, seconds, shared)]
+    assert order == [
+        "test_a.py::unrecorded",  # module a: its quickest test, unrecorded, counts as 0 s
+        "test_a.py::first",
+        "test_a.py::second",
+        "test_b.py::quick",  # module b: 0.1 s, the slow test with it
+        "test_b.py::slow",
+        "test_c.py::plain",  # module c: 0.3 s, the test that needs a shared fixture after it
+        "test_c.py::needs_model",
+        "test_p.py::pure",  # 1.0 s
+        "test_q.py::also_store",  # the simulated store last, the module of the quickest first
+        "test_p.py::uses_store",
+    ]
+    assert mutant_order([], seconds) == []
+    unshared = [i.nodeid for i in mutant_order(items, seconds)]  # no scopes known
+    assert unshared.index("tests/test_c.py::needs_model") < unshared.index("tests/test_b.py::quick")

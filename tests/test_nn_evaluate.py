@@ -503,3 +503,254 @@ def test_layer_snr(trained):
     assert result["act1"].noise == pytest.approx(sigma**2, rel=0.05)
     assert result["act1"].snr == pytest.approx(result["act1"].signal / sigma**2, rel=0.05)
     assert result["act2"].noise > 0 and math.isfinite(result["output"].snr_db)
+
+
+class NoisyLogits(nn.Module):
+    """Logits through one activation layer, then the model's own additive noise (on in eval)."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.act = nn.Identity()
+        self.own = NoiseSpec("additive", sigma).build(seed=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.own(self.act(x))
+
+
+@pytest.mark.parametrize("own_noise", [True, False])
+def test_curve_and_midpoint_evaluate_with_the_settings_they_are_given(own_noise):
+    """Every point of a curve and every evaluation of a midpoint is monte_carlo's with the same
+    chips, draws, seed, own noise and rows per pass (none of them the default), for the metric
+    asked for; a chance level given is the one used."""
+    model, data = NoisyLogits(0.3), two_class_data(margin=1.0, n=300)
+    settings = {
+        "chips": 2,
+        "draws": 5,
+        "seed": 3,
+        "own_noise": own_noise,
+        "max_rows": 70,
+        "layers": ("act",),
+    }
+
+    def direct(level: float):
+        noise = NoiseSpec("additive", level) if level else None
+        return monte_carlo(model, data, noise=noise, **settings)
+
+    metric = "cross_entropy"  # not the main metric (accuracy)
+    curve = robustness_curve(model, data, [0.0, 0.8], metric=metric, **settings)
+    for k, level in enumerate([0.0, 0.8]):
+        result = direct(level)
+        assert curve.mean[k] == result.mean(metric)
+        assert (curve.std[k], curve.sem[k]) == (result.std(metric), result.sem(metric))
+
+    found = midpoint(model, data, metric=metric, chance=1.5, tolerance=0.2, **settings)
+    clean = direct(0.0).mean(metric)
+    assert (found.clean, found.chance, found.target) == (clean, 1.5, 0.5 * (clean + 1.5))
+    assert len(found.evaluations) >= 3
+    for level, mean, sem in found.evaluations:
+        result = direct(level)
+        assert (mean, sem) == (result.mean(metric), result.sem(metric)), level
+    assert found.low < found.level < found.high
+
+
+def test_midpoint_of_three_evaluations_and_of_an_empty_bracket():
+    """``max_evaluations = 3``, the fewest allowed, is low, high and one bisection; a bracket
+    with ``high == low`` is refused."""
+    data = two_class_data(margin=1.0, n=200)
+    found = midpoint(Logits(), data, layers=("act",), draws=4, max_evaluations=3)
+    assert len(found.evaluations) == 3
+    with pytest.raises(ConfigError) as error:
+        midpoint(Logits(), data, layers=("act",), draws=4, low=1.0, high=1.0)
+    assert str(error.value).startswith("high (1.0) must exceed low (1.0)"), str(error.value)
+
+
+def test_chance_level_of_classification_metrics():
+    """Accuracy 1/classes; cross-entropy log(classes), the task's own loss on uniform logits."""
+    task = Task("classification")
+    assert task.chance("accuracy", 4) == 0.25
+    uniform = torch.zeros(6, 4, dtype=torch.float64)
+    targets = torch.tensor([0, 1, 2, 3, 3, 1])
+    assert task.chance("cross_entropy", 4) == pytest.approx(float(task.loss(uniform, targets)))
+
+
+def test_regression_targets_without_the_single_output_axis_get_it():
+    """Targets (B,) for outputs (B, 1), or (B, T) for (B, T, 1), are compared element by
+    element, as if given with the output's trailing axis."""
+    task = Task("regression")
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(5, 1), (5, 3, 1)]:
+        output = torch.randn(shape, generator=generator, dtype=torch.float64)
+        target = torch.randn(shape[:-1], generator=generator, dtype=torch.float64)
+        expected = ((output[..., 0] - target) ** 2).mean()
+        assert float(task.loss(output, target)) == pytest.approx(float(expected), rel=1e-12)
+    # the loss is computed in the output's dtype, whatever the targets'
+    output32 = torch.randn(5, 1, generator=generator)
+    assert task.loss(output32, torch.randn(5, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_midpoint_is_interpolated_in_its_final_bracket():
+    """The level is the log-axis interpolation of the metric between the final bracket's ends,
+    its statistical error the sem of the evaluation nearest it (log axis) over the slope across
+    the bracket, the bracket error half the bracket's width, the uncertainty both in quadrature;
+    bisection stops at the tolerance, before the evaluation limit."""
+    data = two_class_data(margin=3.0, n=600)  # midpoint near 3.1: far from 1 on a log axis
+    found = midpoint(Logits(), data, layers=("act",), draws=32, tolerance=0.02)
+    assert found.metric == "accuracy" and found.chance == 0.5
+    assert found.target == 0.5 * (found.clean + 0.5)
+    means = {level: mean for level, mean, _ in found.evaluations}
+    above, below = means[found.low] - found.target, means[found.high] - found.target
+    assert above > 0 >= below
+    log_level = math.log(found.low) + above / (above - below) * math.log(found.high / found.low)
+    assert found.level == pytest.approx(math.exp(log_level), rel=1e-12)
+    nearest = min(found.evaluations, key=lambda row: abs(math.log(row[0]) - log_level))
+    slope = (means[found.high] - means[found.low]) / (found.high - found.low)
+    assert found.statistical == pytest.approx(nearest[2] / abs(slope), rel=1e-12)
+    assert found.bracket == pytest.approx(0.5 * (found.high - found.low), rel=1e-12)
+    assert found.uncertainty == pytest.approx(math.hypot(found.bracket, found.statistical))
+    assert found.high / found.low <= 1.02 and len(found.evaluations) < 24
+
+
+def test_midpoint_widens_the_bracket_up_to_four_times_each_way():
+    """``high`` is multiplied by 10 until the metric is below halfway, ``low`` divided by 10
+    until it is above, at most four times each; past that the error names the last level."""
+    data = two_class_data(margin=1.0, n=1000)  # midpoint near 1.05
+    settings = {"layers": ("act",), "draws": 16, "tolerance": 0.5}
+    up = midpoint(Logits(), data, low=1e-4, high=2e-3, **settings)
+    levels = [level for level, _, _ in up.evaluations]
+    assert levels[:5] == pytest.approx([1e-4, 2e-3, 2e-2, 2e-1, 2.0], rel=1e-12)
+    down = midpoint(Logits(), data, low=5e3, high=5e4, **settings)
+    levels = [level for level, _, _ in down.evaluations]
+    assert levels[:6] == pytest.approx([5e3, 5e2, 50.0, 5.0, 0.5, 5e4], rel=1e-12)
+    assert down.low < 1.05 < down.high
+    with pytest.raises(ConfigError) as error:
+        midpoint(Logits(), data, low=1e-9, high=1e-8, **settings)
+    assert str(error.value) == (
+        "accuracy does not fall halfway to chance (0.75) by noise level 0.0001"
+    )
+    with pytest.raises(ConfigError) as error:
+        midpoint(Logits(), data, chance=1.0, **settings)
+    assert str(error.value) == "the clean accuracy (1) is already at chance"
+
+
+def test_output_distance_is_the_kl_of_the_softmaxes_or_the_mean_squared_difference():
+    """Classification: KL(softmax(clean) ‖ softmax(perturbed)) over the last axis, summed and
+    divided by the batch size; regression: the mean squared difference."""
+    generator = torch.Generator().manual_seed(2)
+    clean = torch.randn(2, 4, 3, generator=generator, dtype=torch.float64)
+    perturbed = torch.randn(2, 4, 3, generator=generator, dtype=torch.float64)
+    p, q = torch.softmax(clean, dim=-1), torch.softmax(perturbed, dim=-1)
+    kl = float((p * (p.log() - q.log())).sum()) / 2
+    assert float(Task().distance(clean, perturbed)) == pytest.approx(kl, rel=1e-12)
+    assert float(Task().distance(clean, clean)) == pytest.approx(0.0, abs=1e-15)
+    mse = float(((perturbed - clean) ** 2).mean())
+    assert float(Task("regression").distance(clean, perturbed)) == pytest.approx(mse, rel=1e-12)
+
+
+def test_targets_in_the_dtype_the_loss_needs():
+    """Classification: class indices as integers (floats only if whole numbers), else an error
+    naming the problem; regression: floats as given, integers in the default float dtype."""
+    classes = Task().targets(torch.tensor([0.0, 2.0, 1.0]))
+    assert classes.dtype == torch.long and classes.tolist() == [0, 2, 1]
+    assert Task().targets(torch.tensor([1, 0])).dtype == torch.long
+    with pytest.raises(ConfigError) as error:
+        Task().targets(torch.tensor([0.5, 1.0]))
+    assert str(error.value) == "classification targets must be integer class indices"
+    values = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    assert Task("regression").targets(values) is values
+    whole = Task("regression").targets(torch.tensor([1, 3]))
+    assert whole.dtype == torch.get_default_dtype() and whole.tolist() == [1.0, 3.0]
+    with pytest.raises(ConfigError) as error:
+        Task("ranking")
+    assert str(error.value).startswith("task must be one of"), str(error.value)
+
+
+def test_r2_is_one_minus_the_squared_error_over_the_spread_when_there_is_a_spread():
+    task = Task("regression")
+    sums = {"squared": np.array([2.0, 4.0]), "absolute": np.array([2.0, 3.0]), "count": 4.0}
+    np.testing.assert_allclose(task.finish(sums, spread=8.0)["r2"], [0.75, 0.5], rtol=1e-15)
+    np.testing.assert_allclose(task.finish(sums, spread=0.5)["r2"], [-3.0, -7.0], rtol=1e-15)
+    assert "r2" not in task.finish(sums, spread=0.0) and "r2" not in task.finish(sums)
+    np.testing.assert_allclose(task.finish(sums)["rmse"], np.sqrt([0.5, 1.0]), rtol=1e-15)
+
+
+def _bias_only_model() -> nn.Module:
+    """Logits from the biases alone (zero weights): class 0 ahead by 0.1."""
+    model = nn.Sequential(nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.copy_(torch.tensor([0.1, 0.0]))
+    return model
+
+
+def test_worst_case_attacks_the_biases_only_when_asked_and_checks_its_settings():
+    """Zero weights (their bound ζ|θ| is 0), class 0 ahead by its bias: with ``biases=True``
+    the attack lowers that bias past class 1's and the accuracy goes from the share of class 0
+    to that of class 1; with ``biases=False`` nothing can move. Float64 data reach a float32
+    model in its dtype; a random start is reproducible from the seed; bad settings are named."""
+    labels = torch.tensor([0, 0, 0, 1] * 25)
+    data = (torch.zeros(100, 2, dtype=torch.float64), labels)  # float64 data, float32 model
+    model = _bias_only_model()
+    attacked = worst_case(model, data, 2.0, steps=3, attack_samples=1)
+    assert attacked.clean.mean() == 0.75 and attacked.attacked.mean() == 0.25
+    # the bias moved from 0.1 to the far end of its box, 0.1 - 2.0 * 0.1: ‖δ‖/‖θ‖ = 2
+    assert attacked.zeta == 2.0 and attacked.relative_change == pytest.approx(2.0, rel=1e-6)
+    assert worst_case(model, data, 0.5, steps=0).relative_change == 0.0  # no random start
+    kept = worst_case(model, data, 2.0, steps=3, biases=False)
+    assert kept.attacked.mean() == kept.clean.mean() == 0.75 and kept.relative_change == 0.0
+    assert torch.equal(model[0].bias.detach(), torch.tensor([0.1, 0.0]))
+    settings = {"steps": 0, "random_start": True, "seed": 4}
+    first, again = (
+        worst_case(model, data, 0.5, **settings),
+        worst_case(model, data, 0.5, **settings),
+    )
+    assert first.relative_change == again.relative_change > 0
+    other = worst_case(model, data, 0.5, **{**settings, "seed": 5})
+    assert other.relative_change != first.relative_change
+    steps = {"steps": 2, "random_start": True, "seed": 4}
+    slow = worst_case(model, data, 0.5, step_fraction=0.3, **steps)
+    assert slow.relative_change != worst_case(model, data, 0.5, **steps).relative_change
+    for call, message in [
+        ({"zeta": -0.1}, "zeta must be"),
+        ({"zeta": 0.1, "attack_samples": 0}, "attack_samples must be"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            worst_case(model, data, **call)
+        assert str(error.value).startswith(message), str(error.value)
+    with pytest.raises(ConfigError) as error:
+        worst_case(model, (data[0],), 0.1)
+    assert str(error.value) == "data must be a pair (inputs, targets)"
+
+
+def test_r2_of_several_outputs_is_against_each_columns_mean_and_two_values_have_a_spread():
+    """R² = 1 − SSE / Σ (y − the column's mean)², the same on the device given; the standard
+    deviation of two values is the sample one, not 0."""
+    generator = torch.Generator().manual_seed(7)
+    x = torch.rand(50, 2, generator=generator, dtype=torch.float64)
+    x[:, 1] += 3.0  # the columns' means differ
+    y = x + 0.1 * torch.randn(50, 2, generator=generator, dtype=torch.float64)
+    y_mean = y.mean(dim=0)
+    expected = 1.0 - float(((x - y) ** 2).sum()) / float(((y - y_mean) ** 2).sum())
+    result = monte_carlo(Identity(), (x, y), task="regression", draws=1)
+    assert result.mean("r2") == pytest.approx(expected, rel=1e-6)  # (float32 model)
+    on_cpu = monte_carlo(Identity(), (x, y), task="regression", draws=1, device="cpu")
+    assert on_cpu.mean("r2") == result.mean("r2")
+    from circuitnn.evaluate.montecarlo import MonteCarloResult
+
+    two = MonteCarloResult("regression", {"rmse": np.array([[1.0, 3.0]])})
+    assert two.std("rmse") == pytest.approx(math.sqrt(2.0), rel=1e-15)
+
+
+def test_worst_case_evaluates_with_the_task_draws_and_seed_it_is_given():
+    """The clean and attacked evaluations are monte_carlo's with the task, draws and seed given
+    (at ζ = 0 both are the unperturbed model's)."""
+    model = nn.Sequential(nn.Linear(2, 2), NoiseSpec("additive", 0.3).build(seed=0)).double()
+    data = two_class_data(n=60)
+    result = worst_case(model, data, 0.0, draws=3, seed=2)
+    expected = monte_carlo(model, data, draws=3, seed=2)
+    for evaluation in (result.clean, result.attacked):
+        assert evaluation.metrics.keys() == expected.metrics.keys()
+        for name, values in expected.metrics.items():
+            np.testing.assert_array_equal(evaluation.metrics[name], values, err_msg=name)
+    x = torch.linspace(0.0, 1.0, 20, dtype=torch.float64)[:, None]
+    regression = worst_case(nn.Linear(1, 1).double(), (x, 2 * x[:, 0]), 0.1, task="regression")
+    assert {"rmse", "r2"} <= regression.clean.metrics.keys() <= regression.attacked.metrics.keys()

@@ -12,7 +12,7 @@ from helpers import DATA, assert_same_family, options
 
 from circuitnn import extract_family
 from circuitnn.errors import StoreError
-from circuitnn.family import Family
+from circuitnn.family import FAILED, OK, Family
 from circuitnn.family.descriptors import DESCRIPTOR_UNITS
 from circuitnn.spice import ngspice_version
 from circuitnn.store import Store
@@ -99,6 +99,44 @@ def test_store_load_returns_the_same_family(stored: tuple[Path, Family, Family])
     assert loaded.supplies == ()
     assert loaded.supply_current.shape == (3, 0, 61)
     assert loaded.output_unit == "V"
+
+
+def test_rows_are_read_and_overwritten_alone(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    """``read_rows`` gives just the instances asked for; ``update_rows`` (the retry of failed
+    instances) overwrites just those instances' columns and reasons, in that family alone,
+    under the store's lock."""
+    path, divider, diode = stored
+    store = Store(path).copy(tmp_path / "copy.h5")
+    assert repr(store) == f"Store({str(tmp_path / 'copy.h5')!r})"
+    rows = np.array([1, 3])
+    np.testing.assert_array_equal(
+        store.read_rows(divider.key, "curves", rows), divider.curves[rows]
+    )
+    np.testing.assert_array_equal(store.read_rows(divider.key, "power", [4]), divider.power[[4]])
+    assert store.read_rows(divider.key, "curves", []).shape == (0, divider.curves.shape[1])
+
+    curves = divider.curves[rows] * 2.0 + 1.0
+    status = np.array([FAILED, OK], dtype=divider.status.dtype)
+    store.update_rows(
+        divider.key, [1, 3], {"curves": curves, "status": status}, ["refused again", ""]
+    )
+    updated = store.load(divider.key)
+    expected = divider.curves.copy()
+    expected[rows] = curves
+    np.testing.assert_array_equal(updated.curves, expected)
+    assert updated.status.tolist() == [OK, FAILED, OK, OK, OK]
+    assert updated.reasons == ["", "refused again", "", "", ""]
+    np.testing.assert_array_equal(updated.power, divider.power)  # a column not given: kept
+    assert_same_family(store.load(diode.key), diode)
+    assert_same_family(Store(path).load(divider.key), divider)  # the original store untouched
+    assert not list(store.folder.glob(".*.tmp"))
+
+    other = Store(store.path)  # e.g. another process committing to the same store
+    with other.lock(timeout=1), pytest.raises(StoreError, match="locked"):
+        store.update_rows(divider.key, rows, {"curves": divider.curves[rows]}, ["", ""], 0.2)
+    np.testing.assert_array_equal(store.load(divider.key).curves, expected)
 
 
 def test_describe_and_resolve(stored: tuple[Path, Family, Family]) -> None:

@@ -11,6 +11,7 @@ leaves behind (nothing).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -154,6 +155,7 @@ def test_dropout_in_the_chosen_layers_only_each_with_its_own_masks() -> None:
         (lambda: AdversarialWeights(zeta=-1), "AdversarialWeights.zeta"),
         (lambda: AdversarialWeights(beta=-1), "AdversarialWeights.beta"),
         (lambda: AdversarialWeights(step_fraction=0), "AdversarialWeights.step_fraction"),
+        (lambda: AdversarialWeights(steps=0), "AdversarialWeights.steps"),
         (lambda: AdversarialWeights(biases="yes"), "AdversarialWeights.biases"),
         (lambda: NoiseInjection("additive"), "NoiseInjection.noise must be a NoiseSpec"),
     ],
@@ -162,6 +164,36 @@ def test_bad_regime_settings_name_the_setting(make, message) -> None:
     with pytest.raises(ConfigError) as error:
         make()
     assert str(error.value).startswith(message), str(error.value)
+
+
+def test_noise_injection_of_circuit_noise_says_what_to_do_instead() -> None:
+    with pytest.raises(ConfigError) as error:
+        NoiseInjection(NoiseSpec("circuit", 0.5))
+    assert str(error.value) == (
+        "NoiseInjection.noise cannot be kind='circuit': build the model with a circuit noise "
+        "(LayerSpec noise) and use NoiseInjection() instead"
+    )
+
+
+def test_the_fewest_adversarial_steps_is_one_and_noise_injection_describes_its_noise() -> None:
+    assert AdversarialWeights(steps=1).steps == 1
+    spec = NoiseSpec("additive", 0.25)
+    described = NoiseInjection(spec, layers=("act1",)).describe()
+    assert described == {
+        "name": "noise_injection",
+        "noise": dataclasses.asdict(spec),
+        "layers": ("act1",),
+    }
+
+
+def test_noise_or_dropout_in_a_model_without_activation_layers_is_an_error() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    for regime in (NoiseInjection(NoiseSpec("additive", 0.1)), Dropout(0.2)):
+        with pytest.raises(ConfigError) as error:
+            regime.install(model, Task(), 0)
+        assert str(error.value) == (
+            "the model has no activation layers to place noise or dropout after"
+        )
 
 
 def test_chip_retrain_needs_circuit_neurons() -> None:
@@ -232,21 +264,28 @@ def test_weight_smoothing_step_is_taken_at_the_perturbed_weights(kind: str, bias
         assert torch.equal(parameter.detach(), before[name]), name
 
 
-def test_adversarial_weights_add_the_attacked_distance_and_leave_the_weights() -> None:
-    zeta, beta = 0.2, 0.5
+@pytest.mark.parametrize(
+    ("zeta", "beta", "steps", "step_fraction", "biases"),
+    [(0.2, 0.5, 3, None, True), (1.0, 1.0, 2, 0.4, False)],
+)
+def test_adversarial_weights_add_the_attacked_distance_and_leave_the_weights(
+    zeta, beta, steps, step_fraction, biases
+) -> None:
     model, (x, y) = _model(), _batch()
     task = Task()
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    regime = AdversarialWeights(zeta=zeta, beta=beta, steps=3)
+    regime = AdversarialWeights(zeta, beta, steps, step_fraction, biases)
     loss = regime.loss(model, x, y, task, torch.Generator().manual_seed(9))
-    params = perturbable(model)
+    params = perturbable(model, biases)
     clean = model(x)
     reference = clean.detach()
 
     def distance(perturbed):
         return task.distance(reference, functional_call(model, perturbed, (x,)))
 
-    delta = projected_attack(params, distance, zeta, 3, None, torch.Generator().manual_seed(9))
+    delta = projected_attack(
+        params, distance, zeta, steps, step_fraction, torch.Generator().manual_seed(9)
+    )
     for name, d in delta.items():
         assert (d.abs() <= zeta * params[name].detach().abs() + 1e-15).all(), name
     attacked = task.distance(
@@ -351,3 +390,114 @@ def test_chip_retrain_with_a_chip_seed_draws_that_chip() -> None:
     np.testing.assert_allclose(
         model.act1.chip_curves(), family.curves[model.act1.chip.numpy()], atol=1e-12
     )
+
+
+def _layer_noise(model: torch.nn.Module, regime, x: torch.Tensor, seed: int) -> dict:
+    """What the regime adds to each activation layer's output, in one forward pass (a hook
+    before the regime's sees the layer's own output, one after it what the next layer sees)."""
+    names = ("act1", "act2")
+    before: dict[str, torch.Tensor] = {}
+    after: dict[str, torch.Tensor] = {}
+
+    def keep(store: dict, name: str):
+        return lambda module, args, out: store.__setitem__(name, out.detach())
+
+    handles = [getattr(model, n).register_forward_hook(keep(before, n)) for n in names]
+    undo = regime.install(model, Task(), seed)
+    handles += [getattr(model, n).register_forward_hook(keep(after, n)) for n in names]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for callback in reversed(undo):
+            callback()
+    return {n: after[n] - before[n] for n in names}
+
+
+def test_noise_injection_trains_with_noise_seeded_per_layer_and_only_where_asked() -> None:
+    """The regime's noise is on in training even for a spec switched off in training, each
+    layer draws its own noise, the same seed draws the same, and ``layers`` limits where."""
+    model = build_mlp(mlp_spec(8, (WIDTH, WIDTH), 3), seed=0).double()
+    model.train()
+    x, _ = _batch()
+    spec = NoiseSpec("additive", 0.2, in_training=False)
+    noise = _layer_noise(model, NoiseInjection(spec), x, seed=5)
+    assert all(float(n.abs().max()) > 0 for n in noise.values())
+    assert not torch.allclose(noise["act1"], noise["act2"]), "each layer its own noise"
+    again = _layer_noise(model, NoiseInjection(spec), x, seed=5)
+    assert all(torch.equal(noise[n], again[n]) for n in noise), "the same seed, the same noise"
+    only = _layer_noise(model, NoiseInjection(spec, layers=("act2",)), x, seed=5)
+    assert torch.equal(only["act1"], torch.zeros_like(only["act1"]))
+    assert float(only["act2"].abs().max()) > 0
+
+
+def test_projected_attack_steps_default_to_2_5_over_steps_and_settings_are_named() -> None:
+    """From a random start, the default step is 2.5/steps of the box half-width (the same δ as
+    that fraction given), a fraction given is the one used, 0 steps is the start alone, and bad
+    settings are errors naming them."""
+    model, (x, y) = _model(), _batch()
+    task, params = Task(), perturbable(model)
+
+    def objective(perturbed):
+        return task.loss(functional_call(model, perturbed, (x,)), y)
+
+    def attack(steps, fraction):
+        generator = torch.Generator().manual_seed(0)
+        return projected_attack(params, objective, 0.1, steps, fraction, generator, True)
+
+    def same(a, b) -> bool:
+        return all(torch.equal(a[name], b[name]) for name in a)
+
+    for steps in (1, 4):
+        assert same(attack(steps, None), attack(steps, 2.5 / steps)), steps
+    assert not same(attack(4, 0.3), attack(4, None))
+    assert not same(attack(0, None), attack(1, None))
+    for settings, message in [
+        ({"zeta": -1.0}, "zeta must be"),
+        ({"steps": -1}, "steps must be"),
+        ({"step_fraction": 0.0}, "step_fraction must be"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            projected_attack(params, objective, **{"zeta": 0.1, **settings})
+        assert str(error.value).startswith(message), str(error.value)
+
+
+class _Partly(torch.nn.Module):
+    """A parameter the output does not use (registered first), then a layer whose second
+    input is always 0 in the test (its weights get a zero gradient)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spare = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+        self.linear = torch.nn.Linear(2, 2).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def test_projected_attack_steps_by_its_fraction_of_the_bound_along_the_gradient_sign() -> None:
+    """One step from zero moves each parameter by step_fraction·ζ|θ| times the sign of the
+    objective's gradient: 0 where that gradient is 0, nothing for a parameter the objective does
+    not use; a random start lies inside the box."""
+    model = _Partly()
+    x = torch.tensor([[1.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    params = perturbable(model)
+
+    def objective(perturbed):
+        return functional_call(model, perturbed, (x,)).pow(2).sum()
+
+    delta = projected_attack(params, objective, 0.5, 1, 0.1, None, False)
+    names = list(params)
+    grads = torch.autograd.grad(objective(params), [params[n] for n in names], allow_unused=True)
+    for name, grad in zip(names, grads, strict=True):
+        bound = 0.5 * params[name].detach().abs()
+        expected = torch.zeros_like(bound) if grad is None else 0.1 * bound * grad.sign()
+        torch.testing.assert_close(delta[name], expected, rtol=1e-12, atol=0.0)
+    assert bool((delta["linear.weight"][:, 1] == 0).all()) and bool(
+        delta["linear.bias"].ne(0).all()
+    )
+    start = projected_attack(params, objective, 0.5, 0, None, torch.Generator().manual_seed(1))
+    for name, value in start.items():
+        assert bool((value.abs() <= 0.5 * params[name].detach().abs()).all()), name
+        assert bool(value.ne(0).any()), name
