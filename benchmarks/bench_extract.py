@@ -1599,16 +1599,6 @@ def build_report(
                 table.judge(title, t2, t1 / t2, "speed-up", 1.7, True)
             else:
                 table.add(title, t2, _fmt_ratio(t1 / t2, "speed-up"), "-", "info")
-            if judged and raw_parallel:  # ngspice's own ceiling for (c) on this machine
-                raw_speedup = raw_seq / best(raw_parallel)
-                table.add(
-                    f"    circuitnn's {jobs}-job speed-up / raw ngspice's own, {jobs} at a time "
-                    f"({raw_speedup:.2f}x)",
-                    t2,
-                    f"{(t1 / t2) / raw_speedup:.2f} of it",
-                    "-",
-                    "info",
-                )
             table.add(
                 f"    circuitnn {engine}, {jobs} jobs, vs naive",
                 t2,
