@@ -27,8 +27,8 @@ c1 out 0 1n
 COLUMNS = 4  # frequency, v(in), v(out), i(v1)
 
 
-def _ac_raw(folder: Path) -> bytearray:
-    (folder / "rc.cir").write_text(RC)
+def _ac_raw(folder: Path, sweep: str = "dec 5 10 1e8") -> bytearray:
+    (folder / "rc.cir").write_text(RC.replace("dec 5 10 1e8", sweep))
     subprocess.run(
         [ngspice_executable(), "-n", "-b", "-r", "rc.raw", "rc.cir"],
         cwd=folder,
@@ -51,16 +51,7 @@ def test_a_plot_of_any_length_reads_as_writable_vectors(tmp_path: Path, sweep: s
     """One frequency point too (an operating point's plot has one): ngspice's own values, the
     frequency real, each vector writable (a one-point plot was read as a read-only
     view of the file's bytes, and zeroing its frequency's imaginary part raised ValueError)."""
-    (tmp_path / "rc.cir").write_text(RC.replace("dec 5 10 1e8", sweep))
-    subprocess.run(
-        [ngspice_executable(), "-n", "-b", "-r", "rc.raw", "rc.cir"],
-        cwd=tmp_path,
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    raw = (tmp_path / "rc.raw").read_bytes()
-    (plot,) = read_raw(raw)
+    (plot,) = read_raw(bytes(_ac_raw(tmp_path, sweep)))
     frequency = plot.vectors["frequency"]
     assert (frequency.imag == 0).all()
     points = 1 if sweep.startswith("lin 1") else 36

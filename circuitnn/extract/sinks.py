@@ -51,6 +51,17 @@ class FamilySink(Protocol):
     ) -> None: ...
 
 
+def put_rows(
+    target: dict[str, np.ndarray], n: int, start: int, rows: dict[str, np.ndarray]
+) -> None:
+    """Copy each array of ``rows`` into ``target``'s array of that name at rows ``start``…,
+    making it (``n`` rows, the same trailing shape and dtype) on first use."""
+    for name, values in rows.items():
+        if name not in target:
+            target[name] = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+        target[name][start : start + len(values)] = values
+
+
 class MemoryFamily:
     """A :class:`FamilySink` that fills in-memory arrays and returns them as a :class:`Family`."""
 
@@ -93,20 +104,17 @@ class MemoryFamily:
         extra: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Copy one chunk's rows into the family's arrays."""
-        stop = start + len(status)
-        for name, values, target in (
-            ("curves", curves, self._arrays),
-            ("supply_current", supply_current, self._arrays),
-            ("input_current", input_current, self._arrays),
-            ("power", power, self._arrays),
-            ("status", status, self._arrays),
-            *((name, values, self._arrays) for name, values in (extra or {}).items()),
-            *((name, values, self._descriptors) for name, values in descriptors.items()),
-        ):
-            if name not in target:
-                target[name] = np.empty((self.n, *values.shape[1:]), dtype=values.dtype)
-            target[name][start:stop] = values
-        self._reasons[start:stop] = list(reasons)
+        rows = {
+            "curves": curves,
+            "supply_current": supply_current,
+            "input_current": input_current,
+            "power": power,
+            "status": status,
+            **(extra or {}),
+        }
+        put_rows(self._arrays, self.n, start, rows)
+        put_rows(self._descriptors, self.n, start, descriptors)
+        self._reasons[start : start + len(status)] = list(reasons)
 
     def finish(
         self,
@@ -179,13 +187,9 @@ class KeepingSink:
         self.sink.write_rows(
             start, curves, supply_current, input_current, power, status, reasons, descriptors, extra
         )
-        stop = start + len(status)
         down = {"curves_down": extra["curves_down"]} if extra and "curves_down" in extra else {}
         values_of = dict(zip(KEPT, (curves, supply_current, input_current, power), strict=True))
-        for name, values in {**values_of, **down}.items():
-            if name not in self.arrays:
-                self.arrays[name] = np.empty((self.n, *values.shape[1:]), dtype=values.dtype)
-            self.arrays[name][start:stop] = values
+        put_rows(self.arrays, self.n, start, {**values_of, **down})
         self._rows += len(status)
 
     def finish(

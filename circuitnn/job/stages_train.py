@@ -66,6 +66,7 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
     )
     families: dict[str, Family] = {}
     cached: dict[str, bool] = {}
+    traced: dict[str, list[dict[str, Any]]] = {}
     rows = []
     for neuron in config.families:
         started = time.perf_counter()
@@ -75,9 +76,9 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
         seconds = time.perf_counter() - started
         families[neuron], cached[neuron] = family, family.key in before
         rows.append(_family_row(family, cached[neuron], seconds))
-        traced = family.device_trace("midpoint")
-        if traced:
-            result.tables[f"{family.neuron}: devices"] = traced
+        traced[neuron] = family.device_trace("midpoint")
+        if traced[neuron]:
+            result.tables[f"{family.neuron}: devices"] = traced[neuron]
         result.figures[f"{family.neuron}: curves"] = _cached_picture(
             plot_family, family, folder / f"{family.neuron}-{family.key[:12]}.png"
         )
@@ -92,7 +93,7 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
         f"each with output noise at {FAMILY_NOISE.bias_points} bias points integrated over "
         f"{FAMILY_NOISE.bandwidth:g} Hz, stored in `{store}`.",
         f"The network below uses `{first.neuron}` (family {first.key[:12]}).",
-        *(_strongest_device(family) for family in families.values()),
+        *(_strongest_device(name, traced[name]) for name in families),
     ]
     result.summary = [line for line in result.summary if line]
     note(
@@ -106,17 +107,17 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
     return FamiliesOutcome(families, cached, result)
 
 
-def _strongest_device(family: Family) -> str:
-    """One line naming the realized device parameter that goes most with the midpoint ("" if
-    none could be computed)."""
-    rows = [row for row in family.device_trace("midpoint") if row["ci low"] is not None]
+def _strongest_device(neuron: str, traced: list[dict[str, Any]]) -> str:
+    """One line naming the realized device parameter of ``traced`` (its midpoint trace) that
+    goes most with the midpoint ("" if none could be computed)."""
+    rows = [row for row in traced if row["ci low"] is not None]
     if not rows:
         return ""
     top = rows[0]
     return (
-        f"In `{family.neuron}` the midpoint goes most with `{top['device parameter']}` "
+        f"In `{neuron}` the midpoint goes most with `{top['device parameter']}` "
         f"(r = {top['r with midpoint']:.2f}, 95 % CI {top['ci low']:.2f} to "
-        f"{top['ci high']:.2f}, {top['n']} instances; table `{family.neuron}: devices`)."
+        f"{top['ci high']:.2f}, {top['n']} instances; table `{neuron}: devices`)."
     )
 
 
