@@ -1101,7 +1101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sweep-chunks",
         default=None,
-        help="extra chunk sizes timed in every round, e.g. 100,250 ('' = none)",
+        help="extra chunk sizes timed in every round (default 50,100,250; '' = none)",
     )
     parser.add_argument(
         "--max-idle-wait",
@@ -1153,7 +1153,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.n = args.n or 4000
     args.repeats = args.repeats or 3
     args.naive_samples = args.naive_samples or 200
-    args.sweep_chunks = "100,250" if args.sweep_chunks is None else args.sweep_chunks
+    args.sweep_chunks = "50,100,250" if args.sweep_chunks is None else args.sweep_chunks
     args.max_idle_wait = 30.0 if args.max_idle_wait is None else args.max_idle_wait
     args.retries = 2 if args.retries is None else args.retries
     for name in ("n", "repeats", "naive_samples", "jobs"):

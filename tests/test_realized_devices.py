@@ -115,6 +115,44 @@ def test_builtin_families_record_devices_equal_to_an_isolated_op(name: str, tmp_
         assert np.ptp(family.descriptors[column]) > 0, column
 
 
+# each built-in MOSFET neuron's transistors and the parameter that draws their threshold shift
+THRESHOLD_SHIFTS = {
+    "cmos_inverter": {"mn": "dvt_n", "mp": "dvt_p"},
+    "cmos_inverter_level1": {"mn": "dvt_n", "mp": "dvt_p"},
+    "mirror_relu": {"m1": "dvt1", "m2": "dvt2"},
+    "mirror_relu_level1": {"m1": "dvt1", "m2": "dvt2"},
+    "mos_diffpair": {"m1": "dvt1", "m2": "dvt2"},
+    "mos_diffpair_level1": {"m1": "dvt1", "m2": "dvt2"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLD_SHIFTS))
+def test_recorded_thresholds_carry_each_instance_s_drawn_threshold_shift(
+    name: str, tmp_path: Path
+) -> None:
+    """The threshold mismatch is in the device, so ngspice's realized |vth| of every transistor
+    is its nominal one plus the drawn shift (a larger magnitude for a positive ``dvt``, PMOS
+    included). Where a transistor's source sits on a rail (inverter, mirror) that nominal value is
+    the same for every instance; in a pair both sources share the tail, so the two thresholds
+    differ by exactly the drawn difference whatever the tail voltage does to both."""
+    family = extract_family(
+        name, n=8, seed=5, store=tmp_path / "s.h5", options=options(chunk_size=4)
+    )
+    assert (family.status == 1).all()
+    shifts = THRESHOLD_SHIFTS[name]
+    magnitude = {dev: np.abs(family.descriptors[f"vth_{dev}"]) for dev in shifts}
+    drawn = {dev: family.parameter(parameter) for dev, parameter in shifts.items()}
+    assert all(np.std(values) > 1e-4 for values in drawn.values())  # V: something to follow
+    if "diffpair" in name:
+        np.testing.assert_allclose(
+            magnitude["m1"] - magnitude["m2"], drawn["m1"] - drawn["m2"], rtol=0, atol=1e-6
+        )
+    else:
+        for dev in shifts:
+            nominal = magnitude[dev] - drawn[dev]
+            assert np.ptp(nominal) < 1e-6, (dev, nominal)
+
+
 def test_a_bipolar_pair_records_currents_traced_to_its_drawn_saturation_currents(
     tmp_path: Path,
 ) -> None:
