@@ -281,7 +281,7 @@ def main() -> int:
     n = args.n or (40 if args.quick else 2000)
     chunk = min(args.chunk_size, 20) if args.quick else args.chunk_size
     from circuitnn import __version__
-    from circuitnn.spice.engines import ngspice_version
+    from circuitnn.spice.ngspice_process import ngspice_version
 
     with tempfile.TemporaryDirectory(prefix="bench-campaign-") as folder:
         campaign_file = Path(folder) / "campaign.toml"

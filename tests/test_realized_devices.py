@@ -18,7 +18,7 @@ from circuitnn.errors import ConfigError
 from circuitnn.extract.pipeline import extract_family
 from circuitnn.neuron.builtin import builtin_folder, get_neuron
 from circuitnn.neuron.spec import NeuronSpec
-from circuitnn.spice.engines import ngspice_executable
+from circuitnn.spice.ngspice_process import ngspice_executable
 from tests.helpers import build_spec, options, spec_data
 
 # the quantities a MOSFET pair records (ngspice's threshold name → the column's) and its supply
