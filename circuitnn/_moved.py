@@ -20,7 +20,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "spec": ("neuron.spec", "neuron.spec_file"),
     "circuits": ("neuron.builtin",),
     "variation": ("neuron.variation",),
-    "testbench": ("spice.benches",),
+    "testbench": ("spice.benches", "spice.bench_results"),
     "analyses": ("spice.analyses",),
     "simulate": ("extract.dc_chunk", "extract.isolation", "family"),
     "simulate_analyses": ("extract.analysis_chunks",),
