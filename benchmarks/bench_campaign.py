@@ -90,7 +90,7 @@ def child(campaign_file: str, backend: str, workers: int, folder: str) -> dict[s
     """Run the campaign once in this (fresh) process; return its measurements."""
     from circuitnn.campaign.file import load_campaign
     from circuitnn.campaign.run import run_campaign
-    from circuitnn.extract import parallel
+    from circuitnn.extract import clusters
     from circuitnn.extract.options import RunOptions
     from circuitnn.extract.pipeline import extract_family
     from circuitnn.store import Store
@@ -128,7 +128,7 @@ def child(campaign_file: str, backend: str, workers: int, folder: str) -> dict[s
     began = time.perf_counter()
     result = run_campaign(campaign, store=store_path, overrides=overrides)
     seconds = time.perf_counter() - began
-    parallel.shutdown()
+    clusters.shutdown()
     failed = sum(point.failed for point in result.points)
     return {
         "seconds": seconds,

@@ -29,7 +29,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "noise": ("extract.spectra",),
     "speed": ("extract.response",),
     "journaled": ("extract.journaled",),
-    "parallel": ("extract.parallel",),
+    "parallel": ("extract.parallel", "extract.clusters"),
     "plots": ("extract.plots", "campaign.plots"),
     "sweep": ("campaign.sweep",),
     "main_job": ("job.config", "job.run"),
