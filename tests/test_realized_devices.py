@@ -171,7 +171,7 @@ def test_devices_setting_must_be_true_or_false() -> None:
         build_spec(data, builtin_folder())
     spec = get_neuron("mos_diffpair_level1")
     odd = dataclasses.replace(spec, output=dataclasses.replace(spec.output, devices=1))
-    from circuitnn.neuron.spec import validated
+    from circuitnn.neuron.spec_check import validated
 
     with pytest.raises(ConfigError, match=r"output\.devices must be true or false"):
         validated(odd)
