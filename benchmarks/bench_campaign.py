@@ -90,7 +90,7 @@ def child(campaign_file: str, backend: str, workers: int, folder: str) -> dict[s
     """Run the campaign once in this (fresh) process; return its measurements."""
     from circuitnn.campaign.file import load_campaign
     from circuitnn.campaign.run import run_campaign
-    from circuitnn.extract import parallel
+    from circuitnn.extract import clusters
     from circuitnn.extract.options import RunOptions
     from circuitnn.extract.pipeline import extract_family
     from circuitnn.store import Store
@@ -128,7 +128,7 @@ def child(campaign_file: str, backend: str, workers: int, folder: str) -> dict[s
     began = time.perf_counter()
     result = run_campaign(campaign, store=store_path, overrides=overrides)
     seconds = time.perf_counter() - began
-    parallel.shutdown()
+    clusters.shutdown()
     failed = sum(point.failed for point in result.points)
     return {
         "seconds": seconds,
@@ -281,7 +281,7 @@ def main() -> int:
     n = args.n or (40 if args.quick else 2000)
     chunk = min(args.chunk_size, 20) if args.quick else args.chunk_size
     from circuitnn import __version__
-    from circuitnn.spice.engines import ngspice_version
+    from circuitnn.spice.ngspice_process import ngspice_version
 
     with tempfile.TemporaryDirectory(prefix="bench-campaign-") as folder:
         campaign_file = Path(folder) / "campaign.toml"

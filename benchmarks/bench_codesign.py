@@ -79,7 +79,7 @@ def main() -> int:
 
     import circuitnn
     from circuitnn.codesign import config_from_dict, run_codesign
-    from circuitnn.spice.engines import ngspice_version
+    from circuitnn.spice.ngspice_process import ngspice_version
 
     n = 40 if args.quick else 300
     budget = 2 if args.quick else 6

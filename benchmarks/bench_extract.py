@@ -327,6 +327,7 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
     import circuitnn.extract.journaled as journaled
     import circuitnn.extract.pipeline as pipeline
     import circuitnn.spice.engines as engines
+    import circuitnn.spice.ngspice_process as ngspice_process
     import circuitnn.store as store
     import circuitnn.store.index as store_index
 
@@ -365,7 +366,7 @@ def instrument(engine: str, jobs: int, timer: StageTimer, chunks: ChunkLog, benc
         timer.patch(
             engines.SubprocessEngine, "_execute", "engine I/O: tempdir, write .cir, read .raw"
         )
-        timer.patch(engines, "_run_with_deadline", "ngspice process (ngspice -b)")
+        timer.patch(ngspice_process, "_run_with_deadline", "ngspice process (ngspice -b)")
         timer.patch(engines, "read_raw", "parse raw file")
     else:  # libngspice runs in the engine's helper process: one round trip per run
         timer.patch(engines.SharedEngine, "_execute", "shared engine: helper round trip")
@@ -773,7 +774,8 @@ def _warm_worker(pause: float) -> tuple[int, float]:
     began = time.perf_counter()
     import circuitnn.extract.dc_chunk
     import circuitnn.extract.pipeline  # noqa: F401
-    from circuitnn.spice.engines import get_engine, ngspice_version
+    from circuitnn.spice.engines import get_engine
+    from circuitnn.spice.ngspice_process import ngspice_version
 
     ngspice_version()
     get_engine("subprocess")
@@ -1177,7 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import circuitnn
     from circuitnn.extract.options import RunOptions
-    from circuitnn.spice.engines import DEFAULT_ENGINE, ngspice_version
+    from circuitnn.spice.engines import DEFAULT_ENGINE
+    from circuitnn.spice.ngspice_process import ngspice_version
 
     # circuitnn's automatic chunk size for this family (the same for 1 and 2 jobs from N = 200)
     chunk_size = args.chunk_size or RunOptions().resolved(args.n).chunk_size

@@ -398,7 +398,7 @@ def main() -> int:
         naive_child(args.naive_child[0], int(args.naive_child[1]), args.n)
         return 0
     from circuitnn.extract.options import RunOptions
-    from circuitnn.spice.engines import ngspice_version
+    from circuitnn.spice.ngspice_process import ngspice_version
 
     n = args.n
     chunk_size = RunOptions(chunk_size=args.chunk_size).resolved(n).noise_chunk_size

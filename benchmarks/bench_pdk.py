@@ -222,7 +222,7 @@ def main() -> int:
     from circuitnn.extract.options import DC_CHUNK_SIZE
     from circuitnn.neuron.builtin import get_neuron
     from circuitnn.neuron.pdk import SKY130_INSTALL, find_library, kit_available
-    from circuitnn.spice.engines import ngspice_version
+    from circuitnn.spice.ngspice_process import ngspice_version
 
     if not kit_available("sky130"):
         print(f"bench_pdk needs the sky130 kit: {SKY130_INSTALL}", file=sys.stderr)

@@ -89,8 +89,8 @@ def plain_run_curves(spec: NeuronSpec, bench: Any, timeout: float = 120) -> np.n
     import subprocess
     import tempfile
 
-    from circuitnn.spice.benches import assemble
-    from circuitnn.spice.engines import ngspice_executable
+    from circuitnn.spice.bench_results import assemble
+    from circuitnn.spice.ngspice_process import ngspice_executable
     from circuitnn.spice.rawfile import read_raw
 
     with tempfile.TemporaryDirectory() as folder:

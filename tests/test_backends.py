@@ -24,7 +24,7 @@ from helpers import assert_same_family, options
 
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError
-from circuitnn.extract import parallel
+from circuitnn.extract import clusters, parallel
 from circuitnn.extract.options import RunOptions
 from circuitnn.extract.pipeline import extract_family
 from circuitnn.family import Family
@@ -41,8 +41,8 @@ def dask_cluster() -> Iterator[object]:
     pytest.importorskip(
         "distributed", reason="the dask backend needs: pip install 'circuitnn[dask]'"
     )
-    yield parallel._dask_client(None, 2)
-    parallel.shutdown()
+    yield clusters.dask_client(None, 2)
+    clusters.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def ray_session() -> Iterator[object]:
         try:
             yield ray
         finally:
-            parallel.shutdown("ray")
+            clusters.shutdown("ray")
     assert not ray.is_initialized()
-    assert not any(key[0] == "ray" for key in parallel._CLIENTS)
+    assert not any(key[0] == "ray" for key in clusters._CLIENTS)
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +98,10 @@ def test_unreachable_dask_scheduler_is_a_config_error(monkeypatch: pytest.Monkey
     with socket.socket() as probe:  # a port of this machine that nothing listens on
         probe.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
-    monkeypatch.setattr(parallel, "DASK_CONNECT_SECONDS", 1.0)
+    monkeypatch.setattr(clusters, "DASK_CONNECT_SECONDS", 1.0)
     with pytest.raises(ConfigError, match=f"cannot connect to the dask scheduler at {address}"):
         list(parallel.run_tasks(os.getpid, [()] * 2, jobs=2, backend="dask", scheduler=address))
-    assert not any(key[1] == address for key in parallel._CLIENTS)
+    assert not any(key[1] == address for key in clusters._CLIENTS)
 
 
 def test_dask_workers_with_several_threads_are_refused() -> None:
@@ -114,7 +114,7 @@ def test_dask_workers_with_several_threads_are_refused() -> None:
         address = cluster.scheduler_address
         with pytest.raises(ConfigError, match=r"run several threads each .*--nthreads 1"):
             list(parallel.run_tasks(os.getpid, [()] * 2, backend="dask", scheduler=address))
-    assert not any(key[1] == address for key in parallel._CLIENTS)
+    assert not any(key[1] == address for key in clusters._CLIENTS)
 
 
 # a user's script without a main guard; the spawned workers re-run it, and there it fails uncaught
@@ -123,13 +123,13 @@ NO_MAIN_GUARD = """
 import multiprocessing
 import os
 from circuitnn.errors import ConfigError
-from circuitnn.extract import parallel
+from circuitnn.extract import clusters, parallel
 try:
     list(parallel.run_tasks(os.getpid, [()] * 2, jobs=2, backend="dask"))
 except ConfigError as error:
     if multiprocessing.parent_process() is not None:
         raise
-    print("kept:", ("dask", None, 2) in parallel._CLIENTS, "|", error, flush=True)
+    print("kept:", ("dask", None, 2) in clusters._CLIENTS, "|", error, flush=True)
 """
 
 

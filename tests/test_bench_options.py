@@ -20,13 +20,8 @@ from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 from circuitnn.spice import get_engine
 from circuitnn.spice.analyses import NoiseAnalysis
-from circuitnn.spice.benches import (
-    NOOPITER,
-    bench_options,
-    output_signals,
-    render_dc_bench,
-    render_noise_bench,
-)
+from circuitnn.spice.bench_results import output_signals
+from circuitnn.spice.benches import NOOPITER, bench_options, render_dc_bench, render_noise_bench
 from circuitnn.spice.engines import run_script
 
 N = 12

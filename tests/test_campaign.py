@@ -25,7 +25,7 @@ from circuitnn.family import Family
 from circuitnn.family.descriptors import describe
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.variation import MonteCarlo, nominal_table, sample_parameters
-from circuitnn.spice.benches import input_voltages
+from circuitnn.spice.bench_results import input_voltages
 from circuitnn.store import Store
 
 # --- the streaming writer --------------------------------------------------------------------

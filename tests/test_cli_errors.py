@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import circuitnn.extract.parallel
+import circuitnn.extract.clusters
 from circuitnn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def _unwritable(tmp_path: Path) -> Path:
 @pytest.fixture
 def silent_scheduler(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A TCP address that accepts connections and never answers (a hung dask scheduler)."""
-    monkeypatch.setattr(circuitnn.extract.parallel, "DASK_CONNECT_SECONDS", 1.0, raising=False)
+    monkeypatch.setattr(circuitnn.extract.clusters, "DASK_CONNECT_SECONDS", 1.0, raising=False)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(0)

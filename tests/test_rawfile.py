@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuitnn.spice.engines import available_engines, get_engine, ngspice_executable
+from circuitnn.spice.engines import available_engines, get_engine
+from circuitnn.spice.ngspice_process import ngspice_executable
 from circuitnn.spice.rawfile import read_raw
 
 RC = """rc low-pass

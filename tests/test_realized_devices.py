@@ -18,7 +18,7 @@ from circuitnn.errors import ConfigError
 from circuitnn.extract.pipeline import extract_family
 from circuitnn.neuron.builtin import builtin_folder, get_neuron
 from circuitnn.neuron.spec import NeuronSpec
-from circuitnn.spice.engines import ngspice_executable
+from circuitnn.spice.ngspice_process import ngspice_executable
 from tests.helpers import build_spec, options, spec_data
 
 # the quantities a MOSFET pair records (ngspice's threshold name → the column's) and its supply
@@ -209,7 +209,7 @@ def test_devices_setting_must_be_true_or_false() -> None:
         build_spec(data, builtin_folder())
     spec = get_neuron("mos_diffpair_level1")
     odd = dataclasses.replace(spec, output=dataclasses.replace(spec.output, devices=1))
-    from circuitnn.neuron.spec import validated
+    from circuitnn.neuron.spec_check import validated
 
     with pytest.raises(ConfigError, match=r"output\.devices must be true or false"):
         validated(odd)

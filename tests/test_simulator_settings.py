@@ -18,7 +18,7 @@ from circuitnn.cli import main
 from circuitnn.extract.independence import BATCHED
 from circuitnn.neuron.variation import MonteCarlo, sample_parameters
 from circuitnn.spice.benches import render_dc_bench
-from circuitnn.spice.engines import ngspice_executable
+from circuitnn.spice.ngspice_process import ngspice_executable
 from circuitnn.store import Store
 
 TIGHT = {"reltol": 1e-9, "vntol": 1e-12, "abstol": 1e-18}

@@ -18,7 +18,7 @@ from circuitnn import extract_family
 from circuitnn.neuron.builtin import get_neuron
 from circuitnn.neuron.units import format_spice
 from circuitnn.spice.analyses import NoiseAnalysis
-from circuitnn.spice.engines import ngspice_executable
+from circuitnn.spice.ngspice_process import ngspice_executable
 
 RAILS = NoiseAnalysis(bias=(0.0, 1.8), fmin=1e3, fmax=1e7, points_per_decade=1, bandwidth=1e6)
 

@@ -41,7 +41,7 @@ def add_codesign_parser(
 
 def codesign_command(args: argparse.Namespace) -> int:
     from circuitnn.cli.commands import _given_options
-    from circuitnn.codesign.config import load_codesign
+    from circuitnn.codesign.config_file import load_codesign
     from circuitnn.codesign.report import selection_lines
     from circuitnn.codesign.run import run_codesign, run_options
 

@@ -1,4 +1,6 @@
-"""The ``circuitnn`` command line (also ``python -m circuitnn``)."""
+"""The simulation commands of the ``circuitnn`` command line (also ``python -m circuitnn``):
+``extract``, ``sweep``, ``campaign``, ``neurons``, ``show`` and ``store`` (what they print:
+:mod:`circuitnn.cli.printing`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from circuitnn.cli.printing import print_neuron, print_run, print_summary
 from circuitnn.errors import ConfigError
 
 
@@ -104,68 +107,17 @@ def neurons_command(args: argparse.Namespace) -> int:
     from circuitnn.neuron.pdk import SKY130_INSTALL, kit_available
 
     for name in builtin_neurons():
-        _print_neuron(name, get_neuron(name))
+        print_neuron(name, get_neuron(name))
     for name, kit in kit_neurons().items():
         if kit_available(kit):
             spec = get_neuron(name)
-            _print_neuron(name, spec)
+            print_neuron(name, spec)
             sections = ", ".join(spec.pdk.sections[:5])
             print(f"  kit: {kit} (installed), corner {spec.pdk.corner} (--corner: {sections}, …)")
         else:
             advice = SKY130_INSTALL if kit == "sky130" else "install it"
             print(f"{name}: needs the {kit} kit, not installed: {advice}")
     return 0
-
-
-def _print_neuron(name: str, spec: Any) -> None:
-    print(f"{name}: {spec.description}")
-    print(f"  ports: {_ports_text(spec)}")
-    sweep = spec.sweep
-    kind = "differential" if spec.ports.differential_input else "single-ended"
-    print(
-        f"  input {kind} {sweep.start:g}…{sweep.stop:g} V ({sweep.points} points); "
-        f"output {spec.output.quantity} [{spec.output.unit}]; "
-        f"supplies {spec.ports.supplies or 'none'}; {spec.temperature:g} °C"
-    )
-    params = ", ".join(f"{k}={v:.6g}" for k, v in spec.parameters.items())
-    print(f"  parameters: {params}")
-    for variation in spec.variations:
-        parts = []
-        for scope, dist in (("global", variation.global_), ("local", variation.local)):
-            if dist is not None:
-                parts.append(f"{scope} {_distribution_text(dist)}")
-        print(f"  varies {variation.parameter}: {'; '.join(parts)}")
-    if spec.corners:
-        print(f"  corners: {', '.join(spec.corners)}")
-
-
-def _ports_text(spec: Any) -> str:
-    """The subckt's ports in order, each with its role (input, output, supply V, ground, bias V)."""
-    ports = spec.ports
-    roles = []
-    for port in spec.subckt.ports:
-        if port in ports.input:
-            role = "input" if len(ports.input) == 1 else f"input {'+-'[ports.input.index(port)]}"
-        elif port in ports.output:
-            role = (
-                "output" if len(ports.output) == 1 else f"output {'+-'[ports.output.index(port)]}"
-            )
-        elif port in ports.supplies:
-            role = f"supply {ports.supplies[port]:g} V"
-        elif port in ports.ground:
-            role = "ground"
-        else:
-            role = f"bias {ports.bias[port]:g} V"
-        roles.append(f"{port} ({role})")
-    return ", ".join(roles)
-
-
-def _distribution_text(dist: Any) -> str:
-    if dist.pelgrom is not None:
-        return f"{dist.distribution} σ = {dist.pelgrom:g}/√({dist.area[0]}·{dist.area[1]})"
-    if dist.relative is not None:
-        return f"{dist.distribution} σ = {dist.relative:g} relative"
-    return f"{dist.distribution} σ = {dist.sigma:g}"
 
 
 def extract_command(args: argparse.Namespace) -> int:
@@ -201,45 +153,14 @@ def extract_command(args: argparse.Namespace) -> int:
             f"{family.neuron}: {family.n} instances{at}, {len(family.failed)} failed, "
             f"family {family.key} in {args.store} ({seconds:.1f} s)"
         )
-        _print_run(family)
-        _print_summary(family)
+        print_run(family)
+        print_summary(family)
         if plot is not None:
             target = plot if len(corners) == 1 else plot.with_stem(f"{plot.stem}-{corner}")
             for picture in plot_all(family, target):
                 print(f"picture: {picture}")
         status = max(status, 1 if len(family.failed) == family.n else 0)
     return status
-
-
-def _print_run(family: Any, shown: int = 3) -> None:
-    """How the family ran: ngspice's warnings, instances simulated alone and the self-check,
-    failures (their count, kinds and first reasons)."""
-    import numpy as np
-
-    attrs = family.attrs
-    for warning in json.loads(str(attrs.get("ngspice_warnings", "[]"))):
-        print(f"  ngspice warns about the netlist: {warning}")
-    if family.run_alone is not None and "self_check_instances" in attrs:
-        codes = np.bincount(family.run_alone, minlength=5)
-        print(
-            f"  simulated alone: {int(np.count_nonzero(family.run_alone))} of {family.n} "
-            f"(self-check {codes[2]}, jumping curves {codes[3]}, chunks off their self-check "
-            f"{codes[4]}); self-check: {attrs['self_check_instances']} instance(s), largest "
-            f"deviation {float(attrs['self_check_max_deviation']):.3g} {family.output_unit} "
-            f"({float(attrs['self_check_max_ratio']):.2g} × the tolerance)"
-        )
-    if attrs.get("nominal_failure"):
-        print(f"  the nominal instance failed: {attrs['nominal_failure']}")
-    failed = family.failed
-    if len(failed) == 0:
-        return
-    retry = int(np.count_nonzero(family.status == 3))
-    later = (
-        f", {retry} by a timeout or crash of ngspice (simulated again next run)" if retry else ""
-    )
-    print(f"  {len(failed)} of {family.n} instances failed{later}; first reasons:")
-    for index in failed[:shown]:
-        print(f"    instance {index}: {family.reasons[index]}")
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -314,7 +235,7 @@ def show_command(args: argparse.Namespace) -> int:
             f"corner={attrs['corner'] or '-'}  "
             f"{attrs['ngspice_version']}  created {attrs['created']}"
         )
-        _print_summary(family)
+        print_summary(family)
         for index in family.failed[:5]:
             print(f"  failed instance {index}: {family.reasons[index]}")
         for picture in plot_all(family, out / f"{family.neuron}-{key[:12]}.png"):
@@ -374,42 +295,3 @@ _COLUMNS = ("swing", "midpoint", "gain", "mean_power")
 
 def _cell(stats: dict[str, float]) -> str:
     return f"{stats['mean']:>11.4g} ± {stats['std']:<8.3g}"
-
-
-def _print_analyses(family: Any) -> None:
-    import numpy as np
-
-    if family.noise is not None:
-        noise = family.noise
-        ok = noise.status == 1
-        print(
-            f"  noise ({noise.key}): {int(ok.sum())} ok, σ_out over {noise.bandwidth:g} Hz "
-            f"[{family.output_unit} RMS]:"
-        )
-        for bias, column in zip(noise.bias, noise.sigma.T, strict=True):
-            values = column[ok]
-            print(
-                f"    x = {bias:+8.4g} V   mean {np.mean(values):10.4g}   "
-                f"std {np.std(values):10.4g}"
-            )
-    if family.speed is not None:
-        speed = family.speed
-        ok = speed.status == 1
-        for name, unit in (("bandwidth", "Hz"), ("settling_time", "s"), ("energy", "J")):
-            values = getattr(speed, name)[ok]
-            values = values[np.isfinite(values)]
-            if len(values):
-                print(
-                    f"  {name:14s} mean {np.mean(values):10.4g} {unit:2s}  "
-                    f"std {np.std(values):10.4g}  ({len(values)} instances)"
-                )
-
-
-def _print_summary(family: Any) -> None:
-    print(f"  {'descriptor':12s} {'mean':>12s} {'std':>11s} {'min':>11s} {'max':>11s}")
-    for name, stats in family.summary().items():
-        print(
-            f"  {name:12s} {stats['mean']:12.5g} {stats['std']:11.4g} "
-            f"{stats['min']:11.4g} {stats['max']:11.4g}"
-        )
-    _print_analyses(family)

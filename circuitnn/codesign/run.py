@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from circuitnn._version import __version__
-from circuitnn.codesign.config import CodesignConfig, load_codesign
+from circuitnn.codesign.config import CodesignConfig
+from circuitnn.codesign.config_file import load_codesign
 from circuitnn.codesign.front import pareto_mask, select
 from circuitnn.codesign.space import (
     area_proxy,

@@ -14,7 +14,8 @@ from typing import Any
 
 from circuitnn.errors import ConfigError
 from circuitnn.neuron.elements import Area, area_proxy, column_name, parameter_unit
-from circuitnn.neuron.spec import NeuronSpec, validated
+from circuitnn.neuron.spec import NeuronSpec
+from circuitnn.neuron.spec_check import validated
 from circuitnn.neuron.units import parse_spice
 
 TEMPERATURE = "temperature"

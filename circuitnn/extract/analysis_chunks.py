@@ -17,12 +17,8 @@ from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
-from circuitnn.spice.benches import (
-    output_signals,
-    render_ac_bench,
-    render_noise_bench,
-    render_step_bench,
-)
+from circuitnn.spice.bench_results import output_signals
+from circuitnn.spice.benches import render_ac_bench, render_noise_bench, render_step_bench
 from circuitnn.spice.engines import run_script
 
 

@@ -34,7 +34,8 @@ from circuitnn.neuron.devices import records_devices
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
-from circuitnn.spice.benches import Bench, assemble, render_dc_bench
+from circuitnn.spice.bench_results import assemble
+from circuitnn.spice.benches import Bench, render_dc_bench
 from circuitnn.spice.devices import device_prelude, prelude_parameters
 from circuitnn.spice.engines import Engine
 from circuitnn.spice.messages import (

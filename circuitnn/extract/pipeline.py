@@ -46,7 +46,7 @@ from circuitnn.neuron.variation import (
 )
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
 from circuitnn.spice.benches import bench_identity
-from circuitnn.spice.engines import ngspice_version
+from circuitnn.spice.ngspice_process import ngspice_version
 from circuitnn.store import Store
 from circuitnn.store.files import SCHEMA_VERSION
 from circuitnn.store.journal import Journal

@@ -8,7 +8,7 @@ import numpy as np
 from circuitnn.extract.dc_chunk import ChunkResult
 from circuitnn.family.descriptors import describe, hysteresis
 from circuitnn.neuron.spec import NeuronSpec
-from circuitnn.spice.benches import input_voltages
+from circuitnn.spice.bench_results import input_voltages
 
 
 def static_power(

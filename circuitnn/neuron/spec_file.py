@@ -20,8 +20,8 @@ from circuitnn.neuron.spec import (
     Ports,
     Sweep,
     Variation,
-    validated,
 )
+from circuitnn.neuron.spec_check import validated
 from circuitnn.neuron.units import parse_spice
 from circuitnn.toml_file import read_toml
 
