@@ -60,7 +60,9 @@ def test_writes_tables_figures_and_summary(result):
 
 def test_each_regime_is_tuned_on_validation_and_its_compute_reported(result):
     """Per replicate, the AWP grid's chosen strength is the one with the best validation score;
-    AWP's extra attack steps cost it more than clean training (measured: ×2.7 at full size)."""
+    AWP's extra attack steps cost it more than clean training (CPU seconds: ×2.7 measured at full
+    size; at this quick size, where each step's fixed costs weigh more, ×1.1-1.6 depending on
+    the machine's load, so only "more" is asserted)."""
     selection = [r for r in result.tables["selection"] if r["regime"] == "adversarial"]
     for replicate in (0, 1):
         mine = [r for r in selection if r["replicate"] == replicate]
@@ -68,7 +70,7 @@ def test_each_regime_is_tuned_on_validation_and_its_compute_reported(result):
         best = max(mine, key=lambda r: r["validation_score"])
         assert best["chosen"]
     compute = {r["regime"]: r for r in result.tables["compute"]}
-    assert compute["adversarial"]["relative_cost"] > 1.5
+    assert compute["adversarial"]["relative_cost"] > 1.0
     assert compute["adversarial"]["grid_seconds"] > compute["adversarial"]["seconds"]
     assert compute["clean"]["relative_cost"] == pytest.approx(1.0)
 

@@ -142,10 +142,10 @@ def summary_lines(
         f"per network; strengths chosen on validation at ζ = {settings.select_zeta:g} from "
         f"dropout {settings.dropout}, noise σ {settings.noise_sigma}, smoothing σ "
         f"{settings.smoothing_sigma}, AWP ζ {settings.awp_zeta} (β = {settings.awp_beta:g})",
-        "compute (training s per chosen network; whole grid; × clean): "
+        "compute (training CPU s per chosen network; whole grid; × clean): "
         + "; ".join(
-            f"{r['regime']} {r['seconds']:.1f} s ×{r['relative_cost']:.1f}, grid "
-            f"{r['grid_seconds']:.1f} s"
+            f"{r['regime']} {r['seconds']:.1f} CPU s ×{r['relative_cost']:.1f}, grid "
+            f"{r['grid_seconds']:.1f} CPU s"
             for r in tables["compute"]
         ),
     ]

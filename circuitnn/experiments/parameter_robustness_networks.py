@@ -101,7 +101,8 @@ def _train(
     seed: int,
 ) -> tuple[nn.Module, float]:
     """A network (initial weights and chip from ``seed``) trained under ``regime`` at strength
-    ``value``, and its training time (s)."""
+    ``value``, and its training time: CPU seconds of this process (all its threads), which other
+    processes on a shared machine do not inflate as they inflate wall time."""
     model = circuit_mlp(families, 64, settings.widths, 10, seed=seed)
     config = TrainConfig(
         epochs=settings.epochs,
@@ -110,9 +111,9 @@ def _train(
         seed=seed,
         restore_best=False,
     )
-    began = time.perf_counter()
+    began = time.process_time()
     train(model, data.train, regime=settings.regime(regime, value), config=config)
-    return model, time.perf_counter() - began
+    return model, time.process_time() - began
 
 
 def _robust_score(model: nn.Module, split: Any, settings: Settings, seed: int) -> dict[str, float]:
