@@ -7,8 +7,12 @@ cost per instance (level-1 diff pair, ngspice 39, CPU time, bit-identical result
 start and the chunk's self-check instance are paid per chunk, so the cost per instance falls
 with the chunk size up to a few dozen instances; past about 100 instances (DC sweep) or 50
 (noise: nine operating points, a noise and an AC run per bias, each over every device of the
-chunk) it rises again as the run outgrows the processor's caches (DC: 0.53 ms at 50 and 100
-instances, 0.61 at 250; noise: 3.9 ms at 50, 4.0 at 100, 4.8 at 250). So a chunk holds
+chunk) it rises again as the run outgrows the processor's caches (DC: 0.53 ms at 50 instances,
+0.50 at 100, 0.57 at 250; noise: 3.9 ms at 50, 4.0 at 100, 4.8 at 250). Reading the realized
+device parameters (one ``.op`` per chunk) costs ngspice more per instance in bigger chunks, yet
+a whole extraction with them is still fastest with chunks of 100, with 1 job and with 2
+(``benchmarks/bench_extract.py``, its chunk-size lines: 3.26, 3.04 and 3.65 s for 4000
+instances with 1 job at 50, 100 and 250). So a chunk holds
 :data:`DC_CHUNK_SIZE` (:data:`NOISE_CHUNK_SIZE`) instances, fewer when that leaves a worker
 without a chunk: a family is cut into at least ``jobs`` chunks whenever it has that many
 instances. The chunk layout therefore depends on N, ``jobs`` and these sizes only (nothing
