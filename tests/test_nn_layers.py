@@ -326,3 +326,38 @@ def test_draw_count_and_unexpanded_follow_the_draw_context():
     with draws(3, batch=2):
         assert draw_count(rows(2)) == 1 and unexpanded(rows(2))
         assert draw_count(rows(6)) == 3
+
+
+def test_deprecated_selector_warns_at_the_callers_line_with_the_replacement(tmp_path, tanh_family):
+    """The deprecation warning points at the code that built the layer (this file) and spells
+    out the call that replaces the selector, with the store's path."""
+    store = Store(tmp_path / "families.h5")
+    store.commit(dataclasses.replace(tanh_family, noise=None))
+    with pytest.warns(DeprecationWarning) as caught:
+        CircuitActivation("synthetic_tanh", 3, store=store.path, generator=0)
+    (warning,) = caught
+    assert warning.filename == __file__
+    assert str(warning.message) == (
+        "a family selector with store=PATH is deprecated and will be removed in circuitnn 0.3: "
+        f"pass circuitnn.Store({str(store.path)!r}).load('synthetic_tanh') instead"
+    )
+
+
+def test_checked_numbers_name_the_setting_and_the_interval():
+    """``positive`` and ``unit_interval`` name the setting for a value that is not a number, and
+    the interval's right bracket says whether 1 is allowed."""
+    from circuitnn.nn._check import positive, unit_interval
+
+    for check in (positive, unit_interval):
+        with pytest.raises(ConfigError) as error:
+            check("gain", "high")
+        assert str(error.value) == "gain must be a number, got 'high'"
+    for call, message in [
+        ({"value": 1.5}, "p must be in [0, 1], got 1.5"),
+        ({"value": 1, "open_right": True}, "p must be in [0, 1), got 1.0"),
+        ({"value": -0.5, "open_right": True}, "p must be in [0, 1), got -0.5"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            unit_interval("p", **call)
+        assert str(error.value) == message
+    assert unit_interval("p", 1) == 1.0

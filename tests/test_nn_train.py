@@ -396,3 +396,48 @@ def test_small_cnn_with_circuit_neurons_trains_on_digit_images():
     model = build_cnn(spec, seed=0)
     history = train(model, train_data, config=TrainConfig(epochs=8, lr=3e-3), validation=test_data)
     assert history.best["val_accuracy"] >= 0.88  # regression guard (measured 0.915)
+
+
+def test_as_tensors_checks_converts_and_places_the_pair():
+    """Errors name the field (default ``data``) and say what is wrong; floating arrays come in
+    torch's default dtype, floating tensors keep theirs, ``dtype`` converts every floating part
+    (after an integer one too) and nothing else; the pair lands on the device asked for (``meta``
+    stands for any device other than the CPU)."""
+    from circuitnn.train.data import as_tensors
+
+    cases = [
+        (((np.zeros((3, 2)),),), "data must be a pair (inputs, targets)"),
+        (((np.zeros((3, 5)), np.zeros(4)),), "data: 3 inputs but 4 targets"),
+        (((np.zeros((0, 2)), np.zeros(0)),), "data is empty"),
+        (((np.zeros((3, 2)), np.zeros(4)), "validation"), "validation: 3 inputs but 4 targets"),
+    ]
+    for args, message in cases:
+        with pytest.raises(ConfigError) as error:
+            as_tensors(*args)
+        assert str(error.value) == message
+    x, y = as_tensors((np.ones((1, 2)), np.ones(1)))  # one row is data
+    assert x.shape == (1, 2) and y.shape == (1,)
+    assert x.dtype == y.dtype == torch.get_default_dtype() != torch.float64
+    x, y = as_tensors((torch.ones(2, 2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)))
+    assert x.dtype == y.dtype == torch.float64
+    x, y = as_tensors((np.arange(4).reshape(2, 2), np.ones(2)), dtype=torch.float16)
+    assert x.dtype == torch.int64 and y.dtype == torch.float16
+    x, y = as_tensors((np.ones((2, 2)), np.arange(2)), device=torch.device("meta"))
+    assert x.device.type == y.device.type == "meta"
+
+
+def test_batches_shuffle_by_the_generator_given_alone():
+    """Shuffled batches cover every row once and depend on the generator's seed only, not on
+    torch's global random state."""
+    from circuitnn.train.data import batches
+
+    x, y = torch.arange(10.0)[:, None], torch.arange(10)
+    orders = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        generator = torch.Generator().manual_seed(3)
+        orders.append(torch.cat([yb for _, yb in batches(x, y, 4, generator)]).tolist())
+    assert orders[0] == orders[1] and sorted(orders[0]) == list(range(10))
+    assert orders[0] != list(range(10))
+    torch.manual_seed(1)
+    assert torch.cat([yb for _, yb in batches(x, y, 4)]).tolist() == list(range(10))
