@@ -8,6 +8,7 @@ Statistical checks use n = 20000 draws (sampling is cheap): a sample mean must l
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -294,13 +295,17 @@ def _splitmix64_reference(state: int) -> int:
 
 def test_the_draws_hash_is_splitmix64() -> None:
     """The mixing function is SplitMix64: its published first output from state 0 and the
-    reference algorithm on states spread over the 64 bits."""
+    reference algorithm on states spread over the 64 bits, a scalar state too, without an
+    overflow warning."""
     from circuitnn.neuron.variation import _splitmix
 
     assert int(_splitmix(np.array([0], dtype=np.uint64))[0]) == 0xE220A8397B1DCDAF
     states = [1, 12345, 2**32 + 7, 2**63, 2**64 - 1, 0x0123456789ABCDEF]
     mixed = _splitmix(np.array(states, dtype=np.uint64))
     assert [int(v) for v in mixed] == [_splitmix64_reference(s) for s in states]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # wrapping around 2**64 is the algorithm: no warning
+        assert int(_splitmix(np.uint64(2**64 - 1))) == _splitmix64_reference(2**64 - 1)
 
 
 def test_rows_keep_values_indices_and_chips_and_the_nominal_row_is_no_instance() -> None:
