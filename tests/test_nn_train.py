@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from circuitnn.errors import CircuitnnError, ConfigError
 from circuitnn.evaluate import monte_carlo, worst_case
@@ -441,3 +443,145 @@ def test_batches_shuffle_by_the_generator_given_alone():
     assert orders[0] != list(range(10))
     torch.manual_seed(1)
     assert torch.cat([yb for _, yb in batches(x, y, 4)]).tolist() == list(range(10))
+
+
+# --- the training loop on a one-weight regression, worked out by hand -------------------------
+# w·x fitted to y = 2x on x = (1, 2) in one batch: the MSE (w·x − y)² averaged over the two rows
+# is 2.5·(w − 2)², its gradient 5·(w − 2).
+
+LINE = (torch.tensor([[1.0], [2.0]], dtype=torch.float64), torch.tensor([2.0, 4.0]).double())
+
+
+def one_weight(start: float = 0.0) -> nn.Module:
+    model = nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.fill_(start)
+    return model
+
+
+def weight(model: nn.Module) -> float:
+    return float(model.weight.detach())
+
+
+def fit_line(model: nn.Module, **settings: Any) -> History:
+    config = TrainConfig(**{"task": "regression", "batch_size": 2, "lr": 0.1, **settings})
+    return train(model, LINE, config=config, validation=LINE)
+
+
+def test_sgd_takes_momentum_0_9_steps_and_the_history_holds_each_epochs_losses():
+    """SGD from w = 0, lr 0.1, momentum 0.9: gradients −10 then −5 (velocity −14), so w = 1 then
+    2.4; each epoch's row: the mean batch loss before its step, then the loss and RMSE after it
+    on the training and validation data. With weight decay 0.5 the second gradient is −4.5."""
+    model = one_weight()
+    history = fit_line(model, optimizer="sgd", epochs=2, restore_best=False)
+    assert weight(model) == pytest.approx(2.4, rel=1e-12)
+    losses_after = [2.5 * (1.0 - 2.0) ** 2, 2.5 * (2.4 - 2.0) ** 2]  # 2.5 and 0.4
+    assert [row["epoch"] for row in history.epochs] == [1, 2]
+    assert [row["train_loss"] for row in history.epochs] == pytest.approx([10.0, 2.5], rel=1e-12)
+    for key in ("val_loss",):
+        assert [row[key] for row in history.epochs] == pytest.approx(losses_after, rel=1e-12)
+    for key in ("train_rmse", "val_rmse"):
+        expected = [math.sqrt(loss) for loss in losses_after]
+        assert [row[key] for row in history.epochs] == pytest.approx(expected, rel=1e-12)
+    assert all(row["seconds"] > 0 for row in history.epochs)
+    assert history.best_epoch == 2 and not history.stopped_early and not model.training
+    decayed = one_weight()
+    fit_line(decayed, optimizer="sgd", epochs=2, weight_decay=0.5, restore_best=False)
+    assert weight(decayed) == pytest.approx(1.0 + 0.1 * (9.0 + 4.5), rel=1e-12)
+
+
+def test_adam_adds_weight_decay_to_the_gradient_and_adamw_to_the_weights():
+    """From w = 1 (gradient −5): Adam's first step is lr·sign(gradient) whether or not weight
+    decay 0.5 is added to the gradient (−4.5), w = 1.1; AdamW first shrinks w by lr·0.5·w:
+    w = 1.05."""
+    adam, adamw, plain = one_weight(1.0), one_weight(1.0), one_weight(1.0)
+    fit_line(adam, optimizer="adam", epochs=1, weight_decay=0.5)
+    fit_line(adamw, optimizer="adamw", epochs=1, weight_decay=0.5)
+    fit_line(plain, optimizer="adamw", epochs=1)
+    assert weight(adam) == pytest.approx(1.1, rel=1e-7)
+    assert weight(adamw) == pytest.approx(1.05, rel=1e-7)
+    assert weight(plain) == pytest.approx(1.1, rel=1e-7)
+
+
+def test_early_stopping_waits_patience_epochs_beyond_min_delta_and_restores_the_best():
+    """SGD as above: losses 2.5, 0.4, then 5.33 at w = 3.46 (gradient 2, velocity −10.6). With
+    min_delta 5 only the first epoch improves; patience 2 stops after the third; the weights are
+    the first epoch's (w = 1) with restore_best, the last ones without (best_epoch = the last)."""
+    settings = {"optimizer": "sgd", "epochs": 10, "patience": 2, "min_delta": 5.0}
+    restored = one_weight()
+    history = fit_line(restored, **settings)
+    assert len(history.epochs) == 3 and history.stopped_early and history.best_epoch == 1
+    assert weight(restored) == pytest.approx(1.0, rel=1e-12)
+    assert history.epochs[2]["val_loss"] == pytest.approx(2.5 * 1.46**2, rel=1e-12)
+    kept = one_weight()
+    history = fit_line(kept, **settings, restore_best=False)
+    assert weight(kept) == pytest.approx(3.46, rel=1e-12) and history.best_epoch == 3
+    improving = one_weight()
+    history = fit_line(improving, optimizer="sgd", epochs=2, patience=1)
+    assert len(history.epochs) == 2 and not history.stopped_early and history.best_epoch == 2
+
+
+def test_gradient_clipping_divergence_progress_and_global_random_state():
+    """``clip_grad`` 1 scales the first gradient (−10) to norm 1: w = 0.1; a diverging run is an
+    error naming the epoch; torch's global random state is the same after training as
+    before."""
+    clipped = one_weight()
+    fit_line(clipped, optimizer="sgd", epochs=1, clip_grad=1.0)
+    assert weight(clipped) == pytest.approx(0.1, rel=1e-6)
+    with pytest.raises(ConfigError) as error:
+        fit_line(one_weight(), optimizer="sgd", epochs=100, lr=1e3)
+    assert re.fullmatch(r"training diverged at epoch \d+ \(loss \S+\): lower lr", str(error.value))
+    model = one_weight()  # (making a layer draws from the global generator)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    fit_line(model, epochs=1)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_progress_bar_is_shown_only_when_asked(capsys):
+    fit_line(one_weight(), epochs=1, progress=True)
+    shown = capsys.readouterr().err
+    assert "clean" in shown and "epoch" in shown
+    fit_line(one_weight(), epochs=1)
+    assert capsys.readouterr().err == ""
+
+
+def test_train_config_and_train_errors_name_what_is_wrong():
+    for setting, message in [
+        (
+            {"task": "ranking"},
+            "TrainConfig.task must be one of 'classification', 'regression'; got 'ranking'",
+        ),
+        ({"epochs": 0}, "TrainConfig.epochs must be at least 1, got 0"),
+        ({"batch_size": 0}, "TrainConfig.batch_size must be at least 1, got 0"),
+        ({"lr": 0.0}, "TrainConfig.lr must be > 0, got 0.0"),
+        (
+            {"optimizer": "rmsprop"},
+            "TrainConfig.optimizer must be one of 'adam', 'adamw', 'sgd'; got 'rmsprop'",
+        ),
+        ({"weight_decay": -1.0}, "TrainConfig.weight_decay must be >= 0, got -1.0"),
+        ({"patience": 0}, "TrainConfig.patience must be at least 1, got 0"),
+        ({"min_delta": -1.0}, "TrainConfig.min_delta must be >= 0, got -1.0"),
+        ({"restore_best": 1}, "TrainConfig.restore_best must be True or False, got 1"),
+        ({"clip_grad": 0.0}, "TrainConfig.clip_grad must be > 0, got 0.0"),
+        ({"seed": -1}, "TrainConfig.seed must be at least 0, got -1"),
+        ({"progress": 1}, "TrainConfig.progress must be True or False, got 1"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            TrainConfig(**setting)
+        assert str(error.value) == message
+    TrainConfig(epochs=1, batch_size=1, patience=1, seed=0, weight_decay=0.0, min_delta=0.0)
+    with pytest.raises(ConfigError) as error:
+        train(one_weight(), LINE, regime="clean")
+    assert str(error.value) == "regime must be a Regime, got 'clean'"
+    with pytest.raises(ConfigError) as error:
+        train(one_weight(), LINE, config={"epochs": 1})
+    assert str(error.value) == "config must be a TrainConfig, got {'epochs': 1}"
+    frozen = one_weight().requires_grad_(False)
+    with pytest.raises(ConfigError) as error:
+        train(frozen, LINE, config=TrainConfig(task="regression"))
+    assert str(error.value) == "the model has no trainable parameters"
+    with pytest.raises(ConfigError) as error:
+        train(one_weight(), LINE, config=TrainConfig(task="regression"), validation=(LINE[0],))
+    assert str(error.value) == "validation must be a pair (inputs, targets)"
