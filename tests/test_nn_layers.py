@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -415,6 +416,14 @@ def test_synthetic_family_is_the_documented_curves_and_noise(shape):
     assert family.status.tolist() == [1, 1, 1, 2]
     assert family.reasons == ["", "", "", "synthetic failure"]
     assert family.chip.tolist() == [0, 1, 2, 3] and family.neuron == f"synthetic_{shape}"
+    assert family.output_unit == "V" and family.supplies == ()
+    assert family.supply_current.shape == (4, 0, 5) and family.input_current.shape == (4, 1, 5)
+    assert not family.power.any() and not family.input_current.any()
+    nominal_parameters = json.loads(family.attrs["nominal_parameters"])
+    assert nominal_parameters == {"gain": 4.0, "offset": 0.0, "amplitude": 0.7}
+    swing = np.max(expected, axis=1) - np.min(expected, axis=1)
+    np.testing.assert_allclose(family.descriptors["swing"][:3], swing, rtol=1e-12)
+    assert family.descriptors["mean_power"].tolist()[:3] == [0.0, 0.0, 0.0]
     noise = family.noise
     bias = [-0.5, 0.0, 0.5]
     reference = 0.7 * 4.0 * df(0.0)
