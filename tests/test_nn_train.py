@@ -491,15 +491,15 @@ def test_sgd_takes_momentum_0_9_steps_and_the_history_holds_each_epochs_losses()
 
 
 def test_adam_adds_weight_decay_to_the_gradient_and_adamw_to_the_weights():
-    """From w = 1 (gradient −5): Adam's first step is lr·sign(gradient) whether or not weight
-    decay 0.5 is added to the gradient (−4.5), w = 1.1; AdamW first shrinks w by lr·0.5·w:
-    w = 1.05."""
+    """From w = 1 (gradient −5) Adam's first step is lr·sign(its gradient): without weight decay
+    w = 1.1; Adam adds decay·w to the gradient, which with decay 10 turns it to +5, w = 0.9; AdamW
+    first shrinks w by lr·10·w, to 0, then steps along −5, w = 0.1."""
     adam, adamw, plain = one_weight(1.0), one_weight(1.0), one_weight(1.0)
-    fit_line(adam, optimizer="adam", epochs=1, weight_decay=0.5)
-    fit_line(adamw, optimizer="adamw", epochs=1, weight_decay=0.5)
+    fit_line(adam, optimizer="adam", epochs=1, weight_decay=10.0)
+    fit_line(adamw, optimizer="adamw", epochs=1, weight_decay=10.0)
     fit_line(plain, optimizer="adamw", epochs=1)
-    assert weight(adam) == pytest.approx(1.1, rel=1e-7)
-    assert weight(adamw) == pytest.approx(1.05, rel=1e-7)
+    assert weight(adam) == pytest.approx(0.9, rel=1e-7)
+    assert weight(adamw) == pytest.approx(0.1, rel=1e-6)
     assert weight(plain) == pytest.approx(1.1, rel=1e-7)
 
 
