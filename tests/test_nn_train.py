@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -473,7 +474,9 @@ def test_sgd_takes_momentum_0_9_steps_and_the_history_holds_each_epochs_losses()
     2.4; each epoch's row: the mean batch loss before its step, then the loss and RMSE after it
     on the training and validation data. With weight decay 0.5 the second gradient is −4.5."""
     model = one_weight()
+    started = time.perf_counter()
     history = fit_line(model, optimizer="sgd", epochs=2, restore_best=False)
+    elapsed = time.perf_counter() - started
     assert weight(model) == pytest.approx(2.4, rel=1e-12)
     losses_after = [2.5 * (1.0 - 2.0) ** 2, 2.5 * (2.4 - 2.0) ** 2]  # 2.5 and 0.4
     assert [row["epoch"] for row in history.epochs] == [1, 2]
@@ -483,11 +486,23 @@ def test_sgd_takes_momentum_0_9_steps_and_the_history_holds_each_epochs_losses()
     for key in ("train_rmse", "val_rmse"):
         expected = [math.sqrt(loss) for loss in losses_after]
         assert [row[key] for row in history.epochs] == pytest.approx(expected, rel=1e-12)
-    assert all(row["seconds"] > 0 for row in history.epochs)
+    assert all(0 < row["seconds"] < elapsed for row in history.epochs)
     assert history.best_epoch == 2 and not history.stopped_early and not model.training
     decayed = one_weight()
     fit_line(decayed, optimizer="sgd", epochs=2, weight_decay=0.5, restore_best=False)
     assert weight(decayed) == pytest.approx(1.0 + 0.1 * (9.0 + 4.5), rel=1e-12)
+
+
+def test_train_loss_is_the_mean_over_the_epochs_batches():
+    """Two one-row batches of the same point (x = 1, y = 2), SGD from w = 0: batch losses 4 and
+    then, after the step to w = 0.4, 2.56; the epoch's training loss is their mean, 3.28, and
+    the second step (gradient −3.2, velocity −6.8) ends at w = 1.08."""
+    model = one_weight()
+    same = (torch.ones(2, 1, dtype=torch.float64), torch.full((2,), 2.0, dtype=torch.float64))
+    config = TrainConfig(task="regression", batch_size=1, lr=0.1, optimizer="sgd", epochs=1)
+    history = train(model, same, config=config)
+    assert history.epochs[0]["train_loss"] == pytest.approx((4.0 + 2.56) / 2, rel=1e-12)
+    assert weight(model) == pytest.approx(1.08, rel=1e-12)
 
 
 def test_adam_adds_weight_decay_to_the_gradient_and_adamw_to_the_weights():
@@ -540,9 +555,15 @@ def test_gradient_clipping_divergence_progress_and_global_random_state():
 
 
 def test_progress_bar_is_shown_only_when_asked(capsys):
+    """The bar is named after the regime, counts epochs and shows the row's losses and metrics,
+    not the epoch number or its time."""
     fit_line(one_weight(), epochs=1, progress=True)
     shown = capsys.readouterr().err
-    assert "clean" in shown and "epoch" in shown
+    assert shown.lstrip("\r").startswith("clean: ") and re.search(
+        r"\depoch/s|s/epoch[,\]]", shown
+    ), shown
+    assert "train_loss=10, " in shown and "val_rmse=" in shown, shown
+    assert "epoch=" not in shown and "seconds=" not in shown, shown
     fit_line(one_weight(), epochs=1)
     assert capsys.readouterr().err == ""
 
