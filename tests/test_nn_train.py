@@ -521,7 +521,8 @@ def test_adam_adds_weight_decay_to_the_gradient_and_adamw_to_the_weights():
 def test_early_stopping_waits_patience_epochs_beyond_min_delta_and_restores_the_best():
     """SGD as above: losses 2.5, 0.4, then 5.33 at w = 3.46 (gradient 2, velocity −10.6). With
     min_delta 5 only the first epoch improves; patience 2 stops after the third; the weights are
-    the first epoch's (w = 1) with restore_best, the last ones without (best_epoch = the last)."""
+    the first epoch's (w = 1) with restore_best, the last ones without (best_epoch = the last).
+    An equal loss is no improvement: at the optimum, patience 1 stops after the second epoch."""
     settings = {"optimizer": "sgd", "epochs": 10, "patience": 2, "min_delta": 5.0}
     restored = one_weight()
     history = fit_line(restored, **settings)
@@ -531,6 +532,11 @@ def test_early_stopping_waits_patience_epochs_beyond_min_delta_and_restores_the_
     kept = one_weight()
     history = fit_line(kept, **settings, restore_best=False)
     assert weight(kept) == pytest.approx(3.46, rel=1e-12) and history.best_epoch == 3
+    at_optimum = one_weight(
+        2.0
+    )  # loss 0 and gradient 0 every epoch: no improvement after the first
+    history = fit_line(at_optimum, optimizer="sgd", epochs=5, patience=1)
+    assert len(history.epochs) == 2 and history.stopped_early and history.best_epoch == 1
     improving = one_weight()
     history = fit_line(improving, optimizer="sgd", epochs=2, patience=1)
     assert len(history.epochs) == 2 and not history.stopped_early and history.best_epoch == 2
