@@ -609,6 +609,13 @@ def test_train_config_and_train_errors_name_what_is_wrong():
     with pytest.raises(ConfigError) as error:
         train(frozen, LINE, config=TrainConfig(task="regression"))
     assert str(error.value) == "the model has no trainable parameters"
-    with pytest.raises(ConfigError) as error:
-        train(one_weight(), LINE, config=TrainConfig(task="regression"), validation=(LINE[0],))
-    assert str(error.value) == "validation must be a pair (inputs, targets)"
+    for data, validation, field in [((LINE[0],), None, "data"), (LINE, (LINE[0],), "validation")]:
+        with pytest.raises(ConfigError) as error:
+            train(one_weight(), data, config=TrainConfig(task="regression"), validation=validation)
+        assert str(error.value) == f"{field} must be a pair (inputs, targets)"
+    with pytest.raises(ConfigError) as error:  # no parameters at all: on the CPU, then refused
+        train(nn.Identity(), LINE, config=TrainConfig(task="regression"))
+    assert str(error.value) == "the model has no trainable parameters"
+    on_cpu = one_weight()
+    fit_line(on_cpu, optimizer="sgd", epochs=1, device="cpu")
+    assert weight(on_cpu) == pytest.approx(1.0, rel=1e-12)  # the first SGD step, as above
