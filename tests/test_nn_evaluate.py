@@ -754,3 +754,53 @@ def test_worst_case_evaluates_with_the_task_draws_and_seed_it_is_given():
     x = torch.linspace(0.0, 1.0, 20, dtype=torch.float64)[:, None]
     regression = worst_case(nn.Linear(1, 1).double(), (x, 2 * x[:, 0]), 0.1, task="regression")
     assert {"rmse", "r2"} <= regression.clean.metrics.keys() <= regression.attacked.metrics.keys()
+
+
+def test_monte_carlo_settings_are_checked_by_name_and_the_smallest_allowed():
+    """``draws``, ``max_rows`` and ``chips`` below 1 and data that is not a pair are errors
+    naming them; 1 of each is allowed; an unknown metric is a KeyError naming it and the
+    metrics there are."""
+    data = two_class_data(n=10)
+    for setting, message in [
+        ({"draws": 0}, "draws must be at least 1, got 0"),
+        ({"max_rows": 0}, "max_rows must be at least 1, got 0"),
+        ({"chips": 0}, "chips must be at least 1, got 0"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            monte_carlo(Logits(), data, **setting)
+        assert str(error.value) == message
+    with pytest.raises(ConfigError) as error:
+        monte_carlo(Logits(), (data[0],))
+    assert str(error.value) == "data must be a pair (inputs, targets)"
+    result = monte_carlo(Logits(), data, draws=1, max_rows=1, chips=1)
+    assert result.metrics["accuracy"].tolist() == [[1.0]]
+    with pytest.raises(KeyError) as error:
+        result.mean("rmse")
+    assert error.value.args == ("no metric 'rmse'; have ['accuracy', 'cross_entropy']",)
+
+
+def test_monte_carlo_passes_integer_inputs_to_the_model_as_they_are():
+    """Integer inputs (token indices for an embedding) reach the model unconverted: the
+    accuracy is that of the embedding's rows looked up by hand."""
+    model = nn.Embedding(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
+    x = torch.tensor([0, 1, 2, 2])
+    labels = torch.tensor([0, 1, 1, 0])  # row 2 says class 0: the third sample is wrong
+    result = monte_carlo(model, (x, labels), draws=2)
+    assert result.metrics["accuracy"].tolist() == [[0.75, 0.75]]
+
+
+def test_monte_carlo_draws_each_chips_noise_apart_and_silences_own_noise_when_asked():
+    """With nothing to vary between chips, two chips still see different noise draws (each
+    chip its own); ``own_noise=False`` evaluates a model with noise in evaluation as if it had
+    none: accuracy 1 and the cross-entropy of the clean logits, log(1 + e^−margin)."""
+    data = two_class_data(margin=0.5, n=40)
+    additive = NoiseSpec("additive", 1.0)
+    chips = monte_carlo(Logits(), data, chips=2, draws=3, noise=additive, layers=("act",))
+    assert not np.array_equal(chips.metrics["accuracy"][0], chips.metrics["accuracy"][1])
+    noisy = nn.Sequential(NoiseSpec("additive", 1.0).build(seed=0))
+    assert monte_carlo(noisy, data, draws=3).std() > 0  # its own noise is on in evaluation
+    quiet = monte_carlo(noisy, data, draws=3, own_noise=False)
+    assert quiet.metrics["accuracy"].tolist() == [[1.0, 1.0, 1.0]]
+    np.testing.assert_allclose(quiet.metrics["cross_entropy"], math.log1p(math.exp(-0.5)))

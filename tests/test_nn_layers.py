@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import torch
 from scipy import stats
 
 from circuitnn.errors import ConfigError
-from circuitnn.nn import CircuitActivation, Scaling, synthetic_family
+from circuitnn.nn import CircuitActivation, Scaling, _deprecated, synthetic_family
 from circuitnn.nn.interp import lookup, neuron_offsets, segment_table
 from circuitnn.store import Store
 
@@ -326,3 +328,164 @@ def test_draw_count_and_unexpanded_follow_the_draw_context():
     with draws(3, batch=2):
         assert draw_count(rows(2)) == 1 and unexpanded(rows(2))
         assert draw_count(rows(6)) == 3
+
+
+def test_deprecated_selector_warns_at_the_callers_line_with_the_replacement(tmp_path, tanh_family):
+    """The deprecation warning points at the code that built the layer (this file; not checked
+    under mutmut, whose trampolines add stack frames) and spells out the call that replaces the
+    selector, with the store's path."""
+    store = Store(tmp_path / "families.h5")
+    store.commit(dataclasses.replace(tanh_family, noise=None))
+    with pytest.warns(DeprecationWarning) as caught:
+        CircuitActivation("synthetic_tanh", 3, store=store.path, generator=0)
+    (warning,) = caught
+    if not hasattr(_deprecated, "x_resolve_family__mutmut_orig"):  # mutmut adds frames between
+        assert warning.filename == __file__
+    assert str(warning.message) == (
+        "a family selector with store=PATH is deprecated and will be removed in circuitnn 0.3: "
+        f"pass circuitnn.Store({str(store.path)!r}).load('synthetic_tanh') instead"
+    )
+
+
+def test_checked_numbers_name_the_setting_and_the_interval():
+    """``positive`` and ``unit_interval`` name the setting for a value that is not a number, and
+    the interval's right bracket says whether 1 is allowed."""
+    from circuitnn.nn._check import positive, unit_interval
+
+    for check in (positive, unit_interval):
+        with pytest.raises(ConfigError) as error:
+            check("gain", "high")
+        assert str(error.value) == "gain must be a number, got 'high'"
+    for call, message in [
+        ({"value": 1.5}, "p must be in [0, 1], got 1.5"),
+        ({"value": 1, "open_right": True}, "p must be in [0, 1), got 1.0"),
+        ({"value": -0.5, "open_right": True}, "p must be in [0, 1), got -0.5"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            unit_interval("p", **call)
+        assert str(error.value) == message
+    assert unit_interval("p", 1) == 1.0
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+SHAPE_FUNCTIONS = {
+    "tanh": math.tanh,
+    "sigmoid": _logistic,
+    "softplus": lambda z: math.log1p(math.exp(z)),
+}
+SHAPE_SLOPES = {
+    "tanh": lambda z: 1.0 - math.tanh(z) ** 2,
+    "sigmoid": lambda z: _logistic(z) * (1.0 - _logistic(z)),
+    "softplus": _logistic,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPE_FUNCTIONS))
+def test_synthetic_family_is_the_documented_curves_and_noise(shape):
+    """Curve i is A_i·f(g_i·(x − x_i)) with g_i, x_i, A_i from three rounds of standard normals
+    of ``default_rng(seed)``; the nominal is amplitude·f(gain·x); σ_i at each bias point is
+    noise·(0.5 + 0.5·|slope_i|/slope of the nominal at 0), white over three frequencies up to
+    1 MHz; the last ``failed`` instances are NaN and failed (each worked out here with ``math``)."""
+    f, df = SHAPE_FUNCTIONS[shape], SHAPE_SLOPES[shape]
+    settings = {"gain": 4.0, "amplitude": 0.7, "gain_spread": 0.2, "offset_spread": 0.05}
+    family = synthetic_family(
+        shape,
+        n=4,
+        seed=3,
+        points=5,
+        span=0.5,
+        amplitude_spread=0.1,
+        noise=2e-3,
+        noise_bias_points=3,
+        failed=1,
+        **settings,
+    )
+    z = np.random.default_rng(3).standard_normal((3, 4))
+    g, x0, a = 4.0 * (1 + 0.2 * z[0]), 0.05 * z[1], 0.7 * (1 + 0.1 * z[2])
+    grid = [-0.5, -0.25, 0.0, 0.25, 0.5]
+    np.testing.assert_allclose(family.grid, grid, rtol=0, atol=1e-15)
+    expected = [[a[i] * f(g[i] * (x - x0[i])) for x in grid] for i in range(3)]
+    np.testing.assert_allclose(family.curves[:3], expected, rtol=1e-12)
+    assert np.isnan(family.curves[3]).all()
+    np.testing.assert_allclose(family.nominal_curve, [0.7 * f(4.0 * x) for x in grid], rtol=1e-12)
+    np.testing.assert_allclose(family.parameters[:3], np.stack([g, x0, a], axis=1)[:3], rtol=1e-15)
+    assert family.parameter_names == ("gain", "offset", "amplitude")
+    assert family.status.tolist() == [1, 1, 1, 2]
+    assert family.reasons == ["", "", "", "synthetic failure"]
+    assert family.chip.tolist() == [0, 1, 2, 3] and family.neuron == f"synthetic_{shape}"
+    assert family.output_unit == "V" and family.supplies == ()
+    assert family.supply_current.shape == (4, 0, 5) and family.input_current.shape == (4, 1, 5)
+    assert not family.power.any() and not family.input_current.any()
+    nominal_parameters = json.loads(family.attrs["nominal_parameters"])
+    assert nominal_parameters == {"gain": 4.0, "offset": 0.0, "amplitude": 0.7}
+    swing = np.max(expected, axis=1) - np.min(expected, axis=1)
+    np.testing.assert_allclose(family.descriptors["swing"][:3], swing, rtol=1e-12)
+    assert family.descriptors["mean_power"].tolist()[:3] == [0.0, 0.0, 0.0]
+    noise = family.noise
+    bias = [-0.5, 0.0, 0.5]
+    reference = 0.7 * 4.0 * df(0.0)
+    sigma = [
+        [2e-3 * (0.5 + 0.5 * abs(a[i] * g[i] * df(g[i] * (b - x0[i]))) / reference) for b in bias]
+        for i in range(3)
+    ]
+    np.testing.assert_allclose(noise.bias, bias, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(noise.sigma[:3], sigma, rtol=1e-6)
+    assert np.isnan(noise.sigma[3]).all() and noise.status.tolist() == [1, 1, 1, 2]
+    assert noise.frequency.tolist() == [1.0, 1e3, 1e6] and noise.bandwidth == 1e6
+    white = noise.sigma**2 / 1e6  # σ² spread evenly over the 1 MHz band
+    for psd in (noise.psd, noise.input_psd):
+        np.testing.assert_allclose(psd, np.repeat(white[:, :, None], 3, axis=2), rtol=1e-15)
+    np.testing.assert_allclose(noise.white, white, rtol=1e-15)
+    assert (noise.flicker[:3] == 0).all() and (noise.alpha[:3] == 1).all()
+    assert synthetic_family(shape, n=2, noise=None).noise is None
+
+
+def test_synthetic_family_settings_are_checked_and_each_one_changes_the_key():
+    """Every bad setting is a ConfigError naming it; two families differ in key when any setting
+    differs and agree when none does."""
+    for call, message in [
+        ({"shape": "relu"}, "shape must be one of 'tanh', 'sigmoid', 'softplus'; got 'relu'"),
+        ({"n": 0}, "n must be at least 1, got 0"),
+        ({"points": 1}, "points must be at least 2, got 1"),
+        ({"span": 0.0}, "span must be > 0, got 0.0"),
+        ({"gain": 0.0}, "gain must be > 0, got 0.0"),
+        ({"amplitude": -1.0}, "amplitude must be > 0, got -1.0"),
+        ({"gain_spread": -0.1}, "gain_spread must be >= 0, got -0.1"),
+        ({"offset_spread": -0.1}, "offset_spread must be >= 0, got -0.1"),
+        ({"amplitude_spread": -0.1}, "amplitude_spread must be >= 0, got -0.1"),
+        ({"noise": -1e-3}, "noise must be >= 0, got -0.001"),
+        ({"noise_bias_points": 0}, "noise_bias_points must be at least 1, got 0"),
+        ({"failed": -1}, "failed must be at least 0, got -1"),
+        ({"n": 3, "failed": 3}, "failed must be below n=3, got 3"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            synthetic_family(**call)
+        assert str(error.value) == message
+    assert synthetic_family(n=1, points=2, noise=0.0, noise_bias_points=1).noise.sigma.shape == (
+        1,
+        1,
+    )
+    assert synthetic_family(n=2, noise=None, noise_bias_points=0).noise is None
+    base = {"n": 3, "points": 5}
+    keys = {synthetic_family(**base).key}
+    for change in [
+        {"shape": "sigmoid"},
+        {"n": 4},
+        {"seed": 1},
+        {"points": 6},
+        {"span": 2.0},
+        {"gain": 4.0},
+        {"amplitude": 0.4},
+        {"gain_spread": 0.2},
+        {"offset_spread": 0.03},
+        {"amplitude_spread": 0.06},
+        {"noise": 2e-3},
+        {"noise_bias_points": 5},
+        {"failed": 1},
+    ]:
+        keys.add(synthetic_family(**{**base, **change}).key)
+    assert len(keys) == 14
+    assert synthetic_family(**base).key == synthetic_family(**base).key

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from circuitnn.errors import CircuitnnError, ConfigError
 from circuitnn.evaluate import monte_carlo, worst_case
@@ -396,3 +399,223 @@ def test_small_cnn_with_circuit_neurons_trains_on_digit_images():
     model = build_cnn(spec, seed=0)
     history = train(model, train_data, config=TrainConfig(epochs=8, lr=3e-3), validation=test_data)
     assert history.best["val_accuracy"] >= 0.88  # regression guard (measured 0.915)
+
+
+def test_as_tensors_checks_converts_and_places_the_pair():
+    """Errors name the field (default ``data``) and say what is wrong; floating arrays come in
+    torch's default dtype, floating tensors keep theirs, ``dtype`` converts every floating part
+    (after an integer one too) and nothing else; the pair lands on the device asked for (``meta``
+    stands for any device other than the CPU)."""
+    from circuitnn.train.data import as_tensors
+
+    cases = [
+        (((np.zeros((3, 2)),),), "data must be a pair (inputs, targets)"),
+        (((np.zeros((3, 5)), np.zeros(4)),), "data: 3 inputs but 4 targets"),
+        (((np.zeros((0, 2)), np.zeros(0)),), "data is empty"),
+        (((np.zeros((3, 2)), np.zeros(4)), "validation"), "validation: 3 inputs but 4 targets"),
+    ]
+    for args, message in cases:
+        with pytest.raises(ConfigError) as error:
+            as_tensors(*args)
+        assert str(error.value) == message
+    x, y = as_tensors((np.ones((1, 2)), np.ones(1)))  # one row is data
+    assert x.shape == (1, 2) and y.shape == (1,)
+    assert x.dtype == y.dtype == torch.get_default_dtype() != torch.float64
+    x, y = as_tensors((torch.ones(2, 2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)))
+    assert x.dtype == y.dtype == torch.float64
+    x, y = as_tensors((np.arange(4).reshape(2, 2), np.ones(2)), dtype=torch.float16)
+    assert x.dtype == torch.int64 and y.dtype == torch.float16
+    x, y = as_tensors((np.ones((2, 2)), np.arange(2)), device=torch.device("meta"))
+    assert x.device.type == y.device.type == "meta"
+
+
+def test_batches_shuffle_by_the_generator_given_alone():
+    """Shuffled batches cover every row once and depend on the generator's seed only, not on
+    torch's global random state."""
+    from circuitnn.train.data import batches
+
+    x, y = torch.arange(10.0)[:, None], torch.arange(10)
+    orders = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        generator = torch.Generator().manual_seed(3)
+        orders.append(torch.cat([yb for _, yb in batches(x, y, 4, generator)]).tolist())
+    assert orders[0] == orders[1] and sorted(orders[0]) == list(range(10))
+    assert orders[0] != list(range(10))
+    torch.manual_seed(1)
+    assert torch.cat([yb for _, yb in batches(x, y, 4)]).tolist() == list(range(10))
+
+
+# --- the training loop on a one-weight regression, worked out by hand -------------------------
+# w·x fitted to y = 2x on x = (1, 2) in one batch: the MSE (w·x − y)² averaged over the two rows
+# is 2.5·(w − 2)², its gradient 5·(w − 2).
+
+LINE = (torch.tensor([[1.0], [2.0]], dtype=torch.float64), torch.tensor([2.0, 4.0]).double())
+
+
+def one_weight(start: float = 0.0) -> nn.Module:
+    model = nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.fill_(start)
+    return model
+
+
+def weight(model: nn.Module) -> float:
+    return float(model.weight.detach())
+
+
+def fit_line(model: nn.Module, **settings: Any) -> History:
+    config = TrainConfig(**{"task": "regression", "batch_size": 2, "lr": 0.1, **settings})
+    return train(model, LINE, config=config, validation=LINE)
+
+
+def test_sgd_takes_momentum_0_9_steps_and_the_history_holds_each_epochs_losses():
+    """SGD from w = 0, lr 0.1, momentum 0.9: gradients −10 then −5 (velocity −14), so w = 1 then
+    2.4; each epoch's row: the mean batch loss before its step, then the loss and RMSE after it
+    on the training and validation data. With weight decay 0.5 the second gradient is −4.5."""
+    model = one_weight()
+    started = time.perf_counter()
+    history = fit_line(model, optimizer="sgd", epochs=2, restore_best=False)
+    elapsed = time.perf_counter() - started
+    assert weight(model) == pytest.approx(2.4, rel=1e-12)
+    losses_after = [2.5 * (1.0 - 2.0) ** 2, 2.5 * (2.4 - 2.0) ** 2]  # 2.5 and 0.4
+    assert [row["epoch"] for row in history.epochs] == [1, 2]
+    assert [row["train_loss"] for row in history.epochs] == pytest.approx([10.0, 2.5], rel=1e-12)
+    for key in ("val_loss",):
+        assert [row[key] for row in history.epochs] == pytest.approx(losses_after, rel=1e-12)
+    for key in ("train_rmse", "val_rmse"):
+        expected = [math.sqrt(loss) for loss in losses_after]
+        assert [row[key] for row in history.epochs] == pytest.approx(expected, rel=1e-12)
+    assert all(0 < row["seconds"] < elapsed for row in history.epochs)
+    assert history.best_epoch == 2 and not history.stopped_early and not model.training
+    decayed = one_weight()
+    fit_line(decayed, optimizer="sgd", epochs=2, weight_decay=0.5, restore_best=False)
+    assert weight(decayed) == pytest.approx(1.0 + 0.1 * (9.0 + 4.5), rel=1e-12)
+
+
+def test_train_loss_is_the_mean_over_the_epochs_batches():
+    """Two one-row batches of the same point (x = 1, y = 2), SGD from w = 0: batch losses 4 and
+    then, after the step to w = 0.4, 2.56; the epoch's training loss is their mean, 3.28, and
+    the second step (gradient −3.2, velocity −6.8) ends at w = 1.08."""
+    model = one_weight()
+    same = (torch.ones(2, 1, dtype=torch.float64), torch.full((2,), 2.0, dtype=torch.float64))
+    config = TrainConfig(task="regression", batch_size=1, lr=0.1, optimizer="sgd", epochs=1)
+    history = train(model, same, config=config)
+    assert history.epochs[0]["train_loss"] == pytest.approx((4.0 + 2.56) / 2, rel=1e-12)
+    assert weight(model) == pytest.approx(1.08, rel=1e-12)
+
+
+def test_adam_adds_weight_decay_to_the_gradient_and_adamw_to_the_weights():
+    """From w = 1 (gradient −5) Adam's first step is lr·sign(its gradient): without weight decay
+    w = 1.1; Adam adds decay·w to the gradient, which with decay 10 turns it to +5, w = 0.9; AdamW
+    first shrinks w by lr·10·w, to 0, then steps along −5, w = 0.1."""
+    adam, adamw, plain = one_weight(1.0), one_weight(1.0), one_weight(1.0)
+    fit_line(adam, optimizer="adam", epochs=1, weight_decay=10.0)
+    fit_line(adamw, optimizer="adamw", epochs=1, weight_decay=10.0)
+    fit_line(plain, optimizer="adamw", epochs=1)
+    assert weight(adam) == pytest.approx(0.9, rel=1e-7)
+    assert weight(adamw) == pytest.approx(0.1, rel=1e-6)
+    assert weight(plain) == pytest.approx(1.1, rel=1e-7)
+
+
+def test_early_stopping_waits_patience_epochs_beyond_min_delta_and_restores_the_best():
+    """SGD as above: losses 2.5, 0.4, then 5.33 at w = 3.46 (gradient 2, velocity −10.6). With
+    min_delta 5 only the first epoch improves; patience 2 stops after the third; the weights are
+    the first epoch's (w = 1) with restore_best, the last ones without (best_epoch = the last).
+    An equal loss is no improvement: at the optimum, patience 1 stops after the second epoch."""
+    settings = {"optimizer": "sgd", "epochs": 10, "patience": 2, "min_delta": 5.0}
+    restored = one_weight()
+    history = fit_line(restored, **settings)
+    assert len(history.epochs) == 3 and history.stopped_early and history.best_epoch == 1
+    assert weight(restored) == pytest.approx(1.0, rel=1e-12)
+    assert history.epochs[2]["val_loss"] == pytest.approx(2.5 * 1.46**2, rel=1e-12)
+    kept = one_weight()
+    history = fit_line(kept, **settings, restore_best=False)
+    assert weight(kept) == pytest.approx(3.46, rel=1e-12) and history.best_epoch == 3
+    at_optimum = one_weight(
+        2.0
+    )  # loss 0 and gradient 0 every epoch: no improvement after the first
+    history = fit_line(at_optimum, optimizer="sgd", epochs=5, patience=1)
+    assert len(history.epochs) == 2 and history.stopped_early and history.best_epoch == 1
+    improving = one_weight()
+    history = fit_line(improving, optimizer="sgd", epochs=2, patience=1)
+    assert len(history.epochs) == 2 and not history.stopped_early and history.best_epoch == 2
+
+
+def test_gradient_clipping_divergence_progress_and_global_random_state():
+    """``clip_grad`` 1 scales the first gradient (−10) to norm 1: w = 0.1; a diverging run is an
+    error naming the epoch; torch's global random state is the same after training as
+    before."""
+    clipped = one_weight()
+    fit_line(clipped, optimizer="sgd", epochs=1, clip_grad=1.0)
+    assert weight(clipped) == pytest.approx(0.1, rel=1e-6)
+    with pytest.raises(ConfigError) as error:
+        fit_line(one_weight(), optimizer="sgd", epochs=100, lr=1e3)
+    assert re.fullmatch(r"training diverged at epoch \d+ \(loss \S+\): lower lr", str(error.value))
+    model = one_weight()  # (making a layer draws from the global generator)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    fit_line(model, epochs=1)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_progress_bar_is_shown_only_when_asked(capsys):
+    """The bar is named after the regime, counts epochs and shows the row's losses and metrics,
+    not the epoch number or its time."""
+    fit_line(one_weight(), epochs=1, progress=True)
+    shown = capsys.readouterr().err
+    assert shown.lstrip("\r").startswith("clean: ") and re.search(
+        r"\depoch/s|s/epoch[,\]]", shown
+    ), shown
+    assert "train_loss=10, " in shown and "val_rmse=" in shown, shown
+    assert "epoch=" not in shown and "seconds=" not in shown, shown
+    fit_line(one_weight(), epochs=1)
+    assert capsys.readouterr().err == ""
+
+
+def test_train_config_and_train_errors_name_what_is_wrong():
+    for setting, message in [
+        (
+            {"task": "ranking"},
+            "TrainConfig.task must be one of 'classification', 'regression'; got 'ranking'",
+        ),
+        ({"epochs": 0}, "TrainConfig.epochs must be at least 1, got 0"),
+        ({"batch_size": 0}, "TrainConfig.batch_size must be at least 1, got 0"),
+        ({"lr": 0.0}, "TrainConfig.lr must be > 0, got 0.0"),
+        (
+            {"optimizer": "rmsprop"},
+            "TrainConfig.optimizer must be one of 'adam', 'adamw', 'sgd'; got 'rmsprop'",
+        ),
+        ({"weight_decay": -1.0}, "TrainConfig.weight_decay must be >= 0, got -1.0"),
+        ({"patience": 0}, "TrainConfig.patience must be at least 1, got 0"),
+        ({"min_delta": -1.0}, "TrainConfig.min_delta must be >= 0, got -1.0"),
+        ({"restore_best": 1}, "TrainConfig.restore_best must be True or False, got 1"),
+        ({"clip_grad": 0.0}, "TrainConfig.clip_grad must be > 0, got 0.0"),
+        ({"seed": -1}, "TrainConfig.seed must be at least 0, got -1"),
+        ({"progress": 1}, "TrainConfig.progress must be True or False, got 1"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            TrainConfig(**setting)
+        assert str(error.value) == message
+    TrainConfig(epochs=1, batch_size=1, patience=1, seed=0, weight_decay=0.0, min_delta=0.0)
+    with pytest.raises(ConfigError) as error:
+        train(one_weight(), LINE, regime="clean")
+    assert str(error.value) == "regime must be a Regime, got 'clean'"
+    with pytest.raises(ConfigError) as error:
+        train(one_weight(), LINE, config={"epochs": 1})
+    assert str(error.value) == "config must be a TrainConfig, got {'epochs': 1}"
+    frozen = one_weight().requires_grad_(False)
+    with pytest.raises(ConfigError) as error:
+        train(frozen, LINE, config=TrainConfig(task="regression"))
+    assert str(error.value) == "the model has no trainable parameters"
+    for data, validation, field in [((LINE[0],), None, "data"), (LINE, (LINE[0],), "validation")]:
+        with pytest.raises(ConfigError) as error:
+            train(one_weight(), data, config=TrainConfig(task="regression"), validation=validation)
+        assert str(error.value) == f"{field} must be a pair (inputs, targets)"
+    with pytest.raises(ConfigError) as error:  # no parameters at all: on the CPU, then refused
+        train(nn.Identity(), LINE, config=TrainConfig(task="regression"))
+    assert str(error.value) == "the model has no trainable parameters"
+    on_cpu = one_weight()
+    fit_line(on_cpu, optimizer="sgd", epochs=1, device="cpu")
+    assert weight(on_cpu) == pytest.approx(1.0, rel=1e-12)  # the first SGD step, as above

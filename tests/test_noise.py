@@ -698,3 +698,35 @@ def test_noise_streams_into_the_store_equal_to_the_analysis_in_memory(
     assert np.isnan(stored.psd[[0, 4]]).all() and np.isfinite(stored.psd[[1, 2, 3, 5, 6, 7]]).all()
     assert stored.reasons[4] == "DC simulation failed: injected DC failure"
     assert not (tmp_path / "s.h5.partial").exists()  # journal and scratch file gone
+
+
+def test_instance_psd_groups_devices_by_instance_or_as_given() -> None:
+    """On hand-made vectors: each instance's PSD is the sum of its devices' squared densities
+    (an instance past the count and the spectra left out); a grouping passed in is used as it
+    is, even one that disagrees with the names."""
+    f = np.array([1.0, 10.0, 100.0])
+    a0, a1, b1, c2 = (
+        np.array(v) for v in ([1.0, 2.0, 3.0], [0.5, 0.5, 1.0], [2.0, 0, 1], [9.0] * 3)
+    )
+    vectors = {
+        "frequency": f,
+        "onoise_spectrum": np.sqrt(a0**2 + a1**2 + b1**2 + c2**2),
+        "onoise_total": np.array(7.0),
+        "onoise_r.xn0.r1": a0,
+        "onoise_r.xn1.r1": a1,
+        "onoise_d.xn1.d1": b1,
+        "onoise_r.xn2.r1": c2,
+    }
+    np.testing.assert_allclose(instance_psd(vectors, 2), [a0**2, a1**2 + b1**2], rtol=1e-15)
+    regrouped = instance_psd(vectors, 2, [("onoise_r.xn0.r1", 1), ("onoise_r.xn2.r1", 1)])
+    np.testing.assert_allclose(regrouped, [np.zeros(3), a0**2 + c2**2], rtol=1e-15)
+
+
+def test_integrated_sigma_adds_nothing_for_a_repeated_frequency() -> None:
+    """A frequency listed twice is a piece of zero width: white noise integrates to S·(edge − f0)
+    as without it."""
+    f = np.array([1.0, 10.0, 10.0, 100.0])
+    white = np.full((1, len(f)), 4e-17)
+    np.testing.assert_allclose(
+        integrated_sigma(f, white, 50.0), [np.sqrt(4e-17 * (50.0 - 1.0))], rtol=1e-12
+    )

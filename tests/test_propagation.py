@@ -267,3 +267,25 @@ def test_unsupported_layers_are_named() -> None:
         propagate_noise(model, torch.zeros(2, 3), draws=1)
     with pytest.raises(ConfigError, match="samples, features"):
         propagate_noise(model, torch.zeros(3))
+
+
+def test_layer_noise_row_holds_every_field_and_the_derived_ratios():
+    """A table row: the fields by their names, the ratio predicted/measured and the relative
+    noise predicted/signal worked out by hand, NaN where the divisor is 0."""
+    from circuitnn.evaluate.propagation import LayerNoise
+
+    layer = LayerNoise("act1", 4, 2.0, 0.5, 0.25, 0.1, 0.3, 0.2)
+    assert layer.row() == {
+        "layer": "act1",
+        "width": 4,
+        "signal": 2.0,
+        "predicted": 0.5,
+        "measured": 0.25,
+        "ratio": 2.0,
+        "error": 0.1,
+        "relative": 0.25,
+        "predicted_correlation": 0.3,
+        "measured_correlation": 0.2,
+    }
+    silent = LayerNoise("act2", 1, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0).row()
+    assert np.isnan(silent["ratio"]) and np.isnan(silent["relative"])

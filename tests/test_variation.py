@@ -8,6 +8,7 @@ Statistical checks use n = 20000 draws (sampling is cheap): a sample mean must l
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -278,3 +279,46 @@ def test_range_outside_the_run_is_refused() -> None:
         sample_parameters(spec, mc, 5, 11)
     with pytest.raises(ValueError, match="outside"):
         sample_parameters(spec, mc, 6, 5)
+
+
+# --- the hash behind every draw, the table's rows, the nominal row ----------------------------
+
+
+def _splitmix64_reference(state: int) -> int:
+    """SplitMix64's output for ``state`` (Steele, Lea & Flood 2014), in Python integers."""
+    mask = (1 << 64) - 1
+    z = (state + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def test_the_draws_hash_is_splitmix64() -> None:
+    """The mixing function is SplitMix64: its published first output from state 0 and the
+    reference algorithm on states spread over the 64 bits, a scalar state too, without an
+    overflow warning."""
+    from circuitnn.neuron.variation import _splitmix
+
+    assert int(_splitmix(np.array([0], dtype=np.uint64))[0]) == 0xE220A8397B1DCDAF
+    states = [1, 12345, 2**32 + 7, 2**63, 2**64 - 1, 0x0123456789ABCDEF]
+    mixed = _splitmix(np.array(states, dtype=np.uint64))
+    assert [int(v) for v in mixed] == [_splitmix64_reference(s) for s in states]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # wrapping around 2**64 is the algorithm: no warning
+        assert int(_splitmix(np.uint64(2**64 - 1))) == _splitmix64_reference(2**64 - 1)
+
+
+def test_rows_keep_values_indices_and_chips_and_the_nominal_row_is_no_instance() -> None:
+    """A sub-table holds the selected rows' values, instance indices and chips (index // chip
+    size); the nominal table's one row has index and chip −1, outside every run."""
+    spec = stat_spec({"a": {"local": {"distribution": "normal", "sigma": 0.1}}})
+    table = sample_parameters(spec, MonteCarlo(n=6, seed=1, chip_size=2))
+    part = table.rows(slice(2, 5))
+    np.testing.assert_array_equal(part.values, table.values[2:5])
+    np.testing.assert_array_equal(part.index, [2, 3, 4])
+    np.testing.assert_array_equal(part.chip, [1, 1, 2])
+    picked = table.rows(np.array([5, 0]))
+    np.testing.assert_array_equal(picked.chip, [2, 0])
+    nominal = nominal_table(spec)
+    np.testing.assert_array_equal(nominal.index, [-1])
+    np.testing.assert_array_equal(nominal.chip, [-1])
