@@ -172,7 +172,7 @@ def _loop(
             loss = regime.loss(model, xb, target, task, draws)
             if not torch.isfinite(loss):
                 raise ConfigError(
-                    f"training diverged at epoch {epoch} (loss {float(loss)}): lower lr"
+                    f"training diverged at epoch {epoch} (loss {float(loss.detach())}): lower lr"
                 )
             loss.backward()
             if config.clip_grad is not None:
