@@ -7,9 +7,8 @@ ngspice for the chunk's instances in one ``.op``. They are stored as descriptors
 The chunk's batch reads them in its own ngspice run (:func:`~circuitnn.spice.devices.
 device_prelude`); :func:`realized_devices` runs that ``.op`` on its own where the batch could
 not (an engine without sessions, a failed instance), with the same values. Recorded for every
-neuron with transistors unless its ``[output]`` says ``devices = false`` (part of the family's key):
-the ``.op`` costs a 100-instance level-1 chunk's ngspice run about 30 % more time, a BSIM4 one
-about 12 %."""
+neuron with transistors unless its ``[output]`` says ``devices = false`` (part of the family's key;
+``benchmarks/bench_extract.py`` prints what the ``.op`` costs ngspice)."""
 
 from __future__ import annotations
 

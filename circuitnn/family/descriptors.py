@@ -19,7 +19,7 @@ DESCRIPTOR_UNITS = {
 }
 
 
-# realized device parameters: vth_<device>, … (circuitnn.neuron.devices.QUANTITY_UNITS)
+# realized device parameters: vth_<device>, … (what circuitnn.neuron.devices records)
 DEVICE_UNITS = {"vth": "V", "id": "A", "gm": "S", "ic": "A", "vbe": "V"}
 
 

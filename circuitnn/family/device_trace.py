@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from circuitnn.errors import ConfigError
-from circuitnn.family.descriptors import DESCRIPTOR_UNITS, DEVICE_UNITS
+from circuitnn.family.descriptors import DESCRIPTOR_UNITS, DEVICE_UNITS, descriptor_unit
 
 
 def device_parameters(descriptors: dict[str, np.ndarray]) -> list[str]:
@@ -52,7 +52,7 @@ def device_trace(
         x, y = values[usable], target[usable]
         row: dict[str, Any] = {
             "device parameter": name,
-            "unit": DEVICE_UNITS[name.split("_", 1)[0]],
+            "unit": descriptor_unit(name),
             "n": int(usable.sum()),
             "mean": float(np.mean(x)) if len(x) else None,
             "std": float(np.std(x, ddof=1)) if len(x) > 1 else None,

@@ -93,9 +93,8 @@ def families_stage(config: MainJobConfig, out: Path, options: Any, note: Note) -
         f"each with output noise at {FAMILY_NOISE.bias_points} bias points integrated over "
         f"{FAMILY_NOISE.bandwidth:g} Hz, stored in `{store}`.",
         f"The network below uses `{first.neuron}` (family {first.key[:12]}).",
-        *(_strongest_device(name, traced[name]) for name in families),
+        *filter(None, (_strongest_device(name, traced[name]) for name in families)),
     ]
-    result.summary = [line for line in result.summary if line]
     note(
         ", ".join(
             f"{family.neuron} {family.n} ({len(family.failed)} failed, "

@@ -26,9 +26,6 @@ from circuitnn.neuron.cards import physical_lines, strip_comments
 if TYPE_CHECKING:
     from circuitnn.neuron.spec import NeuronSpec
 
-QUANTITY_UNITS = {"vth": "V", "id": "A", "gm": "S", "ic": "A", "vbe": "V"}  # per transistor
-
-
 _THRESHOLD = {"1": "von", "2": "von", "3": "von", "8": "vth", "49": "vth", "14": "vth", "54": "vth"}
 
 

@@ -34,7 +34,7 @@ def device_parameters(
     spec: NeuronSpec, table: ParameterTable, engine: str, timeout: float
 ) -> dict[str, np.ndarray]:
     """Column name → (N,) realized value of each instance (units in
-    :data:`~circuitnn.neuron.devices.QUANTITY_UNITS`; drain current as ngspice signs it);
+    :data:`~circuitnn.family.descriptors.DEVICE_UNITS`; drain current as ngspice signs it);
     empty when the neuron has no transistor. Raises the engine's error when the ``.op`` fails."""
     columns = device_columns(spec)
     if not columns or not len(table):
