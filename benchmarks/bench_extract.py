@@ -396,9 +396,11 @@ def run_circuitnn(
     instrument(engine, jobs, timer, chunks, benches)
     try:
         cpu, critical, began = cpu_seconds(), critical_cpu_seconds(), time.perf_counter()
+        main = own_cpu_seconds()
         family = extract_family(NEURON, n=n, seed=seed, store=folder / "store.h5", options=options)
         seconds, cpu = time.perf_counter() - began, cpu_seconds() - cpu
         critical = critical_cpu_seconds() - critical
+        main = own_cpu_seconds() - main
     finally:
         timer.restore()
     size = (folder / "store.h5").stat().st_size
@@ -409,6 +411,7 @@ def run_circuitnn(
         "seconds": seconds,
         "cpu": cpu,  # complete for 1 job only (loky workers are not finished children)
         "critical_cpu": critical,
+        "main_cpu": main,  # this process, all its threads (not its children)
         "failed": failed,
         "shape": list(family.curves.shape),
         "store_bytes": size,
@@ -534,6 +537,14 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process alone, all its threads."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
 
 
 def critical_cpu_seconds() -> float:
@@ -1738,6 +1749,16 @@ def build_report(
                 + ", ".join(f"{k} {v:.2f} s" for k, v in main_stages)
                 + "; its writer thread: "
                 + (", ".join(f"{k} {v:.2f} s" for k, v in writer.items()) or "-")
+            )
+            # on a machine with as many cores as jobs, the main process's own CPU time during
+            # the chunk phase (writer thread, results received) takes turns with the workers
+            beside = max(0.0, two["main_cpu"] - serial2)
+            bound = one["seconds"] / (serial2 + (one["chunk_phase"] + beside) / jobs)
+            out.append(
+                f"  bound from the work on {jobs} cores: (1-job chunk phase "
+                f"{one['chunk_phase']:.2f} s + the main process's CPU beside the workers "
+                f"{beside:.2f} s) / {jobs} + serial {serial2:.2f} s -> {bound:.2f}x "
+                f"(main process {two['main_cpu']:.2f} CPU s in all)"
             )
         out.append("")
 
