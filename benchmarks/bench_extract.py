@@ -21,7 +21,9 @@ time, so never a cache hit) and compares it with
       shared: other processes inflate wall time, hardly CPU time); target ≤ 1.15× with 1 job;
       also plain ``ngspice -b -r`` on the very netlists circuitnn renders (information);
   (c) circuitnn with 2 jobs against 1 job (loky pool warmed once before timing), target ≥ 1.7×,
-      with the machine's own 2-process calibration printed beside it;
+      with the machine's own 2-process calibration printed beside it, the bound the run's own
+      work allows (the main process's CPU beside the workers) and, as information, the same
+      extraction without a store (family in memory) with 1 and 2 jobs;
   (d) both engines, "subprocess" and "shared";
   (e) peak memory (RSS) of a fresh process running one extraction, its loky workers and its
       ngspice processes, sampled by psutil in a thread;
@@ -427,6 +429,18 @@ def run_circuitnn(
         "reference_curves": family.curves[:5].copy(),
         "family": family if keep_family else None,
     }
+
+
+def run_in_memory(n: int, seed: int, jobs: int, chunk_size: int) -> float:
+    """Seconds of the same extraction without a store (the family kept in memory: no journal,
+    no HDF5), default engine: what the store's per-chunk work costs beside the simulation."""
+    from circuitnn.extract.options import RunOptions
+    from circuitnn.extract.pipeline import extract_family
+
+    options = RunOptions(jobs=jobs, chunk_size=chunk_size, progress=False)
+    began = time.perf_counter()
+    extract_family(NEURON, n=n, seed=seed, options=options)
+    return time.perf_counter() - began
 
 
 def rendered_benches(n: int, seed: int, chunk_size: int) -> list[Any]:
@@ -1307,6 +1321,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"({result['failed']} failed, other processes used "
                     f"{record['foreign']:.1f} CPU-s meanwhile)"
                 )
+            if jobs > 1:
+                for job_count in job_counts:
+                    seconds, _ = measure(
+                        f"circuitnn in memory {_plural(job_count)}",
+                        functools.partial(run_in_memory, n, seed, job_count, chunk_size),
+                    )
+                    experiments.setdefault("memory", {}).setdefault(job_count, []).append(seconds)
             if not raw_paths:
                 captured = next(
                     (
@@ -1760,6 +1781,14 @@ def build_report(
                 f"{beside:.2f} s) / {jobs} + serial {serial2:.2f} s -> {bound:.2f}x "
                 f"(main process {two['main_cpu']:.2f} CPU s in all)"
             )
+            memory = experiments.get("memory", {})
+            if engine == DEFAULT_ENGINE and 1 in memory and jobs in memory:
+                one_m, two_m = best(memory[1]), best(memory[jobs])
+                out.append(
+                    f"  the same without a store (family in memory: no journal, no HDF5; best of "
+                    f"rounds): 1 job {one_m:.2f} s, {jobs} jobs {two_m:.2f} s -> "
+                    f"{one_m / two_m:.2f}x"
+                )
         out.append("")
 
     out.append(
