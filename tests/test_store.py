@@ -302,3 +302,54 @@ def test_a_family_of_schema_1_still_loads(
     assert old.run_alone is None and "self_check_instances" not in old.attrs
     np.testing.assert_array_equal(old.curves, divider.curves)
     assert old.branch()[0] is old.curves
+
+
+def test_writer_keeps_every_slice_when_chunks_are_evicted_and_read_back(tmp_path: Path) -> None:
+    """Slices arriving in any order, each a part of HDF5 chunks it shares with other slices,
+    with a chunk cache far smaller than the family (so partly written chunks are compressed,
+    evicted and read back): every row reads back bit for bit, in the store's own reader."""
+    from circuitnn.store.writers import FamilyWriter
+
+    rng = np.random.default_rng(5)
+    n, points, rows = 700, 1500, 60  # 12 kB per curve: HDF5 chunks of 87 rows
+    curves = rng.normal(size=(n, points))
+    supply = rng.normal(size=(n, 1, points))
+    power = rng.normal(size=(n, points))
+    status = np.full(n, OK, dtype=np.int8)
+    midpoint = rng.normal(size=n)
+
+    class SmallCache(FamilyWriter):
+        CACHE_BYTES = 2**16  # 64 KiB: one HDF5 chunk of curves is 1 MiB
+
+    writer = SmallCache(tmp_path / "scratch.h5", "k" * 64, n)
+    writer.write_header(
+        {"neuron": "test"},
+        np.linspace(0, 1, points),
+        "V",
+        ("a",),
+        np.zeros((n, 1)),
+        np.zeros(n, dtype=np.int64),
+    )
+    starts = list(range(0, n, rows))
+    rng.shuffle(starts)
+    for start in starts:
+        part = slice(start, start + rows)
+        writer.write_rows(
+            start,
+            curves[part],
+            supply[part],
+            np.zeros((len(curves[part]), 0, points)),
+            power[part],
+            status[part],
+            [""] * len(status[part]),
+            {"midpoint": midpoint[part]},
+        )
+    writer.finish(curves[0])
+    with h5py.File(tmp_path / "scratch.h5", "r") as handle:
+        group = handle["families"]["k" * 64]
+        assert group["curves"].chunks[0] < n  # chunked: slices share and split chunks
+        assert group["curves"][()].tobytes() == curves.tobytes()
+        assert group["supply_current"][()].tobytes() == supply.tobytes()
+        assert group["power"][()].tobytes() == power.tobytes()
+        assert group["descriptors/midpoint"][()].tobytes() == midpoint.tobytes()
+        assert (group["status"][()] == OK).all()

@@ -33,7 +33,8 @@ class FamilyWriter:
 
     Per-instance arrays arrive in row slices in any order (:meth:`write_rows`, one call per
     chunk); each dataset is created, chunked and compressed, at its full size (``n`` rows) on its
-    first slice, so the writer holds one chunk at a time plus HDF5's chunk cache (a few MiB).
+    first slice and stays open, so the writer holds one chunk at a time plus HDF5's chunk cache
+    (at most :attr:`CACHE_BYTES` per dataset).
     :meth:`write_header` writes what is known before any chunk (grid, parameter table,
     provenance), :meth:`finish` the nominal curve; then :meth:`Store.commit_written` commits it.
     A scratch file is written in mode ``w`` and never reused after a crash.
@@ -59,7 +60,8 @@ class FamilyWriter:
         self._unit = ""
         self._mode = mode
         # datasets stay open between slices: closing one flushes HDF5's cache of its partly
-        # written chunks, which the next slice reads back and compresses again (4× the writes)
+        # written chunks, which the next slice reads back and compresses again (4000 instances
+        # in slices of 100: 1.2 CPU s instead of 0.26)
         self._datasets: dict[str, Any] = {}
 
     def __enter__(self) -> FamilyWriter:
