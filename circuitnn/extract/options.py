@@ -11,7 +11,7 @@ chunk) it rises again as the run outgrows the processor's caches (DC: 0.53 ms at
 0.50 at 100, 0.57 at 250; noise: 3.9 ms at 50, 4.0 at 100, 4.8 at 250). Reading the realized
 device parameters (one ``.op`` per chunk) costs ngspice more per instance in bigger chunks, yet
 a whole extraction with them is still fastest with chunks of 100, with 1 job and with 2
-(``benchmarks/bench_extract.py``, its chunk-size lines: 3.61, 3.10 and 3.75 s for 4000
+(``benchmarks/bench_extract.py``, its chunk-size lines: 3.26, 2.99 and 3.67 s for 4000
 instances with 1 job at 50, 100 and 250). So a chunk holds
 :data:`DC_CHUNK_SIZE` (:data:`NOISE_CHUNK_SIZE`) instances, fewer when that leaves a worker
 without a chunk: a family is cut into at least ``jobs`` chunks whenever it has that many
