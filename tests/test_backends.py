@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 from helpers import assert_same_family, options
 
+import circuitnn.extract.noise
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError
 from circuitnn.extract import clusters, parallel
@@ -159,6 +161,33 @@ def test_dask_family_equals_loky_bit_for_bit(
     dask_cluster: object, loky_families: dict[str, Family], tmp_path: Path
 ) -> None:
     _assert_backend_equals_loky("dask", tmp_path / "dask.h5", loky_families)
+
+
+def test_dask_noise_tasks_carry_values_at_the_biases_not_the_curves(
+    dask_cluster: object,
+    loky_families: dict[str, Family],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer's dask client and the local cluster's scheduler keep their last 50 messages,
+    tasks included: a noise task must not carry its chunk's N×K DC curves (bench_campaign's
+    writer peaked 25 MiB higher when it did), only the N×B values the workers use."""
+    sent: list[tuple[str, tuple[object, ...]]] = []
+    stream = circuitnn.extract.noise.stream_journaled
+
+    def recorded(function: object, tasks: list, *args: object, **kwargs: object) -> object:
+        sent.extend(tasks)
+        return stream(function, tasks, *args, **kwargs)
+
+    monkeypatch.setattr(circuitnn.extract.noise, "stream_journaled", recorded)
+    run = options(chunk_size=CHUNK, jobs=2, backend="dask")
+    store = tmp_path / "dask.h5"
+    noisy = extract_family("diode_relu", n=40, seed=SEED + 1, store=store, options=run, noise=NOISE)
+    _assert_same_noise(noisy, loky_families["noise"])  # held and checked as before
+    assert len(sent) == 40 // CHUNK
+    curves_bytes = CHUNK * noisy.curves.shape[1] * noisy.curves.itemsize  # 20 × 301 × 8 B
+    for _, task in sent:
+        assert len(pickle.dumps(task)) < curves_bytes / 2, len(pickle.dumps(task))
 
 
 def test_dask_through_a_scheduler_address(

@@ -26,6 +26,7 @@ from circuitnn import extract_family
 from circuitnn.cli import main
 from circuitnn.errors import ConfigError, SimulationError
 from circuitnn.extract.analysis_chunks import simulate_noise_chunk
+from circuitnn.extract.operating_point import branch_values
 from circuitnn.extract.spectra import (
     device_instances,
     device_totals,
@@ -505,6 +506,13 @@ def test_a_batch_is_not_held_and_agrees_with_each_instance_held_alone(monkeypatc
         )
         assert held[-1] and alone["status"][0] == 1
         np.testing.assert_allclose(batch["psd"][k], alone["psd"][0], rtol=1e-6)
+    # what the writer sends instead of the curves (the values at the biases): the same run
+    values = branch_values(spec.sweep.grid(), family.curves[[4]], analysis.biases(spec), "up")
+    same = simulate_noise_chunk(spec, table.rows(np.array([4])), analysis, expected=values)
+    assert held[-1]
+    np.testing.assert_array_equal(same["psd"], alone["psd"])
+    with pytest.raises(ConfigError, match="as curves or as values, not both"):
+        simulate_noise_chunk(spec, table, analysis, branch=family.curves, expected=values)
 
 
 # ---------------------------------------------------------------- bad requests

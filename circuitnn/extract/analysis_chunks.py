@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from circuitnn.errors import SimulationError
+from circuitnn.errors import ConfigError, SimulationError
 from circuitnn.extract.isolation import Isolated, run_isolated
 from circuitnn.extract.operating_point import branch_values, off_branch
 from circuitnn.extract.spectra import device_instances, device_totals, instance_psd, unattributed
@@ -43,6 +43,7 @@ def simulate_noise_chunk(
     retries: int = 1,
     branch: np.ndarray | None = None,
     direction: str = "up",
+    expected: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Output noise PSD and squared small-signal gain |H|² (N×B×F; the gain only when the analysis
     is input-referred) of every row at every bias.
@@ -52,14 +53,20 @@ def simulate_noise_chunk(
     ``branch`` (N×K): each row's stored DC curve, swept ``direction``; the operating point at
     each bias is checked against it: a row off its curve in the batch runs alone, its output
     held at the curve's value while the operating point is found (voltage outputs), and fails
-    with the reason if it is off alone too. A row whose devices'
+    with the reason if it is off alone too. ``expected``, in place of ``branch``: what
+    :func:`~circuitnn.extract.operating_point.branch_values` makes of the curves at the analysis'
+    biases (three N×B arrays, V or A): a task that carries these instead of the curves is
+    K/(3B) times smaller. A row whose devices'
     noise cannot all be attributed, or that has no noise at all, fails with the reason.
     """
     biases = analysis.biases(spec)
     points = frequency_points(analysis.fmin, analysis.fmax, analysis.points_per_decade)
     grid = spec.sweep.grid()
-    expected = None
     if branch is not None:
+        if expected is not None:
+            raise ConfigError(
+                "a noise chunk takes its stored branch as curves or as values, not both"
+            )
         expected = branch_values(grid, branch, biases, direction)
     nodesets = expected[0] if expected is not None and spec.output.quantity == "voltage" else None
     current = spec.output.quantity == "current"
