@@ -634,7 +634,8 @@ def test_family_tables_take_the_branch_asked_for():
     """None and "up" give the main (up) branch, "down" the down branch, in the same scaling
     (midpoint by default); a branch that is not "up" or "down", a branch the family was not swept
     along, and the down branch of a family whose noise was simulated on the up branch are
-    refused, naming the family and the branch."""
+    refused, naming the family and the branch; so are an unknown scaling and a family with no
+    usable instance."""
     family = synthetic_family("tanh", n=12, seed=1, points=21, noise=None)
     both = _two_way(family)
     main = FamilyTables.from_family(both)
@@ -648,6 +649,17 @@ def test_family_tables_take_the_branch_asked_for():
         expected = (curves - s.output_offset) / s.output_scale
         np.testing.assert_allclose(tables.curves, expected, rtol=1e-14, atol=1e-14)
     key = family.key[:12]
+    for scaling, message in [
+        ("zero", "scaling must be one of 'midpoint', 'knee'; got 'zero'"),
+        (1.0, "scaling must be a Scaling or one of ('midpoint', 'knee'), got 1.0"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            FamilyTables.from_family(both, scaling)
+        assert str(error.value) == message
+    dead = dataclasses.replace(family, status=np.full(12, 2))
+    with pytest.raises(ConfigError) as error:
+        FamilyTables.from_family(dead)
+    assert str(error.value) == f"family {family.key[:12]} has no usable (ok, finite) instances"
     with pytest.raises(ConfigError) as error:
         FamilyTables.from_family(both, branch="sideways")
     assert str(error.value) == "branch must be one of 'up', 'down'; got 'sideways'"
@@ -664,10 +676,14 @@ def test_family_tables_take_the_branch_asked_for():
     )
 
 
-def test_family_tables_leave_out_instances_whose_noise_failed():
+@pytest.mark.parametrize("bias_points", [1, 2, 5])
+def test_family_tables_leave_out_instances_whose_noise_failed(bias_points):
     """An instance whose noise analysis failed (noise status 2) is not used, even with a finite
-    σ row; the others keep their σ, interpolated over the grid between the bias points."""
-    family = synthetic_family("tanh", n=8, seed=4, points=21, noise=1e-3, noise_bias_points=5)
+    σ row; the others keep their σ in network units, interpolated over the grid between the bias
+    points (held constant outside them; one bias point: constant)."""
+    family = synthetic_family(
+        "tanh", n=8, seed=4, points=21, noise=1e-3, noise_bias_points=bias_points
+    )
     status = family.noise.status.copy()
     status[3] = 2
     tables = FamilyTables.from_family(
@@ -675,6 +691,7 @@ def test_family_tables_leave_out_instances_whose_noise_failed():
     )
     kept = [0, 1, 2, 4, 5, 6, 7]
     np.testing.assert_array_equal(tables.instances, kept)
+    assert tables.sigma.shape == (7, 21)
     scale = abs(tables.scaling.output_scale)
     for row, instance in zip(tables.sigma, kept, strict=True):
         sigma = np.interp(family.grid, family.noise.bias, family.noise.sigma[instance])
