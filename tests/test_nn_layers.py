@@ -756,3 +756,16 @@ def test_family_tables_need_a_uniform_increasing_grid_of_two_points_or_more():
             f"family {key}: input grid is not uniform and increasing "
             "(CircuitActivation needs a uniform sweep)"
         )
+
+
+def test_neuron_offsets_are_int32_unless_the_rows_reach_2_to_the_31():
+    """The first row (K+1)·j of each neuron j of the shape, int32 (the row index of lookup)
+    while the table's rows n·(K+1) stay below 2³¹, int64 beyond (where int32 would wrap)."""
+    offsets = neuron_offsets((2, 3), 4)
+    assert offsets.dtype == torch.int32 and offsets.tolist() == [[0, 5, 10], [15, 20, 25]]
+    below = neuron_offsets((2,), 2**30 - 2)  # 2³¹ − 2 rows
+    assert below.dtype == torch.int32 and below.tolist() == [0, 2**30 - 1]
+    beyond = neuron_offsets((3,), 2**30)  # 3·(2³⁰ + 1) rows
+    assert beyond.dtype == torch.int64 and beyond.tolist() == [0, 2**30 + 1, 2**31 + 2]
+    just_beyond = neuron_offsets((2**16,), 2**15)  # 2³¹ + 2¹⁶ rows
+    assert just_beyond.dtype == torch.int64 and just_beyond[-1] == (2**16 - 1) * (2**15 + 1)
