@@ -769,3 +769,16 @@ def test_neuron_offsets_are_int32_unless_the_rows_reach_2_to_the_31():
     assert beyond.dtype == torch.int64 and beyond.tolist() == [0, 2**30 + 1, 2**31 + 2]
     just_beyond = neuron_offsets((2**16,), 2**15)  # 2³¹ + 2¹⁶ rows
     assert just_beyond.dtype == torch.int64 and just_beyond[-1] == (2**16 - 1) * (2**15 + 1)
+
+
+def test_scaling_from_a_float32_nominal_is_computed_in_float64():
+    """A float32 grid and nominal curve give the scaling of the same values in float64; an
+    unknown anchor is refused by name."""
+    grid = np.linspace(-1.0, 1.0, 41, dtype=np.float32)
+    nominal = (0.4 * np.tanh(3.0 * grid) + 0.1 * grid + 0.5).astype(np.float32)
+    for anchor in ("midpoint", "knee"):
+        exact = Scaling.from_nominal(grid.astype(float), nominal.astype(float), anchor=anchor)
+        assert Scaling.from_nominal(grid, nominal, anchor=anchor) == exact
+    with pytest.raises(ConfigError) as error:
+        Scaling.from_nominal(grid, nominal, anchor="middle")
+    assert str(error.value) == "Scaling anchor must be one of 'midpoint', 'knee'; got 'middle'"
