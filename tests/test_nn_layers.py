@@ -782,3 +782,47 @@ def test_scaling_from_a_float32_nominal_is_computed_in_float64():
     with pytest.raises(ConfigError) as error:
         Scaling.from_nominal(grid, nominal, anchor="middle")
     assert str(error.value) == "Scaling anchor must be one of 'midpoint', 'knee'; got 'middle'"
+
+
+def test_scaling_from_nominal_of_a_hard_tanh_is_worked_out_by_hand():
+    """Nominal 0.5 + 0.3·clip(x − 0.03, −1, 1) on a 0.1 V grid: half the swing is 0.3, the
+    steepest slope 0.3, so one network unit is 1 V; the midpoint origin is (0.03 V, 0.5), between
+    grid points; the knee origin is where the ramp meets the floor 0.2: (−0.97 V, 0.2). Its
+    inverse 1 − nominal is flipped to rise (output scale −0.3, origin output 0.5) unless
+    ``rising=False``. A curve whose ends are equal, or that wiggles next to its ends, rises by
+    its ends alone. Bad curves are refused with the reason."""
+    grid = np.linspace(-2.0, 2.0, 41)
+    hard_tanh = 0.5 + 0.3 * np.clip(grid - 0.03, -1.0, 1.0)
+    cases = [
+        (hard_tanh, {}, (0.03, 1.0, 0.5, 0.3)),
+        (hard_tanh, {"anchor": "knee"}, (-0.97, 1.0, 0.2, 0.3)),
+        (1.0 - hard_tanh, {}, (0.03, 1.0, 0.5, -0.3)),
+        (1.0 - hard_tanh, {"anchor": "knee"}, (-0.97, 1.0, 0.8, -0.3)),
+        (1.0 - hard_tanh, {"rising": False}, (0.03, 1.0, 0.5, 0.3)),
+    ]
+    for nominal, settings, expected in cases:
+        scaling = Scaling.from_nominal(grid, nominal, **settings)
+        got = (scaling.input_offset, scaling.input_scale, scaling.output_offset)
+        np.testing.assert_allclose((*got, scaling.output_scale), expected, rtol=0, atol=1e-12)
+    wiggles = hard_tanh.copy()
+    wiggles[1], wiggles[-2] = 0.19, 0.19  # a step down after the start, one before the end
+    spikes = hard_tanh.copy()
+    spikes[1] = 0.81  # above the end
+    bump = np.exp(-(grid**2))  # equal ends
+    for nominal in (wiggles, spikes, bump):
+        assert Scaling.from_nominal(grid, nominal).output_scale > 0
+    shape = "nominal curve shape {} does not match grid shape {}"
+    for grid_, nominal, message in [
+        (grid, hard_tanh[:-1], shape.format((40,), (41,))),
+        (grid[:40].reshape(4, 10), hard_tanh[:40].reshape(4, 10), shape.format((4, 10), (4, 10))),
+        (grid[:1], hard_tanh[:1], shape.format((1,), (1,))),
+        (
+            grid,
+            np.where(grid > 1, np.nan, hard_tanh),
+            "nominal curve holds non-finite values; cannot set the scaling",
+        ),
+        (grid, np.full(41, 0.2), "nominal curve is flat (zero swing); cannot set the scaling"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            Scaling.from_nominal(grid_, nominal)
+        assert str(error.value) == message
