@@ -826,3 +826,20 @@ def test_scaling_from_nominal_of_a_hard_tanh_is_worked_out_by_hand():
         with pytest.raises(ConfigError) as error:
             Scaling.from_nominal(grid_, nominal)
         assert str(error.value) == message
+
+
+def test_scaling_and_segment_table_settings_are_checked_by_name():
+    """Each Scaling field must be a finite number, input_scale > 0 and output_scale nonzero (1
+    is fine); segment_table's extrapolation is one of its two."""
+    assert Scaling(0.0, 1.0, 0.0, 1.0).output_scale == 1.0
+    for fields, message in [
+        (("a", 1.0, 0.0, 1.0), "Scaling.input_offset must be a number, got 'a'"),
+        ((0.0, 0.0, 0.0, 1.0), "Scaling.input_scale must be > 0 V, got 0.0"),
+        ((0.0, 1.0, 0.0, 0.0), "Scaling.output_scale must be nonzero"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            Scaling(*fields)
+        assert str(error.value) == message
+    with pytest.raises(ValueError) as error:
+        segment_table(torch.zeros(1, 3), 1.0, 0.0, "cubic")
+    assert str(error.value) == "extrapolation must be one of ('linear', 'clamp'), got 'cubic'"
