@@ -843,3 +843,11 @@ def test_scaling_and_segment_table_settings_are_checked_by_name():
     with pytest.raises(ValueError) as error:
         segment_table(torch.zeros(1, 3), 1.0, 0.0, "cubic")
     assert str(error.value) == "extrapolation must be one of ('linear', 'clamp'), got 'cubic'"
+
+
+def test_segment_table_is_computed_in_float64():
+    """float32 curves give float64 lines (asked for) equal to those of the same values in float64:
+    the lines are computed in float64 whatever the curves' dtype."""
+    values = torch.rand(3, 9, generator=torch.Generator().manual_seed(0)) * 7.0
+    lines = segment_table(values, 3.3, 2.7, "linear", torch.float64)
+    assert torch.equal(lines, segment_table(values.double(), 3.3, 2.7, "linear", torch.float64))
