@@ -847,7 +847,12 @@ def test_scaling_and_segment_table_settings_are_checked_by_name():
 
 def test_segment_table_is_computed_in_float64():
     """float32 curves give float64 lines (asked for) equal to those of the same values in float64:
-    the lines are computed in float64 whatever the curves' dtype."""
+    the lines are computed in float64 whatever the curves' dtype. Two grid points make one line
+    (the same in all three rows); one is refused."""
     values = torch.rand(3, 9, generator=torch.Generator().manual_seed(0)) * 7.0
     lines = segment_table(values, 3.3, 2.7, "linear", torch.float64)
     assert torch.equal(lines, segment_table(values.double(), 3.3, 2.7, "linear", torch.float64))
+    two = segment_table(torch.tensor([[1.0, 3.0]], dtype=torch.float64), 1.0, 0.0)  # y = 1 + 2x
+    assert two.tolist() == [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]
+    with pytest.raises(ValueError, match="a curve needs at least 2 grid points"):
+        segment_table(torch.ones(2, 1), 1.0, 0.0)
