@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from scipy import stats
 
 from circuitnn.errors import ConfigError
-from circuitnn.nn import CircuitActivation, Scaling, _deprecated, synthetic_family
+from circuitnn.nn import CircuitActivation, FamilyTables, Scaling, _deprecated, synthetic_family
 from circuitnn.nn.interp import lookup, neuron_offsets, segment_table
 from circuitnn.store import Store
 
@@ -489,3 +490,369 @@ def test_synthetic_family_settings_are_checked_and_each_one_changes_the_key():
         keys.add(synthetic_family(**{**base, **change}).key)
     assert len(keys) == 14
     assert synthetic_family(**base).key == synthetic_family(**base).key
+
+
+def curves_at(values: np.ndarray, x: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """Each neuron's piecewise-linear curve (``values`` n × K sampled at ``t = scale·x + shift =
+    0 … K-1``, continued with its end slopes beyond the grid) at ``x`` (…, n or 1): float64,
+    by numpy's interpolation, shaped like ``x`` broadcast against the n neurons."""
+    values = np.asarray(values, dtype=np.float64)
+    n, points = values.shape
+    t = scale * np.asarray(x, dtype=np.float64) + shift
+    t = np.broadcast_to(t, np.broadcast_shapes(t.shape, (n,)))
+    out = np.empty(t.shape)
+    for j, v in enumerate(values):
+        tj = t[..., j]
+        y = np.interp(tj, np.arange(points), v)
+        y = np.where(tj < 0, v[0] + (v[1] - v[0]) * tj, y)
+        out[..., j] = np.where(tj > points - 1, v[-1] + (v[-1] - v[-2]) * (tj - points + 1), y)
+    return out
+
+
+def lookup_case(n: int = 5, points: int = 9, rows: int = 64, seed: int = 0):
+    """Rough random curves, and inputs inside the grid and up to 2 steps beyond either end, none
+    within 0.15 of a grid point (so that rounding t in half precision keeps its segment)."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((n, points)).cumsum(axis=1) / 2
+    scale, shift = 2.0, 4.0
+    t = rng.integers(-2, points + 1, (rows, n)) + rng.uniform(0.15, 0.85, (rows, n))
+    return values, scale, shift, (t - shift) / scale
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("autograd", [True, False], ids=["autograd", "inference"])
+def test_lookup_in_each_float_dtype_matches_float64_interpolation(dtype, autograd):
+    """Each float dtype (half precision reads its (C, D) pairs as int32, float32 as float64,
+    float64 as complex128) gives the curve in that dtype, to its own rounding: |error| ≤
+    4·eps·(max|C| + max|D·x|), C and D the float64 lines; with no warning."""
+    values, scale, shift, x_np = lookup_case()
+    points = values.shape[1]
+    table = segment_table(torch.as_tensor(values), scale, shift, "linear", dtype)
+    x = torch.as_tensor(x_np, dtype=dtype).requires_grad_(autograd)
+    with torch.set_grad_enabled(autograd), warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's for an output buffer of the wrong size
+        y = lookup(x, table, neuron_offsets((5,), points), points, scale, shift)
+    assert y.dtype == dtype and y.shape == x.shape and y.requires_grad == autograd
+    x64 = x.detach().double().numpy()
+    lines = segment_table(torch.as_tensor(values), scale, shift).numpy()
+    magnitude = np.abs(lines[:, 0]).max() + np.abs(lines[:, 1]).max() * np.abs(x64).max()
+    atol = 4 * torch.finfo(dtype).eps * magnitude
+    expected = curves_at(values, x64, scale, shift)
+    np.testing.assert_allclose(y.detach().double().numpy(), expected, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("autograd", [True, False], ids=["autograd", "inference"])
+def test_lookup_of_mixed_dtypes_is_in_the_wider_one(autograd):
+    """float32 inputs in a float64 table give float64 outputs exact to float64 rounding (the
+    lines are not rounded to float32), and float64 inputs in a float32 table float64 outputs."""
+    values, scale, shift, x_np = lookup_case(seed=1)
+    points = values.shape[1]
+    offsets = neuron_offsets((5,), points)
+    wide = segment_table(torch.as_tensor(values), scale, shift, "linear", torch.float64)
+    x = torch.as_tensor(x_np, dtype=torch.float32).requires_grad_(autograd)
+    with torch.set_grad_enabled(autograd):
+        y = lookup(x, wide, offsets, points, scale, shift)
+        assert y.dtype == torch.float64
+        expected = curves_at(values, x.detach().double().numpy(), scale, shift)
+        np.testing.assert_allclose(y.detach().numpy(), expected, rtol=0, atol=1e-12)
+        narrow = wide.float()
+        y = lookup(x.detach().double(), narrow, offsets, points, scale, shift)
+        assert y.dtype == torch.float64
+        np.testing.assert_allclose(y.numpy(), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lookup_broadcasts_inputs_against_the_neurons(dtype):
+    """An input narrower than the neurons, (B, 1) against 2 neurons, comes out (B, 2) with each
+    neuron's curve at the same x; a (B, 2, 3, 4) input with per-channel offsets (2, 1, 1) keeps
+    its shape, channel c through neuron c."""
+    values, scale, shift, x_np = lookup_case(n=2, seed=2)
+    points = values.shape[1]
+    table = segment_table(torch.as_tensor(values), scale, shift, "linear", dtype)
+    narrow = torch.as_tensor(x_np[:, :1], dtype=dtype)
+    y = lookup(narrow, table, neuron_offsets((2,), points), points, scale, shift)
+    assert y.shape == (64, 2)
+    expected = curves_at(values, narrow.double().numpy(), scale, shift)
+    np.testing.assert_allclose(y.double().numpy(), expected, rtol=0, atol=1e-5)
+    images = torch.as_tensor(x_np[:48].reshape(2, 2, 3, 4, 2)[..., 0], dtype=dtype)
+    y = lookup(images, table, neuron_offsets((2, 1, 1), points), points, scale, shift)
+    assert y.shape == images.shape
+    per_channel = images.double().numpy().transpose(0, 2, 3, 1)  # channel last: (…, n)
+    expected = curves_at(values, per_channel, scale, shift).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(y.double().numpy(), expected, rtol=0, atol=1e-5)
+
+
+def test_lookup_of_an_integer_table_and_of_a_table_that_requires_grad():
+    """A table of a dtype with no packed view (int32: whole-number lines) is gathered row by row
+    to the same curve; a table that requires grad is read detached (the output's gradient is
+    the slope, with respect to x only)."""
+    values = np.array([[0.0, 1.0, 3.0, 6.0], [2.0, 2.0, 0.0, -1.0]])
+    scale, shift, points = 1.0, 0.0, 4
+    table = segment_table(torch.as_tensor(values), scale, shift, "linear", torch.int32)
+    assert table.dtype == torch.int32
+    x = torch.tensor([[-1.5, 0.5], [0.5, 1.5], [2.5, 2.5], [4.0, 3.5]])
+    offsets = neuron_offsets((2,), points)
+    y = lookup(x, table, offsets, points, scale, shift)
+    np.testing.assert_allclose(y.double().numpy(), curves_at(values, x.numpy(), 1.0, 0.0))
+    trainable = segment_table(torch.as_tensor(values), scale, shift).requires_grad_(True)
+    x = x.double().requires_grad_(True)
+    y = lookup(x, trainable, offsets, points, scale, shift)
+    np.testing.assert_allclose(y.detach().numpy(), curves_at(values, x.detach().numpy(), 1, 0))
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    slopes = [[1.0, 0.0], [1.0, -2.0], [3.0, -1.0], [3.0, -1.0]]  # each point's segment
+    np.testing.assert_array_equal(grad.numpy(), slopes)
+    assert torch.autograd.grad(y.sum(), trainable, allow_unused=True) == (None,)
+
+
+def test_scaling_works_in_float64_whatever_the_input_dtype():
+    """float32 arrays are mapped in float64 (the affine maps of the float64 values), not rounded
+    to float32 on the way."""
+    scaling = Scaling(input_offset=0.1, input_scale=0.3, output_offset=0.2, output_scale=-0.7)
+    single = np.array([0.1, -0.7, 1.3], dtype=np.float32)
+    exact = single.astype(np.float64)
+    for mapped, expected in [
+        (scaling.to_volts(single), 0.1 + 0.3 * exact),
+        (scaling.to_network_input(single), (exact - 0.1) / 0.3),
+        (scaling.to_network_output(single), (exact - 0.2) / -0.7),
+        (scaling.to_circuit_output(single), 0.2 - 0.7 * exact),
+    ]:
+        assert mapped.dtype == np.float64
+        np.testing.assert_array_equal(mapped, expected)
+
+
+def _two_way(family):
+    """``family`` as if swept both ways, its down branch 0.02 below its up branch."""
+    return dataclasses.replace(
+        family,
+        curves_down=family.curves - 0.02,
+        nominal_curve_down=family.nominal_curve - 0.02,
+        attrs={**family.attrs, "direction": "both"},
+    )
+
+
+def test_family_tables_take_the_branch_asked_for():
+    """None and "up" give the main (up) branch, "down" the down branch, in the same scaling
+    (midpoint by default); a branch that is not "up" or "down", a branch the family was not swept
+    along, and the down branch of a family whose noise was simulated on the up branch are
+    refused, naming the family and the branch; so are an unknown scaling and a family with no
+    usable instance."""
+    family = synthetic_family("tanh", n=12, seed=1, points=21, noise=None)
+    both = _two_way(family)
+    main = FamilyTables.from_family(both)
+    assert main.scaling == FamilyTables.from_family(both, "midpoint").scaling
+    assert main.scaling != FamilyTables.from_family(both, "knee").scaling
+    up = FamilyTables.from_family(both, main.scaling, branch="up")
+    down = FamilyTables.from_family(both, main.scaling, branch="down")
+    s = main.scaling
+    for tables, curves in [(main, both.curves), (up, both.curves), (down, both.curves_down)]:
+        np.testing.assert_array_equal(tables.instances, np.arange(12))
+        expected = (curves - s.output_offset) / s.output_scale
+        np.testing.assert_allclose(tables.curves, expected, rtol=1e-14, atol=1e-14)
+    key = family.key[:12]
+    for scaling, message in [
+        ("zero", "scaling must be one of 'midpoint', 'knee'; got 'zero'"),
+        (1.0, "scaling must be a Scaling or one of ('midpoint', 'knee'), got 1.0"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            FamilyTables.from_family(both, scaling)
+        assert str(error.value) == message
+    dead = dataclasses.replace(family, status=np.full(12, 2))
+    with pytest.raises(ConfigError) as error:
+        FamilyTables.from_family(dead)
+    assert str(error.value) == f"family {family.key[:12]} has no usable (ok, finite) instances"
+    with pytest.raises(ConfigError) as error:
+        FamilyTables.from_family(both, branch="sideways")
+    assert str(error.value) == "branch must be one of 'up', 'down'; got 'sideways'"
+    with pytest.raises(ConfigError) as error:
+        FamilyTables.from_family(family, branch="down")
+    assert str(error.value).startswith(f"family {key} was swept 'up': it has no 'down' branch")
+    noisy = _two_way(synthetic_family("tanh", n=12, seed=1, points=21, noise=1e-3))
+    assert FamilyTables.from_family(noisy, branch="up").sigma is not None
+    with pytest.raises(ConfigError) as error:
+        FamilyTables.from_family(noisy, branch="down")
+    assert str(error.value) == (
+        f"family {noisy.key[:12]}: its noise was simulated at operating points on its main "
+        "branch, not the 'down' branch; use branch=None, or a family without noise"
+    )
+
+
+@pytest.mark.parametrize("bias_points", [1, 2, 5])
+def test_family_tables_leave_out_instances_whose_noise_failed(bias_points):
+    """An instance whose noise analysis failed (noise status 2) is not used, even with a finite
+    σ row; the others keep their σ in network units, interpolated over the grid between the bias
+    points (held constant outside them; one bias point: constant)."""
+    family = synthetic_family(
+        "tanh", n=8, seed=4, points=21, noise=1e-3, noise_bias_points=bias_points
+    )
+    status = family.noise.status.copy()
+    status[3] = 2
+    tables = FamilyTables.from_family(
+        dataclasses.replace(family, noise=dataclasses.replace(family.noise, status=status))
+    )
+    kept = [0, 1, 2, 4, 5, 6, 7]
+    np.testing.assert_array_equal(tables.instances, kept)
+    assert tables.sigma.shape == (7, 21)
+    scale = abs(tables.scaling.output_scale)
+    for row, instance in zip(tables.sigma, kept, strict=True):
+        sigma = np.interp(family.grid, family.noise.bias, family.noise.sigma[instance])
+        np.testing.assert_allclose(row, sigma / scale, rtol=1e-13)
+
+
+def test_family_tables_are_computed_in_float64_from_float32_arrays():
+    """A family held in float32 gives the tables of the same values in float64: grid step,
+    curves and σ (here one bias point: σ held over the grid) in float64."""
+    family = synthetic_family("tanh", n=6, seed=1, points=21, noise=1e-3, noise_bias_points=1)
+
+    def cast(dtype):
+        return dataclasses.replace(
+            family,
+            grid=family.grid.astype(np.float32).astype(dtype),
+            curves=family.curves.astype(np.float32).astype(dtype),
+            nominal_curve=family.nominal_curve.astype(np.float32).astype(dtype),
+            noise=dataclasses.replace(
+                family.noise, sigma=family.noise.sigma.astype(np.float32).astype(dtype)
+            ),
+        )
+
+    single, exact = (
+        FamilyTables.from_family(cast(np.float32)),
+        FamilyTables.from_family(cast(float)),
+    )
+    assert single.grid_step == exact.grid_step and single.scaling == exact.scaling
+    for name in ("curves", "nominal", "sigma"):
+        assert getattr(single, name).dtype == np.float64
+        np.testing.assert_array_equal(getattr(single, name), getattr(exact, name))
+
+
+def test_family_tables_need_a_uniform_increasing_grid_of_two_points_or_more():
+    """A grid that is not 1-D is refused; two points are enough; a grid whose steps differ from
+    their mean by more than 10⁻⁶ of it (at any step size), or that does not increase, is
+    refused, naming the family."""
+    family = synthetic_family("tanh", n=6, seed=1, points=21, noise=None)
+    key, grid, step = family.key[:12], family.grid, family.grid[1] - family.grid[0]
+    with pytest.raises(ConfigError) as error:
+        FamilyTables.from_family(dataclasses.replace(family, grid=grid.reshape(3, 7)))
+    assert str(error.value) == f"family {key}: grid must be 1-D with >= 2 points"
+    ends = [0, -1]
+    two = dataclasses.replace(
+        family,
+        grid=grid[ends],
+        curves=family.curves[:, ends],
+        nominal_curve=family.nominal_curve[ends],
+    )
+    tables = FamilyTables.from_family(two)
+    assert tables.points == 2 and tables.grid_step == grid[-1] - grid[0]
+    nearly = grid.copy()
+    nearly[11:] += 5e-7 * step
+    assert FamilyTables.from_family(dataclasses.replace(family, grid=nearly)).points == 21
+    longer = grid.copy()
+    longer[11:] += 5e-6 * step
+    tiny = 1e-10 * np.arange(21.0)
+    tiny[11:] += 1e-11
+    for bad in (longer, tiny, grid[::-1], np.full(21, 0.3)):
+        with pytest.raises(ConfigError) as error:
+            FamilyTables.from_family(dataclasses.replace(family, grid=bad))
+        assert str(error.value) == (
+            f"family {key}: input grid is not uniform and increasing "
+            "(CircuitActivation needs a uniform sweep)"
+        )
+
+
+def test_neuron_offsets_are_int32_unless_the_rows_reach_2_to_the_31():
+    """The first row (K+1)·j of each neuron j of the shape, int32 (the row index of lookup)
+    while the table's rows n·(K+1) stay below 2³¹, int64 beyond (where int32 would wrap)."""
+    offsets = neuron_offsets((2, 3), 4)
+    assert offsets.dtype == torch.int32 and offsets.tolist() == [[0, 5, 10], [15, 20, 25]]
+    below = neuron_offsets((2,), 2**30 - 2)  # 2³¹ − 2 rows
+    assert below.dtype == torch.int32 and below.tolist() == [0, 2**30 - 1]
+    beyond = neuron_offsets((3,), 2**30)  # 3·(2³⁰ + 1) rows
+    assert beyond.dtype == torch.int64 and beyond.tolist() == [0, 2**30 + 1, 2**31 + 2]
+    just_beyond = neuron_offsets((2**16,), 2**15)  # 2³¹ + 2¹⁶ rows
+    assert just_beyond.dtype == torch.int64 and just_beyond[-1] == (2**16 - 1) * (2**15 + 1)
+
+
+def test_scaling_from_a_float32_nominal_is_computed_in_float64():
+    """A float32 grid and nominal curve give the scaling of the same values in float64; an
+    unknown anchor is refused by name."""
+    grid = np.linspace(-1.0, 1.0, 41, dtype=np.float32)
+    nominal = (0.4 * np.tanh(3.0 * grid) + 0.1 * grid + 0.5).astype(np.float32)
+    for anchor in ("midpoint", "knee"):
+        exact = Scaling.from_nominal(grid.astype(float), nominal.astype(float), anchor=anchor)
+        assert Scaling.from_nominal(grid, nominal, anchor=anchor) == exact
+    with pytest.raises(ConfigError) as error:
+        Scaling.from_nominal(grid, nominal, anchor="middle")
+    assert str(error.value) == "Scaling anchor must be one of 'midpoint', 'knee'; got 'middle'"
+
+
+def test_scaling_from_nominal_of_a_hard_tanh_is_worked_out_by_hand():
+    """Nominal 0.5 + 0.3·clip(x − 0.03, −1, 1) on a 0.1 V grid: half the swing is 0.3, the
+    steepest slope 0.3, so one network unit is 1 V; the midpoint origin is (0.03 V, 0.5), between
+    grid points; the knee origin is where the ramp meets the floor 0.2: (−0.97 V, 0.2). Its
+    inverse 1 − nominal is flipped to rise (output scale −0.3, origin output 0.5) unless
+    ``rising=False``. A curve whose ends are equal, or that wiggles next to its ends, rises by
+    its ends alone. Bad curves are refused with the reason."""
+    grid = np.linspace(-2.0, 2.0, 41)
+    hard_tanh = 0.5 + 0.3 * np.clip(grid - 0.03, -1.0, 1.0)
+    cases = [
+        (hard_tanh, {}, (0.03, 1.0, 0.5, 0.3)),
+        (hard_tanh, {"anchor": "knee"}, (-0.97, 1.0, 0.2, 0.3)),
+        (1.0 - hard_tanh, {}, (0.03, 1.0, 0.5, -0.3)),
+        (1.0 - hard_tanh, {"anchor": "knee"}, (-0.97, 1.0, 0.8, -0.3)),
+        (1.0 - hard_tanh, {"rising": False}, (0.03, 1.0, 0.5, 0.3)),
+    ]
+    for nominal, settings, expected in cases:
+        scaling = Scaling.from_nominal(grid, nominal, **settings)
+        got = (scaling.input_offset, scaling.input_scale, scaling.output_offset)
+        np.testing.assert_allclose((*got, scaling.output_scale), expected, rtol=0, atol=1e-12)
+    wiggles = hard_tanh.copy()
+    wiggles[1], wiggles[-2] = 0.19, 0.19  # a step down after the start, one before the end
+    spikes = hard_tanh.copy()
+    spikes[1] = 0.81  # above the end
+    bump = np.exp(-(grid**2))  # equal ends
+    for nominal in (wiggles, spikes, bump):
+        assert Scaling.from_nominal(grid, nominal).output_scale > 0
+    shape = "nominal curve shape {} does not match grid shape {}"
+    for grid_, nominal, message in [
+        (grid, hard_tanh[:-1], shape.format((40,), (41,))),
+        (grid[:40].reshape(4, 10), hard_tanh[:40].reshape(4, 10), shape.format((4, 10), (4, 10))),
+        (grid[:1], hard_tanh[:1], shape.format((1,), (1,))),
+        (
+            grid,
+            np.where(grid > 1, np.nan, hard_tanh),
+            "nominal curve holds non-finite values; cannot set the scaling",
+        ),
+        (grid, np.full(41, 0.2), "nominal curve is flat (zero swing); cannot set the scaling"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            Scaling.from_nominal(grid_, nominal)
+        assert str(error.value) == message
+
+
+def test_scaling_and_segment_table_settings_are_checked_by_name():
+    """Each Scaling field must be a finite number, input_scale > 0 and output_scale nonzero (1
+    is fine); segment_table's extrapolation is one of its two."""
+    assert Scaling(0.0, 1.0, 0.0, 1.0).output_scale == 1.0
+    for fields, message in [
+        (("a", 1.0, 0.0, 1.0), "Scaling.input_offset must be a number, got 'a'"),
+        ((0.0, 0.0, 0.0, 1.0), "Scaling.input_scale must be > 0 V, got 0.0"),
+        ((0.0, 1.0, 0.0, 0.0), "Scaling.output_scale must be nonzero"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            Scaling(*fields)
+        assert str(error.value) == message
+    with pytest.raises(ValueError) as error:
+        segment_table(torch.zeros(1, 3), 1.0, 0.0, "cubic")
+    assert str(error.value) == "extrapolation must be one of ('linear', 'clamp'), got 'cubic'"
+
+
+def test_segment_table_is_computed_in_float64():
+    """float32 curves give float64 lines (asked for) equal to those of the same values in float64:
+    the lines are computed in float64 whatever the curves' dtype. Two grid points make one line
+    (the same in all three rows); one is refused."""
+    values = torch.rand(3, 9, generator=torch.Generator().manual_seed(0)) * 7.0
+    lines = segment_table(values, 3.3, 2.7, "linear", torch.float64)
+    assert torch.equal(lines, segment_table(values.double(), 3.3, 2.7, "linear", torch.float64))
+    two = segment_table(torch.tensor([[1.0, 3.0]], dtype=torch.float64), 1.0, 0.0)  # y = 1 + 2x
+    assert two.tolist() == [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]
+    with pytest.raises(ValueError, match="a curve needs at least 2 grid points"):
+        segment_table(torch.ones(2, 1), 1.0, 0.0)

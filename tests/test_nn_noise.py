@@ -23,6 +23,7 @@ from circuitnn.nn import (
     draws,
     synthetic_family,
 )
+from circuitnn.nn.random import PARALLEL_FILL, STREAMS, DeviceGenerators, derive_seed
 
 SAMPLES = 20000  # draws per statistic; tolerances are 3 standard errors
 
@@ -366,3 +367,54 @@ def test_reseed_noise_gives_every_noise_source_its_own_seed():
     assert len(seeds) >= 5 and len(set(seeds)) == len(seeds), seeds  # each its own
     reseed_noise(model, None)
     assert all(m.generators.seed is None for m in model.modules() if hasattr(m, "generators"))
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def torch_threads(request):
+    """Run the test with this many torch threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
+def test_a_large_cpu_fill_is_slices_of_their_own_generators(torch_threads):
+    """From PARALLEL_FILL numbers on, a seeded CPU fill is STREAMS equal slices, slice k drawn
+    by a generator of its own seeded with derive_seed(seed, k): the same numbers at any thread
+    count. Below that, one generator seeded with the seed itself, which a large fill leaves
+    alone. The fill has the shape and dtype of ``like``."""
+    generators = DeviceGenerators(5)
+    like = torch.empty(2, PARALLEL_FILL // 2, dtype=torch.float64)
+    out = generators.normal(like, mean=3.0, std=0.5)
+    assert out.shape == like.shape and out.dtype == torch.float64
+    for k, part in enumerate(out.view(-1).chunk(STREAMS), start=1):
+        own = torch.Generator().manual_seed(derive_seed(5, k))
+        assert torch.equal(part, torch.empty_like(part).normal_(3.0, 0.5, generator=own))
+    small = torch.empty(PARALLEL_FILL - 1, dtype=torch.float64)
+    expected = torch.empty_like(small).normal_(generator=torch.Generator().manual_seed(5))
+    assert torch.equal(DeviceGenerators(5).normal(small), expected)
+    assert torch.equal(generators.normal(small), expected)
+
+
+def test_fills_are_standard_normal_by_default():
+    """N(0, 1) unless told otherwise, small fills and large ones: sample mean and standard
+    deviation within 4 standard errors (1/√n and 1/√(2n))."""
+    for size in (SAMPLES, PARALLEL_FILL):
+        sample = DeviceGenerators(9).normal(torch.empty(size, dtype=torch.float64))
+        assert abs(float(sample.mean())) < 4 / math.sqrt(size)
+        assert abs(float(sample.std()) - 1.0) < 4 / math.sqrt(2 * size)
+
+
+def test_an_unseeded_large_fill_follows_torchs_global_seed():
+    """seed=None: the slices' generators are seeded from torch's global RNG, so
+    torch.manual_seed reproduces the fill, and every slice of every fill is a stream of its own
+    (33 fills: 132 slices, none starting like another)."""
+    like = torch.empty(PARALLEL_FILL)
+    torch.manual_seed(0)
+    first = DeviceGenerators().normal(like)
+    torch.manual_seed(0)
+    assert torch.equal(DeviceGenerators().normal(like), first)
+    starts = {
+        float(part[0]) for _ in range(33) for part in DeviceGenerators().normal(like).chunk(STREAMS)
+    }
+    assert len(starts) == 33 * STREAMS

@@ -622,3 +622,20 @@ def test_train_config_and_train_errors_name_what_is_wrong():
     on_cpu = one_weight()
     fit_line(on_cpu, optimizer="sgd", epochs=1, device="cpu")
     assert weight(on_cpu) == pytest.approx(1.0, rel=1e-12)  # the first SGD step, as above
+
+
+def test_integer_inputs_reach_the_model_as_integers():
+    """An embedding model (its inputs are token indices: integers, left as they are, training
+    and validation data alike). The logits are the token's row, from zeros: the first batch
+    (tokens 0–3, one each) loses log 4, its gradient on row i is (1/4 − e_i)/4, so one SGD step
+    of lr 1 leaves row i at (e_i − 1/4)/4 and the validation loss log(1 + 3·e^(−1/4))."""
+    model = nn.Embedding(4, 4, dtype=torch.float64)
+    nn.init.zeros_(model.weight)
+    tokens = torch.arange(4)
+    config = TrainConfig(epochs=1, batch_size=4, lr=1.0, optimizer="sgd", restore_best=False)
+    history = train(model, (tokens, tokens), config=config, validation=(tokens, tokens))
+    (row,) = history.epochs
+    assert row["train_loss"] == pytest.approx(math.log(4.0), rel=1e-12)
+    assert row["val_loss"] == pytest.approx(math.log(1.0 + 3.0 * math.exp(-0.25)), rel=1e-12)
+    expected = (torch.eye(4, dtype=torch.float64) - 0.25) / 4
+    torch.testing.assert_close(model.weight.detach(), expected, rtol=0, atol=1e-15)
