@@ -23,7 +23,13 @@ from circuitnn.nn import (
     draws,
     synthetic_family,
 )
-from circuitnn.nn.random import PARALLEL_FILL, STREAMS, DeviceGenerators, derive_seed
+from circuitnn.nn.random import (
+    PARALLEL_FILL,
+    STREAMS,
+    DeviceGenerators,
+    cpu_generator,
+    derive_seed,
+)
 
 SAMPLES = 20000  # draws per statistic; tolerances are 3 standard errors
 
@@ -418,3 +424,24 @@ def test_an_unseeded_large_fill_follows_torchs_global_seed():
         float(part[0]) for _ in range(33) for part in DeviceGenerators().normal(like).chunk(STREAMS)
     }
     assert len(starts) == 33 * STREAMS
+
+
+def test_cpu_generator_takes_seeds_below_2_to_the_63_and_names_what_it_refuses() -> None:
+    """None stays None, a CPU generator is used as given, an int seeds a new one (up to
+    2**63 - 1, the same stream as torch's own generator seeded alike); anything else is refused
+    with a one-line error naming the setting ("generator" unless the caller names another)."""
+    assert cpu_generator(None) is None
+    given = torch.Generator()
+    assert cpu_generator(given) is given
+    for seed in (0, 7, 2**63 - 1):
+        expected = torch.randn(5, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(torch.randn(5, generator=cpu_generator(seed)), expected)
+    for seed in (-1, 2**63, 2**64, 3**63):
+        with pytest.raises(
+            ConfigError, match=rf"^generator must be in \[0, 2\*\*63\), got {seed}$"
+        ):
+            cpu_generator(seed)
+    with pytest.raises(ConfigError, match=r"^generator must be an int seed, a torch.Generator"):
+        cpu_generator(True)
+    with pytest.raises(ConfigError, match=r"^noise_seed must be an int seed.*got 1\.5$"):
+        cpu_generator(1.5, field="noise_seed")
