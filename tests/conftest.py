@@ -78,3 +78,14 @@ def quick_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("families") / "families.h5"
     circuit_families(("mos_diffpair", "cmos_inverter"), store, quick=True, seed=0)
     return store
+
+
+@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
+def torch_threads(request):
+    """Run the test with this many torch threads (torch imported only by the tests that use it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)

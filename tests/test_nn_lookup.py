@@ -212,15 +212,6 @@ def test_circuit_noise_sigma_path_equals_direct(noisy_family, device, dtype, mod
     np.testing.assert_allclose(grad.cpu().double().numpy(), expected_grad, rtol=0, atol=atol)
 
 
-@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
-def torch_threads(request):
-    """Run the test with this many torch threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_lookup_equals_previous_at_any_thread_count(torch_threads, dtype):
     # 130 × 517 elements: past the size from which torch splits an operation over its threads.

@@ -375,15 +375,6 @@ def test_reseed_noise_gives_every_noise_source_its_own_seed():
     assert all(m.generators.seed is None for m in model.modules() if hasattr(m, "generators"))
 
 
-@pytest.fixture(params=[1, 2], ids=["1 thread", "2 threads"])
-def torch_threads(request):
-    """Run the test with this many torch threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)
-
-
 def test_a_large_cpu_fill_is_slices_of_their_own_generators(torch_threads):
     """From PARALLEL_FILL numbers on, a seeded CPU fill is STREAMS equal slices, slice k drawn
     by a generator of its own seeded with derive_seed(seed, k): the same numbers at any thread
