@@ -132,8 +132,9 @@ CURRENT = "current"
 
 def chunk_netlists(n: int, chunk_size: int, variant: str = CURRENT) -> list[Any]:
     """The netlists circuitnn renders for the noise run of the family in chunks of
-    ``chunk_size``: each chunk's control script, the circuits it sources and its (noise, AC,
-    operating point) raw files per bias. ``variant`` "today": as circuitnn rendered them before
+    ``chunk_size``: each chunk's control script, the circuits it sources and the raw files that
+    hold its noise spectra, in bias order (one file with a plot per bias; "today": a file per
+    bias). ``variant`` "today": as circuitnn rendered them before
     this benchmark's netlist changes, the baseline kept inside the benchmark: one circuit per
     bias, sourced in turn, without ``.options noopiter``; the operating point first, saving
     every vector, and the AC run saving every vector."""
@@ -147,7 +148,7 @@ def chunk_netlists(n: int, chunk_size: int, variant: str = CURRENT) -> list[Any]
     table = sample_parameters(spec, MonteCarlo(n=n, seed=SEED))
     cards = {f".options {option}" for option in bench_options(spec)}
 
-    def today(text: str, sources: dict[str, str]) -> tuple[str, dict[str, str]]:
+    def today(text: str, sources: dict[str, str]) -> tuple[str, dict[str, str], list[str]]:
         circuit = [line for line in sources["circuit.cir"].splitlines() if line not in cards]
         at = next(k for k, line in enumerate(circuit) if line.startswith(f"{SWEEP_SOURCE} x 0 DC "))
         noise_line = next(line for line in text.splitlines() if line.startswith("noise "))
@@ -173,16 +174,16 @@ def chunk_netlists(n: int, chunk_size: int, variant: str = CURRENT) -> list[Any]
                 "remcirc",
             ]
         control += ["quit", ".endc", ".end"]
-        return "\n".join(control) + "\n", old_sources
+        return "\n".join(control) + "\n", old_sources, [f"noise{j}.raw" for j in range(len(biases))]
 
     texts = []
     for start in range(0, n, chunk_size):
         rows = np.arange(start, min(start + chunk_size, n))
         bench, sources, files = render_noise_bench(spec, table.rows(rows), noise, biases)
-        text = bench.text
+        text, spectra = bench.text, files[:1]  # one file, a plot per bias
         if variant == TODAY:
-            text, sources = today(text, sources)
-        texts.append((text, sources, files, len(rows)))
+            text, sources, spectra = today(text, sources)  # a file per bias
+        texts.append((text, sources, spectra, len(rows)))
     return texts
 
 
@@ -210,19 +211,14 @@ def time_raw(texts: list[Any], folder: Path, spectra: bool = False) -> tuple[flo
         total += time.perf_counter() - began
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu += after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-        written = sorted(p.name for p in work.glob("*.raw"))
-        # per bias: the noise spectra, the AC response and the operating point
-        assert done.returncode == 0 and len(written) == 3 * len(files), (done.returncode, written)
+        plots = [plot for name in files for plot in read_raw((work / name).read_bytes())]
+        # the noise spectra at every bias (and the AC response and operating point beside)
+        assert done.returncode == 0 and len(plots) == analysis().bias_points, (
+            done.returncode,
+            len(plots),
+        )
         if spectra:
-            psd.append(
-                np.stack(
-                    [
-                        instance_psd(read_raw((work / noise).read_bytes())[-1].vectors, size)
-                        for noise, _, _ in files
-                    ],
-                    axis=1,
-                )
-            )
+            psd.append(np.stack([instance_psd(plot.vectors, size) for plot in plots], axis=1))
         shutil.rmtree(work)
     return total, cpu, (np.concatenate(psd) if spectra else None)
 

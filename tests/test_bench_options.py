@@ -58,20 +58,21 @@ def test_noise_bench_options_give_identical_spectra_and_gain() -> None:
     held = branch_values(spec.sweep.grid(), curves, biases, "up")[0]
     bench, sources, files = render_noise_bench(spec, table, ANALYSIS, biases, held)
     assert any(line.startswith("save ") for line in bench.text.splitlines())
-    wanted = [name for triple in files for name in triple if name]
-    fast = run_script(bench.text, wanted, 60.0, "fast", sources, bench.includes)
+    count = len(biases)
+    fast = run_script(bench.text, files, 60.0, "fast", sources, bench.includes, count)
     plain_sources = {name: _without_options(text) for name, text in sources.items()}
-    plain = run_script(_without_options(bench.text), wanted, 60.0, "plain", plain_sources)
-    for noise_file, ac_file, op_file in files:
-        a, b = fast[noise_file][0].vectors, plain[noise_file][0].vectors
+    plain = run_script(_without_options(bench.text), files, 60.0, "plain", plain_sources, (), count)
+    noise_file, ac_file, op_file = files
+    for j in range(count):
+        a, b = fast[noise_file][j].vectors, plain[noise_file][j].vectors
         assert sorted(a) == sorted(b)  # no device's noise lost
         np.testing.assert_array_equal(instance_psd(a, N), instance_psd(b, N))
         for name in a:
             np.testing.assert_array_equal(a[name], b[name], name)
         for raw in (ac_file, op_file):
             np.testing.assert_array_equal(
-                output_signals(spec, bench, fast[raw][0].vectors),
-                output_signals(spec, bench, plain[raw][0].vectors),
+                output_signals(spec, bench, fast[raw][j].vectors),
+                output_signals(spec, bench, plain[raw][j].vectors),
             )
         assert len(fast[ac_file][0].vectors) < len(plain[ac_file][0].vectors)  # outputs only
 

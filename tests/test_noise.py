@@ -198,7 +198,7 @@ def test_output_noise_alone_skips_the_ac_and_matches_the_full_analysis() -> None
     bench, sources, files = render_noise_bench(
         spec, nominal_table(spec), NoiseAnalysis(input_referred=False), np.array([0.1])
     )
-    assert files == [("noise0.raw", "", "op0.raw")] and "\nac " not in bench.text
+    assert files == ["noise.raw", "op.raw"] and "\nac " not in bench.text
     assert list(sources) == ["circuit.cir"] and ".noise" not in sources["circuit.cir"]
 
 
@@ -466,20 +466,21 @@ def test_each_bias_of_the_one_circuit_run_equals_a_circuit_written_at_that_bias(
     table = sample_parameters(spec, MonteCarlo(n=6, seed=2))
     bench, sources, files = render_noise_bench(spec, table, analysis, biases)
     assert list(sources) == ["circuit.cir"] and bench.text.count("\nalter vx dc = ") == 4
-    wanted = [name for triple in files for name in triple]
-    plots = run_script(bench.text, wanted, 60.0, "one circuit", sources)
-    batch = [instance_psd(plots[noise][0].vectors, 6) for noise, _, _ in files]
-    operating = [plots[op][0].vectors["v(o0_4)"][0] for _, _, op in files]
+    plots = run_script(bench.text, files, 60.0, "one circuit", sources, plots=4)
+    noise_file, _, op_file = files
+    assert [len(plots[name]) for name in files] == [4, 4, 4]  # one plot per bias in each
+    batch = [instance_psd(plot.vectors, 6) for plot in plots[noise_file]]
+    operating = [plot.vectors["v(o0_4)"][0] for plot in plots[op_file]]
     # the bias moves the spectrum and the operating point: an input left at bias 0 would show
     assert np.ptp([psd[4, 0] for psd in batch]) > 0.05 * batch[0][4, 0]
     for j, bias in enumerate(biases):
-        one, single_sources, (names,) = render_noise_bench(
+        one, single_sources, names = render_noise_bench(
             spec, table.rows(np.array([4])), analysis, np.array([bias])
         )
         assert f"vx x 0 DC {format_spice(float(bias))} AC 1" in single_sources["circuit.cir"]
-        alone = run_script(one.text, list(names), 60.0, "alone", single_sources)
-        np.testing.assert_allclose(batch[j][4], instance_psd(alone[names[0]][0].vectors, 1)[0])
-        np.testing.assert_allclose(operating[j], alone[names[2]][0].vectors["v(o0_0)"][0])
+        alone = run_script(one.text, names, 60.0, "alone", single_sources)
+        np.testing.assert_allclose(batch[j][4], instance_psd(alone[noise_file][0].vectors, 1)[0])
+        np.testing.assert_allclose(operating[j], alone[op_file][0].vectors["v(o0_0)"][0])
 
 
 def test_a_batch_is_not_held_and_agrees_with_each_instance_held_alone(monkeypatch) -> None:
@@ -706,6 +707,44 @@ def test_noise_streams_into_the_store_equal_to_the_analysis_in_memory(
     assert np.isnan(stored.psd[[0, 4]]).all() and np.isfinite(stored.psd[[1, 2, 3, 5, 6, 7]]).all()
     assert stored.reasons[4] == "DC simulation failed: injected DC failure"
     assert not (tmp_path / "s.h5.partial").exists()  # journal and scratch file gone
+
+
+def test_noise_of_a_family_without_its_arrays_takes_each_chunks_branch_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A family loaded without its N×K arrays (as a campaign holds one) reads each chunk's
+    stored curves from the store: every task carries the values at the biases of its own rows
+    (chunks with a gap of DC failures and a one-row chunk too), and the analysis equals the one
+    made from the family in memory."""
+    spec = get_neuron("cmos_inverter_level1")  # a voltage output: the branch holds the bias
+    analysis = NoiseAnalysis(bias_points=2, **SMALL)
+    family = extract_family(spec, n=9, seed=4, options=options())
+    family.status[[2, 6]] = 2
+    family.reasons[2] = family.reasons[6] = "injected DC failure"
+    store = Store(tmp_path / "s.h5")
+    store.commit(family)
+    light = store.load(family.key, arrays=False)
+    assert light.curves.shape[0] == 0
+    tasks: list[tuple[np.ndarray, object]] = []
+    simulate = circuitnn.extract.noise.simulate_noise_chunk
+
+    def spy(*task: object) -> object:
+        tasks.append((task[1].index.copy(), task[7]))  # type: ignore[attr-defined]
+        return simulate(*task)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(circuitnn.extract.noise, "simulate_noise_chunk", spy)
+    run = options(noise_chunk_size=3)
+    streamed = circuitnn.extract.noise.add_noise(light, spec, analysis, store, run)
+    assert [rows.tolist() for rows, _ in tasks] == [[0, 1, 3], [4, 5, 7], [8]]
+    biases, grid = analysis.biases(spec), spec.sweep.grid()
+    for rows, values in tasks:
+        for got, want in zip(
+            values, branch_values(grid, family.curves[rows], biases, "up"), strict=True
+        ):
+            np.testing.assert_array_equal(got, want)
+    in_memory = circuitnn.extract.noise.add_noise(family, spec, analysis, None, run)
+    for name in ("psd", "sigma", "status"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(in_memory, name), name)
 
 
 def test_instance_psd_groups_devices_by_instance_or_as_given() -> None:

@@ -18,7 +18,12 @@ from circuitnn.neuron.variation import ParameterTable
 from circuitnn.spice import get_engine
 from circuitnn.spice.analyses import NoiseAnalysis, SpeedAnalysis
 from circuitnn.spice.bench_results import output_signals
-from circuitnn.spice.benches import render_ac_bench, render_noise_bench, render_step_bench
+from circuitnn.spice.benches import (
+    NOISE_FILES,
+    render_ac_bench,
+    render_noise_bench,
+    render_step_bench,
+)
 from circuitnn.spice.engines import run_script
 
 
@@ -77,15 +82,15 @@ def simulate_noise_chunk(
         # in it runs again alone, held there
         held = None if nodesets is None or len(rows) > 1 else nodesets[rows]
         bench, sources, files = render_noise_bench(spec, table.rows(rows), analysis, biases, held)
-        wanted = [f for triple in files for f in triple if f]
-        plots = run_script(bench.text, wanted, timeout, what, sources, bench.includes)
+        plots = run_script(bench.text, files, timeout, what, sources, bench.includes, len(biases))
         psd, gain, operating = [], [], []
-        names = list(plots[files[0][0]][0].vectors)  # the same circuit at every bias
+        noise_file, ac_file, op_file = NOISE_FILES
+        names = list(plots[noise_file][0].vectors)  # the same circuit at every bias
         totals = device_totals(names)
         devices = device_instances(names, len(rows), totals)
         failure = np.full(len(rows), "", dtype=object)
-        for j, (noise_file, ac_file, op_file) in enumerate(files):
-            noise_vectors = plots[noise_file][0].vectors
+        for j in range(len(biases)):
+            noise_vectors = plots[noise_file][j].vectors
             if list(noise_vectors) != names:
                 raise SimulationError(f"{what}: bias {j} saved other noise vectors than bias 0")
             missing = unattributed(noise_vectors, totals)
@@ -95,9 +100,9 @@ def simulate_noise_chunk(
                     f"{100 * (1 - missing):.4g} % of ngspice's total (unknown vector names)"
                 )
             psd.append(instance_psd(noise_vectors, len(rows), devices))
-            if ac_file:
-                gain.append(np.abs(output_signals(spec, bench, plots[ac_file][0].vectors)) ** 2)
-            operating.append(np.real(output_signals(spec, bench, plots[op_file][0].vectors))[:, 0])
+            if analysis.input_referred:
+                gain.append(np.abs(output_signals(spec, bench, plots[ac_file][j].vectors)) ** 2)
+            operating.append(np.real(output_signals(spec, bench, plots[op_file][j].vectors))[:, 0])
         psd_rows = np.stack(psd, axis=1)
         silent = ~np.any(psd_rows > 0, axis=(1, 2))
         failure[silent & (failure == "")] = "no device of this instance makes noise (PSD = 0)"

@@ -6,6 +6,7 @@ only the noise analysis and adds it to the family's group in the store.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,18 @@ def stored_curves(family: Family, store: Store | None, rows: np.ndarray) -> np.n
     if store is not None and len(rows):
         return store.read_rows(family.key, "curves", rows)
     return None
+
+
+def stored_curve_blocks(
+    family: Family, store: Store | None, blocks: list[np.ndarray]
+) -> Iterator[np.ndarray | None]:
+    """:func:`stored_curves` of each of ``blocks`` in turn (from one opening of the store's
+    file)."""
+    if len(family.curves) == family.n or store is None:
+        for rows in blocks:
+            yield stored_curves(family, store, rows)
+        return
+    yield from store.read_row_blocks(family.key, "curves", blocks)
 
 
 def ok_chunks(family: Family, size: int) -> list[np.ndarray]:

@@ -17,7 +17,7 @@ from circuitnn.extract.analysis_rows import (
     family_table,
     ok_chunks,
     rows_sink,
-    stored_curves,
+    stored_curve_blocks,
 )
 from circuitnn.extract.journaled import stream_journaled
 from circuitnn.extract.operating_point import branch_values
@@ -55,20 +55,21 @@ def add_noise(
     biases = analysis.biases(spec)
     grid = spec.sweep.grid()
 
-    def expected(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The rows' stored DC values at and around the biases (N×B each, V or A), not their
-        N×K curves: a dask client and a local cluster's scheduler (in this process) keep their
-        last 50 messages, tasks included (extract.clusters). With the curves, a task of 250
-        diode_relu instances was 0.6 MB, and bench_campaign's writer peaked 25 MiB higher."""
-        curves = stored_curves(family, store, rows)
-        return None if curves is None else branch_values(grid, curves, biases, direction)
-
+    # each task carries its rows' stored DC values at and around the biases (N×B each, V or
+    # A), not their N×K curves: a dask client and a local cluster's scheduler (in this
+    # process) keep their last 50 messages, tasks included (extract.clusters). With the
+    # curves, a task of 250 diode_relu instances was 0.6 MB, and bench_campaign's writer
+    # peaked 25 MiB higher.
+    expected = (
+        None if curves is None else branch_values(grid, curves, biases, direction)
+        for curves in stored_curve_blocks(family, store, chunks)
+    )
     tasks = [
         (
             f"noise-{rows[0]:09d}",
-            (spec, table.rows(rows), analysis, options.timeout, 1, None, direction, expected(rows)),
+            (spec, table.rows(rows), analysis, options.timeout, 1, None, direction, values),
         )
-        for rows in chunks
+        for rows, values in zip(chunks, expected, strict=True)
     ]
     status, reasons = dc_failures(family)
     sigma = np.full((family.n, len(biases)), np.nan)

@@ -14,6 +14,7 @@ up to ngspice's own ``onoise_spectrum``, which :func:`unattributed` checks.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -26,6 +27,11 @@ ROUNDING = 1e-12  # relative cost per point below which a second fit term counts
 def device_totals(names: list[str]) -> list[str]:
     """Names of the per-device total vectors among ngspice's ``onoise_*``/``onoise.*`` vectors
     (a device's parts, named ``<total>_<part>`` or ``<total>.<part>``, are dropped)."""
+    return list(_device_totals(tuple(names)))
+
+
+@functools.lru_cache(maxsize=8)  # every chunk of a family's size has the same names
+def _device_totals(names: tuple[str, ...]) -> tuple[str, ...]:
     candidates = {
         n
         for n in names
@@ -37,7 +43,7 @@ def device_totals(names: list[str]) -> list[str]:
         for name in candidates
         if not any(name[: cut.start()] in candidates for cut in _SEPARATOR.finditer(name, start))
     ]
-    return sorted(totals)
+    return tuple(sorted(totals))
 
 
 def unattributed(vectors: dict[str, np.ndarray], totals: list[str] | None = None) -> float:
@@ -61,12 +67,18 @@ def device_instances(
 ) -> list[tuple[str, int]]:
     """``(device total vector, instance index)`` for every device inside an instance ``xnK``
     (``totals``: :func:`device_totals` of ``names``, when already known)."""
+    totals = device_totals(names) if totals is None else totals
+    return list(_device_instances(tuple(totals), instances))
+
+
+@functools.lru_cache(maxsize=8)
+def _device_instances(totals: tuple[str, ...], instances: int) -> tuple[tuple[str, int], ...]:
     pairs = []
-    for name in device_totals(names) if totals is None else totals:
+    for name in totals:
         match = _INSTANCE.search(name)
         if match is not None and int(match.group(1)) < instances:
             pairs.append((name, int(match.group(1))))
-    return pairs
+    return tuple(pairs)
 
 
 def instance_psd(
@@ -79,10 +91,27 @@ def instance_psd(
     devices = device_instances(list(vectors), instances) if devices is None else devices
     psd = np.zeros((instances, len(vectors["frequency"])))
     if devices:
-        names, owners = zip(*devices, strict=True)
-        amplitudes = np.abs(np.stack([vectors[name] for name in names])) ** 2
-        np.add.at(psd, np.asarray(owners), amplitudes)
+        amplitudes = np.abs(np.stack([vectors[name] for name, _ in devices])) ** 2
+        # each instance's devices added in their order, as psd[owner] += amplitude would
+        for owners, rows in _ranks(tuple(owner for _, owner in devices)):
+            psd[owners] += amplitudes[rows]
     return psd
+
+
+@functools.lru_cache(maxsize=8)
+def _ranks(owners: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``owners`` (each device's instance) by rank within its instance: for the first device of
+    every instance, then the second, …: (the instances, the devices' positions)."""
+    seen: dict[int, int] = {}
+    ranks: list[tuple[list[int], list[int]]] = []
+    for position, owner in enumerate(owners):
+        rank = seen.get(owner, 0)
+        seen[owner] = rank + 1
+        if rank == len(ranks):
+            ranks.append(([], []))
+        ranks[rank][0].append(owner)
+        ranks[rank][1].append(position)
+    return [(np.array(o), np.array(p)) for o, p in ranks]
 
 
 def integrated_sigma(frequency: np.ndarray, psd: np.ndarray, bandwidth: float) -> np.ndarray:
@@ -94,13 +123,27 @@ def integrated_sigma(frequency: np.ndarray, psd: np.ndarray, bandwidth: float) -
     edge = min(bandwidth, f[-1])
     inside = f < edge
     grid = np.append(f[inside], edge)
-    log_s = np.log(np.maximum(psd, 1e-300))
-    at_edge = np.array(
-        [np.interp(np.log(edge), np.log(f), row) for row in log_s.reshape(-1, len(f))]
-    )
-    values = np.concatenate([log_s.reshape(-1, len(f))[:, inside], at_edge[:, None]], axis=1)
+    log_s = np.log(np.maximum(psd, 1e-300)).reshape(-1, len(f))
+    at_edge = _interp_rows(np.log(edge), np.log(f), log_s)
+    values = np.concatenate([log_s[:, inside], at_edge[:, None]], axis=1)
     power = _loglog_trapezoid(grid, np.exp(values))
     return np.sqrt(power).reshape(psd.shape[:-1])
+
+
+def _interp_rows(x: float, xp: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``np.interp(x, xp, row)`` of every row, bit for bit (numpy's formula; a row it would
+    give NaN is handed to it)."""
+    j = int(np.searchsorted(xp, x, side="right")) - 1
+    if j < 0 or x > xp[-1]:
+        return np.array([np.interp(x, xp, row) for row in rows])
+    if xp[j] == x:
+        return rows[:, j].copy()
+    low, high = rows[:, j], rows[:, j + 1]
+    with np.errstate(invalid="ignore"):
+        values = (high - low) / (xp[j + 1] - xp[j]) * (x - xp[j]) + low
+    odd = np.flatnonzero(np.isnan(values))
+    values[odd] = [np.interp(x, xp, rows[k]) for k in odd]
+    return values
 
 
 def _loglog_trapezoid(f: np.ndarray, s: np.ndarray) -> np.ndarray:

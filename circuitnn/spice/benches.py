@@ -274,23 +274,30 @@ def nodeset_lines(bench: Bench, values: np.ndarray | None) -> list[str]:
     return _wrap(".nodeset", pairs)
 
 
+NOISE_FILES = ("noise.raw", "ac.raw", "op.raw")
+"""The raw files of a noise bench: noise spectra, AC response, operating point; one plot per
+bias in each."""
+
+
 def render_noise_bench(
     spec: NeuronSpec,
     table: ParameterTable,
     analysis: NoiseAnalysis,
     biases: np.ndarray,
     nodesets: np.ndarray | None = None,
-) -> tuple[Bench, dict[str, str], list[tuple[str, str, str]]]:
+) -> tuple[Bench, dict[str, str], list[str]]:
     """Noise (and AC) at every bias in one ngspice run, driven by a control script. Returns the
     script (``text``, with the instances' vector names), the circuits it sources (file name →
-    netlist) and, per bias, the raw files it writes: the noise spectra, the AC response (""
-    when the analysis is not input-referred) and the operating point (outputs only).
+    netlist) and the raw files it writes (:data:`NOISE_FILES`: the noise spectra, the AC
+    response when the analysis is input-referred, the operating point of the outputs), each
+    with one plot per bias, in the order of ``biases`` (``set appendwrite``: three files per
+    chunk, not three per bias).
 
     The circuit is read once and its input source altered to each bias in turn; where each
     instance's output node is set to ``nodesets[:, j]`` V while the operating point at bias j is
     found, every bias has a circuit of its own (``.nodeset`` cannot be altered)."""
     control = [f"* circuitnn noise: {' '.join(str(spec.name).split())}", ".control"]
-    control.append("set filetype=binary")
+    control += ["set filetype=binary", "set appendwrite"]
     placeholder = f"{SWEEP_SOURCE} x 0 DC 0 AC 1"
     circuit, bench = _circuit(spec, table, placeholder, measured=False)
     circuit += _sum_chain(spec, len(table))
@@ -310,15 +317,14 @@ def render_noise_bench(
     if one_circuit:
         sources["circuit.cir"] = netlist(float(biases[0]), _option_cards(spec))
         control.append("source circuit.cir")
-    files = []
+    noise_file, ac_file, op_file = NOISE_FILES
+    files = [noise_file, *([ac_file] if analysis.input_referred else []), op_file]
     for j, bias in enumerate(biases):
         if one_circuit:
             control.append(f"alter {SWEEP_SOURCE} dc = {format_spice(float(bias))}")
         else:
             sources[f"bias{j}.cir"] = netlist(float(bias), held[j] or _option_cards(spec))
             control.append(f"source bias{j}.cir")
-        noise_file, ac_file = f"noise{j}.raw", f"ac{j}.raw" if analysis.input_referred else ""
-        files.append((noise_file, ac_file, f"op{j}.raw"))
         control += [
             f"noise v(sum) {SWEEP_SOURCE} {_decade(analysis)} 1",
             "setplot previous",
@@ -328,9 +334,9 @@ def render_noise_bench(
             # vectors); the AC run and the operating point keep only the outputs
             *_wrap("save", bench.output_names),
         ]
-        if ac_file:
+        if analysis.input_referred:
             control += [f"ac {_decade(analysis)}", f"write {ac_file} all", "destroy all"]
-        control += ["op", f"write op{j}.raw all", "destroy all"]
+        control += ["op", f"write {op_file} all", "destroy all"]
         control.append("delete all" if one_circuit else "remcirc")  # (delete: the save list)
     control += ["quit", ".endc", ".end"]
     return dataclasses.replace(bench, text="\n".join(control) + "\n"), sources, files

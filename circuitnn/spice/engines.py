@@ -169,10 +169,11 @@ def run_script(
     what: str = "netlist",
     sources: dict[str, str] | None = None,
     includes: Sequence[IncludedFile] = (),
+    plots: int = 1,
 ) -> dict[str, list[RawPlot]]:
     """Run a netlist whose ``.control`` block writes the raw ``files`` into its working folder
     (``sources``: other files it reads there, name → text; ``includes``: the files the netlist
-    names).
+    names), each with ``plots`` plots (appended, ``set appendwrite``).
 
     Used for analyses driven by a control script (noise and AC at several bias points); always an
     ngspice subprocess, whatever the engine. Raises like :meth:`Engine.run` when ngspice rejects
@@ -184,10 +185,10 @@ def run_script(
         for file, text in (sources or {}).items():
             (folder / file).write_text(text)
         log = run_batch(netlist, folder, timeout, what)
-        plots = {file: _read_plots(folder / file, what) for file in files}
-    complete = all(plots.values())
+        read = {file: _read_plots(folder / file, what) for file in files}
+    complete = all(found is not None and len(found) >= plots for found in read.values())
     raise_for_log(log, what, complete)
-    return {file: found for file, found in plots.items() if found}
+    return {file: found for file, found in read.items() if found}
 
 
 class SubprocessEngine(Engine):

@@ -322,6 +322,21 @@ class Store:
         with self._family(key) as group:
             return group[name][np.asarray(rows, dtype=np.int64)]
 
+    def read_row_blocks(
+        self, key: str, name: str, blocks: list[np.ndarray]
+    ) -> Iterator[np.ndarray]:
+        """Instances ``rows`` (increasing) of dataset ``name`` of family ``key`` for each
+        ``rows`` of ``blocks`` in turn, from one opening of the file (each compressed HDF5
+        chunk is read once, not once per block that shares it)."""
+        with self._family(key) as group:
+            dataset = group[name]
+            for rows in blocks:
+                rows = np.asarray(rows, dtype=np.int64)
+                if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a slice: faster
+                    yield dataset[rows[0] : rows[-1] + 1]
+                else:
+                    yield dataset[rows]
+
     def analyses(self, key: str) -> list[str]:
         """Keys of the analyses (``noise-…``, ``speed-…``) stored with family ``key``."""
         with self._family(key) as group:
