@@ -15,7 +15,9 @@ case "$command" in
     test) bash scripts/setup.sh && exec .venv/bin/python -m pytest "$@" ;;
     mutants)
         bash scripts/setup.sh
-        # lowest priority: it runs for hours on a machine others share
+        # lowest priority: it runs for hours on a machine others share; ngspice's runs are
+        # recorded and replayed for the same input (tests/ngspice_replay.py; empty: off)
+        export CIRCUITNN_NGSPICE_REPLAY="${CIRCUITNN_NGSPICE_REPLAY-$PWD/mutants/ngspice-replay}"
         nice -n 19 .venv/bin/mutmut run --max-children "${MUTANT_JOBS:-2}" "$@" || true  # survivors: exit 1
         exec .venv/bin/python scripts/mutation_score.py ;;
     *)    echo "usage: bash dev.sh run|test|mutants [ARGS]" >&2; exit 2 ;;

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +37,26 @@ def _shared_fixtures(item: pytest.Item) -> frozenset[str]:
         for name, chain in definitions.name2fixturedefs.items()
         if chain and chain[-1].scope != "function" and chain[-1].baseid  # (pytest's own: "")
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ngspice_replay() -> Iterator[None]:
+    """With CIRCUITNN_NGSPICE_REPLAY (mutation runs: ``bash dev.sh mutants``), ngspice's runs
+    are recorded there and replayed for the same input (tests/ngspice_replay.py); otherwise
+    nothing changes."""
+    folder = os.environ.get("CIRCUITNN_NGSPICE_REPLAY")
+    program = shutil.which("ngspice")
+    if not folder or program is None:
+        yield
+        return
+    from ngspice_replay import replaying
+
+    from circuitnn.spice import ngspice_process
+
+    run = replaying(ngspice_process._run_with_deadline, Path(folder), program)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ngspice_process, "_run_with_deadline", run)
+        yield
 
 
 @pytest.fixture(autouse=True)
