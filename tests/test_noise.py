@@ -21,6 +21,7 @@ from scipy.optimize import brentq
 import circuitnn.extract.analysis_chunks
 import circuitnn.extract.noise
 import circuitnn.extract.pipeline
+import circuitnn.extract.spectra
 import circuitnn.extract.speed
 from circuitnn import extract_family
 from circuitnn.cli import main
@@ -223,6 +224,41 @@ def test_integrated_sigma_is_exact_for_white_and_one_over_f() -> None:
         np.testing.assert_allclose(sigma[2], np.sqrt(expected[2]), rtol=0.01)
     # N×B×F in, N×B out
     assert integrated_sigma(f, np.broadcast_to(spectra, (2, 3, len(f))), 1e6).shape == (2, 3)
+
+
+def _sigma_row_by_row(frequency: np.ndarray, psd: np.ndarray, bandwidth: float) -> np.ndarray:
+    """integrated_sigma as it was written first: the band edge interpolated by ``np.interp``
+    one spectrum at a time."""
+    f = np.asarray(frequency, dtype=np.float64)
+    edge = min(bandwidth, f[-1])
+    inside = f < edge
+    grid = np.append(f[inside], edge)
+    log_s = np.log(np.maximum(psd, 1e-300)).reshape(-1, len(f))
+    at_edge = np.array([np.interp(np.log(edge), np.log(f), row) for row in log_s])
+    values = np.concatenate([log_s[:, inside], at_edge[:, None]], axis=1)
+    with np.errstate(all="ignore"):
+        power = circuitnn.extract.spectra._loglog_trapezoid(grid, np.exp(values))
+    return np.sqrt(power).reshape(np.shape(psd)[:-1])
+
+
+def test_integrated_sigma_equals_the_band_edge_interpolated_spectrum_by_spectrum() -> None:
+    """The band edge is interpolated for all spectra at once, bit for bit as ``np.interp`` gives
+    it for each: below, on and between the grid's frequencies, at and past the last one, and for
+    spectra with zeros, infinities and NaN beside the edge."""
+    rng = np.random.default_rng(11)
+    f = np.logspace(0, 6, 61)
+    psd = 10.0 ** rng.uniform(-18, -12, size=(3, 4, len(f)))
+    psd[0, 0, 20:23] = 0.0
+    psd[0, 1, 21] = np.inf
+    psd[0, 2, 22] = np.nan
+    psd[1, 0, 20] = np.nan
+    psd[1, 1, 21:] = np.inf
+    for bandwidth in (0.5, 1.0, 1.3, f[20], f[21], 0.5 * (f[21] + f[22]), 9.99e5, 1e6, 1e9):
+        with np.errstate(all="ignore"):
+            got = integrated_sigma(f, psd, bandwidth)
+            want = _sigma_row_by_row(f, psd, bandwidth)
+        np.testing.assert_array_equal(got, want, err_msg=f"bandwidth {bandwidth}")
+    assert np.isfinite(integrated_sigma(f, psd[2], 3e4)).all()
 
 
 def test_integrated_sigma_stops_at_the_last_frequency() -> None:

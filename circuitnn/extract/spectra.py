@@ -133,9 +133,9 @@ def integrated_sigma(frequency: np.ndarray, psd: np.ndarray, bandwidth: float) -
 def _interp_rows(x: float, xp: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``np.interp(x, xp, row)`` of every row, bit for bit (numpy's formula; a row it would
     give NaN is handed to it)."""
-    j = int(np.searchsorted(xp, x, side="right")) - 1
-    if j < 0 or x > xp[-1]:
+    if not xp[0] <= x <= xp[-1]:  # outside the grid, or NaN: numpy's own answer
         return np.array([np.interp(x, xp, row) for row in rows])
+    j = int(np.searchsorted(xp, x, side="right")) - 1
     if xp[j] == x:
         return rows[:, j].copy()
     low, high = rows[:, j], rows[:, j + 1]
