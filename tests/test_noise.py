@@ -823,11 +823,12 @@ def test_instance_psd_groups_devices_by_instance_or_as_given() -> None:
 
 
 def test_unattributed_is_the_share_of_the_total_that_the_device_totals_miss() -> None:
-    """On hand-made vectors: a device's parts are not counted beside its total; the totals found
-    from the names add up to ngspice's total (0 missing); totals given are the ones used (one
-    device of two left out: its share of the total is missing)."""
-    f = np.array([1.0, 10.0, 100.0])
-    m1, r1 = np.array([3.0, 2.0, 1.0]), np.array([4.0, 4.0, 4.0])
+    """On hand-made vectors (densities of nV/√Hz, and a frequency where nothing makes noise): a
+    device's parts are not counted beside its total; the totals found from the names add up to
+    ngspice's total (0 missing); totals given are the ones used (one device of two left out: its
+    share of the total is missing)."""
+    f = np.array([1.0, 10.0, 100.0, 1000.0])
+    m1, r1 = np.array([3.0, 2.0, 1.0, 0.0]) * 1e-9, np.array([4.0, 4.0, 4.0, 0.0]) * 1e-9
     vectors = {
         "frequency": f,
         "onoise_spectrum": np.sqrt(m1**2 + r1**2),
@@ -838,7 +839,7 @@ def test_unattributed_is_the_share_of_the_total_that_the_device_totals_miss() ->
     assert unattributed(vectors) == pytest.approx(0.0, abs=1e-15)
     assert unattributed(vectors, ["onoise_mos1.xn0.m1", "onoise_r.xn0.r1"]) == unattributed(vectors)
     missing = unattributed(vectors, ["onoise_r.xn0.r1"])
-    assert missing == pytest.approx(np.max(m1**2 / (m1**2 + r1**2)), rel=1e-12)
+    assert missing == pytest.approx(np.max(m1[:3] ** 2 / (m1[:3] ** 2 + r1[:3] ** 2)), rel=1e-12)
     assert unattributed(vectors, []) == 1.0  # nothing found: all of it missing
 
 
