@@ -476,6 +476,8 @@ def test_instance_psd_sums_each_instances_device_totals_from_real_ngspice_vector
         (f"onoise_{kind}.xn{i}.{name}", i) for i in (0, 1) for kind, name in DEVICES
     )
     assert sorted(device_instances(list(vectors), 1)) == sorted(o for o in owners if o[1] == 0)
+    given = ["onoise_d.xn1.d1", "onoise_rsum"]  # the totals given are the ones grouped
+    assert device_instances(list(vectors), 2, given) == [("onoise_d.xn1.d1", 1)]
     psd = instance_psd(vectors, 2)
     for i in (0, 1):
         expected = sum(vectors[f"onoise_{kind}.xn{i}.{name}"] ** 2 for kind, name in DEVICES)
