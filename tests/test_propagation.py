@@ -289,3 +289,184 @@ def test_layer_noise_row_holds_every_field_and_the_derived_ratios():
     }
     silent = LayerNoise("act2", 1, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0).row()
     assert np.isnan(silent["ratio"]) and np.isnan(silent["relative"])
+
+
+# ------------------------------------- each moments step against Gauss-Hermite quadrature
+
+
+def _quadrature(function, dims: int, points: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mean and covariance of ``function(z)`` over ``dims`` independent standard normals,
+    by tensor-product Gauss-Hermite quadrature (exact for polynomials of degree < 2·points);
+    ``function`` maps the nodes (dims, nodes) to the values (N, nodes)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(points)
+    weights = weights / weights.sum()
+    grid = np.stack(np.meshgrid(*[nodes] * dims, indexing="ij")).reshape(dims, -1)
+    weight = np.prod(np.stack(np.meshgrid(*[weights] * dims, indexing="ij")), 0).ravel()
+    values = function(grid)
+    mean = values @ weight
+    centred = values - mean[:, None]
+    return mean, (centred * weight) @ centred.T
+
+
+_MEAN = np.array([[0.7], [-1.3], [0.4]])  # a column: the nodes along the rows
+_ROOT = np.array([[0.3, 0.0, 0.0], [0.1, 0.2, 0.0], [-0.2, 0.05, 0.25]])  # input noise x = m + L z
+_COV = _ROOT @ _ROOT.T
+
+
+def _shared(z: np.ndarray, rho: float) -> np.ndarray:
+    """Draws of unit variance and correlation ρ between neurons from one shared number z[0] and
+    each neuron's own z[1:]."""
+    return np.sqrt(rho) * z[0] + np.sqrt(1.0 - rho) * z[1:]
+
+
+def _moments(diagonal: bool):
+    from circuitnn.evaluate.moments import Moments
+
+    mean = torch.tensor(_MEAN.T)
+    cov = np.diag(_COV)[None] if diagonal else _COV[None]
+    return Moments(mean, torch.tensor(cov))
+
+
+def _check(result, mean: np.ndarray, cov: np.ndarray, diagonal: bool) -> None:
+    assert result.diagonal == diagonal
+    assert result.mean.dtype == result.cov.dtype == torch.float64
+    np.testing.assert_allclose(result.mean.numpy()[0], mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(result.variance.numpy()[0], np.diag(cov), rtol=1e-10)
+    if not diagonal:
+        np.testing.assert_allclose(result.cov.numpy()[0], cov, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.3, 1.0])
+def test_noise_moments_equal_quadrature_over_the_noise(rho: float) -> None:
+    """Additive, multiplicative, mixed (both orders) and circuit noise on a correlated input:
+    the moments after each equal the exact mean and covariance of the noisy signal, worked out
+    by quadrature over the input's and the noise's normal draws (independent ones for mixed
+    noise's two parts); diagonal mode (an input with independent noise) gives its variances.
+    A float32 σ_out (exact in float32) is scaled in float64."""
+    from circuitnn.evaluate import moments as mo
+
+    sa, sm, scale, sigma_out = 0.3, 0.2, 1.7, np.array([[0.25], [0.5], [0.125]])
+    for diagonal in (False, True):
+        root = np.diag(np.sqrt(np.diag(_COV))) if diagonal else _ROOT
+        cov_in = root @ root.T
+
+        def x(z, root=root):
+            return _MEAN + root @ z[:3]
+
+        cases = {
+            "additive": (
+                lambda m: mo.additive(m, sa, rho),
+                lambda z: x(z) + sa * _shared(z[3:7], rho),
+            ),
+            "multiplicative": (
+                lambda m: mo.multiplicative(m, sm, rho),
+                lambda z: x(z) * (1 + sm * _shared(z[3:7], rho)),
+            ),
+            "additive_first": (
+                lambda m: mo.mixed(m, sa, sm, "additive_first", rho),
+                lambda z: (x(z) + sa * _shared(z[3:7], rho)) * (1 + sm * _shared(z[7:11], rho)),
+            ),
+            "multiplicative_first": (
+                lambda m: mo.mixed(m, sa, sm, "multiplicative_first", rho),
+                lambda z: x(z) * (1 + sm * _shared(z[3:7], rho)) + sa * _shared(z[7:11], rho),
+            ),
+            "circuit": (
+                lambda m: mo.circuit(m, torch.tensor(sigma_out.T, dtype=torch.float32), scale, rho),
+                lambda z: x(z) + scale * sigma_out * _shared(z[3:7], rho),
+            ),
+        }
+        for name, (step, noisy) in cases.items():
+            dims = 11 if name in ("additive_first", "multiplicative_first") else 7
+            mean, cov = _quadrature(noisy, dims)
+            moments = _moments(diagonal)
+            if diagonal:
+                np.testing.assert_allclose(moments.cov.numpy()[0], np.diag(cov_in))
+            _check(step(moments), mean, cov, diagonal)
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+@pytest.mark.parametrize("biases", [True, False])
+def test_linear_moments_equal_quadrature_over_input_and_weight_noise(
+    kind: str, biases: bool
+) -> None:
+    """``y = W x + b`` with per-forward weight noise (a draw per weight, and per bias when
+    ``biases``) on a correlated input: the exact mean and covariance by quadrature over every
+    draw; without weight noise or with σ = 0 the map alone (W Σ Wᵀ); diagonal mode's variances
+    for an input with independent noise (where they are exact)."""
+    from circuitnn.evaluate import moments as mo
+
+    weight = np.array([[0.9, -0.4, 0.3], [0.2, 1.1, -0.7]])
+    bias = np.array([0.35, -0.6])
+    sigma = 0.15
+
+    def perturb(value: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``value`` with a draw ``z`` (value's shape + nodes) per entry and node."""
+        value = value[..., None]
+        return value + sigma * z if kind == "additive" else value * (1 + sigma * z)
+
+    def noisy(z: np.ndarray, root: np.ndarray, with_bias: bool = True) -> np.ndarray:
+        w = perturb(weight, z[3:9].reshape(2, 3, -1))
+        y = np.einsum("ikn,kn->in", w, _MEAN + root @ z[:3])
+        if not with_bias:
+            return y
+        return y + (perturb(bias, z[9:11]) if biases else bias[:, None])
+
+    for diagonal in (False, True):
+        root = np.diag(np.sqrt(np.diag(_COV))) if diagonal else _ROOT
+        mean, cov = _quadrature(lambda z, root=root: noisy(z, root), 11)
+        spec = WeightNoiseSpec(kind, sigma, biases=biases)
+        out = mo.linear(_moments(diagonal), torch.tensor(weight), torch.tensor(bias), spec)
+        _check(out, mean, cov, diagonal)
+        clean_cov = weight @ (root @ root.T) @ weight.T
+        for quiet_spec in (None, WeightNoiseSpec(kind, 0.0)):
+            out = mo.linear(
+                _moments(diagonal), torch.tensor(weight), torch.tensor(bias), quiet_spec
+            )
+            _check(out, weight @ _MEAN[:, 0] + bias, clean_cov, diagonal)
+    # a layer without a bias: no bias, nor its noise
+    mean, cov = _quadrature(lambda z: noisy(z, _ROOT, with_bias=False), 9)
+    out = mo.linear(_moments(False), torch.tensor(weight), None, WeightNoiseSpec(kind, sigma))
+    _check(out, mean, cov, False)
+
+
+def test_elementwise_moments_are_the_linearization_at_the_operating_point() -> None:
+    """Through tanh: the mean is tanh of the clean mean, the covariance D Σ D with
+    D = diag(1 − tanh²(mean)) (the derivative by hand), in either mode; the function runs in the
+    dtype given (float32 here: the mean rounded to float32 first)."""
+    from circuitnn.evaluate import moments as mo
+
+    seen = []
+
+    def function(point: torch.Tensor) -> torch.Tensor:
+        seen.append(point.dtype)
+        return torch.tanh(point)
+
+    for diagonal, dtype in ((False, torch.float64), (True, torch.float64), (False, torch.float32)):
+        mean = (
+            _MEAN[:, 0].astype(np.float32).astype(np.float64)
+            if dtype == torch.float32
+            else _MEAN[:, 0]
+        )
+        slope = 1 - np.tanh(mean) ** 2
+        cov = np.diag(slope) @ _COV @ np.diag(slope)
+        result, slopes = mo.elementwise(_moments(diagonal), function, dtype)
+        assert seen.pop() == dtype and slopes.dtype == torch.float64
+        tolerance = 1e-12 if dtype == torch.float64 else 1e-6
+        np.testing.assert_allclose(slopes.numpy()[0], slope, rtol=tolerance)
+        assert result.mean.dtype == torch.float64
+        np.testing.assert_allclose(result.mean.numpy()[0], np.tanh(mean), rtol=tolerance)
+        expected = np.diag(cov) if diagonal else cov
+        np.testing.assert_allclose(result.cov.numpy()[0], expected, rtol=tolerance, atol=1e-15)
+
+
+def test_clean_moments_are_the_input_in_float64_with_no_noise() -> None:
+    from circuitnn.evaluate.moments import Moments
+
+    x = torch.tensor([[1.5, -2.0, 0.25], [0.0, 3.0, -1.0]], dtype=torch.float32, requires_grad=True)
+    for diagonal, shape in ((False, (2, 3, 3)), (True, (2, 3))):
+        moments = Moments.clean(x, diagonal)
+        assert moments.diagonal == diagonal and not moments.mean.requires_grad
+        assert moments.mean.dtype == torch.float64 and moments.cov.dtype == torch.float64
+        assert torch.equal(moments.mean, x.detach().double())
+        assert moments.cov.shape == shape and not moments.cov.any()
+        assert moments.variance.shape == (2, 3) and not moments.variance.any()
