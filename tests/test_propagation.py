@@ -470,3 +470,133 @@ def test_clean_moments_are_the_input_in_float64_with_no_noise() -> None:
         assert torch.equal(moments.mean, x.detach().double())
         assert moments.cov.shape == shape and not moments.cov.any()
         assert moments.variance.shape == (2, 3) and not moments.variance.any()
+
+
+def _small_network() -> tuple[nn.Sequential, dict[str, np.ndarray]]:
+    """``lin`` (2 → 3) → tanh → additive noise σ = 0.2, ρ = 0.5 → ``out`` (3 → 2), float64,
+    with its parameters as arrays."""
+    from collections import OrderedDict
+
+    from circuitnn.nn import AdditiveNoise
+
+    model = nn.Sequential(
+        OrderedDict(
+            lin=nn.Linear(2, 3),
+            act=nn.Tanh(),
+            noise=AdditiveNoise(0.2, correlation=0.5),
+            out=nn.Linear(3, 2),
+        )
+    ).double()
+    values = {
+        "w1": np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 0.5]]),
+        "b1": np.array([0.1, -0.2, 0.3]),
+        "w2": np.array([[1.0, -0.5, 2.0], [0.25, 0.75, -1.0]]),
+        "b2": np.array([0.05, -0.1]),
+    }
+    with torch.no_grad():
+        model.lin.weight.copy_(torch.tensor(values["w1"]))
+        model.lin.bias.copy_(torch.tensor(values["b1"]))
+        model.out.weight.copy_(torch.tensor(values["w2"]))
+        model.out.bias.copy_(torch.tensor(values["b2"]))
+    return model, values
+
+
+def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
+    """Every field of the result against numpy: the clean means, the slopes of tanh, the noise's
+    covariance σ²C and W σ²C Wᵀ behind the readout, each row's signal (RMS over neurons of the
+    sample variance), σ (RMS of the variances), correlation ((Σ cov − trace)/((N − 1)·trace),
+    here ρ), a noiseless layer's 0 and NaN; the measured σ is the RMS of the measured variances,
+    within its own error of the prediction, and that error is the standard error that the
+    Gaussian draws give (√(tr Σ²/(2·B·D))/tr Σ, relative); no draws: nothing measured."""
+    model, v = _small_network()
+    x = np.array([[0.3, -0.8], [1.2, 0.4], [-0.5, 0.9], [0.0, 0.1]])
+    pre = x @ v["w1"].T + v["b1"]
+    act = np.tanh(pre)
+    noise_cov = 0.2**2 * (0.5 * np.ones((3, 3)) + 0.5 * np.eye(3))
+    out_cov = v["w2"] @ noise_cov @ v["w2"].T
+    out = act @ v["w2"].T + v["b2"]
+    model.train()
+    draws = 4000
+    result = propagate_noise(model, x, draws=draws, seed=5, covariance=True)
+    assert model.training  # put back as it was
+    assert result.names == ["noise", "out"] and result.draws == draws
+    for name, mean, cov in (("noise", act, noise_cov), ("out", out, out_cov)):
+        layer = result[name]
+        np.testing.assert_allclose(result.mean[name], mean, rtol=1e-12)
+        np.testing.assert_allclose(result.covariance[name], np.broadcast_to(cov, (4, *cov.shape)))
+        np.testing.assert_allclose(result.variance[name], np.tile(np.diag(cov), (4, 1)))
+        n = cov.shape[0]
+        assert layer.width == n
+        assert layer.signal == pytest.approx(np.sqrt(np.mean(np.var(mean, axis=0, ddof=1))))
+        assert layer.predicted == pytest.approx(np.sqrt(np.mean(np.diag(cov))))
+        pairs = (cov.sum() - np.trace(cov)) / ((n - 1) * np.trace(cov))
+        assert layer.predicted_correlation == pytest.approx(pairs)
+        measured = result.measured_variance[name]
+        assert measured.shape == (4, n)
+        assert layer.measured == pytest.approx(np.sqrt(measured.mean()))
+        assert result.measured_covariance[name].shape == (4, n, n)
+        np.testing.assert_allclose(
+            np.diagonal(result.measured_covariance[name], axis1=1, axis2=2), measured
+        )
+        expected_error = np.sqrt(np.trace(cov @ cov) / (2 * 4 * draws)) / np.trace(cov)
+        assert layer.error == pytest.approx(expected_error, rel=0.1)
+        assert abs(layer.ratio - 1) < 3 * layer.error
+        assert layer.measured_correlation == pytest.approx(pairs, abs=0.05)
+    assert result["noise"].predicted_correlation == pytest.approx(0.5, abs=1e-12)
+    assert set(result.slopes) == {"act"}
+    np.testing.assert_allclose(result.slopes["act"], 1 - act**2, rtol=1e-12)
+    # before the noise: no noise predicted or measured
+    model.eval()
+    quiet_layers = propagate_noise(model, x, layers=("act", "lin"), draws=50, seed=5)
+    assert not model.training
+    assert quiet_layers.names == ["lin", "act"]  # in network order
+    for layer in quiet_layers.layers:
+        assert layer.predicted == 0.0 and layer.measured < 1e-12  # rounding of the mean
+        assert np.isnan(layer.predicted_correlation) and layer.ratio == 0.0
+    np.testing.assert_allclose(quiet_layers.mean["lin"], pre, rtol=1e-12)
+    # no draws: the prediction alone
+    alone = propagate_noise(model, x, draws=0)
+    assert alone.measured_variance == {} and alone.measured_covariance == {}
+    assert alone.covariance == {}
+    for layer in alone.layers:
+        assert np.isnan(layer.measured) and np.isnan(layer.error)
+        assert np.isnan(layer.measured_correlation)
+    # one sample: no signal spread
+    single = propagate_noise(model, x[:1], draws=0)
+    assert np.isnan(single["out"].signal)
+
+
+def test_propagate_noise_in_chunks_and_in_diagonal_mode(monkeypatch) -> None:
+    """Chunked over the samples (a covariance budget of one sample of the widest layer, then of
+    two) the prediction is the same; diagonal mode's covariance output is the diagonal matrix of
+    its variances, and its correlation is NaN (not carried)."""
+    from circuitnn.evaluate import propagation
+
+    model, _ = _small_network()
+    x = torch.tensor([[0.3, -0.8], [1.2, 0.4], [-0.5, 0.9]])  # float32: converted to float64
+    whole = propagate_noise(model, x, draws=0, covariance=True)
+    for budget in (9, 18, 26):
+        monkeypatch.setattr(propagation, "MAX_ELEMENTS", budget)
+        chunked = propagate_noise(model, x, draws=0, covariance=True)
+        for name in whole.names:
+            np.testing.assert_array_equal(chunked.covariance[name], whole.covariance[name])
+            np.testing.assert_array_equal(chunked.mean[name], whole.mean[name])
+            np.testing.assert_allclose(
+                [
+                    chunked[name].predicted,
+                    chunked[name].signal,
+                    chunked[name].predicted_correlation,
+                ],
+                [whole[name].predicted, whole[name].signal, whole[name].predicted_correlation],
+                rtol=1e-12,
+            )
+    model.noise.correlation = 0.0
+    full = propagate_noise(model, x, draws=0, covariance=True)
+    diagonal = propagate_noise(model, x, draws=0, covariance=True, diagonal=True)
+    for name in ("noise", "out"):
+        variance = diagonal.variance[name]
+        np.testing.assert_array_equal(
+            diagonal.covariance[name], np.stack([np.diag(row) for row in variance])
+        )
+        assert np.isnan(diagonal[name].predicted_correlation)
+    np.testing.assert_allclose(diagonal.variance["noise"], full.variance["noise"], rtol=1e-12)
