@@ -392,7 +392,8 @@ def test_linear_moments_equal_quadrature_over_input_and_weight_noise(
     """``y = W x + b`` with per-forward weight noise (a draw per weight, and per bias when
     ``biases``) on a correlated input: the exact mean and covariance by quadrature over every
     draw; without weight noise or with σ = 0 the map alone (W Σ Wᵀ); diagonal mode's variances
-    for an input with independent noise (where they are exact)."""
+    for an input with independent noise (where they are exact); a float32 layer's weight and bias
+    in float64."""
     from circuitnn.evaluate import moments as mo
 
     weight = np.array([[0.9, -0.4, 0.3], [0.2, 1.1, -0.7]])
@@ -427,6 +428,13 @@ def test_linear_moments_equal_quadrature_over_input_and_weight_noise(
     mean, cov = _quadrature(lambda z: noisy(z, _ROOT, with_bias=False), 9)
     out = mo.linear(_moments(False), torch.tensor(weight), None, WeightNoiseSpec(kind, sigma))
     _check(out, mean, cov, False)
+    # a float32 layer: its parameters' values, computed with in float64
+    weight, bias = weight.astype(np.float32), bias.astype(np.float32)
+    mean, cov = _quadrature(lambda z: noisy(z, _ROOT), 11)
+    spec = WeightNoiseSpec(kind, sigma, biases=biases)
+    _check(
+        mo.linear(_moments(False), torch.tensor(weight), torch.tensor(bias), spec), mean, cov, False
+    )
 
 
 def test_elementwise_moments_are_the_linearization_at_the_operating_point() -> None:
