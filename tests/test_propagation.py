@@ -528,6 +528,8 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     result = propagate_noise(model, x, draws=draws, seed=5, covariance=True)
     assert model.training  # put back as it was
     assert result.names == ["noise", "out"] and result.draws == draws
+    with pytest.raises(KeyError, match=r"no layer 'act9'; have \['noise', 'out'\]"):
+        result["act9"]
     for name, mean, cov in (("noise", act, noise_cov), ("out", out, out_cov)):
         layer = result[name]
         np.testing.assert_allclose(result.mean[name], mean, rtol=1e-12)
