@@ -436,3 +436,131 @@ def test_cpu_generator_takes_seeds_below_2_to_the_63_and_names_what_it_refuses()
         cpu_generator(True)
     with pytest.raises(ConfigError, match=r"^noise_seed must be an int seed.*got 1\.5$"):
         cpu_generator(1.5, field="noise_seed")
+
+
+def _standard(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def _draw(generator: torch.Generator, batch: int, width: int, rho: float) -> torch.Tensor:
+    """The documented z = √ρ·z_shared + √(1 − ρ)·z_own (unit variance, correlation ρ) from
+    ``generator``: the shared number per sample drawn first (alone at ρ = 1), then each
+    neuron's own (alone at ρ = 0)."""
+    if rho == 0.0:
+        return _standard(generator, batch, width)
+    shared = _standard(generator, batch, 1)
+    if rho == 1.0:
+        return shared.expand(batch, width)
+    return math.sqrt(rho) * shared + math.sqrt(1 - rho) * _standard(generator, batch, width)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.36, 1.0])
+@pytest.mark.parametrize("tracked", [False, True], ids=["inference", "autograd"])
+def test_noise_modules_add_the_documented_draws_from_their_seed(rho, tracked, family):
+    """Each module's output, draw for draw, against its formula in the module docstring with
+    z from its seed (two draws in the order the noise is applied for mixed noise, none for a
+    part that is 0): additive x + σz, multiplicative x(1 + σz), mixed in either order,
+    circuit f(x) + scale·σ_out(x)·z; the same with autograd on (no in-place shortcut)."""
+    x = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x.requires_grad_(tracked)
+    a, m = 0.3, 0.2
+
+    def z(count: int = 1) -> list[torch.Tensor]:
+        """The first ``count`` draws of a module seeded with 4."""
+        generator = torch.Generator().manual_seed(4)
+        return [_draw(generator, 6, 4, rho) for _ in range(count)]
+
+    switches = {"correlation": rho, "seed": 4}
+    cases = [
+        (AdditiveNoise(a, **switches), x + a * z()[0]),
+        (MultiplicativeNoise(m, **switches), x * (1 + m * z()[0])),
+        (
+            MixedNoise(a, m, order="additive_first", **switches),
+            (x + a * z(2)[0]) * (1 + m * z(2)[1]),
+        ),
+        (
+            MixedNoise(a, m, order="multiplicative_first", **switches),
+            x * (1 + m * z(2)[0]) + a * z(2)[1],
+        ),
+        (MixedNoise(0.0, m, order="additive_first", **switches), x * (1 + m * z()[0])),
+        (MixedNoise(a, 0.0, order="multiplicative_first", **switches), x + a * z()[0]),
+    ]
+    activation = CircuitActivation(family, 4, generator=0).double()
+    circuit = CircuitNoise(activation, scale=2.5, **switches).double()
+    cases.append((circuit, activation(x) + 2.5 * activation.sigma(x) * z()[0]))
+    for module, expected in cases:
+        module = module.double()
+        torch.testing.assert_close(module(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
+    """``NoiseSpec.build`` hands every setting to the module (σ, the default multiplicative part
+    of mixed noise equal to σ, the order, the switches, the seed, the activation a circuit noise
+    wraps); ``with_level`` keeps mixed noise's ratio (1 when σ was 0, none when unset); every
+    bad setting is refused by name; the modules print their settings."""
+    from circuitnn.nn import noise_modules
+
+    for kind, cls in (("additive", AdditiveNoise), ("multiplicative", MultiplicativeNoise)):
+        spec = NoiseSpec(kind, 0.25, correlation=0.4, in_training=False, in_eval=True)
+        module = spec.build(seed=9)
+        assert type(module) is cls and module.sigma == 0.25 and module.correlation == 0.4
+        assert (module.in_training, module.in_eval, module.generators.seed) == (False, True, 9)
+        module = NoiseSpec(kind, 0.25, in_training=True, in_eval=False).build()
+        assert (module.in_training, module.in_eval, module.generators.seed) == (True, False, None)
+    mixed = NoiseSpec("mixed", 0.25, order="additive_first", correlation=0.5).build(seed=2)
+    assert type(mixed) is MixedNoise and (mixed.additive, mixed.multiplicative) == (0.25, 0.25)
+    assert (mixed.order, mixed.correlation, mixed.generators.seed) == ("additive_first", 0.5, 2)
+    assert NoiseSpec("mixed", 0.25, multiplicative=0.1).build().multiplicative == 0.1
+    assert NoiseSpec("mixed", 0.25).build().order == "multiplicative_first"
+    activation = CircuitActivation(family, 3, generator=0)
+    circuit = NoiseSpec("circuit", 2.0, correlation=0.3, in_eval=False).build(activation, seed=5)
+    assert type(circuit) is CircuitNoise and circuit.activation is activation
+    assert (circuit.scale, circuit.correlation, circuit.in_eval) == (2.0, 0.3, False)
+    assert circuit.generators.seed == 5 and NoiseSpec("circuit").build(activation).scale == 1.0
+    assert noise_modules(torch.nn.Sequential(activation, mixed, circuit)) == [mixed, circuit]
+
+    level = NoiseSpec("additive", 0.1, correlation=0.2).with_level(0.7)
+    assert level == NoiseSpec("additive", 0.7, correlation=0.2)
+    unset = NoiseSpec("mixed", 0.1).with_level(0.7)
+    assert (unset.sigma, unset.multiplicative) == (0.7, None)
+    from_zero = NoiseSpec("mixed", 0.0, multiplicative=0.2).with_level(0.5)
+    assert (from_zero.sigma, from_zero.multiplicative) == (0.5, 0.5)
+    for call, message in (
+        (lambda: NoiseSpec("additive", 0.1).with_level(-1.0), "^noise level must be >= 0"),
+        (lambda: NoiseSpec("additive", 0.1, multiplicative=0.2), "^NoiseSpec.multiplicative "),
+        (lambda: NoiseSpec("mixed", 0.1, multiplicative=-0.2), "^NoiseSpec.multiplicative "),
+        (lambda: NoiseSpec("additive", -0.1), "^NoiseSpec.sigma must be >= 0"),
+        (lambda: NoiseSpec("pink"), "^NoiseSpec.kind must be one of"),
+        (lambda: NoiseSpec("mixed", order="up"), "^NoiseSpec.order must be one of"),
+        (lambda: NoiseSpec(correlation=2.0), r"^NoiseSpec.correlation must be in \[0, 1\]"),
+        (lambda: NoiseSpec(in_training=1), "^NoiseSpec.in_training must be True or False"),
+        (lambda: NoiseSpec(in_eval=None), "^NoiseSpec.in_eval must be True or False"),
+        (lambda: AdditiveNoise(0.1, correlation=-0.5), r"^correlation must be in \[0, 1\]"),
+        (lambda: AdditiveNoise(0.1, in_training="yes"), "^in_training must be True or False"),
+        (lambda: AdditiveNoise(0.1, in_eval="no"), "^in_eval must be True or False"),
+        (lambda: MultiplicativeNoise(-0.1), "^sigma must be >= 0"),
+        (lambda: MixedNoise(-0.1, 0.1), "^additive must be >= 0"),
+        (lambda: MixedNoise(0.1, -0.1), "^multiplicative must be >= 0"),
+        (lambda: CircuitNoise(activation, scale=-1.0), "^scale must be >= 0"),
+        (
+            lambda: CircuitNoise(torch.nn.Tanh()),
+            "^CircuitNoise needs a CircuitActivation, got Tanh$",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    switches = "correlation=0.5, in_training=False, in_eval=True, seed=3"
+    settings = {"correlation": 0.5, "in_training": False, "seed": 3}
+    assert repr(AdditiveNoise(0.25, **settings)) == f"AdditiveNoise(sigma=0.25, {switches})"
+    assert (
+        repr(MultiplicativeNoise(0.5, **settings)) == f"MultiplicativeNoise(sigma=0.5, {switches})"
+    )
+    assert repr(MixedNoise(0.1, 0.2, "additive_first", **settings)) == (
+        f"MixedNoise(additive=0.1, multiplicative=0.2, order='additive_first', {switches})"
+    )
+    assert CircuitNoise(activation, 2.5, **settings).extra_repr() == f"scale=2.5, {switches}"
+    module = AdditiveNoise(0.25, seed=3)
+    module.reseed(None)
+    assert module.generators.seed is None
+    module.reseed(8)
+    assert module.generators.seed == 8
