@@ -610,3 +610,46 @@ def test_propagate_noise_in_chunks_and_in_diagonal_mode(monkeypatch) -> None:
         )
         assert np.isnan(diagonal[name].predicted_correlation)
     np.testing.assert_allclose(diagonal.variance["noise"], full.variance["noise"], rtol=1e-12)
+
+
+def test_circuit_noise_predicted_from_the_operating_point_of_a_synthetic_family() -> None:
+    """A layer of circuit neurons with their own noise (a synthetic family, no simulator): the
+    mean is the activation of the clean pre-activation, the slopes its derivative (by finite
+    differences), the covariance scale²·σ_out,i·σ_out,j·C_ij with σ_out at the pre-activation and
+    C of correlation ρ, and W C' Wᵀ behind the readout; switched off in evaluation, the circuit
+    still reports its slopes but no noise."""
+    from circuitnn.nn import CircuitNoise, synthetic_family
+
+    family = synthetic_family("tanh", n=20, seed=3, noise=0.05, noise_bias_points=5)
+    spec = mlp_spec(
+        3, (4,), 2, activation=CircuitSpec(family), noise=NoiseSpec("circuit", 2.0, correlation=0.3)
+    )
+    model = build_mlp(spec, seed=4).double()
+    x = _inputs(5, 3, seed=6).double()
+    circuit = model.act1
+    assert isinstance(circuit, CircuitNoise)
+    activation = circuit.activation
+    with torch.no_grad():
+        pre = model.linear1(x)
+        mean = activation(pre)
+        sigma = activation.sigma(pre).numpy()
+        step = 1e-6
+        slope = ((activation(pre + step) - activation(pre - step)) / (2 * step)).numpy()
+    correlation = 0.3 * np.ones((4, 4)) + 0.7 * np.eye(4)
+    cov = 2.0**2 * sigma[:, :, None] * sigma[:, None, :] * correlation
+    weight = model.output.weight.detach().numpy()
+    result = propagate_noise(model, x, draws=0, covariance=True)
+    assert result.names == ["act1", "output"]
+    np.testing.assert_allclose(result.mean["act1"], mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(result.slopes["act1"], slope, rtol=1e-5)
+    np.testing.assert_allclose(result.covariance["act1"], cov, rtol=1e-12)
+    np.testing.assert_allclose(
+        result.covariance["output"], weight @ cov @ weight.T, rtol=1e-10, atol=1e-16
+    )
+    assert np.all(sigma > 0)
+    circuit.in_eval = False
+    silent = propagate_noise(model, x, draws=0)
+    np.testing.assert_allclose(silent.slopes["act1"], slope, rtol=1e-5)
+    assert not silent.variance["act1"].any() and not silent.variance["output"].any()
+    circuit.in_eval, circuit.scale = True, 0.0
+    assert not propagate_noise(model, x, draws=0).variance["output"].any()
