@@ -564,3 +564,118 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
     assert module.generators.seed is None
     module.reseed(8)
     assert module.generators.seed == 8
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_analog_linear_uses_the_documented_weights_draw_for_draw(kind):
+    """Per forward pass, w' = w + σz (additive) or w·(1 + σz) (multiplicative) with z from the
+    layer's seed (weights, then biases when ``biases``), in one pass and in D draws (batched,
+    with and without a bias, the input repeated or not); per chip, the same with the mismatch
+    drawn in float64 from the generator (cast to the layer's dtype), fixed until resampled;
+    the switches (training, evaluation, ``noise_enabled``, σ = 0) give the clean layer."""
+    from torch.nn import functional as F
+
+    sigma, d, batch = 0.2, 3, 4
+    x = torch.randn(batch, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def perturb(value, z):
+        return value + sigma * z if kind == "additive" else value * (1 + sigma * z)
+
+    for biases, has_bias in ((True, True), (False, True), (True, False)):
+        spec = WeightNoiseSpec(kind, sigma, biases=biases)
+        layer = AnalogLinear(3, 2, has_bias, weight_noise=spec, seed=6).double()
+        w, b = layer.weight.detach(), layer.bias.detach() if has_bias else None
+        for count in (1, d):
+            generator = torch.Generator().manual_seed(6)
+            lead = (count,) if count > 1 else ()
+            z_w = torch.randn((*lead, 2, 3), generator=generator, dtype=torch.float64)
+            z_b = torch.randn((*lead, 2), generator=generator, dtype=torch.float64)
+            weights = perturb(w, z_w).reshape(count, 2, 3)
+            biases_ = None
+            if has_bias:
+                biases_ = perturb(b, z_b) if biases else b.expand(*lead, 2)
+                biases_ = biases_.reshape(count, 2)
+            expected = torch.cat(
+                [F.linear(x, weights[k], None if b is None else biases_[k]) for k in range(count)]
+            )
+            for unrepeated in (False, True) if count > 1 else (False,):
+                layer.reseed(6)
+                if count == 1:
+                    out = layer(x)
+                elif unrepeated:
+                    with draws(count, batch=batch):
+                        out = layer(x)
+                else:
+                    with draws(count):
+                        out = layer(x.repeat(count, 1))
+                torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+    chip = AnalogLinear(3, 2, weight_noise=WeightNoiseSpec(kind, sigma, per="chip"), generator=7)
+    generator = torch.Generator().manual_seed(7)
+    z_w = torch.randn((2, 3), generator=generator, dtype=torch.float64)
+    z_b = torch.randn((2,), generator=generator, dtype=torch.float64)
+    assert torch.equal(chip.mismatch_weight, z_w.float())
+    assert torch.equal(chip.mismatch_bias, z_b.float())
+    x32 = x.float()
+    expected = F.linear(
+        x32, perturb(chip.weight, chip.mismatch_weight), perturb(chip.bias, z_b.float())
+    )
+    with draws(d):
+        torch.testing.assert_close(chip(x32.repeat(d, 1)), expected.repeat(d, 1))
+    chip.weight_noise = WeightNoiseSpec(kind, sigma, per="chip", biases=False)
+    expected = F.linear(x32, perturb(chip.weight, chip.mismatch_weight), chip.bias)
+    torch.testing.assert_close(chip(x32), expected)
+
+    clean = F.linear(x32, chip.weight, chip.bias)
+    for switch in ("in_training", "in_eval", "enabled", "sigma"):
+        chip.weight_noise = WeightNoiseSpec(
+            kind,
+            0.0 if switch == "sigma" else sigma,
+            per="forward",
+            in_training=switch != "in_training",
+            in_eval=switch != "in_eval",
+        )
+        chip.noise_enabled = switch != "enabled"
+        chip.train(switch != "in_eval")
+        assert torch.equal(chip(x32), clean), switch
+        chip.train(switch == "in_eval")
+        if switch in ("in_training", "in_eval"):
+            assert not torch.equal(chip(x32), clean), switch
+    chip.noise_enabled = True
+
+
+def test_weight_noise_settings_are_named_and_printed():
+    """WeightNoiseSpec refuses each bad setting by name; ``with_level`` changes σ alone;
+    an analog layer refuses a weight noise that is not a spec and prints its own; the analog
+    layers of a model in order; AnalogConv2d with bias=False draws no bias mismatch."""
+    from circuitnn.nn import weight_noise_layers
+
+    for call, message in (
+        (lambda: WeightNoiseSpec("pink"), "^WeightNoiseSpec.kind must be one of"),
+        (lambda: WeightNoiseSpec(sigma=-0.1), "^WeightNoiseSpec.sigma must be >= 0"),
+        (lambda: WeightNoiseSpec(per="wafer"), "^WeightNoiseSpec.per must be one of"),
+        (lambda: WeightNoiseSpec(biases=1), "^WeightNoiseSpec.biases must be True or False"),
+        (lambda: WeightNoiseSpec(in_training=0), "^WeightNoiseSpec.in_training must be True"),
+        (lambda: WeightNoiseSpec(in_eval="x"), "^WeightNoiseSpec.in_eval must be True"),
+        (lambda: WeightNoiseSpec(sigma=0.1).with_level(-1), "^noise level must be >= 0"),
+        (
+            lambda: AnalogLinear(2, 2, weight_noise=0.1),
+            "^weight_noise must be a WeightNoiseSpec or None, got 0.1$",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    spec = WeightNoiseSpec("additive", 0.1, per="chip", biases=False, in_eval=False)
+    assert spec.with_level(0.4) == dataclasses.replace(spec, sigma=0.4)
+    linear = AnalogLinear(3, 2, weight_noise=spec)
+    assert repr(linear) == (
+        f"AnalogLinear(in_features=3, out_features=2, bias=True, weight_noise={spec})"
+    )
+    conv = AnalogConv2d(1, 2, 3, bias=False)
+    assert (
+        repr(conv)
+        == "AnalogConv2d(1, 2, kernel_size=(3, 3), stride=(1, 1), bias=False, weight_noise=None)"
+    )
+    assert conv.mismatch_bias.shape == (0,) and conv.mismatch_weight.shape == conv.weight.shape
+    model = torch.nn.Sequential(linear, torch.nn.Tanh(), torch.nn.Sequential(conv))
+    assert weight_noise_layers(model) == [linear, conv]
