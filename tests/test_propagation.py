@@ -617,7 +617,7 @@ def test_circuit_noise_predicted_from_the_operating_point_of_a_synthetic_family(
     mean is the activation of the clean pre-activation, the slopes its derivative (by finite
     differences), the covariance scale²·σ_out,i·σ_out,j·C_ij with σ_out at the pre-activation and
     C of correlation ρ, and W C' Wᵀ behind the readout; switched off in evaluation, the circuit
-    still reports its slopes but no noise."""
+    still reports its slopes but no noise. In a float32 model σ_out is evaluated in float32."""
     from circuitnn.nn import CircuitNoise, synthetic_family
 
     family = synthetic_family("tanh", n=20, seed=3, noise=0.05, noise_bias_points=5)
@@ -653,3 +653,12 @@ def test_circuit_noise_predicted_from_the_operating_point_of_a_synthetic_family(
     assert not silent.variance["act1"].any() and not silent.variance["output"].any()
     circuit.in_eval, circuit.scale = True, 0.0
     assert not propagate_noise(model, x, draws=0).variance["output"].any()
+    # a float32 model: σ_out at the operating point rounded to float32, as the model runs
+    model = build_mlp(spec, seed=4)
+    activation = model.act1.activation
+    weight, bias = (p.detach().double() for p in (model.linear1.weight, model.linear1.bias))
+    pre = x @ weight.T + bias
+    sigma = activation.sigma(pre.float()).double().numpy()
+    cov = 2.0**2 * sigma[:, :, None] * sigma[:, None, :] * correlation
+    result = propagate_noise(model, x.float(), draws=0, covariance=True)
+    np.testing.assert_allclose(result.covariance["act1"], cov, rtol=1e-12)
