@@ -617,7 +617,8 @@ def test_circuit_noise_predicted_from_the_operating_point_of_a_synthetic_family(
     mean is the activation of the clean pre-activation, the slopes its derivative (by finite
     differences), the covariance scale²·σ_out,i·σ_out,j·C_ij with σ_out at the pre-activation and
     C of correlation ρ, and W C' Wᵀ behind the readout; switched off in evaluation, the circuit
-    still reports its slopes but no noise. In a float32 model σ_out is evaluated in float32."""
+    still reports its slopes but no noise. In a float32 model the activation and σ_out are
+    evaluated in float32."""
     from circuitnn.nn import CircuitNoise, synthetic_family
 
     family = synthetic_family("tanh", n=20, seed=3, noise=0.05, noise_bias_points=5)
@@ -662,3 +663,5 @@ def test_circuit_noise_predicted_from_the_operating_point_of_a_synthetic_family(
     cov = 2.0**2 * sigma[:, :, None] * sigma[:, None, :] * correlation
     result = propagate_noise(model, x.float(), draws=0, covariance=True)
     np.testing.assert_allclose(result.covariance["act1"], cov, rtol=1e-12)
+    with torch.no_grad():
+        np.testing.assert_array_equal(result.mean["act1"], activation(pre.float()).double())
