@@ -574,6 +574,12 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     # one sample: no signal spread
     single = propagate_noise(model, x[:1], draws=0)
     assert np.isnan(single["out"].signal)
+    # a noise module switched off in evaluation, or disabled, adds nothing
+    for switch in ("in_eval", "enabled"):
+        setattr(model.noise, switch, False)
+        silent = propagate_noise(model, x, draws=0)
+        assert [layer.predicted for layer in silent.layers] == [0.0, 0.0], switch
+        setattr(model.noise, switch, True)
 
 
 def test_propagate_noise_in_chunks_and_in_diagonal_mode(monkeypatch) -> None:
