@@ -8,6 +8,7 @@ noise the linearization is allowed to (and does) deviate.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from circuitnn.evaluate import NoisePropagation, propagate_noise
 from circuitnn.experiments.families import circuit_families
 from circuitnn.family import Family
 from circuitnn.nn import (
+    AdditiveNoise,
     CircuitNoise,
     CircuitSpec,
     LayerSpec,
@@ -485,8 +487,6 @@ def _small_network() -> tuple[nn.Sequential, dict[str, np.ndarray]]:
     with its parameters as arrays."""
     from collections import OrderedDict
 
-    from circuitnn.nn import AdditiveNoise
-
     model = nn.Sequential(
         OrderedDict(
             lin=nn.Linear(2, 3),
@@ -574,6 +574,11 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     # one sample: no signal spread
     single = propagate_noise(model, x[:1], draws=0)
     assert np.isnan(single["out"].signal)
+    # a single neuron has no correlation
+    lone = nn.Sequential(nn.Linear(2, 1), AdditiveNoise(0.1)).double()
+    layer = propagate_noise(lone, x, draws=10)["1"]
+    assert layer.width == 1 and layer.predicted == pytest.approx(0.1)
+    assert np.isnan(layer.predicted_correlation) and np.isnan(layer.measured_correlation)
     # a noise module switched off in evaluation, or disabled, adds nothing
     for switch in ("in_eval", "enabled"):
         setattr(model.noise, switch, False)
@@ -584,8 +589,9 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
 
 def test_propagate_noise_in_chunks_and_in_diagonal_mode(monkeypatch) -> None:
     """Chunked over the samples (a covariance budget of one sample of the widest layer, then of
-    two) the prediction is the same; diagonal mode's covariance output is the diagonal matrix of
-    its variances, and its correlation is NaN (not carried)."""
+    two) the prediction is the same; a float32 model's activation is evaluated in float32;
+    diagonal mode's covariance output is the diagonal matrix of its variances, and its
+    correlation is NaN (not carried)."""
     from circuitnn.evaluate import propagation
 
     model, _ = _small_network()
@@ -606,6 +612,12 @@ def test_propagate_noise_in_chunks_and_in_diagonal_mode(monkeypatch) -> None:
                 [whole[name].predicted, whole[name].signal, whole[name].predicted_correlation],
                 rtol=1e-12,
             )
+    # a float32 model: the activation evaluated in float32
+    single = copy.deepcopy(model).float()
+    with torch.no_grad():
+        pre = x.double() @ single.lin.weight.double().T + single.lin.bias.double()
+    mean = propagate_noise(single, x, draws=0, layers=("act",)).mean["act"]
+    np.testing.assert_array_equal(mean, torch.tanh(pre.float()).double())
     model.noise.correlation = 0.0
     full = propagate_noise(model, x, draws=0, covariance=True)
     diagonal = propagate_noise(model, x, draws=0, covariance=True, diagonal=True)
