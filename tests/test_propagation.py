@@ -9,6 +9,7 @@ noise the linearization is allowed to (and does) deviate.
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -571,13 +572,20 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     for layer in alone.layers:
         assert np.isnan(layer.measured) and np.isnan(layer.error)
         assert np.isnan(layer.measured_correlation)
-    # one sample: no signal spread
-    single = propagate_noise(model, x[:1], draws=0)
+    # one sample: no signal spread (and no warning about it); two samples: their spread
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        single = propagate_noise(model, x[:1], draws=0)
     assert np.isnan(single["out"].signal)
+    pair = propagate_noise(model, x[:2], draws=0)["out"].signal
+    assert pair == pytest.approx(np.sqrt(np.mean(np.var(out[:2], axis=0, ddof=1))))
     # a single neuron has no correlation
     lone = nn.Sequential(nn.Linear(2, 1), AdditiveNoise(0.1)).double()
     layer = propagate_noise(lone, x, draws=10)["1"]
     assert layer.width == 1 and layer.predicted == pytest.approx(0.1)
+    with torch.no_grad():
+        clean = lone[0](torch.as_tensor(x)).numpy()
+    assert layer.signal == pytest.approx(np.std(clean, ddof=1))
     assert np.isnan(layer.predicted_correlation) and np.isnan(layer.measured_correlation)
     # a noise module switched off in evaluation, or disabled, adds nothing
     for switch in ("in_eval", "enabled"):
