@@ -256,8 +256,14 @@ def test_large_noise_may_deviate(families: dict[str, Family]) -> None:
 
 def test_unsupported_layers_are_named() -> None:
     conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
-    with pytest.raises(ConfigError, match=r"layer '0' \(Conv2d\)"):
+    with pytest.raises(ConfigError, match=r"layer '0' \(Conv2d\)") as error:
         propagate_noise(conv, torch.zeros(2, 1, 4, 4))
+    assert str(error.value) == (
+        "propagate_noise does not support layer '0' (Conv2d): it handles MLPs of "
+        "Linear/AnalogLinear layers, elementwise activations (CircuitActivation, torch "
+        "activations) and the noise modules Additive/Multiplicative/Mixed/CircuitNoise (no "
+        "convolutions, pooling or normalization)"
+    )
     nested = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.Tanh(), nn.Softmax(dim=1)))
     with pytest.raises(ConfigError, match=r"'1\.1' \(Softmax\)"):
         propagate_noise(nested, torch.zeros(2, 3))
@@ -270,6 +276,45 @@ def test_unsupported_layers_are_named() -> None:
         propagate_noise(model, torch.zeros(2, 3), draws=1)
     with pytest.raises(ConfigError, match="samples, features"):
         propagate_noise(model, torch.zeros(3))
+    names = "['linear1', 'act1', 'output']"
+    for call, message in (
+        (
+            lambda: propagate_noise(nn.Linear(3, 3), torch.zeros(2, 3)),
+            "propagate_noise needs an nn.Sequential MLP (as build_mlp makes), got Linear",
+        ),
+        (lambda: propagate_noise(nn.Sequential(), torch.zeros(2, 3)), "the model has no layers"),
+        (
+            lambda: propagate_noise(model, torch.zeros(2, 3), layers=("act9",)),
+            f"no layer 'act9' to report; layers: {names}",
+        ),
+        (
+            lambda: propagate_noise(model, torch.zeros(2, 3), draws=1),
+            "draws must be 0 (prediction only) or at least 2",
+        ),
+        (
+            lambda: propagate_noise(model, torch.zeros(3)),
+            "x must be (samples, features), got shape (3,)",
+        ),
+        (
+            lambda: propagate_noise(
+                model, torch.zeros(2, 3), noise=NoiseSpec("additive", 0.1), noise_layers=("act9",)
+            ),
+            f"no layer 'act9' to put noise after; layers: {names}",
+        ),
+        (
+            lambda: propagate_noise(
+                model,
+                torch.zeros(2, 3),
+                noise=NoiseSpec("additive", 0.1, correlation=0.5),
+                diagonal=True,
+            ),
+            "layer 'act1' has correlated noise (correlation=0.5): diagonal=True needs "
+            "uncorrelated noise; use the full covariance",
+        ),
+    ):
+        with pytest.raises(ConfigError) as error:
+            call()
+        assert str(error.value) == message
 
 
 def test_layer_noise_row_holds_every_field_and_the_derived_ratios():
