@@ -624,6 +624,11 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     assert np.isnan(single["out"].signal)
     pair = propagate_noise(model, x[:2], draws=0)["out"].signal
     assert pair == pytest.approx(np.sqrt(np.mean(np.var(out[:2], axis=0, ddof=1))))
+    # by default: the module before each linear layer not after another, and the last one
+    front = nn.Sequential(
+        AdditiveNoise(0.1), nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2), nn.Linear(2, 2)
+    ).double()
+    assert propagate_noise(front, x, draws=0).names == ["0", "2", "4"]
     # a single neuron has no correlation
     lone = nn.Sequential(nn.Linear(2, 1), AdditiveNoise(0.1)).double()
     layer = propagate_noise(lone, x, draws=10)["1"]
