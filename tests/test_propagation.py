@@ -292,6 +292,14 @@ def test_unsupported_layers_are_named() -> None:
             "draws must be 0 (prediction only) or at least 2",
         ),
         (
+            lambda: propagate_noise(model, torch.zeros(2, 3), draws=-1),
+            "draws must be at least 0, got -1",
+        ),
+        (
+            lambda: propagate_noise(model, torch.zeros(2, 3), draws=2.0),
+            "draws must be an integer, got 2.0",
+        ),
+        (
             lambda: propagate_noise(model, torch.zeros(3)),
             "x must be (samples, features), got shape (3,)",
         ),
@@ -629,6 +637,17 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
         AdditiveNoise(0.1), nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2), nn.Linear(2, 2)
     ).double()
     assert propagate_noise(front, x, draws=0).names == ["0", "2", "4"]
+    # a model without parameters (on the CPU)
+    bare = propagate_noise(nn.Sequential(nn.Tanh(), AdditiveNoise(0.1)), x, draws=0)
+    assert bare.names == ["1"] and bare["1"].predicted == pytest.approx(0.1)
+    # extra noise after the layers named: predicted and measured there alone
+    plain = nn.Sequential(model.lin, nn.Tanh(), nn.Linear(3, 3).double(), nn.Tanh(), model.out)
+    extra = NoiseSpec("additive", 0.3)
+    both = propagate_noise(plain, x, noise=extra, draws=0)
+    first = propagate_noise(plain, x, noise=extra, noise_layers=("1",), draws=800, seed=2)
+    assert first.names == ["1", "3", "4"] and first["1"].predicted == pytest.approx(0.3)
+    assert first["4"].predicted < 0.9 * both["4"].predicted
+    _within_mc_error(first)
     # a single neuron has no correlation
     lone = nn.Sequential(nn.Linear(2, 1), AdditiveNoise(0.1)).double()
     layer = propagate_noise(lone, x, draws=10)["1"]
