@@ -674,6 +674,7 @@ def test_propagate_noise_in_chunks_and_in_diagonal_mode(monkeypatch) -> None:
     model, _ = _small_network()
     x = torch.tensor([[0.3, -0.8], [1.2, 0.4], [-0.5, 0.9]])  # float32: converted to float64
     whole = propagate_noise(model, x, draws=0, covariance=True)
+    assert propagate_noise(model, x, draws=10)["out"].measured > 0  # the noisy runs too
     for budget in (9, 18, 26):
         monkeypatch.setattr(propagation, "MAX_ELEMENTS", budget)
         chunked = propagate_noise(model, x, draws=0, covariance=True)
