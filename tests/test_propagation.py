@@ -641,13 +641,20 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     bare = propagate_noise(nn.Sequential(nn.Tanh(), AdditiveNoise(0.1)), x, draws=0)
     assert bare.names == ["1"] and bare["1"].predicted == pytest.approx(0.1)
     # extra noise after the layers named: predicted and measured there alone
-    plain = nn.Sequential(model.lin, nn.Tanh(), nn.Linear(3, 3).double(), nn.Tanh(), model.out)
+    middle = nn.Linear(3, 3).double()
+    with torch.no_grad():
+        middle.weight.copy_(torch.tensor(v["w1"] @ v["w1"].T))
+        middle.bias.zero_()
+    plain = nn.Sequential(model.lin, nn.Tanh(), middle, nn.Identity(), model.out)
     extra = NoiseSpec("additive", 0.3)
-    both = propagate_noise(plain, x, noise=extra, draws=0)
-    first = propagate_noise(plain, x, noise=extra, noise_layers=("1",), draws=800, seed=2)
-    assert first.names == ["1", "3", "4"] and first["1"].predicted == pytest.approx(0.3)
-    assert first["4"].predicted < 0.9 * both["4"].predicted
-    _within_mc_error(first)
+    both = propagate_noise(plain, x, noise=extra, noise_layers=("1", "3"), draws=0)
+    # after the identity alone, not after the tanh (the default: the activation layers)
+    last = propagate_noise(plain, x, noise=extra, noise_layers=("3",), draws=800, seed=2)
+    assert last.names == ["1", "3", "4"] and last["1"].predicted == 0.0
+    assert last["3"].predicted == pytest.approx(0.3)
+    assert last["4"].predicted < 0.9 * both["4"].predicted
+    for name in ("3", "4"):
+        assert abs(last[name].ratio - 1.0) <= 3 * last[name].error, name
     # a single neuron has no correlation
     lone = nn.Sequential(nn.Linear(2, 1), AdditiveNoise(0.1)).double()
     layer = propagate_noise(lone, x, draws=10)["1"]
