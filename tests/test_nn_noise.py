@@ -484,6 +484,8 @@ def test_noise_modules_add_the_documented_draws_from_their_seed(rho, tracked, fa
         ),
         (MixedNoise(0.0, m, order="additive_first", **switches), x * (1 + m * z()[0])),
         (MixedNoise(a, 0.0, order="multiplicative_first", **switches), x + a * z()[0]),
+        (MixedNoise(1.0, 0.0, **switches), x + z()[0]),
+        (MixedNoise(0.0, 1.0, **switches), x * (1 + z()[0])),
     ]
     activation = CircuitActivation(family, 4, generator=0).double()
     circuit = CircuitNoise(activation, scale=2.5, **switches).double()
@@ -541,6 +543,7 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
         (lambda: MultiplicativeNoise(-0.1), "^sigma must be >= 0"),
         (lambda: MixedNoise(-0.1, 0.1), "^additive must be >= 0"),
         (lambda: MixedNoise(0.1, -0.1), "^multiplicative must be >= 0"),
+        (lambda: MixedNoise(0.1, 0.1, order="up"), "^order must be one of"),
         (lambda: CircuitNoise(activation, scale=-1.0), "^scale must be >= 0"),
         (
             lambda: CircuitNoise(torch.nn.Tanh()),
