@@ -542,6 +542,10 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
         (lambda: AdditiveNoise(0.1, in_eval="no"), "^in_eval must be True or False"),
         (lambda: MultiplicativeNoise(-0.1), "^sigma must be >= 0"),
         (lambda: AdditiveNoise(-0.1), "^sigma must be >= 0"),
+        (
+            lambda: NoiseSpec("circuit").build(),
+            r"^NoiseSpec\(kind='circuit'\) needs the CircuitActivation it wraps$",
+        ),
         (lambda: MixedNoise(-0.1, 0.1), "^additive must be >= 0"),
         (lambda: MixedNoise(0.1, -0.1), "^multiplicative must be >= 0"),
         (lambda: MixedNoise(0.1, 0.1, order="up"), "^order must be one of"),
