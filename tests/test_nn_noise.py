@@ -557,6 +557,13 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
     ):
         with pytest.raises(ConfigError, match=message):
             call()
+    quiet = CircuitActivation(dataclasses.replace(family, noise=None), 3, generator=0)
+    with pytest.raises(ConfigError) as error:
+        CircuitNoise(quiet)
+    assert str(error.value) == (
+        f"family {quiet.family_name()} has no noise data (Family.noise is None): extract it "
+        "with the noise analysis to use CircuitNoise"
+    )
     switches = "correlation=0.5, in_training=False, in_eval=True, seed=3"
     settings = {"correlation": 0.5, "in_training": False, "seed": 3}
     assert repr(AdditiveNoise(0.25, **settings)) == f"AdditiveNoise(sigma=0.25, {switches})"
