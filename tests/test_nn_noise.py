@@ -521,6 +521,8 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
     assert circuit.generators.seed == 5 and NoiseSpec("circuit").build(activation).scale == 1.0
     assert noise_modules(torch.nn.Sequential(activation, mixed, circuit)) == [mixed, circuit]
 
+    for value in (1, np.float32(0.5)):  # stored as a float
+        assert type(NoiseSpec("additive", value).sigma) is float
     level = NoiseSpec("additive", 0.1, correlation=0.2).with_level(0.7)
     assert level == NoiseSpec("additive", 0.7, correlation=0.2)
     unset = NoiseSpec("mixed", 0.1).with_level(0.7)
