@@ -577,6 +577,9 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
     )
     assert CircuitNoise(activation, 2.5, **settings).extra_repr() == f"scale=2.5, {switches}"
     module = AdditiveNoise(0.25, seed=3)
+    standard = torch.randn((4, 2), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    like = torch.empty(4, 2, dtype=torch.float64)
+    torch.testing.assert_close(module.normal(like), standard, rtol=1e-12, atol=1e-12)  # N(0, 1)
     module.reseed(None)
     assert module.generators.seed is None
     module.reseed(8)
