@@ -576,6 +576,10 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
         f"MixedNoise(additive=0.1, multiplicative=0.2, order='additive_first', {switches})"
     )
     assert CircuitNoise(activation, 2.5, **settings).extra_repr() == f"scale=2.5, {switches}"
+    for module in (AdditiveNoise(0.1), MultiplicativeNoise(0.1), MixedNoise(0.1, 0.1)):
+        # independent, on in training and evaluation, from torch's global generator
+        assert module.correlation == 0.0 and module.in_training and module.in_eval
+        assert module.enabled and module.generators.seed is None
     module = AdditiveNoise(0.25, seed=3)
     standard = torch.randn((4, 2), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     like = torch.empty(4, 2, dtype=torch.float64)
