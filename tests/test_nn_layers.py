@@ -334,11 +334,13 @@ def test_draw_count_and_unexpanded_follow_the_draw_context():
 def test_deprecated_selector_warns_at_the_callers_line_with_the_replacement(tmp_path, tanh_family):
     """The deprecation warning points at the code that built the layer (this file; not checked
     under mutmut, whose trampolines add stack frames) and spells out the call that replaces the
-    selector, with the store's path."""
+    selector, with the store's path; the layer holds the family the selector names."""
     store = Store(tmp_path / "families.h5")
     store.commit(dataclasses.replace(tanh_family, noise=None))
+    store.commit(synthetic_family("softplus", n=10, seed=1, noise=None))  # the newest
     with pytest.warns(DeprecationWarning) as caught:
-        CircuitActivation("synthetic_tanh", 3, store=store.path, generator=0)
+        layer = CircuitActivation("synthetic_tanh", 3, store=store.path, generator=0)
+    assert layer.family_key == tanh_family.key  # the family selected, not the newest
     (warning,) = caught
     if not hasattr(_deprecated, "x_resolve_family__mutmut_orig"):  # mutmut adds frames between
         assert warning.filename == __file__
