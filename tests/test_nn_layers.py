@@ -341,6 +341,8 @@ def test_deprecated_selector_warns_at_the_callers_line_with_the_replacement(tmp_
     with pytest.warns(DeprecationWarning) as caught:
         layer = CircuitActivation("synthetic_tanh", 3, store=store.path, generator=0)
     assert layer.family_key == tanh_family.key  # the family selected, not the newest
+    with pytest.raises(ConfigError, match=r"^family must be a Family, got int$"):
+        _deprecated.resolve_family(3)
     (warning,) = caught
     if not hasattr(_deprecated, "x_resolve_family__mutmut_orig"):  # mutmut adds frames between
         assert warning.filename == __file__
