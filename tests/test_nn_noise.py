@@ -493,6 +493,11 @@ def test_noise_modules_add_the_documented_draws_from_their_seed(rho, tracked, fa
     for module, expected in cases:
         module = module.double()
         torch.testing.assert_close(module(x), expected, rtol=1e-12, atol=1e-12)
+    # the draws themselves are N(0, 1) unless told otherwise
+    standard = torch.randn((4, 2), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    like = torch.empty(4, 2, dtype=torch.float64)
+    module = AdditiveNoise(0.25, seed=3)
+    torch.testing.assert_close(module.normal(like), standard, rtol=1e-12, atol=1e-12)
 
 
 def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
@@ -581,9 +586,6 @@ def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
         assert module.correlation == 0.0 and module.in_training and module.in_eval
         assert module.enabled and module.generators.seed is None
     module = AdditiveNoise(0.25, seed=3)
-    standard = torch.randn((4, 2), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    like = torch.empty(4, 2, dtype=torch.float64)
-    torch.testing.assert_close(module.normal(like), standard, rtol=1e-12, atol=1e-12)  # N(0, 1)
     module.reseed(None)
     assert module.generators.seed is None
     module.reseed(8)
