@@ -207,3 +207,147 @@ def test_to_analog_converts_convolutions_keeping_every_setting_the_weights_and_t
         assert layer.weight_noise == spec
         assert layer.weight.dtype == torch.float64
     torch.testing.assert_close(model(x), before, rtol=0, atol=0)
+
+
+def test_builders_hand_every_setting_to_their_layers_and_seed_each_apart(families):
+    """A CircuitSpec's options reach the activation it builds (mode, scaling, extrapolation,
+    fit); the noise specs of a layer follow its activation in order as ``noise{i}``,
+    ``noise{i}_2``, …, with a circuit noise wrapping the activation; ``mlp_spec`` gives the
+    readout the weight noise too; a CNN pads to the same size, pools only when ``pool`` > 1
+    and numbers its dense layers on from the convolutions; every analog layer and noise module
+    has a seed of its own, fixed by the build seed and changed by it."""
+    from circuitnn.nn import MixedNoise, MultiplicativeNoise, noise_modules, weight_noise_layers
+
+    tanh = families["tanh"]
+    circuit = CircuitSpec(tanh, mode="nominal", scaling="knee", extrapolation="clamp", fit="tanh")
+    weights = WeightNoiseSpec("additive", 0.05)
+    noises = (NoiseSpec("multiplicative", 0.1), NoiseSpec("mixed", 0.2), NoiseSpec("circuit"))
+    spec = MLPSpec(
+        3,
+        (LayerSpec(5, circuit, noises, weights), LayerSpec(4, "sigmoid"), LayerSpec(4, "identity")),
+        2,
+    )
+    model = build_mlp(spec, seed=5)
+    assert list(dict(model.named_children())) == [
+        *("linear1", "act1", "noise1", "noise1_2"),
+        *("linear2", "act2", "linear3", "act3", "output"),
+    ]
+    assert isinstance(model.act1, CircuitNoise) and model.act1.scale == 1.0
+    inner = model.act1.activation
+    reference = CircuitActivation(tanh, 5, scaling="knee")
+    assert (inner.mode, inner.extrapolation, inner.fit_form) == ("nominal", "clamp", "tanh")
+    assert inner.scaling == reference.scaling != CircuitActivation(tanh, 5).scaling
+    assert isinstance(model.noise1, MultiplicativeNoise) and isinstance(model.noise1_2, MixedNoise)
+    assert isinstance(model.act2, nn.Sigmoid) and isinstance(model.act3, nn.Identity)
+    assert model.linear1.weight_noise == weights and model.linear2.weight_noise is None
+    assert model.output.weight_noise is None
+    assert (model.linear2.in_features, model.output.in_features, model.output.out_features) == (
+        5,
+        4,
+        2,
+    )
+    assert build_mlp(mlp_spec(3, (4,), 2, weight_noise=weights)).output.weight_noise == weights
+
+    def seeds(model: nn.Module) -> list[int]:
+        sources = [*weight_noise_layers(model), *noise_modules(model)]
+        return [source.generators.seed for source in sources]
+
+    first = seeds(model)
+    assert len(first) == 7 and None not in first and len(set(first)) == len(first)
+    assert seeds(build_mlp(spec, seed=5)) == first
+    assert not set(seeds(build_mlp(spec, seed=6))) & set(first)
+
+    cnn_spec = CNNSpec(
+        2,
+        (6, 4),
+        (
+            ConvSpec(3, kernel=5, pool=1, activation="tanh", weight_noise=weights),
+            ConvSpec(2, kernel=3, pool=2, activation=CircuitSpec(tanh), noise=noises[:1]),
+        ),
+        (LayerSpec(4, "relu"),),
+        2,
+        output_weight_noise=weights,
+    )
+    cnn = build(cnn_spec, seed=1)
+    assert list(dict(cnn.named_children())) == [
+        *("conv1", "act1", "conv2", "act2", "noise2", "pool2", "flatten"),
+        *("linear3", "act3", "output"),
+    ]
+    assert cnn.conv1.padding == (2, 2) and cnn.conv2.padding == (1, 1)
+    assert cnn.conv1.weight_noise == weights and cnn.output.weight_noise == weights
+    assert cnn.act2.shape == (2, 1, 1) and cnn.linear3.in_features == 2 * 3 * 2
+    assert cnn.pool2.kernel_size == 2
+    assert cnn(torch.randn(3, 2, 6, 4)).shape == (3, 2)
+    cnn_seeds = seeds(cnn)
+    assert len(cnn_seeds) == 5 and None not in cnn_seeds and len(set(cnn_seeds)) == 5
+    assert seeds(build(cnn_spec, seed=1)) == cnn_seeds
+    assert isinstance(build(mlp_spec(3, (4,), 2)), nn.Sequential)
+
+
+def test_builder_specs_refuse_bad_settings_by_name(families):
+    """Each spec names the setting it refuses; the builders name the spec type they need."""
+    tanh = families["tanh"]
+    conv = ConvSpec(2)
+    for call, message in (
+        (
+            lambda: LayerSpec(4, 3),
+            r"^LayerSpec\.activation must be a name or a CircuitSpec, got 3$",
+        ),
+        (
+            lambda: LayerSpec(4, noise=0.1),
+            r"^LayerSpec\.noise must hold NoiseSpec objects, got 0\.1$",
+        ),
+        (
+            lambda: LayerSpec(4, CircuitSpec(tanh), (NoiseSpec("circuit"), NoiseSpec("circuit"))),
+            r"^LayerSpec\.noise: at most one circuit noise per layer$",
+        ),
+        (
+            lambda: LayerSpec(4, weight_noise=0.1),
+            r"^LayerSpec\.weight_noise must be a WeightNoiseSpec or None",
+        ),
+        (lambda: MLPSpec(0, (), 2), r"^MLPSpec\.inputs"),
+        (lambda: MLPSpec(3, (), 0), r"^MLPSpec\.outputs"),
+        (lambda: MLPSpec(3, (3,), 2), r"^MLPSpec\.layers must be a tuple of LayerSpec$"),
+        (lambda: MLPSpec(3, (), 2, 0.1), r"^MLPSpec\.output_weight_noise must be"),
+        (lambda: ConvSpec(0), r"^ConvSpec\.channels"),
+        (lambda: ConvSpec(2, kernel=0), r"^ConvSpec\.kernel"),
+        (
+            lambda: ConvSpec(2, kernel=4),
+            r"^ConvSpec\.kernel must be odd \('same' padding\), got 4$",
+        ),
+        (lambda: ConvSpec(2, pool=0), r"^ConvSpec\.pool"),
+        (lambda: ConvSpec(2, activation="swish"), r"^ConvSpec\.activation"),
+        (lambda: ConvSpec(2, noise=(1,)), r"^ConvSpec\.noise"),
+        (lambda: ConvSpec(2, weight_noise=1), r"^ConvSpec\.weight_noise"),
+        (lambda: ConvSpec(2, per_position=1), r"^ConvSpec\.per_position"),
+        (lambda: CNNSpec(0, (4, 4), (conv,), (), 2), r"^CNNSpec\.in_channels"),
+        (
+            lambda: CNNSpec(1, (4,), (conv,), (), 2),
+            r"^CNNSpec\.image must be \(height, width\), got \(4,\)$",
+        ),
+        (lambda: CNNSpec(1, (4, 0), (conv,), (), 2), r"^CNNSpec\.image"),
+        (
+            lambda: CNNSpec(1, (4, 4), [conv], (), 2),
+            r"^CNNSpec\.convs must be a tuple of ConvSpec$",
+        ),
+        (lambda: CNNSpec(1, (4, 4), (conv,), [LayerSpec(2)], 2), r"^CNNSpec\.layers must be"),
+        (lambda: CNNSpec(1, (4, 4), (conv,), (), 0), r"^CNNSpec\.outputs"),
+        (lambda: CNNSpec(1, (4, 4), (conv,), (), 2, 0.1), r"^CNNSpec\.output_weight_noise"),
+        (
+            lambda: CNNSpec(1, (4, 4), (conv, ConvSpec(2, pool=3)), (), 2),
+            r"^CNNSpec\.convs\[1\]: pooling shrinks the image to 0$",
+        ),
+        (
+            lambda: build_mlp(CNNSpec(1, (4, 4), (), (), 2)),
+            r"^build_mlp needs an MLPSpec, got CNNSpec$",
+        ),
+        (lambda: build_cnn(mlp_spec(2, (), 2)), r"^build_cnn needs a CNNSpec, got MLPSpec$"),
+        (
+            lambda: build_mlp(MLPSpec(3, (LayerSpec(4, "relu", NoiseSpec("circuit")),), 2)),
+            r"^layer 1: circuit noise needs a CircuitSpec activation, got 'relu'$",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    # the smallest allowed: a 1×1 image pooled by 1, one channel, one output
+    assert CNNSpec(1, (1, 1), (ConvSpec(1, kernel=1, pool=1),), (), 1).image == (1, 1)

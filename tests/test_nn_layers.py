@@ -334,11 +334,15 @@ def test_draw_count_and_unexpanded_follow_the_draw_context():
 def test_deprecated_selector_warns_at_the_callers_line_with_the_replacement(tmp_path, tanh_family):
     """The deprecation warning points at the code that built the layer (this file; not checked
     under mutmut, whose trampolines add stack frames) and spells out the call that replaces the
-    selector, with the store's path."""
+    selector, with the store's path; the layer holds the family the selector names."""
     store = Store(tmp_path / "families.h5")
     store.commit(dataclasses.replace(tanh_family, noise=None))
+    store.commit(synthetic_family("softplus", n=10, seed=1, noise=None))  # the newest
     with pytest.warns(DeprecationWarning) as caught:
-        CircuitActivation("synthetic_tanh", 3, store=store.path, generator=0)
+        layer = CircuitActivation("synthetic_tanh", 3, store=store.path, generator=0)
+    assert layer.family_key == tanh_family.key  # the family selected, not the newest
+    with pytest.raises(ConfigError, match=r"^family must be a Family, got int$"):
+        _deprecated.resolve_family(3)
     (warning,) = caught
     if not hasattr(_deprecated, "x_resolve_family__mutmut_orig"):  # mutmut adds frames between
         assert warning.filename == __file__
@@ -856,3 +860,97 @@ def test_segment_table_is_computed_in_float64():
     assert two.tolist() == [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]
     with pytest.raises(ValueError, match="a curve needs at least 2 grid points"):
         segment_table(torch.ones(2, 1), 1.0, 0.0)
+
+
+def test_saved_identity_round_trips_and_names_every_bad_field():
+    """A layer's identity: JSON with every field (the format, the scaling's four numbers, the
+    branch), floats back exactly through the uint8 tensor; the family named by its key's first
+    12 characters and neuron; each bad field refused with its path; loading checks the family,
+    the scaling and grid, and takes the saved settings."""
+    from circuitnn.nn.saved import FORMAT, SavedLayer
+
+    scaling = Scaling(0.1 / 3, 2 / 3, -0.25, 1 / 7)
+    saved = SavedLayer(
+        "0123456789abcdefXYZ", "mos_diffpair", "V", scaling, -0.3 / 7, 0.01 / 3,
+        "tanh", "fitted", "clamp", "down",
+    )  # fmt: skip
+    data = saved.to_dict()
+    assert data == {
+        "format": FORMAT,
+        "family_key": "0123456789abcdefXYZ",
+        "neuron": "mos_diffpair",
+        "output_unit": "V",
+        "scaling": {
+            "input_offset": 0.1 / 3,
+            "input_scale": 2 / 3,
+            "output_offset": -0.25,
+            "output_scale": 1 / 7,
+        },
+        "grid_start": -0.3 / 7,
+        "grid_step": 0.01 / 3,
+        "fit_form": "tanh",
+        "mode": "fitted",
+        "extrapolation": "clamp",
+        "branch": "down",
+    }
+    tensor = saved.to_tensor()
+    assert tensor.dtype == torch.uint8 and tensor.dim() == 1
+    assert json.loads(tensor.numpy().tobytes()) == data
+    assert tensor.numpy().tobytes() == json.dumps(data, sort_keys=True).encode()
+    assert SavedLayer.from_tensor(tensor, "x") == saved
+    assert SavedLayer.from_dict(dict(data, branch=None), "x").branch is None
+    assert (
+        SavedLayer.from_dict({k: v for k, v in data.items() if k != "branch"}, "x").branch is None
+    )
+    assert saved.family_name() == "0123456789ab (mos_diffpair)"
+    bad = {
+        "format": (2, r"^x\.format must be 1, got 2$"),
+        "family_key": ("", r"^x\.family_key must be a non-empty string, got ''$"),
+        "neuron": (3, r"^x\.neuron must be a non-empty string, got 3$"),
+        "output_unit": (None, r"^x\.output_unit must be a non-empty string"),
+        "scaling": ({"input_offset": 0.0}, r"^x\.scaling must be a dict with keys input_offset, "),
+        "grid_start": ("0", r"^x\.grid_start"),
+        "grid_step": (0.0, r"^x\.grid_step"),
+        "fit_form": ("cubic", r"^x\.fit_form must be one of"),
+        "mode": ("typical", r"^x\.mode must be one of"),
+        "extrapolation": ("zero", r"^x\.extrapolation must be one of"),
+        "branch": ("sideways", r"^x\.branch must be null, 'up' or 'down', got 'sideways'$"),
+    }
+    for name, (value, message) in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            SavedLayer.from_dict(dict(data, **{name: value}), "x")
+    with pytest.raises(ConfigError, match=r"^x\.scaling must be a dict"):
+        SavedLayer.from_dict(dict(data, scaling=[1, 2, 3, 4]), "x")
+    with pytest.raises(ConfigError, match=r"^x must be a dict, got list$"):
+        SavedLayer.from_dict([], "x")
+    with pytest.raises(ConfigError, match=r"^x\.format must be 1, got None$"):
+        SavedLayer.from_dict({}, "x")
+    with pytest.raises(ConfigError, match=r"^y must be a 1-D uint8 tensor \(UTF-8 JSON\), got "):
+        SavedLayer.from_tensor(tensor[None], "y")
+    with pytest.raises(ConfigError, match=r"^y does not hold UTF-8 JSON: "):
+        SavedLayer.from_tensor(torch.tensor([255, 0], dtype=torch.uint8), "y")
+
+    family = synthetic_family("tanh", n=20, seed=0)
+    source = CircuitActivation(family, 3, generator=0, mode="nominal", extrapolation="clamp")
+    state = source.state_dict()
+    target = CircuitActivation(family, 3, generator=1)
+    target.load_state_dict(state)
+    assert (target.mode, target.extrapolation) == ("nominal", "clamp")
+    assert torch.equal(target.identity, state["identity"])
+    other = synthetic_family("tanh", n=20, seed=1)
+    with pytest.raises(
+        ConfigError,
+        match=rf"^cannot load the state_dict into the layer: it holds a chip of family "
+        rf"{family.key[:12]} \(synthetic_tanh\), but this CircuitActivation was built from "
+        rf"family {other.key[:12]} \(synthetic_tanh\)",
+    ):
+        CircuitActivation(other, 3, generator=0).load_state_dict(state)
+    model = torch.nn.Sequential(CircuitActivation(family, 3, scaling="knee"))
+    with pytest.raises(ConfigError, match=r"^cannot load the state_dict into layer '0': family "):
+        model.load_state_dict({f"0.{key}": value for key, value in state.items()})
+    with pytest.raises(ConfigError, match=r"^0\.table must be a \(neurons, grid points >= 2\)"):
+        torch.nn.Sequential(CircuitActivation(None, 3)).load_state_dict(
+            {"0.identity": state["identity"], "0.table": state["table"][:, :1]}
+        )
+    with pytest.raises(ConfigError, match=r"^cannot fill the empty CircuitActivation layer '0': "):
+        torch.nn.Sequential(CircuitActivation(None, 3)).load_state_dict({"0.table": state["table"]})

@@ -436,3 +436,272 @@ def test_cpu_generator_takes_seeds_below_2_to_the_63_and_names_what_it_refuses()
         cpu_generator(True)
     with pytest.raises(ConfigError, match=r"^noise_seed must be an int seed.*got 1\.5$"):
         cpu_generator(1.5, field="noise_seed")
+
+
+def _standard(generator: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def _draw(generator: torch.Generator, batch: int, width: int, rho: float) -> torch.Tensor:
+    """The documented z = √ρ·z_shared + √(1 − ρ)·z_own (unit variance, correlation ρ) from
+    ``generator``: the shared number per sample drawn first (alone at ρ = 1), then each
+    neuron's own (alone at ρ = 0)."""
+    if rho == 0.0:
+        return _standard(generator, batch, width)
+    shared = _standard(generator, batch, 1)
+    if rho == 1.0:
+        return shared.expand(batch, width)
+    return math.sqrt(rho) * shared + math.sqrt(1 - rho) * _standard(generator, batch, width)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.36, 1.0])
+@pytest.mark.parametrize("tracked", [False, True], ids=["inference", "autograd"])
+def test_noise_modules_add_the_documented_draws_from_their_seed(rho, tracked, family):
+    """Each module's output, draw for draw, against its formula in the module docstring with
+    z from its seed (two draws in the order the noise is applied for mixed noise, none for a
+    part that is 0): additive x + σz, multiplicative x(1 + σz), mixed in either order,
+    circuit f(x) + scale·σ_out(x)·z; the same with autograd on (no in-place shortcut)."""
+    x = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x.requires_grad_(tracked)
+    a, m = 0.3, 0.2
+
+    def z(count: int = 1) -> list[torch.Tensor]:
+        """The first ``count`` draws of a module seeded with 4."""
+        generator = torch.Generator().manual_seed(4)
+        return [_draw(generator, 6, 4, rho) for _ in range(count)]
+
+    switches = {"correlation": rho, "seed": 4}
+    cases = [
+        (AdditiveNoise(a, **switches), x + a * z()[0]),
+        (MultiplicativeNoise(m, **switches), x * (1 + m * z()[0])),
+        (
+            MixedNoise(a, m, order="additive_first", **switches),
+            (x + a * z(2)[0]) * (1 + m * z(2)[1]),
+        ),
+        (
+            MixedNoise(a, m, order="multiplicative_first", **switches),
+            x * (1 + m * z(2)[0]) + a * z(2)[1],
+        ),
+        (MixedNoise(0.0, m, order="additive_first", **switches), x * (1 + m * z()[0])),
+        (MixedNoise(a, 0.0, order="multiplicative_first", **switches), x + a * z()[0]),
+        (MixedNoise(1.0, 0.0, **switches), x + z()[0]),
+        (MixedNoise(0.0, 1.0, **switches), x * (1 + z()[0])),
+    ]
+    activation = CircuitActivation(family, 4, generator=0).double()
+    circuit = CircuitNoise(activation, scale=2.5, **switches).double()
+    cases.append((circuit, activation(x) + 2.5 * activation.sigma(x) * z()[0]))
+    for module, expected in cases:
+        module = module.double()
+        torch.testing.assert_close(module(x), expected, rtol=1e-12, atol=1e-12)
+    # the draws themselves are N(0, 1) unless told otherwise
+    standard = torch.randn((4, 2), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    like = torch.empty(4, 2, dtype=torch.float64)
+    module = AdditiveNoise(0.25, seed=3)
+    torch.testing.assert_close(module.normal(like), standard, rtol=1e-12, atol=1e-12)
+
+
+def test_noise_specs_build_modules_with_every_setting_and_name_bad_ones(family):
+    """``NoiseSpec.build`` hands every setting to the module (σ, the default multiplicative part
+    of mixed noise equal to σ, the order, the switches, the seed, the activation a circuit noise
+    wraps); ``with_level`` keeps mixed noise's ratio (1 when σ was 0, none when unset); every
+    bad setting is refused by name; the modules print their settings."""
+    from circuitnn.nn import noise_modules
+
+    for kind, cls in (("additive", AdditiveNoise), ("multiplicative", MultiplicativeNoise)):
+        spec = NoiseSpec(kind, 0.25, correlation=0.4, in_training=False, in_eval=True)
+        module = spec.build(seed=9)
+        assert type(module) is cls and module.sigma == 0.25 and module.correlation == 0.4
+        assert (module.in_training, module.in_eval, module.generators.seed) == (False, True, 9)
+        module = NoiseSpec(kind, 0.25, in_training=True, in_eval=False).build()
+        assert (module.in_training, module.in_eval, module.generators.seed) == (True, False, None)
+    mixed = NoiseSpec("mixed", 0.25, order="additive_first", correlation=0.5).build(seed=2)
+    assert type(mixed) is MixedNoise and (mixed.additive, mixed.multiplicative) == (0.25, 0.25)
+    assert (mixed.order, mixed.correlation, mixed.generators.seed) == ("additive_first", 0.5, 2)
+    assert NoiseSpec("mixed", 0.25, multiplicative=0.1).build().multiplicative == 0.1
+    assert NoiseSpec("mixed", 0.25).build().order == "multiplicative_first"
+    activation = CircuitActivation(family, 3, generator=0)
+    circuit = NoiseSpec("circuit", 2.0, correlation=0.3, in_eval=False).build(activation, seed=5)
+    assert type(circuit) is CircuitNoise and circuit.activation is activation
+    assert (circuit.scale, circuit.correlation, circuit.in_eval) == (2.0, 0.3, False)
+    assert circuit.generators.seed == 5 and NoiseSpec("circuit").build(activation).scale == 1.0
+    assert noise_modules(torch.nn.Sequential(activation, mixed, circuit)) == [mixed, circuit]
+
+    for value in (1, np.float32(0.5)):  # stored as a float
+        assert type(NoiseSpec("additive", value).sigma) is float
+    level = NoiseSpec("additive", 0.1, correlation=0.2).with_level(0.7)
+    assert level == NoiseSpec("additive", 0.7, correlation=0.2)
+    unset = NoiseSpec("mixed", 0.1).with_level(0.7)
+    assert (unset.sigma, unset.multiplicative) == (0.7, None)
+    from_zero = NoiseSpec("mixed", 0.0, multiplicative=0.2).with_level(0.5)
+    assert (from_zero.sigma, from_zero.multiplicative) == (0.5, 0.5)
+    for call, message in (
+        (lambda: NoiseSpec("additive", 0.1).with_level(-1.0), "^noise level must be >= 0"),
+        (lambda: NoiseSpec("additive", 0.1, multiplicative=0.2), "^NoiseSpec.multiplicative "),
+        (lambda: NoiseSpec("mixed", 0.1, multiplicative=-0.2), "^NoiseSpec.multiplicative "),
+        (lambda: NoiseSpec("additive", -0.1), "^NoiseSpec.sigma must be >= 0"),
+        (lambda: NoiseSpec("pink"), "^NoiseSpec.kind must be one of"),
+        (lambda: NoiseSpec("mixed", order="up"), "^NoiseSpec.order must be one of"),
+        (lambda: NoiseSpec(correlation=2.0), r"^NoiseSpec.correlation must be in \[0, 1\]"),
+        (lambda: NoiseSpec(in_training=1), "^NoiseSpec.in_training must be True or False"),
+        (lambda: NoiseSpec(in_eval=None), "^NoiseSpec.in_eval must be True or False"),
+        (lambda: AdditiveNoise(0.1, correlation=-0.5), r"^correlation must be in \[0, 1\]"),
+        (lambda: AdditiveNoise(0.1, in_training="yes"), "^in_training must be True or False"),
+        (lambda: AdditiveNoise(0.1, in_eval="no"), "^in_eval must be True or False"),
+        (lambda: MultiplicativeNoise(-0.1), "^sigma must be >= 0"),
+        (lambda: AdditiveNoise(-0.1), "^sigma must be >= 0"),
+        (
+            lambda: NoiseSpec("circuit").build(),
+            r"^NoiseSpec\(kind='circuit'\) needs the CircuitActivation it wraps$",
+        ),
+        (lambda: MixedNoise(-0.1, 0.1), "^additive must be >= 0"),
+        (lambda: MixedNoise(0.1, -0.1), "^multiplicative must be >= 0"),
+        (lambda: MixedNoise(0.1, 0.1, order="up"), "^order must be one of"),
+        (lambda: CircuitNoise(activation, scale=-1.0), "^scale must be >= 0"),
+        (
+            lambda: CircuitNoise(torch.nn.Tanh()),
+            "^CircuitNoise needs a CircuitActivation, got Tanh$",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    quiet = CircuitActivation(dataclasses.replace(family, noise=None), 3, generator=0)
+    with pytest.raises(ConfigError) as error:
+        CircuitNoise(quiet)
+    assert str(error.value) == (
+        f"family {quiet.family_name()} has no noise data (Family.noise is None): extract it "
+        "with the noise analysis to use CircuitNoise"
+    )
+    switches = "correlation=0.5, in_training=False, in_eval=True, seed=3"
+    settings = {"correlation": 0.5, "in_training": False, "seed": 3}
+    assert repr(AdditiveNoise(0.25, **settings)) == f"AdditiveNoise(sigma=0.25, {switches})"
+    assert (
+        repr(MultiplicativeNoise(0.5, **settings)) == f"MultiplicativeNoise(sigma=0.5, {switches})"
+    )
+    assert repr(MixedNoise(0.1, 0.2, "additive_first", **settings)) == (
+        f"MixedNoise(additive=0.1, multiplicative=0.2, order='additive_first', {switches})"
+    )
+    assert CircuitNoise(activation, 2.5, **settings).extra_repr() == f"scale=2.5, {switches}"
+    for module in (AdditiveNoise(0.1), MultiplicativeNoise(0.1), MixedNoise(0.1, 0.1)):
+        # independent, on in training and evaluation, from torch's global generator
+        assert module.correlation == 0.0 and module.in_training and module.in_eval
+        assert module.enabled and module.generators.seed is None
+    module = AdditiveNoise(0.25, seed=3)
+    module.reseed(None)
+    assert module.generators.seed is None
+    module.reseed(8)
+    assert module.generators.seed == 8
+
+
+@pytest.mark.parametrize("kind", ["additive", "multiplicative"])
+def test_analog_linear_uses_the_documented_weights_draw_for_draw(kind):
+    """Per forward pass, w' = w + σz (additive) or w·(1 + σz) (multiplicative) with z from the
+    layer's seed (weights, then biases when ``biases``), in one pass and in D draws (batched,
+    with and without a bias, the input repeated or not); per chip, the same with the mismatch
+    drawn in float64 from the generator (cast to the layer's dtype), fixed until resampled;
+    the switches (training, evaluation, ``noise_enabled``, σ = 0) give the clean layer."""
+    from torch.nn import functional as F
+
+    sigma, d, batch = 0.2, 3, 4
+    x = torch.randn(batch, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def perturb(value, z):
+        return value + sigma * z if kind == "additive" else value * (1 + sigma * z)
+
+    for biases, has_bias in ((True, True), (False, True), (True, False)):
+        spec = WeightNoiseSpec(kind, sigma, biases=biases)
+        layer = AnalogLinear(3, 2, has_bias, weight_noise=spec, seed=6).double()
+        w, b = layer.weight.detach(), layer.bias.detach() if has_bias else None
+        for count in (1, d):
+            generator = torch.Generator().manual_seed(6)
+            lead = (count,) if count > 1 else ()
+            z_w = torch.randn((*lead, 2, 3), generator=generator, dtype=torch.float64)
+            z_b = torch.randn((*lead, 2), generator=generator, dtype=torch.float64)
+            weights = perturb(w, z_w).reshape(count, 2, 3)
+            biases_ = None
+            if has_bias:
+                biases_ = perturb(b, z_b) if biases else b.expand(*lead, 2)
+                biases_ = biases_.reshape(count, 2)
+            expected = torch.cat(
+                [F.linear(x, weights[k], None if b is None else biases_[k]) for k in range(count)]
+            )
+            for unrepeated in (False, True) if count > 1 else (False,):
+                layer.reseed(6)
+                if count == 1:
+                    out = layer(x)
+                elif unrepeated:
+                    with draws(count, batch=batch):
+                        out = layer(x)
+                else:
+                    with draws(count):
+                        out = layer(x.repeat(count, 1))
+                torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+    chip = AnalogLinear(3, 2, weight_noise=WeightNoiseSpec(kind, sigma, per="chip"), generator=7)
+    generator = torch.Generator().manual_seed(7)
+    z_w = torch.randn((2, 3), generator=generator, dtype=torch.float64)
+    z_b = torch.randn((2,), generator=generator, dtype=torch.float64)
+    assert torch.equal(chip.mismatch_weight, z_w.float())
+    assert torch.equal(chip.mismatch_bias, z_b.float())
+    x32 = x.float()
+    expected = F.linear(
+        x32, perturb(chip.weight, chip.mismatch_weight), perturb(chip.bias, z_b.float())
+    )
+    with draws(d):
+        torch.testing.assert_close(chip(x32.repeat(d, 1)), expected.repeat(d, 1))
+    chip.weight_noise = WeightNoiseSpec(kind, sigma, per="chip", biases=False)
+    expected = F.linear(x32, perturb(chip.weight, chip.mismatch_weight), chip.bias)
+    torch.testing.assert_close(chip(x32), expected)
+
+    clean = F.linear(x32, chip.weight, chip.bias)
+    for switch in ("in_training", "in_eval", "enabled", "sigma"):
+        chip.weight_noise = WeightNoiseSpec(
+            kind,
+            0.0 if switch == "sigma" else sigma,
+            per="forward",
+            in_training=switch != "in_training",
+            in_eval=switch != "in_eval",
+        )
+        chip.noise_enabled = switch != "enabled"
+        chip.train(switch != "in_eval")
+        assert torch.equal(chip(x32), clean), switch
+        chip.train(switch == "in_eval")
+        if switch in ("in_training", "in_eval"):
+            assert not torch.equal(chip(x32), clean), switch
+    chip.noise_enabled = True
+
+
+def test_weight_noise_settings_are_named_and_printed():
+    """WeightNoiseSpec refuses each bad setting by name; ``with_level`` changes σ alone;
+    an analog layer refuses a weight noise that is not a spec and prints its own; the analog
+    layers of a model in order; AnalogConv2d with bias=False draws no bias mismatch."""
+    from circuitnn.nn import weight_noise_layers
+
+    for call, message in (
+        (lambda: WeightNoiseSpec("pink"), "^WeightNoiseSpec.kind must be one of"),
+        (lambda: WeightNoiseSpec(sigma=-0.1), "^WeightNoiseSpec.sigma must be >= 0"),
+        (lambda: WeightNoiseSpec(per="wafer"), "^WeightNoiseSpec.per must be one of"),
+        (lambda: WeightNoiseSpec(biases=1), "^WeightNoiseSpec.biases must be True or False"),
+        (lambda: WeightNoiseSpec(in_training=0), "^WeightNoiseSpec.in_training must be True"),
+        (lambda: WeightNoiseSpec(in_eval="x"), "^WeightNoiseSpec.in_eval must be True"),
+        (lambda: WeightNoiseSpec(sigma=0.1).with_level(-1), "^noise level must be >= 0"),
+        (
+            lambda: AnalogLinear(2, 2, weight_noise=0.1),
+            "^weight_noise must be a WeightNoiseSpec or None, got 0.1$",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    spec = WeightNoiseSpec("additive", 0.1, per="chip", biases=False, in_eval=False)
+    assert spec.with_level(0.4) == dataclasses.replace(spec, sigma=0.4)
+    linear = AnalogLinear(3, 2, weight_noise=spec)
+    assert repr(linear) == (
+        f"AnalogLinear(in_features=3, out_features=2, bias=True, weight_noise={spec})"
+    )
+    conv = AnalogConv2d(1, 2, 3, bias=False)
+    assert (
+        repr(conv)
+        == "AnalogConv2d(1, 2, kernel_size=(3, 3), stride=(1, 1), bias=False, weight_noise=None)"
+    )
+    assert conv.mismatch_bias.shape == (0,) and conv.mismatch_weight.shape == conv.weight.shape
+    model = torch.nn.Sequential(linear, torch.nn.Tanh(), torch.nn.Sequential(conv))
+    assert weight_noise_layers(model) == [linear, conv]
