@@ -115,6 +115,59 @@ def test_uniform_sigma_and_bounds(amount: dict[str, float], sigma: float) -> Non
     assert np.all(np.abs(counts / N - 0.25) <= 3 * np.sqrt(0.25 * 0.75 / N))
 
 
+@pytest.mark.parametrize(
+    ("local", "low", "high"),
+    [
+        ({"distribution": "normal", "sigma": 0.1}, 0.95, 1.2),
+        ({"distribution": "normal", "sigma": 0.1}, 0.9, None),
+        ({"distribution": "normal", "relative": 0.1}, None, 1.05),
+        ({"distribution": "lognormal", "relative": 0.2}, 0.9, 1.3),
+        ({"distribution": "lognormal", "relative": 0.2}, None, 1.1),
+        ({"distribution": "lognormal", "relative": 1.0}, 0.2, 5.0),
+        ({"distribution": "uniform", "sigma": 0.1}, 0.95, None),
+    ],
+    ids=[
+        "normal-both",
+        "normal-min",
+        "relative-max",
+        "lognormal-both",
+        "lognormal-max",
+        "lognormal-100%",
+        "uniform",
+    ],
+)
+def test_bounded_draws_follow_the_truncated_distribution(
+    local: dict[str, Any], low: float | None, high: float | None
+) -> None:
+    """A variation with min/max draws from its distribution truncated to them (not clipped: no
+    draw piles up at a bound): every value inside, and a Kolmogorov-Smirnov test against
+    scipy's truncated normal (of the logarithm for lognormal; uniform over the interval left)
+    does not reject at the 0.1 % level."""
+    from scipy import stats
+
+    bounds = {"min": low} if low is not None else {}
+    bounds |= {"max": high} if high is not None else {}
+    spec = stat_spec({"a": {"local": local, **bounds}})
+    a = sample_parameters(spec, MonteCarlo(n=N, seed=9)).column("a")  # nominal a = 1
+    lo, hi = low if low is not None else -np.inf, high if high is not None else np.inf
+    assert a.min() >= lo and a.max() <= hi
+    assert np.count_nonzero((a == lo) | (a == hi)) <= 1
+    sigma = local.get("sigma", local.get("relative"))
+    if local["distribution"] == "lognormal":
+        with np.errstate(divide="ignore"):
+            edges = (np.log(lo) if lo > 0 else -np.inf, np.log(hi))
+        reference = stats.truncnorm(edges[0] / sigma, edges[1] / sigma, scale=sigma)
+        sample = np.log(a)
+    elif local["distribution"] == "uniform":
+        half = np.sqrt(3) * sigma
+        left, right = max(1 - half, lo), min(1 + half, hi)
+        reference, sample = stats.uniform(left, right - left), a
+    else:
+        reference = stats.truncnorm((lo - 1) / sigma, (hi - 1) / sigma, loc=1, scale=sigma)
+        sample = a
+    assert stats.kstest(sample, reference.cdf).pvalue > 1e-3
+
+
 def test_pelgrom_sigma_scales_with_area() -> None:
     spec = stat_spec(
         {"d": {"local": {"distribution": "normal", "pelgrom": "5n", "area": ["w", "l"]}}}
