@@ -168,6 +168,35 @@ def test_bounded_draws_follow_the_truncated_distribution(
     assert stats.kstest(sample, reference.cdf).pvalue > 1e-3
 
 
+@pytest.mark.parametrize(
+    "local",
+    [
+        {"distribution": "normal", "sigma": 1.0},
+        {"distribution": "normal", "relative": 0.1},
+        {"distribution": "lognormal", "relative": 0.2},
+        {"distribution": "uniform", "sigma": 0.3},
+    ],
+    ids=["normal", "relative", "lognormal", "uniform"],
+)
+def test_bounds_that_never_bind_leave_every_draw_as_it_was(local: dict[str, Any]) -> None:
+    """Bounds far outside the draws (the truncated inverse CDF) give each row the draw it has
+    without bounds, to rounding; and with a nominal value of 2 a lognormal's bounds hold as
+    values, not as factors of the nominal value."""
+    free = stat_spec({"a": {"local": local}}, parameters={"a": 2.0})
+    far = stat_spec({"a": {"local": local, "min": -1e3, "max": 1e3}}, parameters={"a": 2.0})
+    if local["distribution"] == "lognormal":
+        far = stat_spec({"a": {"local": local, "min": 1e-9, "max": 1e9}}, parameters={"a": 2.0})
+    mc = MonteCarlo(n=2000, seed=5)
+    unbounded = sample_parameters(free, mc).column("a")
+    np.testing.assert_allclose(sample_parameters(far, mc).column("a"), unbounded, rtol=1e-9)
+    assert np.ptp(unbounded) > 0
+    if local["distribution"] == "lognormal":
+        bounded = stat_spec({"a": {"local": local, "min": 1.9, "max": 2.2}}, parameters={"a": 2.0})
+        a = sample_parameters(bounded, mc).column("a")
+        assert a.min() >= 1.9 and a.max() <= 2.2
+        assert a.min() < 1.91 and a.max() > 2.19  # the draws reach both bounds
+
+
 def test_pelgrom_sigma_scales_with_area() -> None:
     spec = stat_spec(
         {"d": {"local": {"distribution": "normal", "pelgrom": "5n", "area": ["w", "l"]}}}
