@@ -317,25 +317,17 @@ class Store:
             )
 
     def read_rows(self, key: str, name: str, rows: np.ndarray) -> np.ndarray:
-        """Instances ``rows`` (increasing) of dataset ``name`` (e.g. ``curves``) of family
-        ``key``, without loading the rest."""
-        with self._family(key) as group:
-            return group[name][np.asarray(rows, dtype=np.int64)]
+        """Instances ``rows`` (increasing) of dataset ``name`` of family ``key``, not the rest."""
+        (block,) = self.read_row_blocks(key, name, [rows])
+        return block
 
-    def read_row_blocks(
-        self, key: str, name: str, blocks: list[np.ndarray]
-    ) -> Iterator[np.ndarray]:
-        """Instances ``rows`` (increasing) of dataset ``name`` of family ``key`` for each
-        ``rows`` of ``blocks`` in turn, from one opening of the file (each compressed HDF5
-        chunk is read once, not once per block that shares it)."""
+    def read_row_blocks(self, key: str, name: str, blocks: list[Any]) -> Iterator[np.ndarray]:
+        """:meth:`read_rows` of each of ``blocks`` in turn, from one opening of the file."""
         with self._family(key) as group:
             dataset = group[name]
-            for rows in blocks:
-                rows = np.asarray(rows, dtype=np.int64)
-                if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a slice: faster
-                    yield dataset[rows[0] : rows[-1] + 1]
-                else:
-                    yield dataset[rows]
+            for rows in (np.asarray(block, dtype=np.int64) for block in blocks):
+                whole = len(rows) and rows[-1] - rows[0] + 1 == len(rows)  # a slice: faster
+                yield dataset[rows[0] : rows[-1] + 1] if whole else dataset[rows]
 
     def analyses(self, key: str) -> list[str]:
         """Keys of the analyses (``noise-…``, ``speed-…``) stored with family ``key``."""
