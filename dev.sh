@@ -4,8 +4,9 @@
 #   bash dev.sh test [ARGS]   the test suite
 #   bash dev.sh mutants [NAMES]  mutation testing of the pure-Python core against the fast tests
 #                             (mutmut; modules and tests in pyproject.toml [tool.mutmut]; slow:
-#                             hours on 2 cores the first time, then only what changed), then the
-#                             score per module; MUTANT_JOBS sets the parallel children (default 2)
+#                             hours on 2 cores the first time, then only what changed; verdicts
+#                             kept in tests/mutation_record/), then the score per module;
+#                             MUTANT_JOBS sets the parallel children (default 2)
 set -euo pipefail
 cd "$(dirname "$0")"
 command="${1:-}"
@@ -18,7 +19,9 @@ case "$command" in
         # lowest priority: it runs for hours on a machine others share; ngspice's runs are
         # recorded and replayed for the same input (tests/ngspice_replay.py; empty: off)
         export CIRCUITNN_NGSPICE_REPLAY="${CIRCUITNN_NGSPICE_REPLAY-$PWD/mutants/ngspice-replay}"
+        .venv/bin/python scripts/mutation_record.py restore  # verdicts kept in tests/mutation_record/
         nice -n 19 .venv/bin/mutmut run --max-children "${MUTANT_JOBS:-2}" "$@" || true  # survivors: exit 1
+        .venv/bin/python scripts/mutation_record.py save
         exec .venv/bin/python scripts/mutation_score.py ;;
     *)    echo "usage: bash dev.sh run|test|mutants [ARGS]" >&2; exit 2 ;;
 esac

@@ -705,3 +705,114 @@ def test_weight_noise_settings_are_named_and_printed():
     assert conv.mismatch_bias.shape == (0,) and conv.mismatch_weight.shape == conv.weight.shape
     model = torch.nn.Sequential(linear, torch.nn.Tanh(), torch.nn.Sequential(conv))
     assert weight_noise_layers(model) == [linear, conv]
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (4, 2, 3), (4, 2, 5, 3)], ids=["2d", "3d", "4d"])
+def test_analog_linear_folds_every_draw_count_over_inputs_of_any_rank(shape):
+    """In D draws (2 and 3), repeated or not, an input of any rank (features last) gives, for
+    draw k, the linear map with draw k's weights and biases, in the input's own shape."""
+    from torch.nn import functional as F
+
+    sigma = 0.3
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for has_bias in (True, False):
+        layer = AnalogLinear(3, 2, has_bias, weight_noise=WeightNoiseSpec("additive", sigma))
+        layer = layer.double()
+        for count in (2, 3):
+            generator = torch.Generator().manual_seed(5)
+            z_w = torch.randn((count, 2, 3), generator=generator, dtype=torch.float64)
+            z_b = torch.randn((count, 2), generator=generator, dtype=torch.float64)
+            expected = torch.cat(
+                [
+                    F.linear(
+                        x,
+                        layer.weight + sigma * z_w[k],
+                        layer.bias + sigma * z_b[k] if has_bias else None,
+                    )
+                    for k in range(count)
+                ]
+            )
+            for unrepeated in (False, True):
+                layer.reseed(5)
+                if unrepeated:
+                    with draws(count, batch=shape[0]):
+                        out = layer(x)
+                else:
+                    with draws(count):
+                        out = layer(x.repeat(count, *([1] * (x.dim() - 1))))
+                assert out.shape == (count * shape[0], *shape[1:-1], 2)
+                torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_analog_conv2d_applies_its_noisy_weights_and_biases_in_every_mode():
+    """Per chip, in one pass and in D draws: the conv with w·(1 + σ·mismatch) and b·(1 + σ·
+    mismatch), bias included; per forward pass without a bias, in D draws: draw k's weights;
+    σ = 1 is noise like any other (only σ = 0 is the clean layer)."""
+    from torch.nn import functional as F
+
+    sigma, d, batch = 0.2, 3, 2
+    x = torch.randn(batch, 2, 5, 5, dtype=torch.float64)
+    chip = AnalogConv2d(
+        2, 3, 3, padding=1, weight_noise=WeightNoiseSpec(sigma=sigma, per="chip"), generator=4
+    ).double()
+    expected = F.conv2d(
+        x,
+        chip.weight * (1 + sigma * chip.mismatch_weight),
+        chip.bias * (1 + sigma * chip.mismatch_bias),
+        padding=1,
+    )
+    torch.testing.assert_close(chip(x), expected, rtol=1e-12, atol=1e-12)
+    with draws(d):
+        torch.testing.assert_close(
+            chip(x.repeat(d, 1, 1, 1)), expected.repeat(d, 1, 1, 1), rtol=1e-12, atol=1e-12
+        )
+
+    bare = AnalogConv2d(2, 3, 3, bias=False, weight_noise=WeightNoiseSpec("additive", sigma))
+    bare = bare.double()
+    generator = torch.Generator().manual_seed(8)
+    z_w = torch.randn((d, *bare.weight.shape), generator=generator, dtype=torch.float64)
+    bare.reseed(8)
+    with draws(d):
+        out = bare(x.repeat(d, 1, 1, 1))
+    expected = torch.cat([F.conv2d(x, bare.weight + sigma * z_w[k]) for k in range(d)])
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+
+    for layer, inputs in ((AnalogLinear(3, 2), torch.randn(4, 3)), (bare.float(), x.float())):
+        layer.weight_noise = WeightNoiseSpec("multiplicative", 1.0)
+        clean = layer._conv(inputs, layer.weight, None, 1) if layer is bare else None
+        clean = F.linear(inputs, layer.weight, layer.bias) if clean is None else clean
+        assert not torch.equal(layer(inputs), clean)
+
+
+def test_analog_layers_are_made_on_the_device_and_dtype_asked_for():
+    """``device=`` and ``dtype=`` reach the parameters and both mismatch buffers (the meta
+    device stands in for a GPU); ``to_analog`` keeps each replaced layer's device and dtype;
+    AnalogConv2d's chip mismatch comes from its generator."""
+    from circuitnn.nn import to_analog
+
+    for layer in (
+        AnalogLinear(3, 2, device="meta", dtype=torch.float64),
+        AnalogConv2d(2, 3, 3, device="meta", dtype=torch.float64),
+        AnalogConv2d(2, 3, 3, dtype=torch.float64),
+    ):
+        device = layer.weight.device
+        for tensor in (layer.weight, layer.bias, layer.mismatch_weight, layer.mismatch_bias):
+            assert tensor.device == device and tensor.dtype == torch.float64
+    assert AnalogLinear(3, 2, device="meta").weight.is_meta
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, device="meta"),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 2, device="meta", dtype=torch.float64),
+    )
+    to_analog(model, WeightNoiseSpec(sigma=0.1))
+    assert isinstance(model[0], AnalogConv2d) and isinstance(model[2], AnalogLinear)
+    assert model[0].weight.is_meta and model[2].weight.is_meta
+    assert model[2].weight.dtype == torch.float64
+
+    conv = AnalogConv2d(1, 2, 3, generator=5)
+    generator = torch.Generator().manual_seed(5)
+    z_w = torch.randn(conv.weight.shape, generator=generator, dtype=torch.float64)
+    z_b = torch.randn(conv.bias.shape, generator=generator, dtype=torch.float64)
+    assert torch.equal(conv.mismatch_weight, z_w.float())
+    assert torch.equal(conv.mismatch_bias, z_b.float())

@@ -73,7 +73,10 @@ class _WeightNoiseMixin(nn.Module):
         self.generators = DeviceGenerators(seed)
         self.register_buffer("mismatch_weight", torch.zeros_like(self.weight.detach()))
         bias_shape = self.bias.shape if self.bias is not None else (0,)
-        self.register_buffer("mismatch_bias", torch.zeros(bias_shape, dtype=self.weight.dtype))
+        self.register_buffer(
+            "mismatch_bias",
+            torch.zeros(bias_shape, dtype=self.weight.dtype, device=self.weight.device),
+        )
 
     @property
     def weight_noise(self) -> WeightNoiseSpec | None:
@@ -213,8 +216,6 @@ class AnalogConv2d(_WeightNoiseMixin, nn.Conv2d):
             device=device,
             dtype=dtype,
         )
-        if self.padding_mode != "zeros":
-            raise ConfigError("AnalogConv2d supports padding_mode='zeros' only")
         self._init_noise(weight_noise, seed)
         self.resample(generator)
 
