@@ -567,8 +567,9 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     """Every field of the result against numpy: the clean means, the slopes of tanh, the noise's
     covariance σ²C and W σ²C Wᵀ behind the readout, each row's signal (RMS over neurons of the
     sample variance), σ (RMS of the variances), correlation ((Σ cov − trace)/((N − 1)·trace),
-    here ρ), a noiseless layer's 0 and NaN; the measured σ is the RMS of the measured variances,
-    within its own error of the prediction, and that error is the standard error that the
+    here ρ), a noiseless layer's 0 and NaN (measured 0 exactly); the measured σ is the RMS of
+    the measured variances, within its own error of the prediction, and that error is the
+    standard error that the
     Gaussian draws give (√(tr Σ²/(2·B·D))/tr Σ, relative); no draws: nothing measured."""
     model, v = _small_network()
     x = np.array([[0.3, -0.8], [1.2, 0.4], [-0.5, 0.9], [0.0, 0.1]])
@@ -614,9 +615,11 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     quiet_layers = propagate_noise(model, x, layers=("act", "lin"), draws=50, seed=5)
     assert not model.training
     assert quiet_layers.names == ["lin", "act"]  # in network order
-    for layer in quiet_layers.layers:
-        assert layer.predicted == 0.0 and layer.measured < 1e-12  # rounding of the mean
-        assert np.isnan(layer.predicted_correlation) and layer.ratio == 0.0
+    for layer in quiet_layers.layers:  # every draw the same: exactly 0, not the mean's rounding
+        assert layer.predicted == 0.0 and layer.measured == 0.0
+        assert np.isnan(layer.predicted_correlation) and np.isnan(layer.measured_correlation)
+        assert np.isnan(layer.ratio) and np.isnan(layer.error)
+        assert not quiet_layers.measured_variance[layer.layer].any()
     np.testing.assert_allclose(quiet_layers.mean["lin"], pre, rtol=1e-12)
     # no draws: the prediction alone
     alone = propagate_noise(model, x, draws=0)

@@ -44,11 +44,11 @@ def measure(
             outputs = _outputs(model, tuple(names), rows)
         for name in names:
             out = outputs[name].reshape(outputs[name].shape[0], -1).double()
-            if out.shape[0] == rows.shape[0]:  # no noise source before this layer
-                out = out.unsqueeze(0).expand(draws, *out.shape)
+            if out.shape[0] == rows.shape[0]:  # no noise source before: every draw the same
+                deviation = out.new_zeros((draws, *out.shape))
             else:
                 out = out.reshape(draws, rows.shape[0], -1)
-            deviation = out - out.mean(dim=0)
+                deviation = out - out.mean(dim=0)
             variance = deviation.square().sum(dim=0) / (draws - 1)
             record = found[name]
             record.variance.append(variance)
