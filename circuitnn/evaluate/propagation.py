@@ -302,7 +302,8 @@ def _predict(
 
 
 def _default_names(leaves: list[tuple[str, nn.Module]]) -> list[str]:
-    """Block outputs: the module before each linear layer after the first, and the last one."""
+    """Block outputs: the module before each linear layer that follows a module other than a
+    linear layer, and the last module."""
     names = [
         leaves[i - 1][0]
         for i in range(1, len(leaves))
@@ -344,7 +345,8 @@ def propagate_noise(
             (default: every activation layer, or every analog layer for weight noise), as in
             :func:`~circuitnn.evaluate.layer_snr`.
         layers: the layers whose output is reported (default: each hidden block's output, i.e.
-            the module before every linear layer after the first, and the last module).
+            the module before every linear layer that follows a module other than a linear
+            layer, and the last module).
         draws: Monte Carlo noise draws (0: prediction only; else at least 2), vectorized.
         seed: seed of the Monte Carlo draws.
         diagonal: carry only the variances (faster for wide layers; needs uncorrelated noise and
