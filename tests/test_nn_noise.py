@@ -189,10 +189,34 @@ def test_circuit_noise_needs_noise_data(family):
     activation = CircuitActivation(quiet_family, 3, generator=0)
     with pytest.raises(ConfigError, match="no noise data"):
         CircuitNoise(activation)
-    with pytest.raises(ConfigError, match="no noise data"):
+    with pytest.raises(ConfigError) as error:
         activation.sigma(torch.zeros(1, 3))
+    assert str(error.value) == (
+        f"family {activation.family_name()} has no noise data (Family.noise is None): extract "
+        "it with the noise analysis to use circuit noise"
+    )
     with pytest.raises(ConfigError, match="wraps"):
         NoiseSpec("circuit", 1.0).build()
+    assert CircuitActivation(None, 3).family_name() == "none (empty layer)"
+
+
+def test_circuit_sigma_is_each_neurons_own_or_the_familys_median(family):
+    """σ_out at network inputs x, linear between the noise grid's points and constant outside:
+    sampled mode, neuron j's own curve (``sigma_table[j]``); nominal mode, the family's median
+    curve (``nominal_sigma``) for every neuron."""
+    x = torch.linspace(-6.0, 6.0, 41, dtype=torch.float64)[:, None].expand(41, 3)
+    for mode in ("sampled", "nominal"):
+        activation = CircuitActivation(family, 3, generator=4, mode=mode).double()
+        grid = activation.tables.network_grid
+        curves = activation.sigma_table if mode == "sampled" else activation.nominal_sigma
+        sigma = activation.sigma(x).detach().numpy()
+        for j in range(3):
+            curve = curves[j if mode == "sampled" else 0].numpy()
+            expected = np.interp(x[:, j].numpy(), grid, curve)
+            np.testing.assert_allclose(sigma[:, j], expected, rtol=1e-9, atol=1e-15)
+        assert np.ptp(sigma, axis=1).max() > 0 if mode == "sampled" else np.ptp(sigma) > 0
+        if mode == "nominal":
+            assert (sigma == sigma[:, :1]).all()
 
 
 def test_noise_spec_builds_and_validates():
