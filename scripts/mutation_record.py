@@ -7,8 +7,9 @@ tracked. A clean checkout would therefore run every mutant again (hours on 2 cor
 ``restore`` copies the record (``tests/mutation_record/<module>.json``) into ``mutants/`` for each
 module that has no local verdicts yet; mutmut then keeps a recorded verdict only where the
 function's hash is unchanged (a function edited since is run again, as mutmut does locally).
-``save`` writes the local verdicts back into the record: exit codes and hashes only, one entry per
-line, sorted, so that a change of verdict is a one-line diff. ``bash dev.sh mutants`` runs
+``save`` writes the local verdicts back into the record: the exit codes of the mutants run and the
+hashes, one entry per line, sorted, so that a change of verdict is a one-line diff (a mutant not in
+the record is "not checked"). ``bash dev.sh mutants`` runs
 ``restore`` before mutmut and ``save`` after it.
 """
 
@@ -60,8 +61,19 @@ def save() -> int:
     """Write every module's local verdicts into the record; returns the files written."""
     written = 0
     for meta in sorted(MUTANTS.glob("circuitnn/**/*.py.meta")):
-        data = json.loads(meta.read_text())
-        kept = {key: dict(sorted(data[key].items())) for key in KEPT}
+        try:
+            data = json.loads(meta.read_text())
+        except json.JSONDecodeError as error:
+            raise SystemExit(
+                f"{meta.relative_to(ROOT)}: not JSON ({error}); record not saved"
+            ) from None
+        verdicts = {
+            name: code for name, code in data["exit_code_by_key"].items() if code is not None
+        }
+        kept = {
+            "exit_code_by_key": dict(sorted(verdicts.items())),
+            "hash_by_function_name": dict(sorted(data["hash_by_function_name"].items())),
+        }
         record = _record_path(meta)
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps(kept, indent=0, sort_keys=True) + "\n")
