@@ -639,3 +639,22 @@ def test_integer_inputs_reach_the_model_as_integers():
     assert row["val_loss"] == pytest.approx(math.log(1.0 + 3.0 * math.exp(-0.25)), rel=1e-12)
     expected = (torch.eye(4, dtype=torch.float64) - 0.25) / 4
     torch.testing.assert_close(model.weight.detach(), expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_a_parameter_outside_the_loss_is_left_as_it_was(optimizer):
+    """Gradients are reset to None before each step, so a parameter that takes no part in the
+    loss has no gradient and the optimizer leaves it alone (weight decay and momentum
+    included), even one that holds a gradient from before training, while the parameters in
+    use train."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=generator)
+    y = torch.randint(0, 3, (40,), generator=generator)
+    model = nn.Sequential(nn.Linear(4, 3))
+    model.register_parameter("spare", nn.Parameter(torch.ones(5)))
+    model.spare.grad = torch.ones(5)  # left over from an earlier backward pass
+    before = model[0].weight.detach().clone()
+    config = TrainConfig(epochs=2, batch_size=8, lr=0.05, optimizer=optimizer, weight_decay=0.1)
+    train(model, (x, y), config=config)
+    assert torch.equal(model.spare.detach(), torch.ones(5))
+    assert not torch.equal(model[0].weight.detach(), before)
