@@ -954,3 +954,22 @@ def test_saved_identity_round_trips_and_names_every_bad_field():
         )
     with pytest.raises(ConfigError, match=r"^cannot fill the empty CircuitActivation layer '0': "):
         torch.nn.Sequential(CircuitActivation(None, 3)).load_state_dict({"0.table": state["table"]})
+
+
+def test_saved_identity_keeps_the_up_branch_goes_to_the_given_device_and_names_where():
+    """The "up" branch round-trips like "down"; ``to_tensor(device)`` makes the tensor on that
+    device (meta stands in for a GPU); a tensor of valid JSON with a bad field is refused naming
+    the field under the ``where`` given to ``from_tensor``."""
+    from circuitnn.nn.saved import SavedLayer
+
+    saved = SavedLayer(
+        "0123456789abcdef", "cmos_inverter", "V", Scaling(0.0, 1.0, 0.0, 1.0), -1.0, 0.25,
+        "softplus", "sampled", "linear", "up",
+    )  # fmt: skip
+    assert SavedLayer.from_tensor(saved.to_tensor(), "x") == saved
+    assert SavedLayer.from_dict(saved.to_dict(), "x").branch == "up"
+    assert saved.to_tensor(torch.device("meta")).device.type == "meta"
+    assert saved.to_tensor().device.type == "cpu"
+    text = json.dumps(dict(saved.to_dict(), mode="typical")).encode()
+    with pytest.raises(ConfigError, match=r"^layer\.identity\.mode must be one of"):
+        SavedLayer.from_tensor(torch.tensor(list(text), dtype=torch.uint8), "layer.identity")
