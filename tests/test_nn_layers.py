@@ -14,6 +14,7 @@ from scipy import stats
 
 from circuitnn.errors import ConfigError
 from circuitnn.nn import CircuitActivation, FamilyTables, Scaling, _deprecated, synthetic_family
+from circuitnn.nn.fit import choose_form, evaluate_fit, fit_curves
 from circuitnn.nn.interp import lookup, neuron_offsets, segment_table
 from circuitnn.store import Store
 
@@ -158,6 +159,88 @@ def test_fitted_mode_matches_the_sampled_curves(tanh_family):
     relu_sampled = relu(x)
     relu.mode = "sampled"
     assert (relu(x) - relu_sampled).abs().max() < 5e-3
+
+
+# (a, b, c, d) of exact curves of each form: rising and falling, sharp and soft, shifted
+TANH_ROWS = np.array([(1.0, 2.0, 0.3, 0.1), (-0.8, 5.0, -0.5, 0.0), (0.5, 0.7, 1.0, -0.2)])
+SOFTPLUS_ROWS = np.array([(1.0, 4.0, 0.2, 0.0), (-0.5, 2.0, -1.0, 0.3), (2.0, 10.0, 0.5, -0.1)])
+
+
+def _form_curves(form: str, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The documented forms, written out in numpy: a·tanh(b·(u - c)) + d and
+    a·softplus(b·(u - c))/b + d, one row per (a, b, c, d)."""
+    a, b, c, d = (rows[:, i : i + 1] for i in range(4))
+    if form == "tanh":
+        return a * np.tanh(b * (u - c)) + d
+    return a * np.logaddexp(0.0, b * (u - c)) / b + d
+
+
+def test_fit_curves_recovers_the_parameters_of_exact_curves_of_either_form():
+    """``fit_curves`` gives each row's (a, log b, c, d): exact curves of the form come back with
+    their own parameters and a zero RMS residual, within 20 iterations; a curve of the other
+    form gets the RMS of what its fit leaves (computed again from ``evaluate_fit``); one curve
+    may be given as a 1-D array; an unknown form is refused."""
+    u = np.linspace(-3.0, 3.0, 121)
+    for form, rows in (("tanh", TANH_ROWS), ("softplus", SOFTPLUS_ROWS)):
+        curves = _form_curves(form, rows, u)
+        params, rms = fit_curves(form, u, curves, iterations=20)
+        assert params.shape == (3, 4) and rms.shape == (3,)
+        found = np.column_stack([params[:, 0], np.exp(params[:, 1]), params[:, 2:]])
+        np.testing.assert_allclose(found, rows, rtol=0, atol=1e-9)
+        assert rms.max() < 1e-12
+        single, single_rms = fit_curves(form, u, curves[1])
+        np.testing.assert_allclose(single[0], params[1], rtol=0, atol=1e-9)
+        assert single_rms.shape == (1,)
+    other = _form_curves("softplus", SOFTPLUS_ROWS, u)
+    params, rms = fit_curves("tanh", u, other)
+    fitted = evaluate_fit("tanh", torch.as_tensor(params), torch.as_tensor(u)[:, None]).numpy()
+    np.testing.assert_allclose(rms, np.sqrt(np.mean((fitted.T - other) ** 2, axis=1)), rtol=1e-9)
+    assert rms.min() > 1e-3
+    with pytest.raises(ConfigError, match=r"^fit form must be one of \('tanh', 'softplus'\), "):
+        fit_curves("cubic", u, other)
+
+
+def test_choose_form_and_evaluate_fit_follow_the_documented_forms():
+    """``choose_form`` picks tanh for a tanh and for a logistic (0.5 + 0.5·tanh(x/2)), softplus
+    for a softplus; ``evaluate_fit`` is the form at (a, log b, c, d), its parameter index last,
+    broadcasting per neuron against ``u``, with the form's derivative in ``u``."""
+    u = np.linspace(-3.0, 3.0, 121)
+    assert choose_form(u, _form_curves("tanh", TANH_ROWS, u)[1]) == "tanh"
+    assert choose_form(u, 1.0 / (1.0 + np.exp(-3.0 * u))) == "tanh"
+    assert choose_form(u, _form_curves("softplus", SOFTPLUS_ROWS, u)[0]) == "softplus"
+    grid = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)[:, None].expand(-1, 3)
+    for form, rows in (("tanh", TANH_ROWS), ("softplus", SOFTPLUS_ROWS)):
+        params = torch.as_tensor(rows).clone()
+        params[:, 1] = params[:, 1].log()
+        x = grid.clone().requires_grad_()
+        y = evaluate_fit(form, params, x)
+        assert y.shape == (61, 3)
+        expected = _form_curves(form, rows, grid[:, 0].numpy())
+        # torch's softplus is linear past b·(u - c) = 20: exp(-20)·a/b off, at most ~4e-10 here
+        np.testing.assert_allclose(y.detach().numpy().T, expected, rtol=0, atol=1e-9)
+        (slope,) = torch.autograd.grad(y.sum(), x)
+        a, b, c = (torch.as_tensor(rows[:, i]) for i in range(3))
+        z = b * (grid - c)
+        derivative = a * b * (1 - z.tanh() ** 2) if form == "tanh" else a * torch.sigmoid(z)
+        torch.testing.assert_close(slope, derivative, rtol=0, atol=1e-8)  # (and slope 1 there)
+
+
+def test_fit_jacobian_is_the_derivative_of_the_fitted_values():
+    """The Jacobian the Levenberg–Marquardt steps use is the derivative of the form's values in
+    (a, log b, c, d) (central differences), for both forms, rising and falling rows."""
+    from circuitnn.nn.fit import _evaluate
+
+    u = np.linspace(-2.0, 2.0, 41)
+    for form, rows in (("tanh", TANH_ROWS), ("softplus", SOFTPLUS_ROWS)):
+        p = np.column_stack([rows[:, 0], np.log(rows[:, 1]), rows[:, 2:]])
+        values, jacobian = _evaluate(form, p, u)
+        np.testing.assert_allclose(values, _form_curves(form, rows, u), rtol=0, atol=1e-12)
+        assert jacobian.shape == (3, 41, 4)
+        for i in range(4):
+            step = np.zeros(4)
+            step[i] = 1e-6
+            difference = (_evaluate(form, p + step, u)[0] - _evaluate(form, p - step, u)[0]) / 2e-6
+            np.testing.assert_allclose(jacobian[..., i], difference, rtol=0, atol=1e-7)
 
 
 def test_scaling_is_shared_and_preserves_inhomogeneity():
