@@ -305,6 +305,8 @@ def test_builder_specs_refuse_bad_settings_by_name(families):
             lambda: LayerSpec(4, weight_noise=0.1),
             r"^LayerSpec\.weight_noise must be a WeightNoiseSpec or None",
         ),
+        (lambda: LayerSpec(0), r"^LayerSpec\.width must be at least 1, got 0$"),
+        (lambda: CircuitSpec(tanh, mode="typical"), r"^CircuitSpec\.mode must be one of"),
         (lambda: MLPSpec(0, (), 2), r"^MLPSpec\.inputs"),
         (lambda: MLPSpec(3, (), 0), r"^MLPSpec\.outputs"),
         (lambda: MLPSpec(3, (3,), 2), r"^MLPSpec\.layers must be a tuple of LayerSpec$"),
@@ -356,6 +358,8 @@ def test_builder_specs_refuse_bad_settings_by_name(families):
             call()
     # the smallest allowed: a 1×1 image pooled by 1, one channel, one output
     assert CNNSpec(1, (1, 1), (ConvSpec(1, kernel=1, pool=1),), (), 1).image == (1, 1)
+    # and an MLP of one input, one neuron and one output
+    assert build_mlp(MLPSpec(1, (LayerSpec(1),), 1))(torch.ones(2, 1)).shape == (2, 1)
 
 
 def test_cnn_of_one_by_one_convolutions_is_seeded_like_the_mlp_of_the_same_layers(families):
@@ -415,3 +419,55 @@ def test_builders_default_seed_is_zero_and_build_passes_its_seed_on(families):
         assert same(builder(spec), builder(spec, 0)) and same(build(spec), builder(spec, 0))
         assert same(build(spec, 3), builder(spec, 3))
         assert not same(builder(spec, 3), builder(spec, 0))
+
+
+def test_each_layers_chip_mismatch_and_noise_seeds_are_its_own(families):
+    """A layer's chip, per-chip mismatch, weight-noise seed and noise seeds come from the build
+    seed and the layer's place alone: widening the first layer leaves the second layer's and the
+    readout's as they were (only the initial weights share one stream); the two layers' noise
+    modules have seeds of their own."""
+    tanh = families["tanh"]
+    chip = WeightNoiseSpec("multiplicative", 0.1, per="chip")
+    forward = WeightNoiseSpec("additive", 0.1)
+    noise = NoiseSpec("additive", 0.1)
+
+    def spec(first: int) -> MLPSpec:
+        layers = (
+            LayerSpec(first, CircuitSpec(tanh), noise, chip),
+            LayerSpec(5, CircuitSpec(tanh), noise, forward),
+        )
+        return MLPSpec(3, layers, 2, chip)
+
+    narrow, wide = build_mlp(spec(4), seed=2), build_mlp(spec(9), seed=2)
+    assert torch.equal(narrow.act2.chip, wide.act2.chip)
+    assert torch.equal(narrow.output.mismatch_weight, wide.output.mismatch_weight)
+    assert torch.equal(narrow.output.mismatch_bias, wide.output.mismatch_bias)
+    assert narrow.linear2.generators.seed == wide.linear2.generators.seed
+    assert narrow.noise2.generators.seed == wide.noise2.generators.seed
+    assert narrow.noise1.generators.seed != narrow.noise2.generators.seed
+
+
+def test_mlp_spec_and_circuit_spec_hand_on_every_setting(families, tmp_path):
+    """``mlp_spec`` gives every hidden layer the noise and the weight noise; a CircuitSpec's
+    ``fit`` form reaches its layer (softplus on a tanh family, not the form "auto" would pick);
+    a CircuitSpec naming its family in a ``store`` (the deprecated selector) builds the chip
+    that the Family itself gives."""
+    from circuitnn.store import Store
+
+    tanh = families["tanh"]
+    weights = WeightNoiseSpec("additive", 0.05)
+    noise = NoiseSpec("multiplicative", 0.1)
+    model = build_mlp(mlp_spec(3, (4, 5), 2, noise=noise, weight_noise=weights))
+    for index in (1, 2):
+        assert getattr(model, f"linear{index}").weight_noise == weights
+        assert getattr(model, f"noise{index}").sigma == 0.1
+    fitted = build_mlp(mlp_spec(3, (4,), 2, activation=CircuitSpec(tanh, fit="softplus")))
+    assert fitted.act1.fit_form == "softplus"
+    store = Store(tmp_path / "families.h5")
+    store.commit(tanh)
+    in_memory = build_mlp(mlp_spec(3, (4,), 2, activation=CircuitSpec(tanh)), seed=1)
+    with pytest.warns(DeprecationWarning):
+        stored = CircuitSpec("synthetic_tanh", store=store.path)
+        by_name = build_mlp(mlp_spec(3, (4,), 2, activation=stored), seed=1)
+    assert by_name.act1.family_key == tanh.key
+    assert torch.equal(by_name.act1.chip, in_memory.act1.chip)

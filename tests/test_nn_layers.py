@@ -191,6 +191,15 @@ def test_fit_curves_recovers_the_parameters_of_exact_curves_of_either_form():
         single, single_rms = fit_curves(form, u, curves[1])
         np.testing.assert_allclose(single[0], params[1], rtol=0, atol=1e-9)
         assert single_rms.shape == (1,)
+        # float32 samples are fitted in float64: exactly as their float64 values
+        rounded = curves.astype(np.float32)
+        as32 = fit_curves(form, u.astype(np.float32), rounded, iterations=20)
+        as64 = fit_curves(
+            form, u.astype(np.float32).astype(np.float64), rounded.astype(np.float64), iterations=20
+        )
+        assert all(
+            np.array_equal(x, y) and x.dtype == np.float64 for x, y in zip(as32, as64, strict=True)
+        )
     other = _form_curves("softplus", SOFTPLUS_ROWS, u)
     params, rms = fit_curves("tanh", u, other)
     fitted = evaluate_fit("tanh", torch.as_tensor(params), torch.as_tensor(u)[:, None]).numpy()
@@ -223,6 +232,82 @@ def test_choose_form_and_evaluate_fit_follow_the_documented_forms():
         z = b * (grid - c)
         derivative = a * b * (1 - z.tanh() ** 2) if form == "tanh" else a * torch.sigmoid(z)
         torch.testing.assert_close(slope, derivative, rtol=0, atol=1e-8)  # (and slope 1 there)
+    # per-channel parameters (channels, 1, 1, 4), as a conv layer holds them, on (B, C, H, W)
+    params = torch.as_tensor(TANH_ROWS).clone()[:, None, None, :]
+    params[..., 1] = params[..., 1].log()
+    x = torch.linspace(-3.0, 3.0, 40, dtype=torch.float64).reshape(2, 1, 4, 5).expand(2, 3, 4, 5)
+    expected = _form_curves("tanh", TANH_ROWS, x.transpose(0, 1).reshape(3, -1).numpy())
+    y = evaluate_fit("tanh", params, x).transpose(0, 1).reshape(3, -1).numpy()
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12)
+
+
+def test_fit_starts_from_the_amplitude_offset_centre_and_slope_read_off_each_curve():
+    """With no iterations ``fit_curves`` gives its starting guess and that guess's RMS residual.
+    On curves that level off within the grid the guess is already the curve's own parameters:
+    for tanh, a = ± half the range (the sign from the ends), d = the middle, c = the grid input
+    nearest the middle crossing, b = the steepest slope over |a| (a central difference: within
+    1 %); for softplus, d = the flat end, a = the slope at the right end and c where that line
+    meets the floor. A curve flat at its right end still gets a finite softplus fit."""
+    u = np.linspace(-8.0, 8.0, 321)  # step 0.05 V; every centre below is a grid point
+    tanh_rows = np.array([(1.0, 3.0, 0.3, 0.1), (-0.8, 2.0, -0.5, 0.2), (0.5, 0.8, 1.0, -0.3)])
+    softplus_rows = np.array([(1.0, 4.0, 0.5, 0.2), (-2.0, 5.0, -0.5, -0.1), (0.4, 3.0, 1.0, 0.0)])
+    for form, rows in (("tanh", tanh_rows), ("softplus", softplus_rows)):
+        curves = _form_curves(form, rows, u)
+        start, rms = fit_curves(form, u, curves, iterations=0)
+        begun = evaluate_fit(form, torch.as_tensor(start), torch.as_tensor(u)[:, None]).numpy()
+        np.testing.assert_allclose(rms, np.sqrt(np.mean((begun.T - curves) ** 2, axis=1)))
+        assert rms.shape == (3,) and rms.min() > 0
+        a, b, c, d = start[:, 0], np.exp(start[:, 1]), start[:, 2], start[:, 3]
+        np.testing.assert_allclose(a, rows[:, 0], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(c, rows[:, 2], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(d, rows[:, 3], rtol=0, atol=1e-4)
+        if form == "tanh":
+            np.testing.assert_allclose(b, rows[:, 1], rtol=0.01)
+    # the direction comes from the two ends: a ripple at the start does not flip it
+    ripple = 0.01 * np.sign(tanh_rows[:, :1]) * np.cos(np.pi * np.arange(321)) * (u < -7.0)
+    rippled = _form_curves("tanh", tanh_rows, u) + ripple
+    assert np.all(np.diff(rippled[:, :2]) * tanh_rows[:, :1] < 0)  # first step goes the wrong way
+    start = fit_curves("tanh", u, rippled, iterations=0)[0]
+    assert np.array_equal(np.sign(start[:, 0]), np.sign(tanh_rows[:, 0]))
+    flat_right = _form_curves("tanh", tanh_rows[:2], u)
+    assert np.all(np.abs(flat_right[:, -1] - flat_right[:, -2]) < 1e-12 * 0.05)
+    params, rms = fit_curves("softplus", u, flat_right)
+    assert np.isfinite(params).all() and np.isfinite(rms).all()
+
+
+def test_fit_only_takes_steps_that_lower_the_error_and_ends_at_a_least_squares_minimum():
+    """Each row's RMS residual never rises with more iterations (a step is kept only when it
+    lowers that row's error), and the fit ends where the error's gradient in (a, log b, c, d)
+    vanishes (central differences of the written-out form), for curves of the other form and
+    for noisy curves of the same form."""
+    u = np.linspace(-3.0, 3.0, 121)
+    noise = np.random.default_rng(0).normal(0.0, 0.01, (3, 121))
+    cases = (
+        ("tanh", _form_curves("softplus", SOFTPLUS_ROWS, u)),
+        ("tanh", _form_curves("tanh", TANH_ROWS, u) + noise),
+        ("softplus", _form_curves("softplus", SOFTPLUS_ROWS, u) + noise),
+    )
+    for form, curves in cases:
+        previous = fit_curves(form, u, curves, iterations=0)[1]
+        for iterations in range(1, 30):
+            rms = fit_curves(form, u, curves, iterations=iterations)[1]
+            assert np.all(rms <= previous), (form, iterations)
+            previous = rms
+        params, rms = fit_curves(form, u, curves)
+        at_fit = _squared_error(form, params, u, curves)
+        np.testing.assert_allclose(rms, np.sqrt(at_fit / 121), rtol=1e-12)
+        for i in range(4):
+            step = np.zeros(4)
+            step[i] = 1e-6
+            up, down = (_squared_error(form, params + s, u, curves) for s in (step, -step))
+            gradient = (up - down) / 2e-6
+            assert np.all(np.abs(gradient) < 1e-6 * at_fit), (form, i, gradient)
+
+
+def _squared_error(form: str, params: np.ndarray, u: np.ndarray, curves: np.ndarray) -> np.ndarray:
+    """Each row's summed squared error of the written-out form at (a, log b, c, d)."""
+    rows = np.column_stack([params[:, 0], np.exp(params[:, 1]), params[:, 2:]])
+    return np.sum((_form_curves(form, rows, u) - curves) ** 2, axis=1)
 
 
 def test_fit_jacobian_is_the_derivative_of_the_fitted_values():
