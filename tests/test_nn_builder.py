@@ -305,12 +305,15 @@ def test_builder_specs_refuse_bad_settings_by_name(families):
             lambda: LayerSpec(4, weight_noise=0.1),
             r"^LayerSpec\.weight_noise must be a WeightNoiseSpec or None",
         ),
+        (lambda: LayerSpec(0), r"^LayerSpec\.width must be at least 1, got 0$"),
+        (lambda: CircuitSpec(tanh, mode="typical"), r"^CircuitSpec\.mode must be one of"),
         (lambda: MLPSpec(0, (), 2), r"^MLPSpec\.inputs"),
         (lambda: MLPSpec(3, (), 0), r"^MLPSpec\.outputs"),
         (lambda: MLPSpec(3, (3,), 2), r"^MLPSpec\.layers must be a tuple of LayerSpec$"),
         (lambda: MLPSpec(3, (), 2, 0.1), r"^MLPSpec\.output_weight_noise must be"),
         (lambda: ConvSpec(0), r"^ConvSpec\.channels"),
         (lambda: ConvSpec(2, kernel=0), r"^ConvSpec\.kernel"),
+        (lambda: ConvSpec(2, kernel=-1), r"^ConvSpec\.kernel must be at least 1, got -1$"),
         (
             lambda: ConvSpec(2, kernel=4),
             r"^ConvSpec\.kernel must be odd \('same' padding\), got 4$",
@@ -338,6 +341,10 @@ def test_builder_specs_refuse_bad_settings_by_name(families):
             r"^CNNSpec\.convs\[1\]: pooling shrinks the image to 0$",
         ),
         (
+            lambda: CNNSpec(1, (4, 1), (ConvSpec(2),), (), 2),
+            r"^CNNSpec\.convs\[0\]: pooling shrinks the image to 0$",
+        ),
+        (
             lambda: build_mlp(CNNSpec(1, (4, 4), (), (), 2)),
             r"^build_mlp needs an MLPSpec, got CNNSpec$",
         ),
@@ -351,3 +358,116 @@ def test_builder_specs_refuse_bad_settings_by_name(families):
             call()
     # the smallest allowed: a 1×1 image pooled by 1, one channel, one output
     assert CNNSpec(1, (1, 1), (ConvSpec(1, kernel=1, pool=1),), (), 1).image == (1, 1)
+    # and an MLP of one input, one neuron and one output
+    assert build_mlp(MLPSpec(1, (LayerSpec(1),), 1))(torch.ones(2, 1)).shape == (2, 1)
+
+
+def test_cnn_of_one_by_one_convolutions_is_seeded_like_the_mlp_of_the_same_layers(families):
+    """A 1×1 convolution on a 1×1 image is a dense layer, and ``build_cnn`` is seeded like
+    ``build_mlp``: such a CNN (a conv block, then a dense layer) has the same initial weights, the
+    same per-chip mismatch, the same chips and the same per-forward weight and activation noise
+    draws as the MLP with those layers, numbered on from the convolutions; so both give the same
+    outputs, in eval and in train mode, for several seeds. A CNN without convolutions is that MLP
+    too."""
+    tanh = families["tanh"]
+    chip = WeightNoiseSpec("multiplicative", 0.1, per="chip")
+    forward = WeightNoiseSpec("additive", 0.05)
+    activation = CircuitSpec(tanh)
+    noise = NoiseSpec("additive", 0.1)
+    conv = ConvSpec(5, kernel=1, pool=1, activation=activation, noise=noise, weight_noise=forward)
+    hidden = (LayerSpec(4, "tanh", noise, chip),)
+    cnn_spec = CNNSpec(3, (1, 1), (conv,), hidden, 2, output_weight_noise=forward)
+    mlp = MLPSpec(3, (LayerSpec(5, activation, noise, forward), *hidden), 2, forward)
+    mlp_dense = MLPSpec(3, hidden, 2, forward)
+    cnn_dense = CNNSpec(3, (1, 1), (), hidden, 2, output_weight_noise=forward)
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    for seed in (0, 7):
+        a, b = build_cnn(cnn_spec, seed), build_mlp(mlp, seed)
+        assert torch.equal(a.conv1.weight.reshape(5, 3), b.linear1.weight)
+        assert torch.equal(a.conv1.mismatch_weight.reshape(5, 3), b.linear1.mismatch_weight)
+        assert torch.equal(a.conv1.mismatch_bias, b.linear1.mismatch_bias)
+        assert torch.equal(a.act1.chip.reshape(-1), b.act1.chip.reshape(-1))
+        assert a.conv1.generators.seed == b.linear1.generators.seed
+        for name in ("linear2", "output"):
+            assert torch.equal(getattr(a, name).weight, getattr(b, name).weight), name
+        for mode in ("eval", "train"):
+            getattr(a, mode)(), getattr(b, mode)()
+            torch.testing.assert_close(a(x[:, :, None, None]), b(x), rtol=1e-6, atol=1e-6)
+        c, d = build_cnn(cnn_dense, seed), build_mlp(mlp_dense, seed)
+        c.train(), d.train()
+        assert list(dict(c.named_children()))[1:] == list(dict(d.named_children()))
+        torch.testing.assert_close(c(x[:, :, None, None]), d(x), rtol=1e-6, atol=1e-6)
+
+
+def test_builders_default_seed_is_zero_and_build_passes_its_seed_on(families):
+    """``seed`` defaults to 0 in ``build``, ``build_mlp`` and ``build_cnn``; ``build`` hands its
+    seed to the builder of the spec's type."""
+    cnn_spec = CNNSpec(
+        1,
+        (4, 4),
+        (ConvSpec(2, weight_noise=WeightNoiseSpec("multiplicative", 0.1, per="chip")),),
+        (LayerSpec(3),),
+        2,
+    )
+    mlp = mlp_spec(3, (4,), 2, weight_noise=WeightNoiseSpec("additive", 0.1, per="chip"))
+
+    def same(a: nn.Module, b: nn.Module) -> bool:
+        pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+        return all(torch.equal(x, y) for x, y in pairs)
+
+    for spec, builder in ((cnn_spec, build_cnn), (mlp, build_mlp)):
+        assert same(builder(spec), builder(spec, 0)) and same(build(spec), builder(spec, 0))
+        assert same(build(spec, 3), builder(spec, 3))
+        assert not same(builder(spec, 3), builder(spec, 0))
+
+
+def test_each_layers_chip_mismatch_and_noise_seeds_are_its_own(families):
+    """A layer's chip, per-chip mismatch, weight-noise seed and noise seeds come from the build
+    seed and the layer's place alone: widening the first layer leaves the second layer's and the
+    readout's as they were (only the initial weights share one stream); the two layers' noise
+    modules have seeds of their own."""
+    tanh = families["tanh"]
+    chip = WeightNoiseSpec("multiplicative", 0.1, per="chip")
+    forward = WeightNoiseSpec("additive", 0.1)
+    noise = NoiseSpec("additive", 0.1)
+
+    def spec(first: int) -> MLPSpec:
+        layers = (
+            LayerSpec(first, CircuitSpec(tanh), noise, chip),
+            LayerSpec(5, CircuitSpec(tanh), noise, forward),
+        )
+        return MLPSpec(3, layers, 2, chip)
+
+    narrow, wide = build_mlp(spec(4), seed=2), build_mlp(spec(9), seed=2)
+    assert torch.equal(narrow.act2.chip, wide.act2.chip)
+    assert torch.equal(narrow.output.mismatch_weight, wide.output.mismatch_weight)
+    assert torch.equal(narrow.output.mismatch_bias, wide.output.mismatch_bias)
+    assert narrow.linear2.generators.seed == wide.linear2.generators.seed
+    assert narrow.noise2.generators.seed == wide.noise2.generators.seed
+    assert narrow.noise1.generators.seed != narrow.noise2.generators.seed
+
+
+def test_mlp_spec_and_circuit_spec_hand_on_every_setting(families, tmp_path):
+    """``mlp_spec`` gives every hidden layer the noise and the weight noise; a CircuitSpec's
+    ``fit`` form reaches its layer (softplus on a tanh family, not the form "auto" would pick);
+    a CircuitSpec naming its family in a ``store`` (the deprecated selector) builds the chip
+    that the Family itself gives."""
+    from circuitnn.store import Store
+
+    tanh = families["tanh"]
+    weights = WeightNoiseSpec("additive", 0.05)
+    noise = NoiseSpec("multiplicative", 0.1)
+    model = build_mlp(mlp_spec(3, (4, 5), 2, noise=noise, weight_noise=weights))
+    for index in (1, 2):
+        assert getattr(model, f"linear{index}").weight_noise == weights
+        assert getattr(model, f"noise{index}").sigma == 0.1
+    fitted = build_mlp(mlp_spec(3, (4,), 2, activation=CircuitSpec(tanh, fit="softplus")))
+    assert fitted.act1.fit_form == "softplus"
+    store = Store(tmp_path / "families.h5")
+    store.commit(tanh)
+    in_memory = build_mlp(mlp_spec(3, (4,), 2, activation=CircuitSpec(tanh)), seed=1)
+    with pytest.warns(DeprecationWarning):
+        stored = CircuitSpec("synthetic_tanh", store=store.path)
+        by_name = build_mlp(mlp_spec(3, (4,), 2, activation=stored), seed=1)
+    assert by_name.act1.family_key == tanh.key
+    assert torch.equal(by_name.act1.chip, in_memory.act1.chip)

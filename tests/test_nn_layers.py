@@ -14,6 +14,7 @@ from scipy import stats
 
 from circuitnn.errors import ConfigError
 from circuitnn.nn import CircuitActivation, FamilyTables, Scaling, _deprecated, synthetic_family
+from circuitnn.nn.fit import choose_form, evaluate_fit, fit_curves
 from circuitnn.nn.interp import lookup, neuron_offsets, segment_table
 from circuitnn.store import Store
 
@@ -158,6 +159,173 @@ def test_fitted_mode_matches_the_sampled_curves(tanh_family):
     relu_sampled = relu(x)
     relu.mode = "sampled"
     assert (relu(x) - relu_sampled).abs().max() < 5e-3
+
+
+# (a, b, c, d) of exact curves of each form: rising and falling, sharp and soft, shifted
+TANH_ROWS = np.array([(1.0, 2.0, 0.3, 0.1), (-0.8, 5.0, -0.5, 0.0), (0.5, 0.7, 1.0, -0.2)])
+SOFTPLUS_ROWS = np.array([(1.0, 4.0, 0.2, 0.0), (-0.5, 2.0, -1.0, 0.3), (2.0, 10.0, 0.5, -0.1)])
+
+
+def _form_curves(form: str, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The documented forms, written out in numpy: a·tanh(b·(u - c)) + d and
+    a·softplus(b·(u - c))/b + d, one row per (a, b, c, d)."""
+    a, b, c, d = (rows[:, i : i + 1] for i in range(4))
+    if form == "tanh":
+        return a * np.tanh(b * (u - c)) + d
+    return a * np.logaddexp(0.0, b * (u - c)) / b + d
+
+
+def test_fit_curves_recovers_the_parameters_of_exact_curves_of_either_form():
+    """``fit_curves`` gives each row's (a, log b, c, d): exact curves of the form come back with
+    their own parameters and a zero RMS residual, within 20 iterations; a curve of the other
+    form gets the RMS of what its fit leaves (computed again from ``evaluate_fit``); one curve
+    may be given as a 1-D array; an unknown form is refused."""
+    u = np.linspace(-3.0, 3.0, 121)
+    for form, rows in (("tanh", TANH_ROWS), ("softplus", SOFTPLUS_ROWS)):
+        curves = _form_curves(form, rows, u)
+        params, rms = fit_curves(form, u, curves, iterations=20)
+        assert params.shape == (3, 4) and rms.shape == (3,)
+        found = np.column_stack([params[:, 0], np.exp(params[:, 1]), params[:, 2:]])
+        np.testing.assert_allclose(found, rows, rtol=0, atol=1e-9)
+        assert rms.max() < 1e-12
+        single, single_rms = fit_curves(form, u, curves[1])
+        np.testing.assert_allclose(single[0], params[1], rtol=0, atol=1e-9)
+        assert single_rms.shape == (1,)
+        # float32 samples are fitted in float64: exactly as their float64 values
+        rounded = curves.astype(np.float32)
+        as32 = fit_curves(form, u.astype(np.float32), rounded, iterations=20)
+        as64 = fit_curves(
+            form, u.astype(np.float32).astype(np.float64), rounded.astype(np.float64), iterations=20
+        )
+        assert all(
+            np.array_equal(x, y) and x.dtype == np.float64 for x, y in zip(as32, as64, strict=True)
+        )
+    other = _form_curves("softplus", SOFTPLUS_ROWS, u)
+    params, rms = fit_curves("tanh", u, other)
+    fitted = evaluate_fit("tanh", torch.as_tensor(params), torch.as_tensor(u)[:, None]).numpy()
+    np.testing.assert_allclose(rms, np.sqrt(np.mean((fitted.T - other) ** 2, axis=1)), rtol=1e-9)
+    assert rms.min() > 1e-3
+    with pytest.raises(ConfigError, match=r"^fit form must be one of \('tanh', 'softplus'\), "):
+        fit_curves("cubic", u, other)
+
+
+def test_choose_form_and_evaluate_fit_follow_the_documented_forms():
+    """``choose_form`` picks tanh for a tanh and for a logistic (0.5 + 0.5·tanh(x/2)), softplus
+    for a softplus; ``evaluate_fit`` is the form at (a, log b, c, d), its parameter index last,
+    broadcasting per neuron against ``u``, with the form's derivative in ``u``."""
+    u = np.linspace(-3.0, 3.0, 121)
+    assert choose_form(u, _form_curves("tanh", TANH_ROWS, u)[1]) == "tanh"
+    assert choose_form(u, 1.0 / (1.0 + np.exp(-3.0 * u))) == "tanh"
+    assert choose_form(u, _form_curves("softplus", SOFTPLUS_ROWS, u)[0]) == "softplus"
+    grid = torch.linspace(-3.0, 3.0, 61, dtype=torch.float64)[:, None].expand(-1, 3)
+    for form, rows in (("tanh", TANH_ROWS), ("softplus", SOFTPLUS_ROWS)):
+        params = torch.as_tensor(rows).clone()
+        params[:, 1] = params[:, 1].log()
+        x = grid.clone().requires_grad_()
+        y = evaluate_fit(form, params, x)
+        assert y.shape == (61, 3)
+        expected = _form_curves(form, rows, grid[:, 0].numpy())
+        # torch's softplus is linear past b·(u - c) = 20: exp(-20)·a/b off, at most ~4e-10 here
+        np.testing.assert_allclose(y.detach().numpy().T, expected, rtol=0, atol=1e-9)
+        (slope,) = torch.autograd.grad(y.sum(), x)
+        a, b, c = (torch.as_tensor(rows[:, i]) for i in range(3))
+        z = b * (grid - c)
+        derivative = a * b * (1 - z.tanh() ** 2) if form == "tanh" else a * torch.sigmoid(z)
+        torch.testing.assert_close(slope, derivative, rtol=0, atol=1e-8)  # (and slope 1 there)
+    # per-channel parameters (channels, 1, 1, 4), as a conv layer holds them, on (B, C, H, W)
+    params = torch.as_tensor(TANH_ROWS).clone()[:, None, None, :]
+    params[..., 1] = params[..., 1].log()
+    x = torch.linspace(-3.0, 3.0, 40, dtype=torch.float64).reshape(2, 1, 4, 5).expand(2, 3, 4, 5)
+    expected = _form_curves("tanh", TANH_ROWS, x.transpose(0, 1).reshape(3, -1).numpy())
+    y = evaluate_fit("tanh", params, x).transpose(0, 1).reshape(3, -1).numpy()
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12)
+
+
+def test_fit_starts_from_the_amplitude_offset_centre_and_slope_read_off_each_curve():
+    """With no iterations ``fit_curves`` gives its starting guess and that guess's RMS residual.
+    On curves that level off within the grid the guess is already the curve's own parameters:
+    for tanh, a = ± half the range (the sign from the ends), d = the middle, c = the grid input
+    nearest the middle crossing, b = the steepest slope over |a| (a central difference: within
+    1 %); for softplus, d = the flat end, a = the slope at the right end and c where that line
+    meets the floor. A curve flat at its right end still gets a finite softplus fit."""
+    u = np.linspace(-8.0, 8.0, 321)  # step 0.05 V; every centre below is a grid point
+    tanh_rows = np.array([(1.0, 3.0, 0.3, 0.1), (-0.8, 2.0, -0.5, 0.2), (0.5, 0.8, 1.0, -0.3)])
+    softplus_rows = np.array([(1.0, 4.0, 0.5, 0.2), (-2.0, 5.0, -0.5, -0.1), (0.4, 3.0, 1.0, 0.0)])
+    for form, rows in (("tanh", tanh_rows), ("softplus", softplus_rows)):
+        curves = _form_curves(form, rows, u)
+        start, rms = fit_curves(form, u, curves, iterations=0)
+        begun = evaluate_fit(form, torch.as_tensor(start), torch.as_tensor(u)[:, None]).numpy()
+        np.testing.assert_allclose(rms, np.sqrt(np.mean((begun.T - curves) ** 2, axis=1)))
+        assert rms.shape == (3,) and rms.min() > 0
+        a, b, c, d = start[:, 0], np.exp(start[:, 1]), start[:, 2], start[:, 3]
+        np.testing.assert_allclose(a, rows[:, 0], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(c, rows[:, 2], rtol=0, atol=1e-4)
+        np.testing.assert_allclose(d, rows[:, 3], rtol=0, atol=1e-4)
+        if form == "tanh":
+            np.testing.assert_allclose(b, rows[:, 1], rtol=0.01)
+    # the direction comes from the two ends: a ripple at the start does not flip it
+    ripple = 0.01 * np.sign(tanh_rows[:, :1]) * np.cos(np.pi * np.arange(321)) * (u < -7.0)
+    rippled = _form_curves("tanh", tanh_rows, u) + ripple
+    assert np.all(np.diff(rippled[:, :2]) * tanh_rows[:, :1] < 0)  # first step goes the wrong way
+    start = fit_curves("tanh", u, rippled, iterations=0)[0]
+    assert np.array_equal(np.sign(start[:, 0]), np.sign(tanh_rows[:, 0]))
+    flat_right = _form_curves("tanh", tanh_rows[:2], u)
+    assert np.all(np.abs(flat_right[:, -1] - flat_right[:, -2]) < 1e-12 * 0.05)
+    params, rms = fit_curves("softplus", u, flat_right)
+    assert np.isfinite(params).all() and np.isfinite(rms).all()
+
+
+def test_fit_only_takes_steps_that_lower_the_error_and_ends_at_a_least_squares_minimum():
+    """Each row's RMS residual never rises with more iterations (a step is kept only when it
+    lowers that row's error), and the fit ends where the error's gradient in (a, log b, c, d)
+    vanishes (central differences of the written-out form), for curves of the other form and
+    for noisy curves of the same form."""
+    u = np.linspace(-3.0, 3.0, 121)
+    noise = np.random.default_rng(0).normal(0.0, 0.01, (3, 121))
+    cases = (
+        ("tanh", _form_curves("softplus", SOFTPLUS_ROWS, u)),
+        ("tanh", _form_curves("tanh", TANH_ROWS, u) + noise),
+        ("softplus", _form_curves("softplus", SOFTPLUS_ROWS, u) + noise),
+    )
+    for form, curves in cases:
+        previous = fit_curves(form, u, curves, iterations=0)[1]
+        for iterations in range(1, 30):
+            rms = fit_curves(form, u, curves, iterations=iterations)[1]
+            assert np.all(rms <= previous), (form, iterations)
+            previous = rms
+        params, rms = fit_curves(form, u, curves)
+        at_fit = _squared_error(form, params, u, curves)
+        np.testing.assert_allclose(rms, np.sqrt(at_fit / 121), rtol=1e-12)
+        for i in range(4):
+            step = np.zeros(4)
+            step[i] = 1e-6
+            up, down = (_squared_error(form, params + s, u, curves) for s in (step, -step))
+            gradient = (up - down) / 2e-6
+            assert np.all(np.abs(gradient) < 1e-6 * at_fit), (form, i, gradient)
+
+
+def _squared_error(form: str, params: np.ndarray, u: np.ndarray, curves: np.ndarray) -> np.ndarray:
+    """Each row's summed squared error of the written-out form at (a, log b, c, d)."""
+    rows = np.column_stack([params[:, 0], np.exp(params[:, 1]), params[:, 2:]])
+    return np.sum((_form_curves(form, rows, u) - curves) ** 2, axis=1)
+
+
+def test_fit_jacobian_is_the_derivative_of_the_fitted_values():
+    """The Jacobian the Levenberg–Marquardt steps use is the derivative of the form's values in
+    (a, log b, c, d) (central differences), for both forms, rising and falling rows."""
+    from circuitnn.nn.fit import _evaluate
+
+    u = np.linspace(-2.0, 2.0, 41)
+    for form, rows in (("tanh", TANH_ROWS), ("softplus", SOFTPLUS_ROWS)):
+        p = np.column_stack([rows[:, 0], np.log(rows[:, 1]), rows[:, 2:]])
+        values, jacobian = _evaluate(form, p, u)
+        np.testing.assert_allclose(values, _form_curves(form, rows, u), rtol=0, atol=1e-12)
+        assert jacobian.shape == (3, 41, 4)
+        for i in range(4):
+            step = np.zeros(4)
+            step[i] = 1e-6
+            difference = (_evaluate(form, p + step, u)[0] - _evaluate(form, p - step, u)[0]) / 2e-6
+            np.testing.assert_allclose(jacobian[..., i], difference, rtol=0, atol=1e-7)
 
 
 def test_scaling_is_shared_and_preserves_inhomogeneity():
@@ -954,3 +1122,22 @@ def test_saved_identity_round_trips_and_names_every_bad_field():
         )
     with pytest.raises(ConfigError, match=r"^cannot fill the empty CircuitActivation layer '0': "):
         torch.nn.Sequential(CircuitActivation(None, 3)).load_state_dict({"0.table": state["table"]})
+
+
+def test_saved_identity_keeps_the_up_branch_goes_to_the_given_device_and_names_where():
+    """The "up" branch round-trips like "down"; ``to_tensor(device)`` makes the tensor on that
+    device (meta stands in for a GPU); a tensor of valid JSON with a bad field is refused naming
+    the field under the ``where`` given to ``from_tensor``."""
+    from circuitnn.nn.saved import SavedLayer
+
+    saved = SavedLayer(
+        "0123456789abcdef", "cmos_inverter", "V", Scaling(0.0, 1.0, 0.0, 1.0), -1.0, 0.25,
+        "softplus", "sampled", "linear", "up",
+    )  # fmt: skip
+    assert SavedLayer.from_tensor(saved.to_tensor(), "x") == saved
+    assert SavedLayer.from_dict(saved.to_dict(), "x").branch == "up"
+    assert saved.to_tensor(torch.device("meta")).device.type == "meta"
+    assert saved.to_tensor().device.type == "cpu"
+    text = json.dumps(dict(saved.to_dict(), mode="typical")).encode()
+    with pytest.raises(ConfigError, match=r"^layer\.identity\.mode must be one of"):
+        SavedLayer.from_tensor(torch.tensor(list(text), dtype=torch.uint8), "layer.identity")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -193,3 +194,47 @@ def test_an_empty_layer_moved_before_loading_keeps_its_device_and_dtype(device):
     # bit for bit on the same device; another device's arithmetic may differ in the last bits
     exact = 0.0 if device == "cpu" else 1e-12
     torch.testing.assert_close(empty(x.to(device)).cpu(), original(x), rtol=0, atol=exact)
+
+
+def test_loading_checks_name_the_layer_by_its_full_name_and_both_grids():
+    """Loading a chip of another family names the layer by its full (dotted) name and says how
+    to load it; a chip saved with another scaling names both scalings and both grids (a
+    synthetic family of 201 points over [-1, 1] V: start -1 V, step 0.01 V); an empty layer
+    refuses a state_dict whose table is missing or not 2-D, and fills from one of only 2 grid
+    points (the fewest a curve has)."""
+    family = synthetic_family("tanh", n=20, seed=0)
+    other = synthetic_family("tanh", n=20, seed=1)
+    state = CircuitActivation(family, 3, generator=0).state_dict()
+
+    def nested(layer: nn.Module) -> nn.Module:
+        return nn.Sequential(OrderedDict(hidden=nn.Sequential(OrderedDict(actX=layer))))
+
+    def prefixed(state: dict) -> dict:
+        return {f"hidden.actX.{key}": value for key, value in state.items()}
+
+    with pytest.raises(ConfigError) as error:
+        nested(CircuitActivation(other, 3)).load_state_dict(prefixed(state))
+    assert str(error.value) == (
+        f"cannot load the state_dict into layer 'hidden.actX': it holds a chip of family "
+        f"{family.key[:12]} (synthetic_tanh), but this CircuitActivation was built from family "
+        f"{other.key[:12]} (synthetic_tanh); build it from that family, or with family=None to "
+        "take the family from the state_dict"
+    )
+    knee = CircuitActivation(family, 3, scaling="knee")
+    with pytest.raises(ConfigError) as error:
+        nested(knee).load_state_dict(prefixed(state))
+    message = str(error.value)
+    assert message.startswith("cannot load the state_dict into layer 'hidden.actX': family ")
+    assert message.endswith(
+        f"with {CircuitActivation(family, 3).scaling} on grid start -1 V, step 0.01 V, "
+        f"this layer uses {knee.scaling} on start -1 V, step 0.01 V"
+    )
+    for table in (None, state["table"][0]):
+        partial = {"0.identity": state["identity"]} | ({} if table is None else {"0.table": table})
+        with pytest.raises(ConfigError, match=r"^0\.table must be a \(neurons, grid points >= 2\)"):
+            nn.Sequential(CircuitActivation(None, 3)).load_state_dict(partial)
+    two = CircuitActivation(synthetic_family("tanh", n=5, points=2), 3, generator=0)
+    empty = CircuitActivation(None, 3)
+    empty.load_state_dict(two.state_dict())
+    x = torch.linspace(-2, 2, 12).reshape(4, 3)
+    assert empty.points == 2 and torch.equal(empty(x), two(x))
