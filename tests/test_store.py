@@ -139,6 +139,98 @@ def test_rows_are_read_and_overwritten_alone(
     np.testing.assert_array_equal(store.load(divider.key).curves, expected)
 
 
+def test_row_blocks_are_exactly_the_rows_asked_for(stored: tuple[Path, Family, Family]) -> None:
+    """``read_row_blocks`` gives, block by block, just the instances each block names: runs of
+    consecutive rows (from the first row or not, up to the last row or not), rows with gaps,
+    one row, none — the same numbers as the family in memory, no row more or less."""
+    path, divider, _ = stored
+    blocks = [[0, 1], [1, 2], [2], [1, 2, 3], [3, 4], [0, 3], [1, 4], [0, 2, 4], [], [0]]
+    for name in ("curves", "status"):
+        read = list(Store(path).read_row_blocks(divider.key, name, blocks))
+        assert len(read) == len(blocks)
+        for block, values in zip(blocks, read, strict=True):
+            expected = getattr(divider, name)[np.array(block, dtype=int)]
+            assert values.shape == expected.shape, (name, block)
+            np.testing.assert_array_equal(values, expected, err_msg=f"{name} {block}")
+
+
+def test_retrying_no_instances_leaves_the_family_as_it_was(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    """``update_rows`` of no instances (a plain empty list of rows, no reasons) succeeds and
+    changes no instance."""
+    path, divider, _ = stored
+    store = Store(path).copy(tmp_path / "copy.h5")
+    empty = divider.curves[:0]
+    store.update_rows(divider.key, [], {"curves": empty, "status": divider.status[:0]}, [])
+    assert_same_family(store.load(divider.key), divider)
+
+
+def test_a_failed_update_names_the_family_and_leaves_the_store_as_it_was(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    """When the rows cannot be written (here: curves of the wrong length), ``update_rows``
+    raises a :class:`StoreError` naming what it wrote (the family's key, first 12 characters,
+    and the store) and the family's file is as before, with no temporary copy left."""
+    path, divider, diode = stored
+    store = Store(path).copy(tmp_path / "copy.h5")
+    before = store.family_path(divider.key).read_bytes()
+    wrong = np.zeros((2, divider.curves.shape[1] + 3))
+    with pytest.raises(StoreError) as caught:
+        store.update_rows(divider.key, [1, 3], {"curves": wrong}, ["", ""])
+    assert (
+        f"could not write instances retried in family {divider.key[:12]} of {store.path}: "
+        in str(caught.value)
+    )
+    assert "(the store was left as it was)" in str(caught.value)
+    assert store.family_path(divider.key).read_bytes() == before
+    assert sorted(p.name for p in store.folder.iterdir()) == sorted(
+        f"{key}.h5" for key in (divider.key, diode.key)
+    )
+
+
+def test_update_rows_claims_the_space_of_its_columns_and_reasons_first(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    """Before HDF5 writes, ``update_rows`` claims disk space for the copy of the family's file
+    plus the new columns' bytes plus :data:`REASON_BYTES` per failure reason (and the margin
+    :data:`RESERVE_MARGIN`). Under a real file-size limit (RLIMIT_FSIZE, the kernel refusing
+    to grow a file past it, as a full disk would) that leaves room for the columns but not the
+    reasons, it fails with a :class:`StoreError` "not enough space" and the family is kept as it
+    was; with room for both, the same update goes through."""
+    import resource
+    import signal
+
+    from circuitnn.store.files import REASON_BYTES, RESERVE_MARGIN
+
+    path, divider, _ = stored
+    store = Store(path).copy(tmp_path / "copy.h5")
+    family_file = store.family_path(divider.key)
+    before = family_file.read_bytes()
+    rows = [0, 2, 4]
+    curves = divider.curves[rows] + 1.0
+    reasons = ["retried", "", "retried"]
+    columns_only = len(before) + RESERVE_MARGIN + curves.nbytes  # bytes
+
+    def update_under_limit(limit: int) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            store.update_rows(divider.key, rows, {"curves": curves}, reasons)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, handler)
+
+    with pytest.raises(StoreError, match=r"not enough space for the new copy of .*File too large"):
+        update_under_limit(columns_only)
+    assert family_file.read_bytes() == before
+    update_under_limit(columns_only + len(reasons) * REASON_BYTES)
+    updated = store.load(divider.key)
+    np.testing.assert_array_equal(updated.curves[rows], curves)
+    assert updated.reasons == ["retried", "", "", "", "retried"]
+
+
 def test_describe_and_resolve(stored: tuple[Path, Family, Family]) -> None:
     path, divider, diode = stored
     store = Store(path)
