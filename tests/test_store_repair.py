@@ -112,3 +112,55 @@ def test_a_name_with_several_families_is_an_error_listing_them(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing damaged, nothing ambiguous: no warning
         assert_same_family(Store(store).load("divider"), other)
+
+
+def test_the_listing_of_several_families_shows_how_they_differ(tmp_path: Path) -> None:
+    """The families a neuron name names, listed one per ``KEY (…)`` and separated by ``; ``,
+    oldest first: each with its n, seed and temperature, its chip size when not 1, its corner
+    when given, and the nominal parameters that differ among them (a corner's additive offsets:
+    ``high`` adds 100 Ω to r1 and takes 1 kΩ from rs)."""
+    store = tmp_path / "families.h5"
+    spec = DATA / "divider.toml"
+    plain = extract_family(spec, n=3, seed=1, store=store, options=options())
+    chips = extract_family(spec, n=3, seed=1, chip_size=2, store=store, options=options())
+    high = extract_family(spec, n=3, seed=1, corner="high", store=store, options=options())
+    with pytest.raises(StoreError) as caught:
+        Store(store).resolve("divider")
+    assert str(caught.value) == (
+        f"'divider' names 3 families in {store}; load one by its key: "
+        f"{plain.key} (n=3, seed=1, 27 °C, r1=1000, rs=10000); "
+        f"{chips.key} (n=3, seed=1, 27 °C, chip_size=2, r1=1000, rs=10000); "
+        f"{high.key} (n=3, seed=1, 27 °C, corner high, r1=1100, rs=9000)"
+    )
+
+
+def test_the_warning_of_damaged_families_names_them_and_the_first_reason(tmp_path: Path) -> None:
+    """Families whose files are gone are skipped with a :class:`StoreWarning` that counts them
+    ("1 damaged family", "2 damaged families"), names them by their keys' first 12 characters
+    (in key order) and gives the first one's reason."""
+    from circuitnn.store.index import StoreWarning
+
+    path, divider, diode = _two_families(tmp_path)
+    third = extract_family(DATA / "divider.toml", n=5, seed=2, store=path, options=options())
+    store = Store(path)
+    first, second = sorted([divider.key, third.key])
+
+    def reason(key: str) -> str:
+        return f"store {path}: the file of family {key[:12]}, {store.family_path(key)}, is missing"
+
+    store.family_path(first).unlink()
+    with pytest.warns(StoreWarning) as caught:
+        assert [row["key"] for row in store.describe()] == sorted(
+            [diode.key, second], key=[divider.key, diode.key, third.key].index
+        )
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith(
+        f"store {path}: skipped 1 damaged family ({first[:12]}): {reason(first)} ("
+    )
+    store.family_path(second).unlink()
+    with pytest.warns(StoreWarning) as caught:
+        assert [row["key"] for row in store.describe()] == [diode.key]
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith(
+        f"store {path}: skipped 2 damaged families ({first[:12]}, {second[:12]}): {reason(first)} ("
+    )
