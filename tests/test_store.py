@@ -12,7 +12,7 @@ import pytest
 from helpers import DATA, assert_same_family, options
 
 from circuitnn import extract_family
-from circuitnn.errors import StoreError
+from circuitnn.errors import ConfigError, StoreError
 from circuitnn.family import FAILED, OK, Family
 from circuitnn.family.descriptors import DESCRIPTOR_UNITS
 from circuitnn.spice import ngspice_version
@@ -129,6 +129,7 @@ def test_rows_are_read_and_overwritten_alone(
     np.testing.assert_array_equal(updated.curves, expected)
     assert updated.status.tolist() == [OK, FAILED, OK, OK, OK]
     assert updated.reasons == ["", "refused again", "", "", ""]
+    assert {row["key"]: row["failed"] for row in store.describe()} == {divider.key: 1, diode.key: 0}
     np.testing.assert_array_equal(updated.power, divider.power)  # a column not given: kept
     assert_same_family(store.load(diode.key), diode)
     assert_same_family(Store(path).load(divider.key), divider)  # the original store untouched
@@ -188,6 +189,9 @@ def test_a_failed_update_names_the_family_and_leaves_the_store_as_it_was(
     assert sorted(p.name for p in store.folder.iterdir()) == sorted(
         f"{key}.h5" for key in (divider.key, diode.key)
     )
+    with pytest.raises(StoreError) as caught:  # a family the store does not hold
+        store.update_rows("0" * 64, [1], {"curves": divider.curves[[1]]}, [""])
+    assert str(caught.value) == f"no family {'0' * 64} in {store.path}"
 
 
 def test_update_rows_claims_the_space_of_its_columns_and_reasons_first(
@@ -323,6 +327,15 @@ def test_describe_and_resolve(stored: tuple[Path, Family, Family]) -> None:
     assert rows["divider"]["key"] == divider.key
     assert rows["divider"]["n"] == 5 and rows["divider"]["seed"] == 1
     assert rows["divider"]["failed"] == 0
+    assert rows["divider"]["chip_size"] == 2 and rows["diode_r"]["chip_size"] == 1
+    with h5py.File(path, "r") as handle:  # the creation times, oldest first
+        created = {
+            key: _text(handle["families"][key].attrs["created"]) for key in handle["families"]
+        }
+    assert [(row["key"], row["created"]) for row in store.describe()] == [
+        (divider.key, created[divider.key]),
+        (diode.key, created[diode.key]),
+    ]
     assert rows["diode_r"]["parameters"] == {"is": 1e-14, "n": 1.5, "r": 1e3}
     assert sorted(store.keys()) == sorted([divider.key, diode.key])
     assert divider.key in store
@@ -336,7 +349,12 @@ def test_describe_and_resolve(stored: tuple[Path, Family, Family]) -> None:
         if not diode.key.startswith(divider.key[:length])
     )
     assert store.resolve(prefix) == divider.key
-    assert store.resolve(None) in {divider.key, diode.key}
+    assert store.resolve(None) == diode.key  # the newest (stored after the divider)
+    with pytest.raises(StoreError) as caught:
+        store.resolve("")  # a prefix of every key
+    assert str(caught.value) == (
+        f"'' matches several families in {path}: {sorted([divider.key, diode.key])}"
+    )
     with pytest.raises(StoreError, match=r"no family 'cmos_inverter' in .*families.h5"):
         store.resolve("cmos_inverter")
     with pytest.raises(StoreError, match="no family"):
@@ -973,3 +991,149 @@ def test_analysis_writer_fills_the_rows_never_written_with_nan(tmp_path: Path) -
     missing = tmp_path / "missing" / "analysis.h5"
     with pytest.raises(StoreError, match=r"cannot write an analysis to .*missing/analysis\.h5"):
         AnalysisWriter(missing, n)
+
+
+def test_check_writable_refuses_a_path_where_no_family_can_be_committed(
+    stored: tuple[Path, Family, Family], tmp_path: Path
+) -> None:
+    """``check_writable`` (run before any simulation) passes for a store with its folder and for
+    a new store in a folder still to be made; it refuses, with a :class:`ConfigError` naming the
+    store, an index path that is a folder (suggesting ``FOLDER/families.h5``), a store whose
+    folder ``PATH.d`` is a file, and a store whose parent is a file."""
+    path, _, _ = stored
+    Store(path).check_writable()
+    Store(tmp_path / "new" / "families.h5").check_writable()
+
+    with pytest.raises(ConfigError) as caught:
+        Store(tmp_path).check_writable()
+    assert str(caught.value) == (
+        f"store {tmp_path} is a folder; give the path of the store's index file, such as "
+        f"{tmp_path / 'families.h5'}"
+    )
+    blocked = Store(tmp_path / "blocked.h5")
+    blocked.folder.write_bytes(b"not a folder")
+    with pytest.raises(ConfigError) as caught:
+        blocked.check_writable()
+    assert str(caught.value) == (
+        f"store {blocked.path}: {blocked.folder} is a file, but it must be the store's folder"
+    )
+    inside = Store(tmp_path / "blocked.h5.d" / "families.h5")
+    with pytest.raises(ConfigError) as caught:
+        inside.check_writable()
+    assert str(caught.value) == f"store {inside.path}: {blocked.folder} is a file, not a folder"
+
+
+def test_commit_written_commits_a_finished_family_once_or_leaves_the_store_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """``commit_written`` refuses a writer that is not finished (:class:`StoreError` naming the
+    family; nothing committed); commits a finished one by moving its scratch file into the
+    store's folder (True); a second writer of the same family finds it committed (False: the
+    store keeps the first, the second's scratch file is deleted); and when the index cannot be
+    rewritten (a real file-size limit, RLIMIT_FSIZE, too small for the index's new copy) the
+    family's file is removed again and the store holds what it held."""
+    import resource
+    import signal
+
+    from circuitnn.store.files import RESERVE_MARGIN
+
+    store = Store(tmp_path / "families.h5")
+    first, second = "a" * 64, "b" * 64
+
+    def writer(key: str, finished: bool = True) -> object:
+        written = store.family_writer(store.journal(key, 4), key, 3)
+        written.write_header({}, np.linspace(0, 1, 5), "V", ("a",), np.zeros((3, 1)), np.zeros(3))
+        _write_slices(written, [0], 3, 5)
+        if finished:
+            written.finish(np.zeros(5))
+        return written
+
+    unfinished = writer(first, finished=False)
+    with pytest.raises(StoreError) as caught:
+        store.commit_written(unfinished)
+    assert str(caught.value) == f"family {first[:12]} is not completely written; not committed"
+    assert store.keys() == []
+    unfinished.discard()
+
+    done = writer(first)
+    assert store.commit_written(done) is True
+    assert store.keys() == [first] and not done.path.exists()
+    again = writer(first)
+    assert store.commit_written(again) is False
+    assert store.keys() == [first] and not again.path.exists()
+    with h5py.File(store.family_path(first), "r") as handle:
+        assert handle["families"][first]["curves"].shape == (3, 5)
+
+    late = writer(second)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (RESERVE_MARGIN, hard))
+    try:
+        with pytest.raises(
+            StoreError, match=rf"not enough space for the new copy of {store.path} "
+        ):
+            store.commit_written(late)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    assert store.keys() == [first]
+    assert sorted(p.name for p in store.folder.iterdir()) == [f"{first}.h5"]
+
+
+def test_commit_analysis_adds_an_analysis_once_to_a_stored_family_claiming_its_space(
+    tmp_path: Path,
+) -> None:
+    """``commit_analysis`` adds a noise analysis only to a family the store holds: to a store
+    that does not exist yet, or one without that family, it is a :class:`StoreError` naming the
+    analysis, the store and the family. It claims disk space for the copy of the family's file
+    plus the analysis' arrays plus :data:`REASON_BYTES` per failure reason (and the margin
+    :data:`RESERVE_MARGIN`): under a real file-size limit (RLIMIT_FSIZE, as a full disk) one
+    byte short of that it is a :class:`StoreError` "not enough space" and the family keeps no
+    analysis; at that limit it is added, and it loads back; adding it again changes nothing."""
+    import resource
+    import signal
+
+    from circuitnn.spice.analyses import NoiseAnalysis
+    from circuitnn.store.files import REASON_BYTES, RESERVE_MARGIN, array_bytes
+
+    small = NoiseAnalysis(bias_points=2, fmin=1.0, fmax=1e6, points_per_decade=2, bandwidth=1e5)
+    family = extract_family(DATA / "divider.toml", n=4, seed=1, noise=small, options=options())
+    data = family.noise
+    assert data is not None and len(data.reasons) == family.n
+    store = Store(tmp_path / "families.h5")
+    message = f"cannot add {data.key} to {store.path}: no family {family.key} there"
+    with pytest.raises(StoreError) as caught:
+        store.commit_analysis(family.key, data)
+    assert str(caught.value) == message
+    other = extract_family(DATA / "diode_r.toml", n=3, seed=1, options=options())
+    store.commit(other)
+    with pytest.raises(StoreError) as caught:
+        store.commit_analysis(family.key, data)
+    assert str(caught.value) == message
+
+    store.commit(family)
+    file = store.family_path(family.key)
+    needed = file.stat().st_size + array_bytes(vars(data)) + family.n * REASON_BYTES
+    needed += RESERVE_MARGIN
+
+    def commit_under_limit(limit: int) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+        try:
+            store.commit_analysis(family.key, data)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, handler)
+
+    with pytest.raises(StoreError, match=r"not enough space for the new copy of .*File too large"):
+        commit_under_limit(needed - 1)
+    assert store.analyses(family.key) == []
+    commit_under_limit(needed)
+    assert store.analyses(family.key) == [data.key]
+    loaded = store.load(family.key)
+    assert loaded.noise is not None
+    np.testing.assert_array_equal(loaded.noise.sigma, data.sigma)
+    before = file.read_bytes()
+    store.commit_analysis(family.key, data)
+    assert store.analyses(family.key) == [data.key] and file.read_bytes() == before

@@ -153,8 +153,8 @@ def test_the_warning_of_damaged_families_names_them_and_the_first_reason(tmp_pat
         assert [row["key"] for row in store.describe()] == sorted(
             [diode.key, second], key=[divider.key, diode.key, third.key].index
         )
-    (message,) = [str(w.message) for w in caught]
-    assert message.startswith(
+    (warning,) = caught
+    assert str(warning.message).startswith(
         f"store {path}: skipped 1 damaged family ({first[:12]}): {reason(first)} ("
     )
     store.family_path(second).unlink()
@@ -164,3 +164,43 @@ def test_the_warning_of_damaged_families_names_them_and_the_first_reason(tmp_pat
     assert message.startswith(
         f"store {path}: skipped 2 damaged families ({first[:12]}, {second[:12]}): {reason(first)} ("
     )
+
+
+def test_resolve_picks_the_newest_and_says_why_a_selector_names_no_family(tmp_path: Path) -> None:
+    """``resolve``: no selector names the newest readable family; a neuron name the one readable
+    family of that neuron. Damaged families are skipped with a :class:`StoreWarning`, and a
+    selector that names no family says how many were skipped ("1 damaged family", "2 damaged
+    families"); with every family damaged, no selector is an error saying no
+    family can be read."""
+    from circuitnn.store.index import StoreWarning
+
+    path = tmp_path / "families.h5"
+    spec = DATA / "divider.toml"
+    older = extract_family(spec, n=3, seed=1, store=path, options=options())
+    newer = extract_family(spec, n=3, seed=2, store=path, options=options())
+    diode = extract_family(DATA / "diode_r.toml", n=3, seed=1, store=path, options=options())
+    store = Store(path)
+    assert store.resolve(None) == diode.key
+    assert store.resolve("diode_r") == diode.key
+
+    store.family_path(older.key).unlink()
+    with pytest.warns(StoreWarning) as caught:
+        assert store.resolve("divider") == newer.key
+    (warning,) = caught
+    assert type(warning.message) is StoreWarning
+    assert str(warning.message).startswith(f"store {path}: skipped 1 damaged family ")
+    with pytest.warns(StoreWarning), pytest.raises(StoreError) as error:
+        store.resolve("nothing")
+    assert str(error.value) == f"no family 'nothing' in {path} (1 damaged family skipped)"
+
+    store.family_path(newer.key).unlink()
+    with pytest.warns(StoreWarning), pytest.raises(StoreError) as error:
+        store.resolve("nothing")
+    assert str(error.value) == f"no family 'nothing' in {path} (2 damaged families skipped)"
+    with pytest.warns(StoreWarning):
+        assert store.resolve(None) == diode.key
+
+    store.family_path(diode.key).unlink()
+    with pytest.warns(StoreWarning), pytest.raises(StoreError) as error:
+        store.resolve(None)
+    assert str(error.value) == f"store {path}: no family can be read"
