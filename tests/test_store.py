@@ -1148,3 +1148,34 @@ def test_commit_analysis_adds_an_analysis_once_to_a_stored_family_claiming_its_s
     before = file.read_bytes()
     store.commit_analysis(family.key, data)
     assert store.analyses(family.key) == [data.key] and file.read_bytes() == before
+
+
+def test_commit_analysis_stores_the_spectra_streamed_by_an_analysis_writer(tmp_path: Path) -> None:
+    """Given an :class:`AnalysisWriter`, ``commit_analysis`` takes the analysis' per-instance
+    spectra from the writer's file (the analysis itself holds none of their rows): stored as
+    written, NaN in the rows never written; the writer's file is then deleted."""
+    import dataclasses
+
+    from circuitnn.spice.analyses import NoiseAnalysis
+    from circuitnn.store.writers import AnalysisWriter
+
+    small = NoiseAnalysis(bias_points=2, fmin=1.0, fmax=1e6, points_per_decade=2, bandwidth=1e5)
+    family = extract_family(DATA / "divider.toml", n=4, seed=1, noise=small, options=options())
+    data = family.noise
+    assert data is not None
+    store = Store(tmp_path / "families.h5")
+    store.commit(family)
+    writer = AnalysisWriter(tmp_path / "scratch.h5", family.n, chunk_rows=2)
+    psd = data.psd * 2.0
+    writer.write("psd", np.arange(3), psd[:3])  # the last instance never written
+    writer.write("input_psd", np.arange(4), np.ones_like(data.input_psd))
+    empty = {name: getattr(data, name)[:0] for name in ("psd", "input_psd")}
+    store.commit_analysis(family.key, dataclasses.replace(data, **empty), writer)
+    assert not writer.path.exists()
+
+    stored = store.load_analysis(family.key, "noise", data.key)
+    expected = psd.copy()
+    expected[3] = np.nan
+    np.testing.assert_array_equal(stored.psd, expected)
+    np.testing.assert_array_equal(stored.input_psd, np.ones_like(data.input_psd))
+    np.testing.assert_array_equal(stored.sigma, data.sigma)
