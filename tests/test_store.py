@@ -106,8 +106,8 @@ def test_rows_are_read_and_overwritten_alone(
     stored: tuple[Path, Family, Family], tmp_path: Path
 ) -> None:
     """``read_rows`` gives just the instances asked for; ``update_rows`` (the retry of failed
-    instances) overwrites just those instances' columns and reasons, in that family alone,
-    under the store's lock."""
+    instances) overwrites just those instances' columns and reasons, in that family alone (a
+    new copy of its file renamed over it; the index untouched), under the store's lock."""
     path, divider, diode = stored
     store = Store(path).copy(tmp_path / "copy.h5")
     assert repr(store) == f"Store({str(tmp_path / 'copy.h5')!r})"
@@ -120,9 +120,14 @@ def test_rows_are_read_and_overwritten_alone(
 
     curves = divider.curves[rows] * 2.0 + 1.0
     status = np.array([FAILED, OK], dtype=divider.status.dtype)
+    index = (store.path.stat().st_ino, store.path.read_bytes())
+    family_file = store.family_path(divider.key).stat().st_ino
     store.update_rows(
         divider.key, [1, 3], {"curves": curves, "status": status}, ["refused again", ""]
     )
+    # a new copy of the family's file was renamed over it; the index was left as it was
+    assert store.family_path(divider.key).stat().st_ino != family_file
+    assert (store.path.stat().st_ino, store.path.read_bytes()) == index
     updated = store.load(divider.key)
     expected = divider.curves.copy()
     expected[rows] = curves
@@ -1153,7 +1158,8 @@ def test_commit_analysis_adds_an_analysis_once_to_a_stored_family_claiming_its_s
 def test_commit_analysis_stores_the_spectra_streamed_by_an_analysis_writer(tmp_path: Path) -> None:
     """Given an :class:`AnalysisWriter`, ``commit_analysis`` takes the analysis' per-instance
     spectra from the writer's file (the analysis itself holds none of their rows): stored as
-    written, NaN in the rows never written; the writer's file is then deleted."""
+    written, NaN in the rows never written; the writer's file is then deleted. Loaded with
+    ``arrays=False`` the analysis leaves those spectra out (0 rows)."""
     import dataclasses
 
     from circuitnn.spice.analyses import NoiseAnalysis
@@ -1179,3 +1185,6 @@ def test_commit_analysis_stores_the_spectra_streamed_by_an_analysis_writer(tmp_p
     np.testing.assert_array_equal(stored.psd, expected)
     np.testing.assert_array_equal(stored.input_psd, np.ones_like(data.input_psd))
     np.testing.assert_array_equal(stored.sigma, data.sigma)
+    lean = store.load_analysis(family.key, "noise", data.key, arrays=False)  # no spectra
+    assert lean.psd.shape == (0, *psd.shape[1:]) and lean.input_psd.shape[0] == 0
+    np.testing.assert_array_equal(lean.sigma, data.sigma)
