@@ -1057,7 +1057,7 @@ def test_commit_written_commits_a_finished_family_once_or_leaves_the_store_as_it
     first, second = "a" * 64, "b" * 64
 
     def writer(key: str, finished: bool = True) -> object:
-        written = store.family_writer(store.journal(key, 4), key, 3)
+        written = store.family_writer(store.journal(key, 4), key, 3, chunk_rows=2)
         written.write_header({}, np.linspace(0, 1, 5), "V", ("a",), np.zeros((3, 1)), np.zeros(3))
         _write_slices(written, [0], 3, 5)
         if finished:
@@ -1079,6 +1079,7 @@ def test_commit_written_commits_a_finished_family_once_or_leaves_the_store_as_it
     assert store.keys() == [first] and not again.path.exists()
     with h5py.File(store.family_path(first), "r") as handle:
         assert handle["families"][first]["curves"].shape == (3, 5)
+        assert handle["families"][first]["curves"].chunks == (2, 5)  # chunk_rows instances
 
     late = writer(second)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
