@@ -112,3 +112,95 @@ def test_a_name_with_several_families_is_an_error_listing_them(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing damaged, nothing ambiguous: no warning
         assert_same_family(Store(store).load("divider"), other)
+
+
+def test_the_listing_of_several_families_shows_how_they_differ(tmp_path: Path) -> None:
+    """The families a neuron name names, listed one per ``KEY (…)`` and separated by ``; ``,
+    oldest first: each with its n, seed and temperature, its chip size when not 1, its corner
+    when given, and the nominal parameters that differ among them (a corner's additive offsets:
+    ``high`` adds 100 Ω to r1 and takes 1 kΩ from rs)."""
+    store = tmp_path / "families.h5"
+    spec = DATA / "divider.toml"
+    plain = extract_family(spec, n=3, seed=1, store=store, options=options())
+    chips = extract_family(spec, n=3, seed=1, chip_size=2, store=store, options=options())
+    high = extract_family(spec, n=3, seed=1, corner="high", store=store, options=options())
+    with pytest.raises(StoreError) as caught:
+        Store(store).resolve("divider")
+    assert str(caught.value) == (
+        f"'divider' names 3 families in {store}; load one by its key: "
+        f"{plain.key} (n=3, seed=1, 27 °C, r1=1000, rs=10000); "
+        f"{chips.key} (n=3, seed=1, 27 °C, chip_size=2, r1=1000, rs=10000); "
+        f"{high.key} (n=3, seed=1, 27 °C, corner high, r1=1100, rs=9000)"
+    )
+
+
+def test_the_warning_of_damaged_families_names_them_and_the_first_reason(tmp_path: Path) -> None:
+    """Families whose files are gone are skipped with a :class:`StoreWarning` that counts them
+    ("1 damaged family", "2 damaged families"), names them by their keys' first 12 characters
+    (in key order) and gives the first one's reason."""
+    from circuitnn.store.index import StoreWarning
+
+    path, divider, diode = _two_families(tmp_path)
+    third = extract_family(DATA / "divider.toml", n=5, seed=2, store=path, options=options())
+    store = Store(path)
+    first, second = sorted([divider.key, third.key])
+
+    def reason(key: str) -> str:
+        return f"store {path}: the file of family {key[:12]}, {store.family_path(key)}, is missing"
+
+    store.family_path(first).unlink()
+    with pytest.warns(StoreWarning) as caught:
+        assert [row["key"] for row in store.describe()] == sorted(
+            [diode.key, second], key=[divider.key, diode.key, third.key].index
+        )
+    (warning,) = caught
+    assert str(warning.message).startswith(
+        f"store {path}: skipped 1 damaged family ({first[:12]}): {reason(first)} ("
+    )
+    store.family_path(second).unlink()
+    with pytest.warns(StoreWarning) as caught:
+        assert [row["key"] for row in store.describe()] == [diode.key]
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith(
+        f"store {path}: skipped 2 damaged families ({first[:12]}, {second[:12]}): {reason(first)} ("
+    )
+
+
+def test_resolve_picks_the_newest_and_says_why_a_selector_names_no_family(tmp_path: Path) -> None:
+    """``resolve``: no selector names the newest readable family; a neuron name the one readable
+    family of that neuron. Damaged families are skipped with a :class:`StoreWarning`, and a
+    selector that names no family says how many were skipped ("1 damaged family", "2 damaged
+    families"); with every family damaged, no selector is an error saying no
+    family can be read."""
+    from circuitnn.store.index import StoreWarning
+
+    path = tmp_path / "families.h5"
+    spec = DATA / "divider.toml"
+    older = extract_family(spec, n=3, seed=1, store=path, options=options())
+    newer = extract_family(spec, n=3, seed=2, store=path, options=options())
+    diode = extract_family(DATA / "diode_r.toml", n=3, seed=1, store=path, options=options())
+    store = Store(path)
+    assert store.resolve(None) == diode.key
+    assert store.resolve("diode_r") == diode.key
+
+    store.family_path(older.key).unlink()
+    with pytest.warns(StoreWarning) as caught:
+        assert store.resolve("divider") == newer.key
+    (warning,) = caught
+    assert type(warning.message) is StoreWarning
+    assert str(warning.message).startswith(f"store {path}: skipped 1 damaged family ")
+    with pytest.warns(StoreWarning), pytest.raises(StoreError) as error:
+        store.resolve("nothing")
+    assert str(error.value) == f"no family 'nothing' in {path} (1 damaged family skipped)"
+
+    store.family_path(newer.key).unlink()
+    with pytest.warns(StoreWarning), pytest.raises(StoreError) as error:
+        store.resolve("nothing")
+    assert str(error.value) == f"no family 'nothing' in {path} (2 damaged families skipped)"
+    with pytest.warns(StoreWarning):
+        assert store.resolve(None) == diode.key
+
+    store.family_path(diode.key).unlink()
+    with pytest.warns(StoreWarning), pytest.raises(StoreError) as error:
+        store.resolve(None)
+    assert str(error.value) == f"store {path}: no family can be read"

@@ -40,7 +40,8 @@ class Journal:
                 if attempt:  # the folder vanished twice: not another run's clear() racing us
                     raise StoreError(f"cannot journal {final}: its folder vanished") from None
             except OSError as error:
-                temporary.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # (none: its folder could not be made)
+                    temporary.unlink()
                 raise StoreError(
                     f"cannot journal {name} to {final}: {error} (the chunks journaled before "
                     "are kept; free space and rerun to resume)"
