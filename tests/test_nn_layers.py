@@ -1141,3 +1141,12 @@ def test_saved_identity_keeps_the_up_branch_goes_to_the_given_device_and_names_w
     text = json.dumps(dict(saved.to_dict(), mode="typical")).encode()
     with pytest.raises(ConfigError, match=r"^layer\.identity\.mode must be one of"):
         SavedLayer.from_tensor(torch.tensor(list(text), dtype=torch.uint8), "layer.identity")
+
+
+def test_segment_table_is_made_on_the_curves_device_and_refuses_a_single_point():
+    """The table is built where the curves are (the meta device stands in for a GPU), and a
+    curve of one grid point is refused with its reason."""
+    table = segment_table(torch.zeros(2, 5, device="meta"), 1.0, 0.0)
+    assert table.is_meta and table.shape == (2 * 6, 2)
+    with pytest.raises(ValueError, match=r"^a curve needs at least 2 grid points$"):
+        segment_table(torch.zeros(2, 1), 1.0, 0.0)

@@ -680,6 +680,7 @@ def test_journal_clear_keeps_only_the_scratch_files_of_live_processes(tmp_path: 
     running; then the journal's folder goes once that process is gone, and the ``.partial``
     folder once no other journal is in it."""
     import os
+    import signal
     import subprocess
     import sys
 
@@ -688,7 +689,10 @@ def test_journal_clear_keeps_only_the_scratch_files_of_live_processes(tmp_path: 
     other.save_arrays("nominal", {"x": np.zeros(2)})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    live = subprocess.Popen(["sleep", "60"])
+    # SIGHUP as by default, even under nohup: a stray signal to it must end it, not be ignored
+    live = subprocess.Popen(
+        ["sleep", "60"], preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    )
     try:
         live_files = [f"{kind}-{live.pid}.h5" for kind in ("family", "analysis", "speed-response")]
         live_files += [f"part{i}-{live.pid}.h5" for i in range(8)]
@@ -703,7 +707,8 @@ def test_journal_clear_keeps_only_the_scratch_files_of_live_processes(tmp_path: 
 
         journal.clear()
         assert sorted(p.name for p in journal.folder.iterdir()) == sorted(live_files)
-        assert live.poll() is None  # left running (and untouched)
+        with pytest.raises(subprocess.TimeoutExpired):  # left running (and untouched)
+            live.wait(timeout=0.5)
     finally:
         live.kill()
         live.wait()
