@@ -704,6 +704,7 @@ def test_weight_noise_settings_are_named_and_printed():
         (lambda: WeightNoiseSpec("pink"), "^WeightNoiseSpec.kind must be one of"),
         (lambda: WeightNoiseSpec(sigma=-0.1), "^WeightNoiseSpec.sigma must be >= 0"),
         (lambda: WeightNoiseSpec(sigma="x"), "^WeightNoiseSpec.sigma must be a number"),
+        (lambda: WeightNoiseSpec(sigma=math.inf), "^WeightNoiseSpec.sigma must be finite"),
         (lambda: WeightNoiseSpec(per="wafer"), "^WeightNoiseSpec.per must be one of"),
         (lambda: WeightNoiseSpec(biases=1), "^WeightNoiseSpec.biases must be True or False"),
         (lambda: WeightNoiseSpec(in_training=0), "^WeightNoiseSpec.in_training must be True"),
