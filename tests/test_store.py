@@ -18,6 +18,7 @@ from circuitnn.family.descriptors import DESCRIPTOR_UNITS
 from circuitnn.spice import ngspice_version
 from circuitnn.store import Store
 from circuitnn.store.files import SCHEMA_VERSION
+from circuitnn.store.writers import AnalysisWriter, FamilyWriter
 
 
 @pytest.fixture(scope="module")
@@ -509,11 +510,22 @@ def test_a_family_of_schema_1_still_loads(
     assert old.branch()[0] is old.curves
 
 
+def _test_header(writer: FamilyWriter, n: int, points: int) -> None:
+    """The header of a family of ``n`` instances on ``points`` grid points, one parameter."""
+    writer.write_header(
+        {"neuron": "test"},
+        np.linspace(0, 1, points),
+        "V",
+        ("a",),
+        np.zeros((n, 1)),
+        np.zeros(n, dtype=np.int64),
+    )
+
+
 def test_writer_keeps_every_slice_when_chunks_are_evicted_and_read_back(tmp_path: Path) -> None:
     """Slices arriving in any order, each a part of HDF5 chunks it shares with other slices,
     with a chunk cache far smaller than the family (so partly written chunks are compressed,
     evicted and read back): every row reads back bit for bit, in the store's own reader."""
-    from circuitnn.store.writers import FamilyWriter
 
     rng = np.random.default_rng(5)
     n, points, rows = 700, 1500, 60  # 12 kB per curve: HDF5 chunks of 87 rows
@@ -527,14 +539,7 @@ def test_writer_keeps_every_slice_when_chunks_are_evicted_and_read_back(tmp_path
         CACHE_BYTES = 2**16  # 64 KiB: one HDF5 chunk of curves is 1 MiB
 
     writer = SmallCache(tmp_path / "scratch.h5", "k" * 64, n)
-    writer.write_header(
-        {"neuron": "test"},
-        np.linspace(0, 1, points),
-        "V",
-        ("a",),
-        np.zeros((n, 1)),
-        np.zeros(n, dtype=np.int64),
-    )
+    _test_header(writer, n, points)
     starts = list(range(0, n, rows))
     rng.shuffle(starts)
     for start in starts:
@@ -749,7 +754,6 @@ def test_family_writer_lays_out_each_dataset_as_documented(
     checksummed (Fletcher-32); the status' meaning; the file marked a circuitnn store of the
     current schema. The writer is then ``finished``."""
     from circuitnn.family import STATUS_MEANING
-    from circuitnn.store.writers import FamilyWriter
 
     rng = np.random.default_rng(3)
     key = "f" * 64
@@ -871,7 +875,6 @@ def test_family_writer_claims_the_whole_family_s_space_on_its_first_slice(
     import signal
 
     from circuitnn.store.files import REASON_BYTES, RESERVE_MARGIN
-    from circuitnn.store.writers import FamilyWriter
 
     n, points, key, devices = 2000, 41, "0123456789abcdef" * 4, 38
     # curves, supply current (1 supply), power (float64), status (int8), 2 + 38 descriptors
@@ -882,14 +885,7 @@ def test_family_writer_claims_the_whole_family_s_space_on_its_first_slice(
     def written_under(limit: int, name: str) -> Path:
         path = tmp_path / name
         writer = FamilyWriter(path, key, n, 256)
-        writer.write_header(
-            {"neuron": "test"},
-            np.linspace(0, 1, points),
-            "V",
-            ("a",),
-            np.zeros((n, 1)),
-            np.zeros(n, dtype=np.int64),
-        )
+        _test_header(writer, n, points)
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a signal
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
@@ -922,7 +918,6 @@ def test_family_writer_errors_name_the_family_and_the_file(tmp_path: Path) -> No
     wrong number of points), and when it is finished with no instance written; leaving a
     ``with`` block by an error deletes the scratch file, leaving it normally keeps it (to be
     committed), and deleting it twice is fine."""
-    from circuitnn.store.writers import FamilyWriter
 
     key = "0123456789abcdef" * 4
     missing = tmp_path / "missing" / "scratch.h5"
@@ -963,7 +958,6 @@ def test_analysis_writer_fills_the_rows_never_written_with_nan(tmp_path: Path) -
     CHUNK_BYTES = 1 MiB each). A write that does not
     fit is a :class:`StoreError` naming the instances, the dataset and the file; leaving a
     ``with`` block by an error deletes the file, as does ``discard`` (twice is fine)."""
-    from circuitnn.store.writers import AnalysisWriter
 
     n, frequencies = 20, 4
     psd = np.arange(n * frequencies, dtype=float).reshape(n, frequencies) / 3.0 + 1.0
@@ -1169,7 +1163,6 @@ def test_commit_analysis_stores_the_spectra_streamed_by_an_analysis_writer(tmp_p
     import dataclasses
 
     from circuitnn.spice.analyses import NoiseAnalysis
-    from circuitnn.store.writers import AnalysisWriter
 
     small = NoiseAnalysis(bias_points=2, fmin=1.0, fmax=1e6, points_per_decade=2, bandwidth=1e5)
     family = extract_family(DATA / "divider.toml", n=4, seed=1, noise=small, options=options())
