@@ -7,7 +7,8 @@ mutant that makes a test hang counts as killed) or were not checked yet (a run s
 one restricted to some mutants:
 ``bash dev.sh mutants "circuitnn.extract.spectra.*"``). ``--survivors``
 lists the surviving mutants; ``--diffs`` lists them with their change, one line each
-(``original → mutant``, as docs/mutants.md lists them).
+(``original → mutant``, as docs/mutants.md lists them); ``--untriaged`` lists only those that the
+docs do not account for yet (see :func:`untriaged`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^\s*(?P<name>[\w.ǁ]+)__mutmut_\d+: (?P<status>.+?)\s*$")
 KILLED = {"killed", "timeout"}
+RECORD_START = "## The eleventh run"  # docs/mutants.md: where the record's triage starts…
+RECORD_END = "## Runs before the record"  # …and ends
+# a full mutant name (``xǁLayerǁforward__mutmut_3``), or `` `_3` `` for another of the same function
+MENTION = re.compile(r"(?P<full>x[\wǁ]*?__mutmut_)(?P<n>\d+)|`_(?P<n2>\d+)`")
 
 
 def module_of(name: str) -> str:
@@ -79,11 +84,63 @@ def change_of(show: str) -> str:
     return f"`{' '.join(removed)}` → `{' '.join(added)}`"
 
 
+def triaged_names(docs: dict[str, str]) -> set[str]:
+    """Mutant names (``x__loop__mutmut_17``) named in the record's triage: docs/mutants.md from
+    its "eleventh run" section on and docs/mutants-triage-*.md. In a list item, `` `_19` ``
+    after a full name stands for the same function's mutant 19."""
+    text = "\n".join(t for name, t in docs.items() if name.startswith("mutants-triage-"))
+    main = docs.get("mutants.md", "")
+    start, end = main.find(RECORD_START), main.find(RECORD_END)
+    if start >= 0:
+        text += "\n" + main[start : end if end > start else len(main)]
+    names: set[str] = set()
+    for item in re.split(r"\n(?=\s*[-#])|\n\s*\n", text):
+        prefix = None
+        for match in MENTION.finditer(item):
+            if match["full"]:
+                prefix = match["full"]
+                names.add(prefix + match["n"])
+            elif prefix is not None:
+                names.add(prefix + match["n2"])
+    return names
+
+
+def untriaged(rows: list[str], docs: dict[str, str]) -> list[str]:
+    """The rows (``- `name`: change``) the docs do not account for: neither the row itself in
+    any docs/mutants*.md (the earlier runs' lists, kept where a function did not change) nor
+    the name in the record's triage (:func:`triaged_names`)."""
+    everything = "\n".join(docs.values())
+    named = triaged_names(docs)
+    left = []
+    for row in rows:
+        name = row.split("`", 2)[1]
+        if row not in everything and name not in named:
+            left.append(row)
+    return left
+
+
+def survivor_rows(names: list[str]) -> list[str]:
+    """``- `short name`: `original` → `mutant``` for each mutant, from mutmut's own diff."""
+    import os
+
+    os.chdir(ROOT)
+    from mutmut.__main__ import find_mutant, get_diff_for_mutant
+
+    rows = []
+    for name in names:
+        diff = get_diff_for_mutant(name, path=find_mutant(name).path)
+        rows.append(f"- `{name.rsplit('.', 1)[-1]}`: {change_of(diff)}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--survivors", action="store_true", help="also list surviving mutants")
     parser.add_argument(
         "--diffs", action="store_true", help="list surviving mutants with their change"
+    )
+    parser.add_argument(
+        "--untriaged", action="store_true", help="list survivors the docs do not account for"
     )
     parser.add_argument("--module", help="only this module's survivors (circuitnn/nn/draws.py)")
     args = parser.parse_args(argv)
@@ -103,22 +160,25 @@ def main(argv: list[str] | None = None) -> int:
         print("no mutation results: run `bash dev.sh mutants` first", file=sys.stderr)
         return 1
     print("\n".join(table(counts)))
-    if args.survivors or args.diffs:
-        print()
-        for line in done.stdout.splitlines():
-            match = LINE.match(line)
-            if not match or match["status"] != "survived":
-                continue
-            if args.module is not None and module_of(match["name"]) != args.module:
-                continue
-            name = line.strip().rsplit(":", 1)[0]
-            if not args.diffs:
-                print(name)
-                continue
-            show = subprocess.run(
-                [str(mutmut), "show", name], cwd=ROOT, capture_output=True, text=True, check=False
-            )
-            print(f"- `{name.rsplit('.', 1)[-1]}`: {change_of(show.stdout)}")
+    if not (args.survivors or args.diffs or args.untriaged):
+        return 0
+    names = []
+    for line in done.stdout.splitlines():
+        match = LINE.match(line)
+        if not match or match["status"] != "survived":
+            continue
+        if args.module is None or module_of(match["name"]) == args.module:
+            names.append(line.strip().rsplit(":", 1)[0])
+    print()
+    if args.survivors and not (args.diffs or args.untriaged):
+        print("\n".join(names))
+        return 0
+    rows = survivor_rows(names)
+    if args.untriaged:
+        docs = {p.name: p.read_text() for p in sorted((ROOT / "docs").glob("mutants*.md"))}
+        rows = untriaged(rows, docs)
+        print(f"{len(rows)} of {len(names)} survivors not accounted for in docs/mutants*.md")
+    print("\n".join(rows))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -412,6 +413,83 @@ def test_devices_and_dtypes(tanh_family, device, dtype):
     assert act.table.device.type == device
 
 
+def test_a_move_takes_every_buffer_and_keeps_the_curves_float64(tanh_family):
+    """``.to(device, dtype)`` moves every buffer, the family's curves too, which stay float64
+    (the meta device stands in for a GPU: same bookkeeping, no data)."""
+    act = CircuitActivation(tanh_family, 6, generator=0).to(device="meta", dtype=torch.float32)
+    assert {b.device.type for b in act.buffers()} == {"meta"}
+    for name in ("pool", "nominal_curve", "table", "sigma_pool", "nominal_sigma", "sigma_table"):
+        assert getattr(act, name).dtype == torch.float64, name
+    assert act.lines.dtype == torch.float32
+
+
+def test_an_empty_layer_is_filled_in_the_modules_dtype_and_on_its_device(tanh_family):
+    """An empty layer has no family data (its public attributes None) and cannot run; made
+    float64 and filled from a state_dict, it holds every table in float64 and computes exactly
+    what the layer it was saved from computes, outputs and σ, in both modes, taking the saved
+    mode whatever was set before; it refuses to draw chips, saying why. Moved to the meta device
+    (a stand-in for a GPU) before it is filled, it makes every table there."""
+    act = CircuitActivation(tanh_family, 6, generator=0, mode="nominal").double()
+    empty = CircuitActivation(None, 6).double()
+    assert (empty.tables, empty.neuron, empty.output_unit, empty.scaling, empty.points) == (
+        (None,) * 5
+    )
+    x = torch.linspace(-3, 3, 30, dtype=torch.float64)[:, None].repeat(1, 6)
+    with pytest.raises(ConfigError) as error:
+        empty(x)
+    assert str(error.value) == (
+        "this CircuitActivation was built without a family (family=None): load a state_dict "
+        "saved from a CircuitActivation into it, or build it from a Family"
+    )
+    empty.mode = "fitted"
+    empty.load_state_dict(act.state_dict())
+    assert empty.mode == "nominal"
+    assert {n: b.dtype for n, b in empty.named_buffers()} == {
+        n: b.dtype for n, b in act.named_buffers() if n not in ("pool", "sigma_pool")
+    }
+    for mode in ("nominal", "sampled"):
+        act.mode = empty.mode = mode
+        torch.testing.assert_close(empty(x), act(x), rtol=0, atol=0)
+        torch.testing.assert_close(empty.sigma(x), act.sigma(x), rtol=0, atol=0)
+    with pytest.raises(ConfigError) as error:
+        empty.resample(0)
+    assert str(error.value) == (
+        f"family {tanh_family.key[:12]} (synthetic_tanh): this layer was filled from a "
+        "state_dict, which holds its chip but not the family's other instances; to draw chips, "
+        "build the layer from the Family (and load the state_dict into it)"
+    )
+    meta = CircuitActivation(None, 6).to("meta")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "for .*: copying from a non-meta", UserWarning)
+        meta.load_state_dict(act.state_dict())
+    assert {b.device.type for b in meta.buffers()} == {"meta"}
+
+
+def test_a_layer_follows_the_branch_asked_for_and_saves_it():
+    """``branch="down"`` draws the chip from the down branch's curves (here in the main
+    branch's scaling: 0.02 V lower everywhere), and the branch travels with the state_dict into
+    an empty layer."""
+    both = _two_way(synthetic_family("tanh", n=12, seed=1, points=21, noise=None))
+    scaling = FamilyTables.from_family(both).scaling
+    down = CircuitActivation(both, 5, generator=0, branch="down", scaling=scaling).double()
+    main = CircuitActivation(both, 5, generator=0, scaling=scaling).double()
+    assert (down.branch, main.branch) == ("down", None)
+    tables = FamilyTables.from_family(both, scaling, "down")
+    torch.testing.assert_close(down.pool, torch.as_tensor(tables.curves), rtol=0, atol=0)
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None].repeat(1, 5)
+    torch.testing.assert_close(down(x), main(x) - 0.02 / scaling.output_scale)
+    empty = CircuitActivation(None, 5).double()
+    empty.load_state_dict(down.state_dict())
+    assert empty.branch == "down"
+    torch.testing.assert_close(empty(x), down(x), rtol=0, atol=0)
+
+
+def test_an_input_of_the_neurons_own_shape_is_one_sample(tanh_family):
+    act = CircuitActivation(tanh_family, (3, 4), generator=0).double()
+    x = torch.randn(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(act(x), act(x[None])[0], rtol=0, atol=0)
+
+
 def test_lookup_matches_numpy_interp_for_random_tables():
     rng = np.random.default_rng(0)
     values = torch.as_tensor(rng.standard_normal((7, 33)).cumsum(axis=1))
@@ -447,12 +525,15 @@ def test_store_round_trip(tmp_path, tanh_family):
 def test_configuration_errors(tanh_family):
     with pytest.raises(ConfigError, match="pass a Family"):
         CircuitActivation("synthetic_tanh", 4)
-    with pytest.raises(ConfigError, match="mode"):
-        CircuitActivation(tanh_family, 4, mode="average")
-    with pytest.raises(ConfigError, match="shape"):
-        CircuitActivation(tanh_family, 0)
-    with pytest.raises(ConfigError, match="fit"):
-        CircuitActivation(tanh_family, 4, fit="cubic")
+    for setting, value in [("mode", "average"), ("fit", "cubic"), ("extrapolation", "wrap")]:
+        with pytest.raises(ConfigError, match=rf"^{setting} must be one of '.*'; got '{value}'$"):
+            CircuitActivation(tanh_family, 4, **{setting: value})
+    with pytest.raises(ConfigError, match=r"^shape must be at least 1, got 0$"):
+        CircuitActivation(tanh_family, (4, 0))
+    for shape in ((), 2.5):
+        message = f"shape must be a positive int or a tuple of them, got {shape!r}"
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+            CircuitActivation(tanh_family, shape)
     bent = dataclasses.replace(tanh_family, grid=tanh_family.grid**3)
     with pytest.raises(ConfigError, match="uniform"):
         CircuitActivation(bent, 4)

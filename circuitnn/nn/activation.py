@@ -205,14 +205,15 @@ class CircuitActivation(nn.Module):
 
     @property
     def mode(self) -> str:
-        """``"sampled"``, ``"nominal"`` or ``"fitted"`` (settable)."""
+        """``"sampled"``, ``"nominal"`` or ``"fitted"`` (settable; an empty layer takes the saved
+        mode when a state_dict fills it)."""
         return self._mode
 
     @mode.setter
     def mode(self, mode: str) -> None:
         self._mode = choice("mode", mode, MODES)
         self._write_identity()
-        if mode == "fitted":
+        if mode == "fitted" and not self.empty:  # an empty layer takes its mode from the load
             self._ensure_fit()
 
     @property
