@@ -1187,3 +1187,61 @@ def test_commit_analysis_stores_the_spectra_streamed_by_an_analysis_writer(tmp_p
     lean = store.load_analysis(family.key, "noise", data.key, arrays=False)  # no spectra
     assert lean.psd.shape == (0, *psd.shape[1:]) and lean.input_psd.shape[0] == 0
     np.testing.assert_array_equal(lean.sigma, data.sigma)
+
+
+def test_load_reads_every_optional_field_and_arrays_false_empties_only_the_big_arrays(
+    tmp_path: Path,
+) -> None:
+    """A family with run_alone codes, a down branch and two noise and two speed analyses reads
+    back with all of them; the analysis named is the one attached (by default the newest);
+    ``arrays=False`` gives the N×K arrays 0 rows of the same trailing shape and dtype (float32
+    curves stay float32), attaches no analysis and reads everything else."""
+    import dataclasses
+
+    from circuitnn.family import SpeedData
+    from circuitnn.nn import synthetic_family
+
+    base = synthetic_family("tanh", n=6, seed=1, points=11)
+    n = base.n
+    family = dataclasses.replace(
+        base,
+        curves=base.curves.astype(np.float32),
+        noise=None,
+        run_alone=(np.arange(n) % 3).astype(np.int8),
+        curves_down=base.curves - 0.01,
+        nominal_curve_down=base.nominal_curve - 0.01,
+    )
+    store = Store(tmp_path / "families.h5")
+    store.commit(family)
+    assert base.noise is not None
+    speed = SpeedData(
+        bias=0.1,
+        frequency=np.array([1.0, 10.0]),
+        response=np.ones((n, 2), dtype=complex),
+        bandwidth=np.full(n, 5.0),
+        settling_time=np.full(n, 1e-6),
+        energy=np.full(n, 1e-12),
+        step_time=1e-7,
+        stop_time=1e-5,
+        tolerance=0.01,
+        status=np.ones(n, dtype=np.int8),
+        reasons=[""] * n,
+    )
+    for kind, data in (("noise", base.noise), ("speed", speed)):
+        store.commit_analysis(family.key, dataclasses.replace(data, key=f"{kind}-a"))
+        store.commit_analysis(family.key, dataclasses.replace(data, key=f"{kind}-b"))
+    whole = store.load(family.key)
+    for name in ("run_alone", "curves_down", "nominal_curve_down"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(family, name), err_msg=name)
+    for kind in ("noise", "speed"):
+        default = getattr(whole, kind).key
+        other = ({f"{kind}-a", f"{kind}-b"} - {default}).pop()
+        assert getattr(store.load(family.key, **{kind: other}), kind).key == other
+    lean = store.load(family.key, arrays=False)
+    assert lean.noise is None and lean.speed is None
+    for name in ("curves", "supply_current", "input_current", "power", "curves_down"):
+        full, empty = getattr(whole, name), getattr(lean, name)
+        assert (empty.shape, empty.dtype) == ((0, *full.shape[1:]), full.dtype), name
+    assert whole.curves.dtype == np.float32
+    for name in ("run_alone", "nominal_curve_down", "status", "parameters"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(family, name), err_msg=name)
