@@ -7,6 +7,8 @@ Statistical checks use n = 20000 draws (sampling is cheap): a sample mean must l
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
 import warnings
 from typing import Any
@@ -17,8 +19,10 @@ from helpers import build_spec, spec_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from circuitnn.errors import ConfigError
 from circuitnn.neuron.spec import NeuronSpec
 from circuitnn.neuron.variation import (
+    MAX_INSTANCES,
     MonteCarlo,
     nominal_table,
     sample_parameters,
@@ -388,6 +392,47 @@ def test_the_draws_hash_is_splitmix64() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # wrapping around 2**64 is the algorithm: no warning
         assert int(_splitmix(np.uint64(2**64 - 1))) == _splitmix64_reference(2**64 - 1)
+
+
+def test_uniforms_are_the_hash_of_seed_stream_and_row_exactly() -> None:
+    """Each draw is ((SplitMix64(SplitMix64(row ^ k) + k) >> 11) + ½)·2⁻⁵³, k the SplitMix64
+    of the seed xor the stream name's SHA-256 prefix: exactly, since a family is cached by its
+    seed (another draw for the same seed would be a stale cache)."""
+    mask = (1 << 64) - 1
+    rows = [0, 1, 7, 12345, 2**40 + 3]
+    for seed, stream in [(0, "local/r1"), (2**62 + 5, "global/vth0")]:
+        name = int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "little")
+        key = _splitmix64_reference(seed ^ name)
+        expected = [
+            ((_splitmix64_reference((_splitmix64_reference(r ^ key) + key) & mask) >> 11) + 0.5)
+            * 2.0**-53
+            for r in rows
+        ]
+        drawn = uniforms(seed, stream, np.array(rows, dtype=np.int64))
+        assert drawn.dtype == np.float64
+        assert drawn.tolist() == expected
+
+
+def test_integer_nominal_values_are_varied_as_floats() -> None:
+    """A spec whose nominal values are Python ints (a NeuronSpec made in code) samples float
+    values: each draw varied, not truncated to an integer."""
+    spec = stat_spec({"a": {"local": {"distribution": "normal", "sigma": 0.1}}})
+    spec = dataclasses.replace(spec, parameters=dict.fromkeys(spec.parameters, 3))
+    table = sample_parameters(spec, MonteCarlo(n=50, seed=1))
+    assert table.values.dtype == np.float64
+    varied = table.values[:, table.names.index("a")]
+    assert np.all(varied != np.round(varied)) and abs(np.mean(varied) - 3) < 0.1
+
+
+def test_monte_carlo_takes_one_to_the_most_instances_and_names_a_count_outside() -> None:
+    assert MonteCarlo(n=1).n == 1
+    assert MonteCarlo(n=MAX_INSTANCES).n == MAX_INSTANCES
+    for n, shown in [(0, "0"), (MAX_INSTANCES + 1, "100000001")]:
+        with pytest.raises(ConfigError) as error:
+            MonteCarlo(n=n)
+        assert str(error.value) == (
+            f"MonteCarlo.n must be from 1 to 100,000,000 instances, got {shown}"
+        )
 
 
 def test_rows_keep_values_indices_and_chips_and_the_nominal_row_is_no_instance() -> None:
