@@ -424,15 +424,26 @@ def test_integer_nominal_values_are_varied_as_floats() -> None:
     assert np.all(varied != np.round(varied)) and abs(np.mean(varied) - 3) < 0.1
 
 
-def test_monte_carlo_takes_one_to_the_most_instances_and_names_a_count_outside() -> None:
+def test_monte_carlo_takes_its_whole_ranges_and_names_a_value_outside() -> None:
+    """n from 1 to 100,000,000, seed from 0 to 2**63 - 1, chip_size from 1; a value just
+    outside is refused with a message naming the field, the range and the value."""
     assert MonteCarlo(n=1).n == 1
     assert MonteCarlo(n=MAX_INSTANCES).n == MAX_INSTANCES
-    for n, shown in [(0, "0"), (MAX_INSTANCES + 1, "100000001")]:
+    assert MonteCarlo(n=1, seed=2**63 - 1).seed == 2**63 - 1
+    assert MonteCarlo(n=1, chip_size=1).chip_size == 1
+    for fields, message in [
+        ({"n": 0}, "MonteCarlo.n must be from 1 to 100,000,000 instances, got 0"),
+        (
+            {"n": MAX_INSTANCES + 1},
+            "MonteCarlo.n must be from 1 to 100,000,000 instances, got 100000001",
+        ),
+        ({"n": 1, "seed": -1}, "MonteCarlo.seed must be in [0, 2**63), got -1"),
+        ({"n": 1, "seed": 2**63}, f"MonteCarlo.seed must be in [0, 2**63), got {2**63}"),
+        ({"n": 1, "chip_size": 0}, "MonteCarlo.chip_size must be at least 1, got 0"),
+    ]:
         with pytest.raises(ConfigError) as error:
-            MonteCarlo(n=n)
-        assert str(error.value) == (
-            f"MonteCarlo.n must be from 1 to 100,000,000 instances, got {shown}"
-        )
+            MonteCarlo(**fields)
+        assert str(error.value) == message
 
 
 def test_rows_keep_values_indices_and_chips_and_the_nominal_row_is_no_instance() -> None:
