@@ -484,6 +484,17 @@ def test_a_layer_follows_the_branch_asked_for_and_saves_it():
     torch.testing.assert_close(empty(x), down(x), rtol=0, atol=0)
 
 
+def test_a_layer_prints_its_family_shape_and_settings(tanh_family):
+    act = CircuitActivation(tanh_family, (2, 3), generator=0, mode="nominal", fit="tanh")
+    assert repr(act) == (
+        f"CircuitActivation(synthetic_tanh [{tanh_family.key[:12]}], shape=(2, 3), "
+        "mode='nominal', extrapolation='linear', fit='tanh')"
+    )
+    assert repr(CircuitActivation(None, 4)) == (
+        "CircuitActivation(empty (family=None, filled by load_state_dict), shape=(4,))"
+    )
+
+
 def test_an_input_of_the_neurons_own_shape_is_one_sample(tanh_family):
     act = CircuitActivation(tanh_family, (3, 4), generator=0).double()
     x = torch.randn(3, 4, dtype=torch.float64)
