@@ -120,14 +120,22 @@ def untriaged(rows: list[str], docs: dict[str, str]) -> list[str]:
 
 
 def survivor_rows(names: list[str]) -> list[str]:
-    """``- `short name`: `original` → `mutant``` for each mutant, from mutmut's own diff."""
+    """``- `short name`: `original` → `mutant``` for each mutant, from mutmut's own diff. A
+    module whose mutated source is not in ``mutants/`` yet (a clean checkout, verdicts restored
+    from ``tests/mutation_record/``) is mutated first, the way ``mutmut run`` does it: verdicts
+    of unchanged functions are kept."""
     import os
 
     os.chdir(ROOT)
-    from mutmut.__main__ import find_mutant, get_diff_for_mutant
+    from mutmut.__main__ import create_mutants_for_file, find_mutant, get_diff_for_mutant
 
     rows = []
     for name in names:
+        source = Path(module_of(name))
+        mutated = Path("mutants") / source
+        if not mutated.exists():
+            mutated.parent.mkdir(parents=True, exist_ok=True)
+            create_mutants_for_file(source, mutated)
         diff = get_diff_for_mutant(name, path=find_mutant(name).path)
         rows.append(f"- `{name.rsplit('.', 1)[-1]}`: {change_of(diff)}")
     return rows
