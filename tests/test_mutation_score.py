@@ -89,3 +89,42 @@ def test_a_mutants_tests_run_cheapest_module_first_each_module_together_the_stor
     assert mutant_order([], seconds) == []
     unshared = [i.nodeid for i in mutant_order(items, seconds)]  # no scopes known
     assert unshared.index("tests/test_c.py::needs_model") < unshared.index("tests/test_b.py::quick")
+
+
+def test_a_survivor_is_accounted_for_by_its_line_or_by_name_in_the_records_triage() -> None:
+    """A survivor counts as triaged when the docs hold its exact line (an earlier run's list:
+    the same mutant with the same change) or name it in the record's triage (from "The
+    eleventh run" to "Runs before the record" in docs/mutants.md, or a triage file), where
+    `` `_17` `` after a full name in the same list item is the same function's mutant 17."""
+    docs = {
+        "mutants.md": (
+            "## Survivors\n- `x_old__mutmut_3`: `a` → `b`\n- `x__loop__mutmut_18`: named "
+            "before the record\n## The eleventh run\n- `x__loop__mutmut_11`, `_17`: the seed\n"
+            "  labels, and `_19` on the next line of the item\n- `_20` alone: no full name\n"
+            "## Runs before the record\n- `x__loop__mutmut_21`: an old reason\n"
+        ),
+        "mutants-triage-nn.md": "- circuitnn.nn.fit.x_f__mutmut_5: killed by a test\n",
+    }
+    rows = {
+        name: f"- `{name}`: `a` → `{change}`"
+        for name, change in [
+            ("x__loop__mutmut_11", "b"),
+            ("x__loop__mutmut_17", "b"),
+            ("x__loop__mutmut_19", "b"),
+            ("x__loop__mutmut_20", "b"),  # `_20` is in an item without a full name
+            ("x__loop__mutmut_18", "b"),  # named outside the record's sections only
+            ("x__loop__mutmut_21", "b"),
+            ("x_old__mutmut_3", "b"),  # its exact line is listed
+            ("x_f__mutmut_5", "b"),
+            ("x_f__mutmut_50", "b"),
+        ]
+    }
+    rows["x_old__mutmut_3 changed"] = "- `x_old__mutmut_3`: `a` → `c`"  # another change now
+    left = mutation_score.untriaged(list(rows.values()), docs)
+    assert left == [
+        rows["x__loop__mutmut_20"],
+        rows["x__loop__mutmut_18"],
+        rows["x__loop__mutmut_21"],
+        rows["x_f__mutmut_50"],
+        rows["x_old__mutmut_3 changed"],
+    ]
