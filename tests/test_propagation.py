@@ -569,8 +569,8 @@ def test_propagate_noise_of_a_small_network_worked_out_by_hand() -> None:
     sample variance), σ (RMS of the variances), correlation ((Σ cov − trace)/((N − 1)·trace),
     here ρ), a noiseless layer's 0 and NaN (measured 0 exactly); the measured σ is the RMS of
     the measured variances, within its own error of the prediction, and that error is the
-    standard error that the
-    Gaussian draws give (√(tr Σ²/(2·B·D))/tr Σ, relative); no draws: nothing measured."""
+    standard error that the Gaussian draws give (√(tr Σ²/(2·B·D))/tr Σ, relative); no draws:
+    nothing measured."""
     model, v = _small_network()
     x = np.array([[0.3, -0.8], [1.2, 0.4], [-0.5, 0.9], [0.0, 0.1]])
     pre = x @ v["w1"].T + v["b1"]
