@@ -15,7 +15,7 @@ from scipy import stats
 
 from circuitnn.errors import ConfigError
 from circuitnn.nn import CircuitActivation, FamilyTables, Scaling, _deprecated, synthetic_family
-from circuitnn.nn.fit import choose_form, evaluate_fit, fit_curves
+from circuitnn.nn.fit import FORMS, choose_form, evaluate_fit, fit_curves
 from circuitnn.nn.interp import lookup, neuron_offsets, segment_table
 from circuitnn.store import Store
 
@@ -208,6 +208,24 @@ def test_fit_curves_recovers_the_parameters_of_exact_curves_of_either_form():
     assert rms.min() > 1e-3
     with pytest.raises(ConfigError, match=r"^fit form must be one of \('tanh', 'softplus'\), "):
         fit_curves("cubic", u, other)
+
+
+def test_fit_curves_refuses_a_grid_it_cannot_fit_on():
+    """A grid that is not 1-D with at least 2 inputs, finite and strictly increasing, or that
+    does not match the curves' points, is a ConfigError naming what is wrong (an all-equal grid
+    raised ZeroDivisionError in the initial guess)."""
+    u = np.linspace(-3.0, 3.0, 7)
+    curves = np.tanh(u)[None, :]
+    for bad, index in ((np.zeros(7), 1), (u[::-1].copy(), 1), (np.r_[u[:3], np.nan, u[4:]], 3)):
+        for form in FORMS:
+            with pytest.raises(ConfigError, match=rf"strictly increasing.*at input {index}\)$"):
+                fit_curves(form, bad, curves)
+    with pytest.raises(ConfigError, match=r"at least 2 inputs, got shape \(1,\)$"):
+        fit_curves("tanh", u[:1], curves[:, :1])
+    with pytest.raises(ConfigError, match=r"^curves have 6 points but the grid has 7$"):
+        fit_curves("tanh", u, curves[:, :6])
+    with pytest.raises(ConfigError, match=r"strictly increasing"):
+        choose_form(np.ones(7), np.tanh(u))
 
 
 def test_choose_form_and_evaluate_fit_follow_the_documented_forms():

@@ -81,6 +81,7 @@ def fit_curves(
         raise ConfigError(f"fit form must be one of {FORMS}, got {form!r}")
     u = np.asarray(u, dtype=np.float64)
     curves = np.atleast_2d(np.asarray(curves, dtype=np.float64))
+    _check_grid(u, curves)
     p = _initial(form, u, curves)
     y, jacobian = _evaluate(form, p, u)
     cost = np.sum((y - curves) ** 2, axis=1)
@@ -110,6 +111,26 @@ def fit_curves(
         if converged and np.all(damping > 1e6):
             break
     return p, np.sqrt(cost / curves.shape[1])
+
+
+def _check_grid(u: np.ndarray, curves: np.ndarray) -> None:
+    """Refuse a grid no curve can be fitted on (the initial guess divides by its steps)."""
+    if u.ndim != 1 or len(u) < 2:
+        raise ConfigError(f"a fit needs a 1-D grid of at least 2 inputs, got shape {u.shape}")
+    if not np.all(np.isfinite(u)) or np.any(np.diff(u) <= 0):
+        raise ConfigError(
+            f"a fit needs a finite, strictly increasing grid, got {len(u)} inputs from "
+            f"{u[0]:g} to {u[-1]:g} (not increasing at input {_first_bad(u)})"
+        )
+    if curves.shape[1] != len(u):
+        raise ConfigError(f"curves have {curves.shape[1]} points but the grid has {len(u)}")
+
+
+def _first_bad(u: np.ndarray) -> int:
+    """The index of the first input that is not finite or not above the one before."""
+    bad = ~np.isfinite(u)
+    bad[1:] |= ~(np.diff(u) > 0)
+    return int(np.argmax(bad))
 
 
 def choose_form(u: np.ndarray, curve: np.ndarray) -> str:
