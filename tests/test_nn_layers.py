@@ -216,10 +216,19 @@ def test_fit_curves_refuses_a_grid_it_cannot_fit_on():
     raised ZeroDivisionError in the initial guess)."""
     u = np.linspace(-3.0, 3.0, 7)
     curves = np.tanh(u)[None, :]
-    for bad, index in ((np.zeros(7), 1), (u[::-1].copy(), 1), (np.r_[u[:3], np.nan, u[4:]], 3)):
+    for bad, span, index in (
+        (np.zeros(7), "0 to 0", 1),
+        (u[::-1].copy(), "3 to -3", 1),
+        (np.r_[u[:3], np.nan, u[4:]], "-3 to 3", 3),
+        (np.r_[u[:3], np.inf, u[4:]], "-3 to 3", 3),  # inf - u[2] > 0: still the input named
+    ):
         for form in FORMS:
-            with pytest.raises(ConfigError, match=rf"strictly increasing.*at input {index}\)$"):
+            with pytest.raises(ConfigError) as refused:
                 fit_curves(form, bad, curves)
+            assert str(refused.value) == (
+                "a fit needs a finite, strictly increasing grid, got 7 inputs from "
+                f"{span} (not increasing at input {index})"
+            )
     with pytest.raises(ConfigError, match=r"at least 2 inputs, got shape \(1,\)$"):
         fit_curves("tanh", u[:1], curves[:, :1])
     with pytest.raises(ConfigError, match=r"^curves have 6 points but the grid has 7$"):
