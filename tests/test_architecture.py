@@ -86,7 +86,10 @@ ALLOWED: dict[str, set[str]] = {
 }
 # third-party packages only one room may import (the rule, and the rooms allowed)
 OWNED = {
-    "subprocess": ("only circuitnn.spice starts ngspice", {"spice"}),
+    "subprocess": (
+        "only circuitnn.spice starts ngspice (and circuitnn.nn.kernel the C++ compiler)",
+        {"spice", "nn"},
+    ),
     "PySpice": ("only circuitnn.spice talks to libngspice", {"spice"}),
     "h5py": ("only circuitnn.store touches HDF5", {"store"}),
     "joblib": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),

@@ -295,3 +295,13 @@ _COLUMNS = ("swing", "midpoint", "gain", "mean_power")
 
 def _cell(stats: dict[str, float]) -> str:
     return f"{stats['mean']:>11.4g} ± {stats['std']:<8.3g}"
+
+
+def kernel_command(args: argparse.Namespace) -> int:
+    from circuitnn.nn import kernel
+
+    if args.action == "build":
+        print(f"lookup kernel: {kernel.build()}")
+    reason = kernel.why_not()
+    print(f"lookup backend: {kernel.backend()}" + (f" ({reason})" if reason else ""))
+    return 1 if args.action == "build" and reason else 0

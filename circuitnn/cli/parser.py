@@ -16,6 +16,7 @@ from circuitnn.cli.codesign import add_codesign_parser
 from circuitnn.cli.commands import (
     campaign_command,
     extract_command,
+    kernel_command,
     neurons_command,
     show_command,
     store_command,
@@ -248,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.add_argument("--store", help="HDF5 store (default: the file's, else OUT/families.h5)")
     _add_run_options(campaign, jobs_default=None)
     campaign.set_defaults(handler=campaign_command)
+    kernel = _command(
+        commands,
+        "kernel",
+        "build the compiled CPU lookup of the torch layers, or say which lookup runs",
+        ("circuitnn kernel build", "circuitnn kernel status"),
+        description="build: compile circuitnn's CPU lookup kernel for this torch and Python "
+        "(a C++17 compiler: $CXX or g++) into $CIRCUITNN_KERNEL_DIR or ~/.cache/circuitnn/kernels; "
+        "status: the lookup the layers use (compiled, or torch's operations, and why).",
+    )
+    kernel.add_argument("action", choices=("build", "status"), help="what to do")
+    kernel.set_defaults(handler=kernel_command)
     add_codesign_parser(commands, _command, _add_run_options)
     return parser
 

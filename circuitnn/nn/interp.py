@@ -15,11 +15,11 @@ computed from ``x`` detached, so autograd's own ``addcmul`` backward is the look
 (the slope of the piecewise-linear curve; at a grid point exactly, the right-hand segment's
 slope), itself differentiable in ``grad``, with no Python ``autograd.Function`` in the way.
 
-The gather is ``index_select`` on the 1-D packed table, which runs on one thread on CPU. The
-parallel gathers torch offers were measured slower (``take``, advanced indexing,
-``embedding_bag``) or, for ``torch.gather`` on the table expanded over the batch (which needs
-int64 rows), faster only for large inputs on a quiet machine and many times slower whenever
-another process holds a core (see docs/pytorch.md, "Benchmark").
+On CPU, for float32, the row index and the gather run in the compiled kernel of
+:mod:`circuitnn.nn.kernel` when it is built (one pass on every torch thread, the same rows bit
+for bit). Otherwise the gather is ``index_select`` on the 1-D packed table, which runs on one
+thread on CPU; the parallel gathers torch offers were measured slower (``take``, advanced
+indexing, ``embedding_bag``, ``torch.gather``; see docs/pytorch.md, "Benchmark").
 
 Outside the grid, ``extrapolation`` decides:
 
@@ -33,6 +33,8 @@ Non-finite inputs give non-finite outputs (never an indexing error).
 from __future__ import annotations
 
 import torch
+
+from circuitnn.nn.kernel import gather_lines
 
 EXTRAPOLATIONS = ("linear", "clamp")
 # A pair of two elements of dtype X is read as one element of the dtype twice as wide.
@@ -64,6 +66,11 @@ def lookup(
     ``points`` K. Returns ``x`` broadcast with ``offsets``; differentiable in ``x`` (not in
     ``table``).
     """
+    if table.requires_grad:
+        table = table.detach()
+    lines = gather_lines(x.detach(), table, offsets, points, scale, shift)
+    if lines is not None:  # the compiled kernel's rows: the same as below, on every thread
+        return torch.addcmul(lines[0].view(x.shape), x, lines[1].view(x.shape))
     rows = int(points) + 1
     t = x.detach() * float(scale)
     t.add_(float(shift) + 1.0).nan_to_num_(nan=0.0).clamp_(0, rows - 1)
@@ -80,8 +87,6 @@ def lookup(
             index += offsets
         else:
             index = index + offsets
-    if table.requires_grad:
-        table = table.detach()
     packed = _PACKED.get(table.dtype)
     if packed is not None:
         pairs = table.view(packed).view(-1).index_select(0, index.reshape(-1)).view(table.dtype)
