@@ -110,3 +110,16 @@ def torch_threads(request):
     torch.set_num_threads(request.param)
     yield request.param
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["compiled", "torch"], ids=["compiled lookup", "torch lookup"])
+def lookup_backend(request, monkeypatch):
+    """Run the test with the layers' lookup on the compiled kernel (built here if the setup did
+    not build it) and on torch's operations (``CIRCUITNN_LOOKUP``)."""
+    from circuitnn.nn import kernel
+
+    if request.param == "compiled":
+        kernel.build()
+    monkeypatch.setenv("CIRCUITNN_LOOKUP", request.param)
+    assert kernel.backend() == request.param, kernel.why_not()
+    return request.param

@@ -171,19 +171,50 @@ def test_backend_says_which_lookup_runs_and_why(built, monkeypatch, tmp_path, ca
     missing = tmp_path / "empty" / kernel.library_path().name
     assert kernel.library_path() == missing
     assert kernel.backend() == "torch"
-    assert kernel.why_not() == f"not built ({missing} missing)"
+    assert kernel.why_not() == f"is not built ({missing} missing)"
+    monkeypatch.setenv("CIRCUITNN_LOOKUP", "compiled")
+    with pytest.raises(ConfigError) as refused:
+        kernel.backend()
+    assert str(refused.value) == (
+        f"CIRCUITNN_LOOKUP=compiled, but the lookup kernel is not built ({missing} missing)"
+    )
+    monkeypatch.setenv("CIRCUITNN_LOOKUP", "fast")
+    with pytest.raises(
+        ConfigError, match=r"^CIRCUITNN_LOOKUP must be 'compiled' or 'torch', got 'fast'$"
+    ):
+        kernel.why_not()
+    monkeypatch.delenv("CIRCUITNN_LOOKUP")
     missing.parent.mkdir()
     missing.write_bytes(b"not a library")
     monkeypatch.setattr(kernel, "_state", {})
-    assert kernel.backend() == "torch" and kernel.why_not().startswith(f"{missing} does not load: ")
+    assert kernel.backend() == "torch" and kernel.why_not().startswith(
+        f"does not load ({missing}: "
+    )
 
 
 def test_a_failed_build_names_the_compiler_and_leaves_nothing(monkeypatch, tmp_path, capsys):
+    """No compiler, one that fails silently, and one that fails with a message (its last three
+    lines are quoted): each a ConfigError, and no file is left in the kernel folder."""
     monkeypatch.setenv("CIRCUITNN_KERNEL_DIR", str(tmp_path))
     monkeypatch.setattr(kernel, "_state", {})
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    with pytest.raises(ConfigError, match=r"^cannot build the lookup kernel: no C\+\+ compiler "):
+    missing = tmp_path / "no-such-compiler"
+    monkeypatch.setenv("CXX", str(missing))
+    with pytest.raises(ConfigError) as refused:
         kernel.build()
+    assert str(refused.value).startswith(
+        f"cannot build the lookup kernel: no C++ compiler '{missing}' ("
+    )
+    assert str(refused.value).endswith("); install g++ or set CXX")
+    talkative = tmp_path / "talkative-compiler"
+    talkative.write_text('#!/bin/sh\nfor n in 1 2 3 4 5; do echo "line $n" >&2; done\nexit 3\n')
+    talkative.chmod(0o755)
+    monkeypatch.setenv("CXX", str(talkative))
+    with pytest.raises(ConfigError) as refused:
+        kernel.build()
+    assert str(refused.value) == (
+        f"cannot build the lookup kernel with {talkative}: line 3 line 4 line 5"
+    )
+    talkative.unlink()
     monkeypatch.setenv("CXX", "false")
     with pytest.raises(
         ConfigError, match=r"^cannot build the lookup kernel with false: exit status 1, no message$"
@@ -217,20 +248,33 @@ def test_a_fresh_build_loads_and_gives_the_torch_path_s_values(monkeypatch, tmp_
     compiler and its flags, torch, Python and the machine; another compiler or flag is another
     name. A fresh process finds that build and computes with it (one process cannot load two
     builds: each registers the same operator)."""
-    monkeypatch.setenv("CIRCUITNN_KERNEL_DIR", str(tmp_path))
+    folder = tmp_path / "not" / "yet"  # made, with its parents
+    monkeypatch.setenv("CIRCUITNN_KERNEL_DIR", str(folder))
     monkeypatch.setattr(kernel, "_state", {})
     path = kernel.build()
-    assert path.parent == tmp_path and path.name.startswith("lookup-") and path.suffix == ".so"
-    assert sorted(tmp_path.iterdir()) == [path]  # no temporary file left
+    assert path.parent == folder and re.fullmatch(r"lookup-[0-9a-f]{16}\.so", path.name)
+    assert sorted(folder.iterdir()) == [path]  # no temporary file left
     assert kernel.build() == path  # built already: nothing compiled
     monkeypatch.setenv("CXX", "c++")
     assert kernel.library_path() != path
     monkeypatch.delenv("CXX")
     monkeypatch.setattr(kernel, "FLAGS", (*kernel.FLAGS, "-g"))
     assert kernel.library_path() != path
-    environment = {**os.environ, "CIRCUITNN_KERNEL_DIR": str(tmp_path)}
+    environment = {**os.environ, "CIRCUITNN_KERNEL_DIR": str(folder)}
     environment.pop("CIRCUITNN_LOOKUP", None)
     done = subprocess.run(
         [sys.executable, "-c", FRESH_CHECK], env=environment, capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout == "same\n", done.stderr
+
+
+def test_the_kernel_folder_is_the_one_asked_for_else_the_user_s_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIRCUITNN_KERNEL_DIR", str(tmp_path / "mine"))
+    assert kernel.kernel_dir() == tmp_path / "mine"
+    monkeypatch.delenv("CIRCUITNN_KERNEL_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert kernel.kernel_dir() == tmp_path / "xdg" / "circuitnn" / "kernels"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert kernel.kernel_dir() == tmp_path / "home" / ".cache" / "circuitnn" / "kernels"
+    assert kernel.library_path().parent == kernel.kernel_dir()

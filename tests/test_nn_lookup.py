@@ -1,7 +1,8 @@
 """The table lookup behind CircuitActivation against two oracles: a direct float64 computation
 (numpy interpolation plus the extrapolation formulas) and the implementation it replaced (an
 autograd.Function whose backward was ``grad · slope``), on random curves and random inputs on
-both sides of the grid, float32 and float64, CPU (and CUDA when present)."""
+both sides of the grid, float32 and float64, CPU (and CUDA when present), each with the compiled
+lookup and with torch's operations."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import torch
 
 from circuitnn.nn import CircuitActivation, CircuitNoise, synthetic_family
 from circuitnn.nn.interp import lookup, neuron_offsets, segment_table
+
+# every test twice: the compiled kernel and torch's operations (CPU float32 differ; others alike)
+pytestmark = pytest.mark.usefixtures("lookup_backend")
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64]

@@ -7,10 +7,11 @@ the rows (and the lookup's values and gradients) are bit for bit the torch path'
 once per environment (``bash scripts/setup.sh`` does it, or ``circuitnn kernel build``: a C++17
 compiler, ``$CXX`` or ``g++``, about 10 s) into the cache folder
 (``$CIRCUITNN_KERNEL_DIR``, else ``$XDG_CACHE_HOME/circuitnn/kernels`` or
-``~/.cache/circuitnn/kernels``), under a name made from its source and the torch, Python and
-machine it is built for. Nothing is compiled at run time: without a built kernel, or with
-``CIRCUITNN_LOOKUP=torch``, the lookup runs on torch's operations (same results, one-thread
-gather). :func:`backend` says which one runs.
+``~/.cache/circuitnn/kernels``), under a name made from its source, the compiler and its flags
+and the torch, Python and machine it is built for. Nothing is compiled at run time: without a
+built kernel, or with ``CIRCUITNN_LOOKUP=torch``, the lookup runs on torch's operations (same
+results, one-thread gather); ``CIRCUITNN_LOOKUP=compiled`` insists on the kernel (an error when
+it is not built). :func:`backend` says which one runs.
 """
 
 from __future__ import annotations
@@ -110,27 +111,37 @@ def available() -> bool:
     if "loaded" not in _state:
         path = library_path()
         if not path.exists():
-            _state.update(loaded=False, error=f"not built ({path} missing)")
+            _state.update(loaded=False, error=f"is not built ({path} missing)")
         else:
             try:
                 torch.ops.load_library(str(path))
             except (OSError, RuntimeError) as error:
-                _state.update(loaded=False, error=f"{path} does not load: {error}")
+                _state.update(loaded=False, error=f"does not load ({path}: {error})")
             else:
                 _state.update(loaded=True, error="")
     return bool(_state["loaded"])
 
 
+def _chosen() -> str:
+    """``$CIRCUITNN_LOOKUP``: "" (the compiled kernel when built), "compiled" or "torch"."""
+    chosen = os.environ.get("CIRCUITNN_LOOKUP", "")
+    if chosen not in ("", "compiled", "torch"):
+        raise ConfigError(f"CIRCUITNN_LOOKUP must be 'compiled' or 'torch', got {chosen!r}")
+    if chosen == "compiled" and not available():
+        raise ConfigError(f"CIRCUITNN_LOOKUP=compiled, but the lookup kernel {_state['error']}")
+    return chosen
+
+
 def backend() -> str:
     """``"compiled"`` when the lookup on CPU uses the compiled kernel, else ``"torch"``."""
-    if os.environ.get("CIRCUITNN_LOOKUP", "") == "torch":
+    if _chosen() == "torch":
         return "torch"
     return "compiled" if available() else "torch"
 
 
 def why_not() -> str:
     """Why the compiled kernel is not used ("" when it is)."""
-    if os.environ.get("CIRCUITNN_LOOKUP", "") == "torch":
+    if _chosen() == "torch":
         return "CIRCUITNN_LOOKUP=torch"
     available()
     return str(_state["error"])
