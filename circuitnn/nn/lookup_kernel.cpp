@@ -32,8 +32,8 @@ at::Tensor gather_lines(const at::Tensor& x, const at::Tensor& lines, const at::
               "gather_lines: x's size must be a multiple of the offsets' (", width, ")");
   TORCH_CHECK(points >= 1, "gather_lines: points must be at least 1");
   const at::Tensor xs = x.contiguous();
-  const at::Tensor first = offsets.contiguous();
-  const int32_t* row0 = first.data_ptr<int32_t>();
+  const at::Tensor starts = offsets.contiguous();
+  const int32_t* row0 = starts.data_ptr<int32_t>();
   const auto [low, high] = std::minmax_element(row0, row0 + width);
   TORCH_CHECK(*low >= 0 && *high + points < lines.size(0),
               "gather_lines: the offsets reach outside the table");
