@@ -19,6 +19,8 @@ case "$command" in
         # lowest priority: it runs for hours on a machine others share; ngspice's runs are
         # recorded and replayed for the same input (tests/ngspice_replay.py; empty: off)
         export CIRCUITNN_NGSPICE_REPLAY="${CIRCUITNN_NGSPICE_REPLAY-$PWD/mutants/ngspice-replay}"
+        # the kernels that mutants of circuitnn/nn/kernel.py build stay out of the user's cache
+        export CIRCUITNN_KERNEL_DIR="${CIRCUITNN_KERNEL_DIR-$PWD/mutants/kernels}"
         .venv/bin/python scripts/mutation_record.py restore  # verdicts kept in tests/mutation_record/
         nice -n 19 .venv/bin/mutmut run --max-children "${MUTANT_JOBS:-2}" "$@" || true  # survivors: exit 1
         .venv/bin/python scripts/mutation_record.py save
