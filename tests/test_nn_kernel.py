@@ -245,9 +245,9 @@ print("same")
 
 def test_a_fresh_build_loads_and_gives_the_torch_path_s_values(monkeypatch, tmp_path):
     """``build`` compiles into an empty kernel folder, under a name made of the source, the
-    compiler and its flags, torch, Python and the machine; another compiler or flag is another
-    name. A fresh process finds that build and computes with it (one process cannot load two
-    builds: each registers the same operator)."""
+    compiler and its flags, torch (version and folder), Python and the machine; another
+    compiler, flag or torch folder is another name. A fresh process finds that build and
+    computes with it (one process cannot load two builds: each registers the same operator)."""
     folder = tmp_path / "not" / "yet"  # made, with its parents
     monkeypatch.setenv("CIRCUITNN_KERNEL_DIR", str(folder))
     monkeypatch.setattr(kernel, "_state", {})
@@ -260,6 +260,10 @@ def test_a_fresh_build_loads_and_gives_the_torch_path_s_values(monkeypatch, tmp_
     monkeypatch.delenv("CXX")
     monkeypatch.setattr(kernel, "FLAGS", (*kernel.FLAGS, "-g"))
     assert kernel.library_path() != path
+    monkeypatch.setattr(kernel, "FLAGS", kernel.FLAGS[:-1])
+    assert kernel.library_path() == path
+    monkeypatch.setattr(torch, "__file__", str(tmp_path / "another" / "torch" / "__init__.py"))
+    assert kernel.library_path() != path  # another environment's torch: a build of its own
     environment = {**os.environ, "CIRCUITNN_KERNEL_DIR": str(folder)}
     environment.pop("CIRCUITNN_LOOKUP", None)
     done = subprocess.run(

@@ -5,13 +5,13 @@ pair; torch's ``index_select`` does the gather on one thread. ``lookup_kernel.cp
 index and the gather into one pass split over torch's threads, with the same float arithmetic, so
 the rows (and the lookup's values and gradients) are bit for bit the torch path's. It is built
 once per environment (``bash scripts/setup.sh`` does it, or ``circuitnn kernel build``: a C++17
-compiler, ``$CXX`` or ``g++``, about 10 s) into the cache folder
-(``$CIRCUITNN_KERNEL_DIR``, else ``$XDG_CACHE_HOME/circuitnn/kernels`` or
-``~/.cache/circuitnn/kernels``), under a name made from its source, the compiler and its flags
-and the torch, Python and machine it is built for. Nothing is compiled at run time: without a
-built kernel, or with ``CIRCUITNN_LOOKUP=torch``, the lookup runs on torch's operations (same
-results, one-thread gather); ``CIRCUITNN_LOOKUP=compiled`` insists on the kernel (an error when
-it is not built). :func:`backend` says which one runs.
+compiler, ``$CXX`` or ``g++``, about 10 s) into the cache folder (``$CIRCUITNN_KERNEL_DIR``, else
+``$XDG_CACHE_HOME/circuitnn/kernels`` or ``~/.cache/circuitnn/kernels``), under a name made from
+its source, the compiler and its flags and the torch (version and folder), Python and machine it
+is built for. Nothing is compiled at run time: without a built kernel, or with
+``CIRCUITNN_LOOKUP=torch``, the lookup runs on torch's operations (same results, one-thread
+gather); ``CIRCUITNN_LOOKUP=compiled`` insists on the kernel (an error when it is not built).
+:func:`backend` says which one runs.
 """
 
 from __future__ import annotations
@@ -43,14 +43,15 @@ def kernel_dir() -> Path:
 
 
 def library_path() -> Path:
-    """Where the kernel for this source, compiler and flags, torch, Python and machine is (or
-    would be) built."""
+    """Where the kernel for this source, compiler and flags, torch (version and folder), Python
+    and machine is (or would be) built."""
     identity = "\n".join(
         (
             hashlib.sha256(SOURCE.read_bytes()).hexdigest(),
             _compiler(),
             *FLAGS,
             torch.__version__,
+            str(Path(torch.__file__).parent),  # one build per installed torch (the rpath)
             sys.implementation.cache_tag,
             platform.machine(),
         )
