@@ -52,6 +52,11 @@ class StoreError(CircuitnnError):
     """The HDF5 store is unreadable, corrupt, locked or cannot be written; names the file."""
 
 
+class StoreFilterMissing(StoreError):
+    """A stored dataset needs an HDF5 compression filter this Python cannot load: the file is
+    not damaged (``circuitnn store repair`` leaves it as it is); names the file."""
+
+
 class SimulatorWarning(UserWarning):
     """ngspice warned about a neuron's netlist (shown once per family, stored with it)."""
 

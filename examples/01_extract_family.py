@@ -6,6 +6,7 @@ Run:  .venv/bin/python examples/01_extract_family.py   (writes output/examples/)
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401  (registers the Blosc filter of the store's compressed arrays)
 import numpy as np
 
 import circuitnn
@@ -30,8 +31,9 @@ for name in ("dvt1", "dvt2", "dbeta1", "dbeta2"):
     print(f"  {name} = {family.parameter(name)[worst]:.4g}")
 print(f"picture: {plot_family(family, out / 'mos_diffpair.png')}")
 
-# The store is plain HDF5.
+# The store is plain HDF5 (its large arrays compressed with hdf5plugin's Blosc filter).
 with h5py.File(store, "r") as handle:
     group = handle["families"][family.key]
     print("datasets:", sorted(group))
     print("curves:", group["curves"].shape, group["curves"].attrs["units"])
+    assert np.array_equal(group["curves"][()], family.curves)

@@ -92,6 +92,7 @@ OWNED = {
     ),
     "PySpice": ("only circuitnn.spice talks to libngspice", {"spice"}),
     "h5py": ("only circuitnn.store touches HDF5", {"store"}),
+    "hdf5plugin": ("only circuitnn.store touches HDF5", {"store"}),
     "joblib": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "distributed": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),
     "ray": ("only circuitnn.extract.parallel runs worker processes", {"extract"}),

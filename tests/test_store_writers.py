@@ -95,7 +95,8 @@ def test_family_writer_lays_out_each_dataset_as_documented(
     ``run_alone`` and ``curves_down``, and at the finish ``nominal_curve_down`` and attributes)
     reads back with plain h5py: every value; each dataset's units (the family's output unit for
     the curves, both branches, and output-unit descriptors); the per-instance curves, currents,
-    power, optional arrays and failure reasons compressed (lzf, shuffled) in HDF5 chunks of
+    power, optional arrays and failure reasons compressed (Blosc LZ4 at level 5, the numbers
+    byte-shuffled, the text not) in HDF5 chunks of
     ``chunk_rows`` instances (fewer in a smaller family, and at most CHUNK_BYTES = 1 MiB each,
     at least one instance), a current with no rows (no supply, or no input current measured)
     and the status and descriptors not compressed; every numeric dataset
@@ -171,19 +172,32 @@ def test_family_writer_lays_out_each_dataset_as_documented(
             ), name
             assert dataset.fletcher32, name
             if compressed:
-                assert (dataset.compression, dataset.shuffle) == ("lzf", True), name
+                assert _blosc(dataset) == (5, 1, LZ4), name
                 instance = values[0].nbytes  # bytes: the largest chunk holds 1 MiB at most
                 rows = max(1, min(n, chunk_rows, 2**20 // instance))
                 assert dataset.chunks == (rows, *values.shape[1:]), name
             else:
-                assert dataset.compression is None, name
+                assert _blosc(dataset) is None and dataset.compression is None, name
         assert group["curves"].chunks == (chunk, points)
         assert json.loads(group["parameters"].attrs["columns"]) == ["a", "b"]
         assert _text_attr(group["status"].attrs["meaning"]) == STATUS_MEANING
         failure = group["failure_reason"]
         assert [_text_attr(text) for text in failure[()]] == reasons
-        assert (failure.compression, failure.chunks) == ("lzf", (min(n, chunk_rows),))
+        assert (_blosc(failure), failure.chunks) == ((5, 0, LZ4), (min(n, chunk_rows),))
         assert sorted(group["descriptors"]) == ["gain", "midpoint"]
+
+
+BLOSC, LZ4 = 32001, 1  # HDF5's registered Blosc filter; Blosc's code of its LZ4 compressor
+
+
+def _blosc(dataset: h5py.Dataset) -> tuple[int, int, int] | None:
+    """(level, shuffle, compressor) of ``dataset``'s Blosc filter, None without one."""
+    plist = dataset.id.get_create_plist()
+    for number in range(plist.get_nfilters()):
+        code, _, values, _ = plist.get_filter(number)
+        if code == BLOSC:
+            return tuple(values[4:7])
+    return None
 
 
 def _write_slices(writer: object, starts: list[int], n: int, points: int, devices: int = 0) -> None:

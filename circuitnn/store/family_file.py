@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from circuitnn.family import Family, NoiseData, SpeedData
-from circuitnn.store.files import as_text, attr_value, checksummed, fixed_text, h5py_file
+from circuitnn.store.files import (
+    as_text,
+    attr_value,
+    checksummed,
+    compressed,
+    fixed_text,
+    h5py_file,
+)
 from circuitnn.store.writers import ANALYSIS_ROWS, FamilyWriter
 
 
@@ -91,11 +98,11 @@ def write_analysis(
                 group.create_dataset(
                     "failure_reason",
                     data=reasons,
-                    compression="lzf",
+                    **compressed(shuffle=False),
                     **checksummed(reasons),
                 )
             elif isinstance(value, np.ndarray) and value.ndim > 0:
-                options = {"compression": "lzf", "shuffle": True}
+                options = compressed()
                 dataset = group.create_dataset(
                     field.name,
                     data=value,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from circuitnn.errors import ConfigError, StoreError
+from circuitnn.errors import ConfigError, StoreError, StoreFilterMissing
 from circuitnn.family import Family, NoiseData, SpeedData
 from circuitnn.store.family_file import read_analysis, write_analysis, write_family, write_rows
 from circuitnn.store.files import (
@@ -105,9 +105,8 @@ class Store:
 
     @contextlib.contextmanager
     def _family(self, key: str) -> Iterator[Any]:
-        """The HDF5 group of family ``key``, read-only (from its own file, or from the index file
-        for a store of the older one-file layout); a damaged family's :class:`StoreError` says
-        how to set it aside."""
+        """The HDF5 group of family ``key``, read-only (its own file, or the index file for a store
+        of the older layout); a damaged family's :class:`StoreError` says how to set it aside."""
         path = self._file_of(key)
         if path == self.path:
             with self._open() as handle:
@@ -123,13 +122,14 @@ class Store:
         try:
             with open_store_file(path, f"store {self.path}: family file {path}") as handle:
                 yield handle["families"][key]
+        except StoreFilterMissing:  # not damage: no repair
+            raise
         except StoreError as error:
             raise StoreError(f"{error} ({repair})") from None
 
     def check_writable(self) -> None:
-        """:class:`ConfigError` (before any simulation) unless families can be committed here:
-        the index path is not a folder, its folder and the family folder ``PATH.d`` are folders
-        (or can be made) where files can be created."""
+        """:class:`ConfigError` (before any simulation) unless families can be committed here: the
+        index is not a folder, its folder and ``PATH.d`` are folders (or can be made) we write."""
         what = f"store {shown(self.path)}"
         if self.path.is_dir():
             raise ConfigError(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from circuitnn.errors import CircuitnnError, StoreError
+from circuitnn.errors import CircuitnnError, StoreError, StoreFilterMissing
 from circuitnn.store.files import (
     add_link,
     as_text,
@@ -106,6 +106,8 @@ def _read_whole(store: Store, key: str, path: Path) -> tuple[str | None, str | N
             group = families_group(handle)[key]
             neuron = as_text(group.attrs["neuron"])
             _read_datasets(group)
+    except StoreFilterMissing:
+        raise  # not damage: setting the family aside would throw away a good file
     except CircuitnnError as error:
         return neuron, str(error).splitlines()[0]
     except (KeyError, OSError, ValueError) as error:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from circuitnn.errors import ConfigError
+from circuitnn.store.files import h5py_with_filters
 
 if TYPE_CHECKING:
     import h5py
@@ -19,7 +20,7 @@ def read_hdf5(path: Path, key: str | None = None) -> dict[str, np.ndarray]:
     subgroups and scalar datasets are skipped), or the one dataset ``key`` (a compound dataset
     gives its fields, a plain one itself). ConfigError when the file is not HDF5 or ``key`` is
     not in it."""
-    import h5py
+    h5py = h5py_with_filters()
 
     try:
         handle = h5py.File(path, "r")

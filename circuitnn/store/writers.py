@@ -19,6 +19,7 @@ from circuitnn.store.files import (
     SCHEMA_VERSION,
     attr_value,
     checksummed,
+    compressed,
     fixed_text,
     h5py_file,
     reserve_space,
@@ -210,7 +211,7 @@ class FamilyWriter:
         if compress:
             row_bytes = max(1, int(np.prod(values.shape[1:])) * values.dtype.itemsize)
             rows = max(1, min(self.n, self.chunk_rows, self.CHUNK_BYTES // row_bytes))
-            options.update(chunks=(rows, *values.shape[1:]), compression="lzf", shuffle=True)
+            options.update(chunks=(rows, *values.shape[1:]), **compressed(values.dtype.kind != "S"))
         options.update(checksummed(values))
         dataset = self._group.create_dataset(name, shape=shape, **options)
         if unit is not None:
