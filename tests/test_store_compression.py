@@ -1,5 +1,6 @@
 """The store's compression: Blosc (LZ4) through hdf5plugin, read by a fresh process with circuitnn
-or with plain h5py and hdf5plugin; families written before with h5py's LZF still load."""
+or with plain h5py and hdf5plugin; families written before with h5py's LZF still load (a missing
+filter: tests/test_store_repair.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 from helpers import DATA, options
 
 from circuitnn import extract_family
-from circuitnn.errors import StoreFilterMissing
 from circuitnn.store import Store
-from circuitnn.store.repair import repair_store
 
 BLOSC = 32001  # HDF5's registered number of the Blosc filter
 COMPRESSED = ("curves", "supply_current", "power", "run_alone", "failure_reason")
@@ -95,37 +93,3 @@ def test_a_family_written_with_lzf_before_loads_as_it_was(tmp_path: Path) -> Non
     for name in ("curves", "supply_current", "power", "run_alone", "status"):
         assert np.array_equal(getattr(loaded, name), getattr(family, name)), name
     assert loaded.reasons == family.reasons
-
-
-def test_a_dataset_whose_filter_is_missing_is_named_not_called_damaged(tmp_path: Path) -> None:
-    """A family file holding a dataset compressed with a filter this Python cannot load (here a
-    number no plugin has) is not damaged: loading it raises :class:`StoreFilterMissing` naming
-    the file and hdf5plugin, without the advice to repair; ``repair_store`` raises it too and
-    leaves the file where it is (not renamed ``.damaged``, not unlinked)."""
-    path = tmp_path / "store.h5"
-    family = extract_family(DATA / "divider.toml", n=5, seed=4, store=path, options=options())
-    store = Store(path)
-    file = store.family_files()[family.key]
-    with h5py.File(file, "r+") as handle:
-        group = handle["families"][family.key]
-        values = group["power"][()]
-        del group["power"]
-        unknown = group.create_dataset(
-            "power",
-            shape=values.shape,
-            dtype=values.dtype,
-            chunks=values.shape,
-            compression=32999,  # a filter number no installed plugin provides
-            allow_unknown_filter=True,
-        )
-        unknown.id.write_direct_chunk((0, 0), values.tobytes())
-    before = sorted(p.name for p in file.parent.iterdir())
-
-    with pytest.raises(StoreFilterMissing) as raised:
-        Store(path).load(family.key)
-    message = str(raised.value)
-    assert str(file) in message and "not damaged" in message and "hdf5plugin" in message
-    assert "repair" not in message
-    with pytest.raises(StoreFilterMissing):
-        repair_store(Store(path))
-    assert sorted(p.name for p in file.parent.iterdir()) == before

@@ -8,14 +8,16 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import h5py
 import pytest
 from helpers import DATA, assert_same_family, options
 
 from circuitnn import extract_family
 from circuitnn.cli import main
-from circuitnn.errors import StoreError
+from circuitnn.errors import StoreError, StoreFilterMissing
 from circuitnn.family import Family
 from circuitnn.store import Store
+from circuitnn.store.repair import repair_store
 
 
 def _two_families(tmp_path: Path) -> tuple[Path, Family, Family]:
@@ -204,3 +206,37 @@ def test_resolve_picks_the_newest_and_says_why_a_selector_names_no_family(tmp_pa
     with pytest.warns(StoreWarning), pytest.raises(StoreError) as error:
         store.resolve(None)
     assert str(error.value) == f"store {path}: no family can be read"
+
+
+def test_a_dataset_whose_filter_is_missing_is_named_not_called_damaged(tmp_path: Path) -> None:
+    """A family file holding a dataset compressed with a filter this Python cannot load (here a
+    number no plugin has) is not damaged: loading it raises :class:`StoreFilterMissing` naming
+    the file and hdf5plugin, without the advice to repair; ``repair_store`` raises it too and
+    leaves the file where it is (not renamed ``.damaged``, not unlinked)."""
+    path = tmp_path / "store.h5"
+    family = extract_family(DATA / "divider.toml", n=5, seed=4, store=path, options=options())
+    store = Store(path)
+    file = store.family_files()[family.key]
+    with h5py.File(file, "r+") as handle:
+        group = handle["families"][family.key]
+        values = group["power"][()]
+        del group["power"]
+        unknown = group.create_dataset(
+            "power",
+            shape=values.shape,
+            dtype=values.dtype,
+            chunks=values.shape,
+            compression=32999,  # a filter number no installed plugin provides
+            allow_unknown_filter=True,
+        )
+        unknown.id.write_direct_chunk((0, 0), values.tobytes())
+    before = sorted(p.name for p in file.parent.iterdir())
+
+    with pytest.raises(StoreFilterMissing) as raised:
+        Store(path).load(family.key)
+    message = str(raised.value)
+    assert str(file) in message and "not damaged" in message and "hdf5plugin" in message
+    assert "repair" not in message
+    with pytest.raises(StoreFilterMissing):
+        repair_store(Store(path))
+    assert sorted(p.name for p in file.parent.iterdir()) == before
