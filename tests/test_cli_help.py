@@ -50,7 +50,7 @@ def test_every_option_shows_its_default_and_choices() -> None:
 
 
 def test_the_help_shows_the_library_defaults() -> None:
-    from circuitnn.cli.parser import DEFAULTS
+    from circuitnn.cli.option_groups import DEFAULTS
     from circuitnn.extract.clusters import DASK_CONNECT_SECONDS
     from circuitnn.extract.options import RunOptions
     from circuitnn.extract.parallel import BACKENDS
