@@ -77,8 +77,8 @@ def open_store_file(path: Path, what: str) -> Iterator[Any]:
         if _filter_missing(error):
             raise StoreFilterMissing(
                 f"{what} needs an HDF5 compression filter this Python cannot load ({error}); "
-                "the file is not damaged: install hdf5plugin (pip install hdf5plugin), which "
-                "registers it"
+                "the file is not damaged: the store's Blosc filter comes with hdf5plugin (pip "
+                "install hdf5plugin), another filter with its HDF5 plugin on HDF5_PLUGIN_PATH"
             ) from None
         raise StoreError(f"{what} is damaged: {type(error).__name__}: {error}") from None
     finally:
