@@ -25,6 +25,8 @@ DEFAULTS = {
 
 
 def add_monte_carlo(parser: argparse.ArgumentParser, n_default: int = 1000) -> None:
+    """The options of a Monte Carlo family (``--n`` instances, seed, chips, corner, °C), its
+    noise and speed analyses and ngspice's tolerances (``extract``, ``sweep``)."""
     parser.add_argument(
         "--n", type=int, default=n_default, help=f"instances (default: {n_default})"
     )
@@ -115,6 +117,8 @@ def add_monte_carlo(parser: argparse.ArgumentParser, n_default: int = 1000) -> N
 
 
 def add_run_options(parser: argparse.ArgumentParser, jobs_default: int | None = 1) -> None:
+    """How the runs are made: workers, chunk size, engine, timeout (s), backend and scheduler;
+    ``jobs_default`` None: a campaign file's ``[campaign.run]`` gives the defaults."""
     campaign = jobs_default is None  # a campaign file's [campaign.run] gives the defaults
     source = ", or the campaign file's" if campaign else ""
     jobs = "1" if campaign else str(jobs_default)
