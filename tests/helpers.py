@@ -141,3 +141,16 @@ def assert_verdicts_follow(output: str, count: int) -> list[tuple[str, float, st
         if value != target:
             assert COMPARE[op](value, target) == passed, f"verdict contradicts its numbers: {line}"
     return rows
+
+
+BLOSC, LZ4 = 32001, 1  # HDF5's registered Blosc filter; Blosc's code of its LZ4 compressor
+
+
+def blosc_settings(dataset: Any) -> tuple[int, int, int] | None:
+    """(level, shuffle, compressor) of an h5py dataset's Blosc filter, None without one."""
+    plist = dataset.id.get_create_plist()
+    for number in range(plist.get_nfilters()):
+        code, _, values, _ = plist.get_filter(number)
+        if code == BLOSC:
+            return tuple(values[4:7])
+    return None

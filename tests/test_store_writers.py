@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from helpers import DATA, options
+from helpers import DATA, LZ4, blosc_settings, options
 
 from circuitnn import extract_family
 from circuitnn.errors import StoreError
@@ -172,32 +172,19 @@ def test_family_writer_lays_out_each_dataset_as_documented(
             ), name
             assert dataset.fletcher32, name
             if compressed:
-                assert _blosc(dataset) == (5, 1, LZ4), name
+                assert blosc_settings(dataset) == (5, 1, LZ4), name
                 instance = values[0].nbytes  # bytes: the largest chunk holds 1 MiB at most
                 rows = max(1, min(n, chunk_rows, 2**20 // instance))
                 assert dataset.chunks == (rows, *values.shape[1:]), name
             else:
-                assert _blosc(dataset) is None and dataset.compression is None, name
+                assert blosc_settings(dataset) is None and dataset.compression is None, name
         assert group["curves"].chunks == (chunk, points)
         assert json.loads(group["parameters"].attrs["columns"]) == ["a", "b"]
         assert _text_attr(group["status"].attrs["meaning"]) == STATUS_MEANING
         failure = group["failure_reason"]
         assert [_text_attr(text) for text in failure[()]] == reasons
-        assert (_blosc(failure), failure.chunks) == ((5, 0, LZ4), (min(n, chunk_rows),))
+        assert (blosc_settings(failure), failure.chunks) == ((5, 0, LZ4), (min(n, chunk_rows),))
         assert sorted(group["descriptors"]) == ["gain", "midpoint"]
-
-
-BLOSC, LZ4 = 32001, 1  # HDF5's registered Blosc filter; Blosc's code of its LZ4 compressor
-
-
-def _blosc(dataset: h5py.Dataset) -> tuple[int, int, int] | None:
-    """(level, shuffle, compressor) of ``dataset``'s Blosc filter, None without one."""
-    plist = dataset.id.get_create_plist()
-    for number in range(plist.get_nfilters()):
-        code, _, values, _ = plist.get_filter(number)
-        if code == BLOSC:
-            return tuple(values[4:7])
-    return None
 
 
 def _write_slices(writer: object, starts: list[int], n: int, points: int, devices: int = 0) -> None:
