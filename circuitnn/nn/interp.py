@@ -10,16 +10,18 @@ these lines as ``K + 1`` rows of ``(C, D)`` per neuron:
 
 So the row is ``trunc(clamp(t + 1, 0, K))`` with no search, and each element costs one 8-byte
 gather (the (C, D) pair is read as one packed element through a dtype view) and a few elementwise
-operations. The output is one ``addcmul`` of the gathered pair with ``x``; the row index is
-computed from ``x`` detached, so autograd's own ``addcmul`` backward is the lookup's: ``grad · D``
-(the slope of the piecewise-linear curve; at a grid point exactly, the right-hand segment's
-slope), itself differentiable in ``grad``, with no Python ``autograd.Function`` in the way.
+operations. The output is ``x·D``, then ``+ C``: two roundings, in float32 and float64 (separate
+operations, so no fused multiply-add changes a bit on any machine; 16-bit floats take one
+``addcmul``, computed in float32 and rounded once). The row index is computed from ``x``
+detached, so autograd's own backward is the lookup's: ``grad · D`` (the slope of the
+piecewise-linear curve; at a grid point exactly, the right-hand segment's slope), itself
+differentiable in ``grad``, with no Python ``autograd.Function`` in the way.
 
-On CPU, for float32, the row index and the gather run in the compiled kernel of
-:mod:`circuitnn.nn.kernel` when it is built (one pass on every torch thread, the same rows bit
-for bit). Otherwise the gather is ``index_select`` on the 1-D packed table, which runs on one
-thread on CPU; the parallel gathers torch offers were measured slower (``take``, advanced
-indexing, ``embedding_bag``, ``torch.gather``; see docs/pytorch.md, "Benchmark").
+On CPU, for float32, the whole lookup runs in the compiled kernel of :mod:`circuitnn.nn.kernel`
+when it is built (one pass on every torch thread, the same values and gradients bit for bit).
+Otherwise the gather is ``index_select`` on the 1-D packed table, which runs on one thread on
+CPU; the parallel gathers torch offers were measured slower (``take``, advanced indexing,
+``embedding_bag``, ``torch.gather``; see docs/pytorch.md, "Benchmark").
 
 Outside the grid, ``extrapolation`` decides:
 
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from circuitnn.nn.kernel import gather_lines
+from circuitnn.nn import kernel
 
 EXTRAPOLATIONS = ("linear", "clamp")
 # A pair of two elements of dtype X is read as one element of the dtype twice as wide.
@@ -48,6 +50,8 @@ _PACKED = {
 # network the lookup runs on cold caches (after a matmul), where each fresh buffer costs more than
 # the pass that fills it.
 _SAME_WIDTH_INDEX = {torch.float32: torch.int32, torch.float64: torch.int64}
+# x·D, then + C, as the compiled kernel (addcmul may be one fused multiply-add, or not, by machine)
+_TWO_ROUNDINGS = (torch.float32, torch.float64)
 
 
 def lookup(
@@ -68,9 +72,9 @@ def lookup(
     """
     if table.requires_grad:
         table = table.detach()
-    lines = gather_lines(x.detach(), table, offsets, points, scale, shift)
-    if lines is not None:  # the compiled kernel's rows: the same as below, on every thread
-        return torch.addcmul(lines[0].view(x.shape), x, lines[1].view(x.shape))
+    compiled = kernel.lookup(x, table, offsets, points, scale, shift)
+    if compiled is not None:  # the same values and gradients as below, in one pass
+        return compiled
     rows = int(points) + 1
     t = x.detach() * float(scale)
     t.add_(float(shift) + 1.0).nan_to_num_(nan=0.0).clamp_(0, rows - 1)
@@ -94,12 +98,15 @@ def lookup(
         pairs = table.index_select(0, index.reshape(-1))
     intercept, slope = pairs.view(*index.shape, 2).unbind(-1)
     reuse = index.dtype == _SAME_WIDTH_INDEX.get(x.dtype) and x.dtype == table.dtype
+    out = None
     if reuse and not (x.requires_grad and torch.is_grad_enabled()):
         # Without autograd the output, too, goes where the index was (inference on many draws:
         # every fresh buffer of that size is paged in anew).
-        return torch.addcmul(intercept, x, slope, out=index.view(x.dtype))
-    # Only x carries a gradient, so autograd's own addcmul backward is the lookup's: grad·slope.
-    return torch.addcmul(intercept, x, slope)
+        out = index.view(x.dtype)
+    # Only x carries a gradient, so autograd's own backward is the lookup's: grad·slope.
+    if torch.promote_types(x.dtype, table.dtype) in _TWO_ROUNDINGS:
+        return torch.mul(x, slope, out=out).add_(intercept)
+    return torch.addcmul(intercept, x, slope, out=out)
 
 
 def _broadcasts_into(shape: torch.Size, target: torch.Size) -> bool:

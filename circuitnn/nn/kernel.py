@@ -1,11 +1,13 @@
 """The compiled CPU lookup: building it, finding it, and calling it when it applies.
 
-:func:`circuitnn.nn.interp.lookup` computes each element's row and gathers its (intercept, slope)
-pair; torch's ``index_select`` does the gather on one thread. ``lookup_kernel.cpp`` fuses the row
-index and the gather into one pass split over torch's threads, with the same float arithmetic, so
-the rows (and the lookup's values and gradients) are bit for bit the torch path's. It is built
-once per environment (``bash scripts/setup.sh`` does it, or ``circuitnn kernel build``: a C++17
-compiler, ``$CXX`` or ``g++``, about 10 s) into the cache folder (``$CIRCUITNN_KERNEL_DIR``, else
+:func:`circuitnn.nn.interp.lookup` on torch's operations takes several passes over its input (the
+row index, a one-thread ``index_select`` of the (intercept, slope) pairs, the multiply and the
+add), and autograd keeps the gathered pairs for the backward. ``lookup_kernel.cpp`` fuses them
+into one pass split over torch's threads, with the same float arithmetic, so its values and
+gradients are bit for bit the torch path's; where the input needs a gradient the pass also keeps
+each element's slope, and the backward is one multiply. It is built once per environment
+(``bash scripts/setup.sh`` does it, or ``circuitnn kernel build``: a C++17 compiler, ``$CXX`` or
+``g++``, about 15 s) into the cache folder (``$CIRCUITNN_KERNEL_DIR``, else
 ``$XDG_CACHE_HOME/circuitnn/kernels`` or ``~/.cache/circuitnn/kernels``), under a name made from
 its source, the compiler and its flags and the torch (version and folder), Python and machine it
 is built for. Nothing is compiled at run time: without a built kernel, or with
@@ -28,7 +30,8 @@ import torch
 from circuitnn.errors import ConfigError
 
 SOURCE = Path(__file__).with_name("lookup_kernel.cpp")
-# t = x·scale, then + shift + 1: two roundings, as torch's (no fused multiply-add)
+# t = x·scale, then + shift + 1, and y = x·slope, then + intercept: two roundings each, as
+# torch's separate operations (no fused multiply-add)
 FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off")
 _state: dict[str, object] = {}  # "loaded": bool, "error": why it is not
 
@@ -148,7 +151,7 @@ def why_not() -> str:
     return str(_state["error"])
 
 
-def gather_lines(
+def lookup(
     x: torch.Tensor,
     table: torch.Tensor,
     offsets: torch.Tensor | None,
@@ -156,10 +159,10 @@ def gather_lines(
     scale: float,
     shift: float,
 ) -> torch.Tensor | None:
-    """The intercepts and slopes of ``x``'s rows in ``table`` (the ``(rows, 2)`` table of
-    :func:`circuitnn.nn.interp.segment_table`) as a ``(2, x.numel())`` float32 tensor, or None
-    where the kernel does not apply: not built, not CPU, not float32, a table of 2³¹ rows or more,
-    or offsets that are not exactly ``x``'s trailing dimensions."""
+    """:func:`circuitnn.nn.interp.lookup` in the compiled kernel: ``x``'s values on the lines of
+    ``table`` (the ``(rows, 2)`` table of :func:`circuitnn.nn.interp.segment_table`), differentiable
+    in ``x``, or None where the kernel does not apply: not built, not CPU, not float32, a table of
+    2³¹ rows or more, or offsets that are not exactly ``x``'s trailing dimensions."""
     if (
         x.device.type != "cpu"
         or x.dtype != torch.float32
@@ -173,6 +176,4 @@ def gather_lines(
         or backend() != "compiled"
     ):
         return None
-    return torch.ops.circuitnn.gather_lines(
-        x, table, offsets, int(points), float(scale), float(shift)
-    )
+    return torch.ops.circuitnn.lookup(x, table, offsets, int(points), float(scale), float(shift))
