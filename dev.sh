@@ -22,6 +22,11 @@ case "$command" in
         # the kernels that mutants of circuitnn/nn/kernel.py build stay out of the user's cache
         export CIRCUITNN_KERNEL_DIR="${CIRCUITNN_KERNEL_DIR-$PWD/mutants/kernels}"
         .venv/bin/python scripts/mutation_record.py restore  # verdicts kept in tests/mutation_record/
+        # mutmut copies a file that is not Python (the kernel's C++) only where mutants/ lacks it
+        if [ -d mutants/circuitnn ]; then
+            find circuitnn -type f ! -name '*.py' ! -path '*/__pycache__/*' \
+                -exec cp --parents {} mutants/ \;
+        fi
         nice -n 19 .venv/bin/mutmut run --max-children "${MUTANT_JOBS:-2}" "$@" || true  # survivors: exit 1
         .venv/bin/python scripts/mutation_record.py save
         exec .venv/bin/python scripts/mutation_score.py ;;

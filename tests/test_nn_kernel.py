@@ -1,7 +1,8 @@
 """The compiled CPU lookup (circuitnn/nn/lookup_kernel.cpp) against torch's own path: the same
-values and gradients bit for bit, on the inputs where the row computation is delicate (NaN, ±inf,
-1e30, grid points, far outside), in every shape the layers use, at 1 and 2 threads; where it does
-not apply the torch path runs; its refusals, its build errors and the backend it reports."""
+values, gradients and gradients of gradients bit for bit, on the inputs where the row computation
+is delicate (NaN, ±inf, 1e30, grid points, far outside), in every shape the layers use, at 1 and 2
+threads; where it does not apply the torch path runs; its refusals, its build errors and the
+backend it reports."""
 
 from __future__ import annotations
 
