@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build the compiled CPU lookup of the torch layers, or say which lookup runs",
         ("circuitnn kernel build", "circuitnn kernel status"),
         description="build: compile circuitnn's CPU lookup kernel for this torch and Python "
-        "(a C++17 compiler: $CXX or g++) into $CIRCUITNN_KERNEL_DIR or ~/.cache/circuitnn/kernels; "
+        "(a C++20 compiler: $CXX or g++) into $CIRCUITNN_KERNEL_DIR or ~/.cache/circuitnn/kernels; "
         "status: the lookup the layers use (compiled, or torch's operations, and why).",
     )
     kernel.add_argument("action", choices=("build", "status"), help="what to do")

@@ -6,7 +6,7 @@ add), and autograd keeps the gathered pairs for the backward. ``lookup_kernel.cp
 into one pass split over torch's threads, with the same float arithmetic, so its values and
 gradients are bit for bit the torch path's; where the input needs a gradient the pass also keeps
 each element's slope, and the backward is one multiply. It is built once per environment
-(``bash scripts/setup.sh`` does it, or ``circuitnn kernel build``: a C++17 compiler, ``$CXX`` or
+(``bash scripts/setup.sh`` does it, or ``circuitnn kernel build``: a C++20 compiler, ``$CXX`` or
 ``g++``, about 15 s) into the cache folder (``$CIRCUITNN_KERNEL_DIR``, else
 ``$XDG_CACHE_HOME/circuitnn/kernels`` or ``~/.cache/circuitnn/kernels``), under a name made from
 its source, the compiler and its flags and the torch (version and folder), Python and machine it
@@ -32,7 +32,7 @@ from circuitnn.errors import ConfigError
 SOURCE = Path(__file__).with_name("lookup_kernel.cpp")
 # t = x·scale, then + shift + 1, and y = x·slope, then + intercept: two roundings each, as
 # torch's separate operations (no fused multiply-add)
-FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off")
+FLAGS = ("-O3", "-std=c++20", "-fPIC", "-shared", "-fopenmp", "-ffp-contract=off")
 _state: dict[str, object] = {}  # "loaded": bool, "error": why it is not
 
 
