@@ -9,6 +9,7 @@ the dev extra; their tests skip only where the package is missing.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import pickle
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +95,54 @@ def test_dask_workers_are_separate_single_threaded_processes(dask_cluster: objec
     assert sorted(threads.values()) == [1, 1]
     pids = {pid for _, pid in parallel.run_tasks(os.getpid, [()] * 8, jobs=2, backend="dask")}
     assert len(pids) == 2 and os.getpid() not in pids
+
+
+class _Cycle:
+    """An object in a reference cycle with itself: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_collects_what_the_run_made_and_leaves_what_came_before() -> None:
+    """While tasks run, the objects made before are frozen (a collection does not scan them);
+    cycles made during the run are collected when the budget is due; afterwards nothing stays
+    frozen. Without the freeze the old cycle would go at the first collection; without the
+    unfreeze it would never go."""
+    was_enabled = gc.isenabled()
+    gc.disable()  # no automatic collection in between
+    try:
+        gc.collect()
+        old = weakref.ref(_Cycle())
+        with parallel._Garbage(enabled=True) as garbage:
+            assert gc.get_freeze_count() > 0
+            new = weakref.ref(_Cycle())
+            garbage.add(np.zeros(3))
+            garbage.collect_if_due()  # 24 bytes: under the budget, nothing collected
+            assert new() is not None
+            garbage.collect_if_due(force=True)
+            assert new() is None and old() is not None
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert old() is None
+        with parallel._Garbage(enabled=False):  # loky: no cycles to collect, nothing frozen
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+def test_dask_results_handed_on_are_freed_by_the_end_of_the_run(dask_cluster: object) -> None:
+    """joblib's dask backend keeps each result in a reference cycle; every result the caller
+    has let go of is freed by the time the run ends (the budgeted collections run on objects
+    made during the run, the rest frozen)."""
+    refs = []
+    for _, result in parallel.run_tasks(np.ones, [(1000,)] * 6, jobs=2, backend="dask"):
+        refs.append(weakref.ref(result))
+        del result
+    assert refs and all(ref() is None for ref in refs)
+    assert gc.get_freeze_count() == 0
 
 
 def test_unreachable_dask_scheduler_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
