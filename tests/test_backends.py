@@ -108,7 +108,7 @@ def test_garbage_collects_what_the_run_made_and_leaves_what_came_before() -> Non
     """While tasks run, the objects made before are frozen (a collection does not scan them);
     cycles made during the run are collected when the budget is due; afterwards nothing stays
     frozen. Without the freeze the old cycle would go at the first collection; without the
-    unfreeze it would never go."""
+    unfreeze it would never go. Objects a process froze itself stay frozen."""
     was_enabled = gc.isenabled()
     gc.disable()  # no automatic collection in between
     try:
@@ -127,6 +127,12 @@ def test_garbage_collects_what_the_run_made_and_leaves_what_came_before() -> Non
         assert old() is None
         with parallel._Garbage(enabled=False):  # loky: no cycles to collect, nothing frozen
             assert gc.get_freeze_count() == 0
+        mine = _Cycle()
+        gc.freeze()  # a process that froze its own objects: they stay frozen after the run
+        frozen = gc.get_freeze_count()
+        with parallel._Garbage(enabled=True):
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen and mine.me is mine
     finally:
         gc.unfreeze()
         if was_enabled:

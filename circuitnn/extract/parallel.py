@@ -140,14 +140,17 @@ class _Garbage:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.pending = 0
+        self.froze = False
 
     def __enter__(self) -> _Garbage:
-        if self.enabled:
+        # a process that froze objects itself keeps them frozen (unfreeze would thaw them too)
+        self.froze = self.enabled and gc.get_freeze_count() == 0
+        if self.froze:
             gc.freeze()
         return self
 
     def __exit__(self, *failure: object) -> None:
-        if self.enabled:
+        if self.froze:
             gc.unfreeze()
 
     def add(self, result: Any) -> None:
